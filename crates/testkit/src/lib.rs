@@ -1,0 +1,17 @@
+//! Test fixtures shared by Cairn's crates (`publish = false`).
+//!
+//! - [`RandomReader`], [`ShortWriter`], [`FailingReader`]: I/O that returns short
+//!   reads and writes or fails on cue; every parser is tested through them.
+//! - [`random_tree`], [`snapshot`], [`assert_trees_equal`]: deterministic random file
+//!   trees with awkward names, modes, times and links, and an exact comparison.
+//! - [`require_tool`]: external tools (GNU tar, zstd, openssl) that skip a test
+//!   outside CI and fail it with `CI=true`.
+#![cfg(unix)]
+
+mod io;
+mod tools;
+mod tree;
+
+pub use crate::io::{FailingReader, RandomReader, ShortWriter};
+pub use crate::tools::{in_ci, require_tool, run_ok};
+pub use crate::tree::{Node, Snapshot, TreeOptions, assert_trees_equal, random_tree, snapshot};
