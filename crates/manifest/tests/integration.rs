@@ -1,0 +1,9 @@
+//! Integration tests of cairn-manifest.
+
+mod integration {
+    mod fixture;
+    mod roundtrip;
+    mod signing;
+    mod span;
+    mod validation;
+}
