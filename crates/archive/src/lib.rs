@@ -1,1 +1,86 @@
-//! placeholder
+//! The [Cairn](https://github.com/cairn-backup/cairn) archive format: a POSIX tar
+//! stream cut into independent zstd frames (or gzip members), ending with a signed
+//! manifest and a footer.
+//!
+//! - [`ArchiveWriter`] writes an archive to any `Write`: directory trees, single
+//!   files or streams, compressed in parallel on every core with bounded memory,
+//!   every entry hashed once as it streams; [`ArchiveWriter::finish`] signs the
+//!   manifest and returns the [`cairn_integrity::SignedSeal`] to store beside it.
+//! - [`ArchiveReader`] reads any `Read` front to back: [`ArchiveReader::verify`]
+//!   checks every byte against the signed manifest, [`ArchiveReader::unpack`]
+//!   unpacks into a staging directory that reaches its destination only when
+//!   everything checked out.
+//! - [`SeekableArchive`] reads through a [`RangeRead`] (a file, or HTTP range
+//!   requests): the manifest comes from the tail, and one component, one file or a
+//!   sample of entries is read and verified without reading the rest.
+//! - [`ingest`] turns a foreign `.tar`, `.tar.gz` or `.tar.zst` into a signed Cairn
+//!   archive.
+//!
+//! GNU `tar --zstd -xf` (or `tar -xzf`) extracts every Cairn archive; `openssl
+//! pkeyutl -verify` checks its manifest's signature. The byte-level format is in
+//! `docs/format.md`.
+//!
+//! # Example
+//!
+//! ```
+//! use cairn_archive::*;
+//! use cairn_integrity::SigningKey;
+//! use cairn_manifest::{ComponentName, OriginId, TargetName};
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let src = tmp.path().join("site");
+//! std::fs::create_dir_all(src.join("html"))?;
+//! std::fs::write(src.join("html/index.html"), "<h1>hello</h1>")?;
+//!
+//! // Pack.
+//! let key = SigningKey::generate()?;
+//! let meta = ArchiveMeta::new(TargetName::parse("web")?, OriginId::parse("org_example")?);
+//! let mut writer = ArchiveWriter::new(Vec::new(), meta, WriterOptions::default())?;
+//! writer.append_dir(&ComponentName::parse("site")?, &src, false)?;
+//! let done = writer.finish(&key)?;
+//!
+//! // Unpack elsewhere, verifying everything first.
+//! let dest = tmp.path().join("restored");
+//! ArchiveReader::new(&done.inner[..])?.unpack(&key.public_key(), &dest, &UnpackOptions::default())?;
+//! assert_eq!(std::fs::read_to_string(dest.join("site/html/index.html"))?, "<h1>hello</h1>");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Security
+//!
+//! Archives are hostile until verified. Unpacking refuses absolute paths, `..`,
+//! writing through links, hard links to anything but files of the same unpack,
+//! duplicate entries and special files, bounds extension headers and (through
+//! [`Limits`]) entry counts and sizes, and never puts an unauthenticated byte at
+//! its destination. See `docs/threat-model.md`.
+//!
+//! # Crate features
+//!
+//! This crate has no optional features.
+
+mod capture;
+mod codec;
+mod decode;
+mod error;
+mod frames;
+mod ingest;
+mod options;
+mod reader;
+mod seek;
+mod tarfmt;
+mod unpack;
+mod verify;
+mod writer;
+
+pub use crate::codec::{Footer, Format, MAX_FOOTER_LEN, detect};
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::ingest::{IngestOptions, Ingested, ingest};
+pub use crate::options::{
+    Limits, MAX_FRAME_SIZE, MIN_FRAME_SIZE, NoProgress, Progress, ReadOptions, WriterOptions,
+};
+pub use crate::reader::{ArchiveReader, Verified};
+pub use crate::seek::{RangeRead, SeekSource, SeekableArchive};
+pub use crate::unpack::{Staged, UnpackOptions, UnpackStats};
+pub use crate::writer::{
+    ArchiveMeta, ArchiveWriter, EntryMeta, Finished, MANIFEST_PATH, SIGNATURE_PATH,
+};

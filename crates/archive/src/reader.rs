@@ -1,0 +1,272 @@
+//! Reading archives as a stream: verification and unpacking.
+
+use std::io::Read;
+use std::path::Path;
+
+use cairn_integrity::{PublicKey, Sha256Digest, SignedSeal};
+use cairn_manifest::{EntryKind, Manifest, SignedManifest};
+
+use crate::codec::Format;
+use crate::decode::{Decoder, StreamSummary};
+use crate::error::{Error, Result};
+use crate::options::ReadOptions;
+use crate::tarfmt::TarReader;
+use crate::unpack::{Extractor, Staged, UnpackOptions, UnpackStats, staging_dir};
+use crate::verify::{
+    Budget, Observed, Selection, check_digest, check_header, consume_data, extract_other,
+    is_metadata, observe, read_manifest_region,
+};
+
+/// The outcome of reading a whole archive: its signed manifest, checked against
+/// every entry, and the archive's size and SHA-256.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Verified {
+    /// The verified manifest.
+    pub manifest: SignedManifest,
+    /// The archive's length in bytes.
+    pub size: u64,
+    /// The archive's SHA-256.
+    pub sha256: Sha256Digest,
+}
+
+impl Verified {
+    /// Checks that `seal` (already verified with the trusted key) describes this
+    /// archive: same backup, size, digest and manifest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Verification`] naming what differs.
+    pub fn check_seal(&self, seal: &SignedSeal) -> Result<()> {
+        check_seal_against(seal, &self.manifest)?;
+        seal.seal().check_archive(self.size, &self.sha256)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn check_seal_against(seal: &SignedSeal, manifest: &SignedManifest) -> Result<()> {
+    let s = seal.seal();
+    let id = manifest.manifest().backup_id.to_string();
+    if s.backup_id != id {
+        return Err(Error::verification(format!(
+            "seal is for {}, the archive holds {id}",
+            s.backup_id
+        )));
+    }
+    if !s.manifest_sha256.ct_eq(&manifest.sha256()) {
+        return Err(Error::verification(format!(
+            "the manifest of {id} is not the one its seal names"
+        )));
+    }
+    if s.manifest_offset != manifest.manifest().data_compressed_end() {
+        return Err(Error::verification(format!(
+            "seal of {id} places the manifest elsewhere"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads an archive from any `Read`, once, front to back.
+///
+/// The manifest is at the end of the stream, so entries are checked against the
+/// path rules and [`crate::Limits`] as they come, and against the signed manifest
+/// once it has been read and verified. Unpacking therefore goes to a staging
+/// directory that is removed unless everything checks out.
+///
+/// ```
+/// # use cairn_archive::*;
+/// # use cairn_integrity::SigningKey;
+/// # use cairn_manifest::*;
+/// # let key = SigningKey::generate()?;
+/// # let meta = ArchiveMeta::new(TargetName::parse("web")?, OriginId::parse("org_doc")?);
+/// # let mut w = ArchiveWriter::new(Vec::new(), meta, WriterOptions::default())?;
+/// # w.append_reader(&ComponentName::parse("config")?, ComponentKind::File, b"app.toml",
+/// #     EntryMeta::new(0o644, Mtime::new(0, 0)), 5, &mut &b"a = 1"[..], false)?;
+/// # let archive = w.finish(&key)?.inner;
+/// let verified = ArchiveReader::new(&archive[..])?.verify(&key.public_key())?;
+/// assert_eq!(verified.manifest.manifest().entries.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ArchiveReader<R: Read> {
+    decoder: Decoder<R>,
+    opts: ReadOptions,
+}
+
+impl<R: Read> std::fmt::Debug for ArchiveReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveReader")
+            .field("format", &self.decoder.format())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> ArchiveReader<R> {
+    /// Wraps `r`, detecting the compression from its first bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if it is not zstd, gzip or tar.
+    pub fn new(r: R) -> Result<Self> {
+        Self::with_options(r, ReadOptions::default())
+    }
+
+    /// Wraps `r` with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ArchiveReader::new`].
+    pub fn with_options(r: R, opts: ReadOptions) -> Result<Self> {
+        Ok(ArchiveReader {
+            decoder: Decoder::new(r, true, opts.threads)?,
+            opts,
+        })
+    }
+
+    /// The detected format.
+    pub fn format(&self) -> Format {
+        self.decoder.format()
+    }
+
+    /// Reads the whole archive and checks the manifest's signature with `key`, and
+    /// every entry (metadata, position and content digest) against it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Verification`] if anything differs from what was signed or the key
+    /// is not the signer's; [`Error::Corrupt`] for damaged or truncated data;
+    /// [`Error::Unsafe`] and [`Error::Limit`] for hostile content.
+    pub fn verify(mut self, key: &PublicKey) -> Result<Verified> {
+        self.run(key, None, &Selection::new(None))
+    }
+
+    /// Verifies the archive while unpacking it into a new staging directory in
+    /// `staging_parent`. Nothing outside that directory is touched; on any error it
+    /// is removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`ArchiveReader::verify`], plus [`Error::Io`] for failures writing files.
+    pub fn unpack_to_staging(
+        mut self,
+        key: &PublicKey,
+        staging_parent: &Path,
+        opts: &UnpackOptions,
+    ) -> Result<Staged> {
+        let staging = staging_dir(staging_parent)?;
+        let mut x = Extractor::new(staging.path().to_owned(), opts.owner());
+        let sel = Selection::new(opts.components.as_deref());
+        let verified = self.run(key, Some(&mut x), &sel)?;
+        sel.check_against(verified.manifest.manifest())?;
+        x.finish()?;
+        let stats = UnpackStats {
+            entries: x.entries,
+            bytes: x.bytes,
+        };
+        Ok(Staged::new(staging, verified.manifest, stats))
+    }
+
+    /// Verifies and unpacks into `dest`, which must not exist or be empty. The tree
+    /// appears there only once everything checked out.
+    ///
+    /// # Errors
+    ///
+    /// As [`ArchiveReader::unpack_to_staging`] and [`Staged::commit`].
+    pub fn unpack(
+        self,
+        key: &PublicKey,
+        dest: &Path,
+        opts: &UnpackOptions,
+    ) -> Result<SignedManifest> {
+        let parent = parent_of(dest)?;
+        self.unpack_to_staging(key, &parent, opts)?.commit(dest)
+    }
+
+    fn run(
+        &mut self,
+        key: &PublicKey,
+        mut extractor: Option<&mut Extractor>,
+        sel: &Selection,
+    ) -> Result<Verified> {
+        let limits = self.opts.limits;
+        let progress = std::sync::Arc::clone(&self.opts.progress);
+        let mut tar = TarReader::new(&mut self.decoder, 0, limits.max_extension_bytes);
+        let mut observed: Vec<Observed> = Vec::new();
+        let mut budget = Budget::default();
+        let manifest = loop {
+            let raw = tar.next_entry()?.ok_or_else(|| {
+                Error::corrupt(
+                    "the archive ends without a manifest (incomplete, or not a Cairn archive)",
+                )
+            })?;
+            if is_metadata(&raw) {
+                break read_manifest_region(&mut tar, &raw, key, &limits)?;
+            }
+            let mut seen = observe(&raw)?;
+            budget.admit(&limits, &seen.path, seen.size)?;
+            if progress.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let x = extractor.as_deref_mut().filter(|_| sel.wants(&seen.path));
+            if seen.kind == EntryKind::File {
+                seen.sha256 = Some(consume_data(&mut tar, &seen, x, &*progress)?);
+            } else if let Some(x) = x {
+                extract_other(x, &seen)?;
+            }
+            progress.entry(&seen.path);
+            observed.push(seen);
+        };
+        let summary = self.decoder.finish()?;
+        compare(manifest.manifest(), &observed, &summary)?;
+        Ok(Verified {
+            manifest,
+            size: summary.size,
+            sha256: summary
+                .sha256
+                .ok_or_else(|| Error::corrupt("archive digest missing"))?,
+        })
+    }
+}
+
+/// The directory in which to stage an unpack to `dest`.
+pub(crate) fn parent_of(dest: &Path) -> Result<std::path::PathBuf> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::invalid(format!(
+            "{} does not exist: create the destination's parent first",
+            parent.display()
+        )));
+    }
+    Ok(parent)
+}
+
+/// Compares everything read from a stream with the verified manifest.
+fn compare(m: &Manifest, observed: &[Observed], summary: &StreamSummary) -> Result<()> {
+    if observed.len() != m.entries.len() {
+        return Err(Error::verification(format!(
+            "the archive holds {} entries, its signed manifest lists {}",
+            observed.len(),
+            m.entries.len()
+        )));
+    }
+    for (i, (want, seen)) in m.entries.iter().zip(observed).enumerate() {
+        check_header(want, m.raw_offset(i), seen)?;
+        if let Some(d) = &seen.sha256 {
+            check_digest(want, d)?;
+        }
+    }
+    if !summary.frames.is_empty() && summary.frames.get(..m.frames.len()) != Some(&m.frames[..]) {
+        return Err(Error::verification(
+            "the frame index in the signed manifest does not match the archive",
+        ));
+    }
+    match summary.footer {
+        Some(f) if f.manifest_offset == m.data_compressed_end() => Ok(()),
+        Some(_) => Err(Error::verification(
+            "the archive's footer does not point at its manifest",
+        )),
+        None => Err(Error::corrupt("the archive has no footer (truncated?)")),
+    }
+}

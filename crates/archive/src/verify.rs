@@ -1,0 +1,323 @@
+//! Checking what an archive holds against its signed manifest.
+//!
+//! Two situations:
+//!
+//! - the manifest is already verified (seekable sources): every entry is checked
+//!   the moment it is read, before its data is trusted, and sizes are exactly those
+//!   signed;
+//! - the manifest comes last (plain streams): entries are checked against the limits
+//!   and path rules as they come, recorded, and compared with the manifest once its
+//!   signature has been verified.
+//!
+//! Either way an entry passes only if its path, type, size, mode, time, owner,
+//! link, position in the stream and data digest are exactly what was signed.
+
+use std::io::BufRead;
+
+use cairn_integrity::{Hasher, PublicKey, Sha256Digest};
+use cairn_manifest::{
+    ComponentName, Entry, EntryKind, EntryPath, LinkTarget, Manifest, Mtime, SignedManifest,
+    UnverifiedManifest,
+};
+
+use crate::error::{Error, Result};
+use crate::options::{Limits, Progress};
+use crate::tarfmt::{RawEntry, RawKind, TarReader, read_small};
+use crate::unpack::Extractor;
+use crate::writer::{EntryMeta, MANIFEST_PATH, SIGNATURE_PATH};
+
+/// An entry as found in the archive, before or after it is compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Observed {
+    pub(crate) raw_offset: u64,
+    pub(crate) path: EntryPath,
+    pub(crate) kind: EntryKind,
+    pub(crate) size: u64,
+    pub(crate) mode: u32,
+    pub(crate) mtime: Mtime,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
+    pub(crate) link: Option<LinkTarget>,
+    pub(crate) sha256: Option<Sha256Digest>,
+}
+
+impl Observed {
+    pub(crate) fn meta(&self) -> EntryMeta {
+        EntryMeta {
+            mode: self.mode,
+            mtime: self.mtime,
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+}
+
+/// Turns a raw tar entry of a Cairn archive into an [`Observed`] (digest pending),
+/// refusing anything a Cairn archive cannot hold.
+pub(crate) fn observe(raw: &RawEntry) -> Result<Observed> {
+    let shown = String::from_utf8_lossy(&raw.path).into_owned();
+    let path = EntryPath::parse(&raw.path).map_err(|e| Error::Unsafe {
+        path: shown.clone(),
+        reason: unsafe_reason(&e),
+    })?;
+    let kind = match raw.kind {
+        RawKind::Entry(k) => k,
+        RawKind::Special(_) => {
+            return Err(Error::Unsafe {
+                path: shown,
+                reason: "special files (devices, fifos) are never part of a Cairn archive",
+            });
+        }
+    };
+    let link = match (kind, &raw.link) {
+        (EntryKind::Symlink | EntryKind::Hardlink, Some(l)) => {
+            Some(LinkTarget::parse(l).map_err(|_| Error::Unsafe {
+                path: shown.clone(),
+                reason: "link target is empty, too long or contains NUL",
+            })?)
+        }
+        (EntryKind::Symlink | EntryKind::Hardlink, None) => {
+            return Err(Error::Unsafe {
+                path: shown,
+                reason: "link without a target",
+            });
+        }
+        _ => None,
+    };
+    if kind == EntryKind::Hardlink {
+        let target = link.as_ref().map(LinkTarget::as_bytes).unwrap_or_default();
+        let target = EntryPath::parse(target).map_err(|_| Error::Unsafe {
+            path: shown.clone(),
+            reason: "hard link target is not a path inside the archive",
+        })?;
+        if target.first() != path.first() {
+            return Err(Error::Unsafe {
+                path: shown,
+                reason: "hard link target is outside the entry's component",
+            });
+        }
+    }
+    if kind != EntryKind::File && raw.size != 0 {
+        return Err(Error::corrupt(format!(
+            "{kind:?} entry {path} carries data"
+        )));
+    }
+    Ok(Observed {
+        raw_offset: raw.start,
+        path,
+        kind,
+        size: raw.size,
+        mode: raw.mode,
+        mtime: raw.mtime,
+        uid: raw.uid,
+        gid: raw.gid,
+        link,
+        sha256: None,
+    })
+}
+
+fn unsafe_reason(e: &cairn_manifest::Error) -> &'static str {
+    match e {
+        cairn_manifest::Error::InvalidPath { reason, .. } => reason,
+        _ => "invalid path",
+    }
+}
+
+/// Compares one entry with what the manifest signed for it (digest excluded).
+pub(crate) fn check_header(expected: &Entry, expected_raw: u64, seen: &Observed) -> Result<()> {
+    let differs = |what: &str| {
+        Error::verification(format!(
+            "entry {} does not match the signed manifest: {what} differs",
+            expected.path
+        ))
+    };
+    if seen.path != expected.path {
+        return Err(Error::verification(format!(
+            "archive holds {} where the signed manifest lists {}",
+            seen.path, expected.path
+        )));
+    }
+    if seen.raw_offset != expected_raw {
+        return Err(differs("position in the archive"));
+    }
+    if seen.kind != expected.kind {
+        return Err(differs("type"));
+    }
+    if seen.size != expected.size {
+        return Err(differs("size"));
+    }
+    if seen.mode != expected.mode {
+        return Err(differs("mode"));
+    }
+    if seen.mtime != expected.mtime {
+        return Err(differs("modification time"));
+    }
+    if (seen.uid, seen.gid) != (expected.uid, expected.gid) {
+        return Err(differs("owner"));
+    }
+    if seen.link != expected.link {
+        return Err(differs("link target"));
+    }
+    Ok(())
+}
+
+/// Compares a computed digest with the signed one.
+pub(crate) fn check_digest(expected: &Entry, digest: &Sha256Digest) -> Result<()> {
+    match &expected.sha256 {
+        Some(want) if want.ct_eq(digest) => Ok(()),
+        _ => Err(Error::verification(format!(
+            "entry {}: content does not match its signed SHA-256",
+            expected.path
+        ))),
+    }
+}
+
+/// Counts entries and bytes against the limits.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    entries: u64,
+    bytes: u64,
+}
+
+impl Budget {
+    pub(crate) fn admit(&mut self, limits: &Limits, path: &EntryPath, size: u64) -> Result<()> {
+        self.entries += 1;
+        if self.entries > limits.max_entries {
+            return Err(Error::Limit {
+                what: "number of entries".into(),
+                limit: limits.max_entries,
+            });
+        }
+        if size > limits.max_entry_bytes {
+            return Err(Error::Limit {
+                what: format!("size of entry {path} ({size} bytes)"),
+                limit: limits.max_entry_bytes,
+            });
+        }
+        self.bytes = self.bytes.saturating_add(size);
+        if self.bytes > limits.max_total_bytes {
+            return Err(Error::Limit {
+                what: "total size of entries".into(),
+                limit: limits.max_total_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which components an operation wants.
+#[derive(Debug, Clone)]
+pub(crate) struct Selection(Option<Vec<ComponentName>>);
+
+impl Selection {
+    pub(crate) fn new(components: Option<&[ComponentName]>) -> Self {
+        Selection(components.map(<[ComponentName]>::to_vec))
+    }
+
+    pub(crate) fn wants(&self, path: &EntryPath) -> bool {
+        match &self.0 {
+            None => true,
+            Some(list) => list.iter().any(|c| c.as_str().as_bytes() == path.first()),
+        }
+    }
+
+    pub(crate) fn check_against(&self, manifest: &Manifest) -> Result<()> {
+        if let Some(list) = &self.0 {
+            for c in list {
+                if manifest.component(c).is_none() {
+                    return Err(Error::invalid(format!("the archive has no component {c}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the data of the current entry: hashes it and writes it to the extractor
+/// when one is given.
+pub(crate) fn consume_data<R: BufRead>(
+    tar: &mut TarReader<R>,
+    seen: &Observed,
+    extractor: Option<&mut Extractor>,
+    progress: &dyn Progress,
+) -> Result<Sha256Digest> {
+    let mut hasher = Hasher::new();
+    let mut file = match extractor {
+        Some(x) => Some((x.create_file(&seen.path)?, x)),
+        None => None,
+    };
+    let mut since_check = 0u64;
+    loop {
+        let chunk = tar.data()?;
+        if chunk.is_empty() {
+            break;
+        }
+        hasher.update(chunk);
+        if let Some((f, x)) = &mut file {
+            x.write_chunk(f, &seen.path, chunk)?;
+        }
+        let n = chunk.len();
+        tar.consume(n);
+        progress.bytes(n as u64);
+        since_check += n as u64;
+        if since_check >= 4 << 20 {
+            since_check = 0;
+            if progress.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+        }
+    }
+    if let Some((f, x)) = file {
+        x.finish_file(&f, &seen.path, seen.meta())?;
+    }
+    Ok(hasher.finalize())
+}
+
+/// Applies a non-file entry to the extractor.
+pub(crate) fn extract_other(x: &mut Extractor, seen: &Observed) -> Result<()> {
+    match seen.kind {
+        EntryKind::Dir => x.create_dir(&seen.path, seen.meta()),
+        EntryKind::Symlink => x.create_symlink(&seen.path, seen.link.as_ref(), seen.meta()),
+        EntryKind::Hardlink => x.create_hardlink(&seen.path, seen.link.as_ref()),
+        EntryKind::File => Ok(()),
+    }
+}
+
+/// Reads `.cairn/manifest.json` and `.cairn/manifest.sig` (the entry `first` has just
+/// been read and must be the manifest), then the end of the archive, and verifies
+/// the signature with `key`.
+pub(crate) fn read_manifest_region<R: BufRead>(
+    tar: &mut TarReader<R>,
+    first: &RawEntry,
+    key: &PublicKey,
+    limits: &Limits,
+) -> Result<SignedManifest> {
+    if first.path != MANIFEST_PATH.as_bytes() || first.kind != RawKind::Entry(EntryKind::File) {
+        return Err(Error::corrupt(format!(
+            "unexpected entry {} where the manifest should be",
+            String::from_utf8_lossy(&first.path)
+        )));
+    }
+    let json = read_small(tar, first.size, limits.max_manifest_bytes, "manifest")?;
+    let sig_entry = tar
+        .next_entry()?
+        .ok_or_else(|| Error::corrupt("the archive has a manifest but no signature"))?;
+    if sig_entry.path != SIGNATURE_PATH.as_bytes()
+        || sig_entry.kind != RawKind::Entry(EntryKind::File)
+    {
+        return Err(Error::corrupt(
+            "the manifest is not followed by its signature",
+        ));
+    }
+    let sig = read_small(tar, sig_entry.size, 64, "manifest signature")?;
+    if tar.next_entry()?.is_some() {
+        return Err(Error::corrupt("entries after the manifest's signature"));
+    }
+    tar.check_trailing()?;
+    Ok(UnverifiedManifest::parse(json, &sig, limits.max_manifest_bytes)?.verify(key)?)
+}
+
+/// Whether a raw entry is one of the archive's own `.cairn/` files.
+pub(crate) fn is_metadata(raw: &RawEntry) -> bool {
+    raw.path.starts_with(b".cairn/") || raw.path == b".cairn"
+}

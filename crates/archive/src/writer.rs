@@ -1,0 +1,705 @@
+//! Writing archives.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cairn_integrity::{Hasher, Seal, Sha256Digest, SignedSeal, SigningKey};
+use cairn_manifest::{
+    BackupId, BackupKind, Component, ComponentKind, ComponentName, Compression, Entry, EntryKind,
+    EntryPath, FORMAT_TAG, FormatVersion, Manifest, Mtime, Origin, OriginId, SignedManifest,
+    SkipReason, Skipped, TargetName, Warning,
+};
+
+use crate::codec::Footer;
+use crate::error::{Error, Result};
+use crate::frames::FrameWriter;
+use crate::options::{Progress, WriterOptions};
+use crate::tarfmt::{BLOCK, HeaderSpec, encode_header, padded};
+
+/// Path of the manifest inside every archive.
+pub const MANIFEST_PATH: &str = ".cairn/manifest.json";
+/// Path of the manifest's signature inside every archive.
+pub const SIGNATURE_PATH: &str = ".cairn/manifest.sig";
+
+/// What the manifest says about the backup as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ArchiveMeta {
+    /// The backup's id.
+    pub backup_id: BackupId,
+    /// The target.
+    pub target: TargetName,
+    /// Why it is made.
+    pub kind: BackupKind,
+    /// A short label.
+    pub label: Option<String>,
+    /// A description.
+    pub description: Option<String>,
+    /// When capture started.
+    pub created_at: jiff::Timestamp,
+    /// Who makes it.
+    pub origin: Origin,
+}
+
+impl ArchiveMeta {
+    /// Metadata for a new manual backup of `target` made now by installation
+    /// `origin_id`, with a fresh id.
+    pub fn new(target: TargetName, origin_id: OriginId) -> Self {
+        ArchiveMeta {
+            backup_id: BackupId::generate(),
+            target: target.clone(),
+            kind: BackupKind::Manual,
+            label: None,
+            description: None,
+            created_at: jiff::Timestamp::now(),
+            origin: Origin {
+                target,
+                origin_id,
+                hostname: None,
+                model: None,
+                serial: None,
+                software_version: concat!("cairn/", env!("CARGO_PKG_VERSION")).to_owned(),
+            },
+        }
+    }
+
+    /// Sets the backup id.
+    pub fn backup_id(mut self, id: BackupId) -> Self {
+        self.backup_id = id;
+        self
+    }
+
+    /// Sets the kind.
+    pub fn kind(mut self, kind: BackupKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Sets the label.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets the creation time.
+    pub fn created_at(mut self, at: jiff::Timestamp) -> Self {
+        self.created_at = at;
+        self
+    }
+
+    /// Sets the origin's host name.
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.origin.hostname = Some(hostname.into());
+        self
+    }
+}
+
+/// Metadata of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: Mtime,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+}
+
+impl EntryMeta {
+    /// Metadata with owner 0:0.
+    pub fn new(mode: u32, mtime: Mtime) -> Self {
+        EntryMeta {
+            mode: mode & 0o7777,
+            mtime,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// Metadata of a file on disk.
+    #[cfg(unix)]
+    pub fn from_metadata(m: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let nanos = u32::try_from(m.mtime_nsec()).unwrap_or(0).min(999_999_999);
+        EntryMeta {
+            mode: m.mode() & 0o7777,
+            mtime: Mtime::new(m.mtime(), nanos),
+            uid: u64::from(m.uid()),
+            gid: u64::from(m.gid()),
+        }
+    }
+}
+
+/// What [`ArchiveWriter::finish`] produces.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Finished<W> {
+    /// The output writer, flushed.
+    pub inner: W,
+    /// The archive's length.
+    pub size: u64,
+    /// The archive's SHA-256.
+    pub sha256: Sha256Digest,
+    /// The signed manifest stored at its end.
+    pub manifest: SignedManifest,
+    /// The signed seal to store beside it.
+    pub seal: SignedSeal,
+}
+
+/// Writes a Cairn archive to any `Write`.
+///
+/// Components are appended one after another; each is a directory tree
+/// ([`ArchiveWriter::append_dir`]), one file ([`ArchiveWriter::append_file`]), one
+/// stream of known size ([`ArchiveWriter::append_reader`]), or entries added one by
+/// one after [`ArchiveWriter::begin_component`]. Then [`ArchiveWriter::finish`]
+/// appends the signed manifest and the footer and returns the seal.
+///
+/// Call `finish` before dropping: a writer dropped without it leaves an incomplete
+/// archive that every reader refuses (it has no manifest).
+pub struct ArchiveWriter<W: Write> {
+    fw: FrameWriter<W>,
+    meta: ArchiveMeta,
+    compression: Compression,
+    progress: Arc<dyn Progress>,
+    components: Vec<Component>,
+    component_index: HashMap<ComponentName, usize>,
+    entries: Vec<Entry>,
+    frame_of: Vec<usize>,
+    paths: HashSet<Vec<u8>>,
+    files: HashSet<Vec<u8>>,
+    skipped: Vec<Skipped>,
+    warnings: Vec<Warning>,
+    started: Instant,
+}
+
+impl<W: Write> std::fmt::Debug for ArchiveWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveWriter")
+            .field("backup_id", &self.meta.backup_id)
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Starts an archive on `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if the options are out of range or the label or
+    /// description too long; [`Error::Io`] if threads cannot be started.
+    pub fn new(out: W, meta: ArchiveMeta, options: WriterOptions) -> Result<Self> {
+        options.validate()?;
+        if meta.origin.target != meta.target {
+            return Err(Error::invalid("origin target must be the backup's target"));
+        }
+        if meta
+            .label
+            .as_ref()
+            .is_some_and(|l| l.len() > cairn_manifest::MAX_LABEL_BYTES)
+        {
+            return Err(Error::invalid(format!(
+                "label is longer than {} bytes",
+                cairn_manifest::MAX_LABEL_BYTES
+            )));
+        }
+        if meta
+            .description
+            .as_ref()
+            .is_some_and(|d| d.len() > cairn_manifest::MAX_DESCRIPTION_BYTES)
+        {
+            return Err(Error::invalid(format!(
+                "description is longer than {} bytes",
+                cairn_manifest::MAX_DESCRIPTION_BYTES
+            )));
+        }
+        let level = options.effective_level();
+        let fw = FrameWriter::new(
+            out,
+            options.codec,
+            level,
+            options.frame_size,
+            options.threads,
+        )?;
+        Ok(ArchiveWriter {
+            fw,
+            meta,
+            compression: Compression {
+                codec: options.codec,
+                level,
+                frame_size: options.frame_size as u64,
+            },
+            progress: options.progress,
+            components: Vec::new(),
+            component_index: HashMap::new(),
+            entries: Vec::new(),
+            frame_of: Vec::new(),
+            paths: HashSet::new(),
+            files: HashSet::new(),
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Starts a component; entries appended next belong to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if the archive already has a component of that name.
+    pub fn begin_component(
+        &mut self,
+        name: &ComponentName,
+        kind: ComponentKind,
+        optional: bool,
+    ) -> Result<()> {
+        if self.component_index.contains_key(name) {
+            return Err(Error::invalid(format!(
+                "component {name} is already in the archive"
+            )));
+        }
+        self.component_index
+            .insert(name.clone(), self.components.len());
+        self.components.push(Component {
+            name: name.clone(),
+            kind,
+            optional,
+            entries: 0,
+            bytes: 0,
+        });
+        Ok(())
+    }
+
+    /// Whether a component of that name was begun.
+    pub fn has_component(&self, name: &ComponentName) -> bool {
+        self.component_index.contains_key(name)
+    }
+
+    /// Appends a directory tree as a `dir` component: the directory itself, then
+    /// everything below it in name order. Links are archived as links, never
+    /// followed (except `src` itself); hard links become hard-link entries; sockets,
+    /// fifos and devices are skipped and listed in the manifest; files that vanish
+    /// while the tree is read are skipped and listed too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file that could not be read, [`Error::InvalidInput`]
+    /// if `src` is not a directory, [`Error::Unsupported`] for a path longer than
+    /// 4096 bytes, [`Error::Cancelled`].
+    pub fn append_dir(&mut self, name: &ComponentName, src: &Path, optional: bool) -> Result<()> {
+        let root = fs::metadata(src).map_err(Error::io("reading", src.to_owned()))?;
+        if !root.is_dir() {
+            return Err(Error::invalid(format!(
+                "{} is not a directory",
+                src.display()
+            )));
+        }
+        self.begin_component(name, ComponentKind::Dir, optional)?;
+        crate::capture::walk(self, name, src, &root)
+    }
+
+    /// Appends one file as a `file` or `sqlite` component; its entry is
+    /// `<component>/<file name>`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if it cannot be read, [`Error::InvalidInput`] if it is not a
+    /// regular file or its name is not usable.
+    pub fn append_file(
+        &mut self,
+        name: &ComponentName,
+        kind: ComponentKind,
+        src: &Path,
+        optional: bool,
+    ) -> Result<()> {
+        let mut file = fs::File::open(src).map_err(Error::io("opening", src.to_owned()))?;
+        let meta = file
+            .metadata()
+            .map_err(Error::io("reading", src.to_owned()))?;
+        if !meta.is_file() {
+            return Err(Error::invalid(format!(
+                "{} is not a regular file",
+                src.display()
+            )));
+        }
+        let file_name = src
+            .file_name()
+            .ok_or_else(|| Error::invalid(format!("{} has no file name", src.display())))?;
+        let path = component_path(name, os_bytes(file_name))?;
+        self.begin_component(name, kind, optional)?;
+        self.append_data(
+            &path,
+            EntryMeta::from_metadata(&meta),
+            meta.len(),
+            &mut file,
+            Some(src),
+        )
+    }
+
+    /// Appends a stream of exactly `size` bytes as a one-file component named
+    /// `<component>/<file_name>`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if reading fails, [`Error::InvalidInput`] for a bad name.
+    // The component's three fields plus the file's five: grouping them in a struct
+    // would only move the same list elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_reader(
+        &mut self,
+        name: &ComponentName,
+        kind: ComponentKind,
+        file_name: &[u8],
+        meta: EntryMeta,
+        size: u64,
+        reader: &mut dyn Read,
+        optional: bool,
+    ) -> Result<()> {
+        let path = component_path(name, file_name)?;
+        self.begin_component(name, kind, optional)?;
+        self.append_data(&path, meta, size, reader, None)
+    }
+
+    /// Appends a directory entry to its component (the first component of `path`,
+    /// which must have been begun).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if the component of `path` was not begun, or the path is taken.
+    pub fn append_directory(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
+        self.push(path, EntryKind::Dir, meta, None, None, None)
+    }
+
+    /// Appends a symbolic link entry to its component.
+    ///
+    /// # Errors
+    ///
+    /// As [`ArchiveWriter::append_directory`].
+    pub fn append_symlink(
+        &mut self,
+        path: &EntryPath,
+        target: &cairn_manifest::LinkTarget,
+        meta: EntryMeta,
+    ) -> Result<()> {
+        self.push(
+            path,
+            EntryKind::Symlink,
+            meta,
+            Some(target.clone()),
+            None,
+            None,
+        )
+    }
+
+    /// Appends a hard link to an earlier regular file of the same component.
+    ///
+    /// # Errors
+    ///
+    /// As [`ArchiveWriter::append_directory`], and if `target` is not such a file.
+    pub fn append_hardlink(
+        &mut self,
+        path: &EntryPath,
+        target: &EntryPath,
+        meta: EntryMeta,
+    ) -> Result<()> {
+        if !self.files.contains(target.as_bytes()) || target.first() != path.first() {
+            return Err(Error::invalid(format!(
+                "hard link {path} must point to an earlier regular file of its component, not {target}"
+            )));
+        }
+        let link = cairn_manifest::LinkTarget::parse(target.as_bytes())?;
+        self.push(path, EntryKind::Hardlink, meta, Some(link), None, None)
+    }
+
+    /// Appends a regular file of `size` bytes read from `reader` to its
+    /// component. A reader that ends early is padded with zeros and one that has
+    /// more is cut; both are recorded as warnings in the manifest. `source` names
+    /// the file in error messages.
+    ///
+    /// # Errors
+    ///
+    /// As [`ArchiveWriter::append_directory`], and [`Error::Io`] if reading fails.
+    pub fn append_data(
+        &mut self,
+        path: &EntryPath,
+        meta: EntryMeta,
+        size: u64,
+        reader: &mut dyn Read,
+        source: Option<&Path>,
+    ) -> Result<()> {
+        self.push(
+            path,
+            EntryKind::File,
+            meta,
+            None,
+            Some((reader, size)),
+            source,
+        )
+    }
+
+    pub(crate) fn skip(&mut self, path: EntryPath, reason: SkipReason) {
+        self.skipped.push(Skipped { path, reason });
+    }
+
+    fn push(
+        &mut self,
+        path: &EntryPath,
+        kind: EntryKind,
+        meta: EntryMeta,
+        link: Option<cairn_manifest::LinkTarget>,
+        data: Option<(&mut dyn Read, u64)>,
+        source: Option<&Path>,
+    ) -> Result<()> {
+        if self.progress.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let index = std::str::from_utf8(path.first())
+            .ok()
+            .and_then(|n| ComponentName::parse(n).ok())
+            .and_then(|n| self.component_index.get(&n).copied())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "entry {path} is not inside a component begun with begin_component"
+                ))
+            })?;
+        if path.depth() == 1 && kind != EntryKind::Dir {
+            return Err(Error::invalid(format!(
+                "component root {path} must be a directory"
+            )));
+        }
+        if !self.paths.insert(path.as_bytes().to_vec()) {
+            return Err(Error::invalid(format!(
+                "entry {path} is already in the archive"
+            )));
+        }
+        let size = data.as_ref().map_or(0, |d| d.1);
+        let header = encode_header(&HeaderSpec {
+            path: path.as_bytes(),
+            kind,
+            size,
+            mode: meta.mode & 0o7777,
+            mtime: meta.mtime,
+            uid: meta.uid,
+            gid: meta.gid,
+            link: link.as_ref().map(cairn_manifest::LinkTarget::as_bytes),
+        });
+        self.fw.begin_entry(header.len() as u64 + padded(size))?;
+        let at = self.fw.locate();
+        self.fw.write_raw(&header)?;
+        let sha256 = match data {
+            Some((reader, size)) => Some(self.copy_data(path, reader, size, source)?),
+            None => None,
+        };
+        if kind == EntryKind::File {
+            self.files.insert(path.as_bytes().to_vec());
+        }
+        let component = &mut self.components[index];
+        component.entries += 1;
+        component.bytes += size;
+        self.entries.push(Entry {
+            path: path.clone(),
+            kind,
+            size,
+            mode: meta.mode & 0o7777,
+            mtime: meta.mtime,
+            uid: meta.uid,
+            gid: meta.gid,
+            sha256,
+            link,
+            frame: 0,
+            pos: at.pos,
+        });
+        self.frame_of.push(at.frame);
+        self.progress.entry(path);
+        Ok(())
+    }
+
+    fn copy_data(
+        &mut self,
+        path: &EntryPath,
+        reader: &mut dyn Read,
+        size: u64,
+        source: Option<&Path>,
+    ) -> Result<Sha256Digest> {
+        let mut hasher = Hasher::new();
+        let mut done = 0u64;
+        let chunk = self.compression.frame_size;
+        while done < size {
+            let want = (size - done).min(chunk);
+            let got = self
+                .fw
+                .fill_from(reader, want, &mut hasher)?
+                .map_err(|e| Error::from_io("reading", source.map(Path::to_owned), e))?;
+            done += got;
+            self.progress.bytes(got);
+            if self.progress.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            if got < want {
+                break;
+            }
+        }
+        if done < size {
+            // The source shrank: keep the stream well-formed and say so.
+            let zeros = [0u8; 8 * 1024];
+            let mut left = size - done;
+            while left > 0 {
+                let n = usize::try_from(left).map_or(zeros.len(), |l| l.min(zeros.len()));
+                hasher.update(&zeros[..n]);
+                self.fw.write_raw(&zeros[..n])?;
+                left -= n as u64;
+            }
+            self.warnings.push(Warning {
+                path: path.clone(),
+                message: format!(
+                    "changed while being read: only {done} of {size} bytes could be read; the rest was stored as zeros"
+                ),
+            });
+        } else {
+            let mut probe = [0u8; 1];
+            let more = loop {
+                match reader.read(&mut probe) {
+                    Ok(n) => break n > 0,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::from_io("reading", source.map(Path::to_owned), e)),
+                }
+            };
+            if more {
+                self.warnings.push(Warning {
+                    path: path.clone(),
+                    message: format!(
+                        "changed while being read: it grew past {size} bytes; the first {size} were stored"
+                    ),
+                });
+            }
+        }
+        let pad = padded(size) - size;
+        if pad > 0 {
+            self.fw.write_raw(&[0u8; BLOCK as usize][..pad as usize])?;
+        }
+        Ok(hasher.finalize())
+    }
+
+    /// Writes the signed manifest and the footer, flushes, and returns the output
+    /// with the archive's size, digest, manifest and seal.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if writing fails; [`Error::InvalidInput`] if the archive would
+    /// be inconsistent (it cannot be, through this API).
+    pub fn finish(mut self, key: &SigningKey) -> Result<Finished<W>> {
+        let frames = self.fw.drain()?.to_vec();
+        let data_end = self.fw.written();
+        let mut entries = std::mem::take(&mut self.entries);
+        for (e, &k) in entries.iter_mut().zip(&self.frame_of) {
+            e.frame = frames
+                .get(k)
+                .map(|f| f.offset)
+                .ok_or_else(|| Error::invalid("entry in a frame that was never written"))?;
+        }
+        let manifest = Manifest {
+            format: FORMAT_TAG.to_owned(),
+            version: FormatVersion::CURRENT,
+            backup_id: self.meta.backup_id,
+            target: self.meta.target.clone(),
+            kind: self.meta.kind,
+            label: self.meta.label.clone(),
+            description: self.meta.description.clone(),
+            created_at: self.meta.created_at,
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            origin: self.meta.origin.clone(),
+            compression: self.compression,
+            signer: key.key_id(),
+            components: std::mem::take(&mut self.components),
+            entries,
+            frames,
+            skipped: std::mem::take(&mut self.skipped),
+            warnings: std::mem::take(&mut self.warnings),
+        };
+        let signed = SignedManifest::sign(manifest, key)?;
+
+        // The manifest region: its own frames, then the end-of-archive marker.
+        self.fw.cut()?;
+        let mtime = timestamp_mtime(self.meta.created_at);
+        for (name, bytes) in [
+            (MANIFEST_PATH, signed.bytes()),
+            (SIGNATURE_PATH, &signed.signature().as_bytes()[..]),
+        ] {
+            let header = encode_header(&HeaderSpec {
+                path: name.as_bytes(),
+                kind: EntryKind::File,
+                size: bytes.len() as u64,
+                mode: 0o644,
+                mtime,
+                uid: 0,
+                gid: 0,
+                link: None,
+            });
+            self.fw.write_raw(&header)?;
+            self.fw.write_raw(bytes)?;
+            let pad = padded(bytes.len() as u64) - bytes.len() as u64;
+            self.fw.write_raw(&[0u8; BLOCK as usize][..pad as usize])?;
+        }
+        self.fw.write_raw(&[0u8; 2 * BLOCK as usize])?;
+        self.fw.drain()?;
+        let footer = Footer {
+            manifest_offset: data_end,
+            manifest_length: self.fw.written() - data_end,
+        };
+        self.fw
+            .write_verbatim(&footer.encode(self.compression.codec))?;
+        let (inner, sha256, size) = self.fw.finish()?;
+        let seal = Seal {
+            backup_id: self.meta.backup_id.to_string(),
+            archive_size: size,
+            archive_sha256: sha256,
+            manifest_sha256: signed.sha256(),
+            manifest_offset: footer.manifest_offset,
+            manifest_length: footer.manifest_length,
+            signer: key.key_id(),
+        }
+        .sign(key)?;
+        Ok(Finished {
+            inner,
+            size,
+            sha256,
+            manifest: signed,
+            seal,
+        })
+    }
+}
+
+/// `<component>/<name>` as an entry path.
+fn component_path(component: &ComponentName, name: &[u8]) -> Result<EntryPath> {
+    let base = EntryPath::parse(component.as_str().as_bytes())?;
+    base.join(name)
+        .map_err(|e| Error::invalid(format!("file name not usable in an archive: {e}")))
+}
+
+#[cfg(unix)]
+pub(crate) fn os_bytes(s: &std::ffi::OsStr) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    s.as_bytes()
+}
+
+fn timestamp_mtime(t: jiff::Timestamp) -> Mtime {
+    let secs = t.as_second();
+    let nanos = t.subsec_nanosecond();
+    if nanos >= 0 {
+        Mtime::new(secs, nanos.unsigned_abs())
+    } else {
+        Mtime::new(secs - 1, (1_000_000_000 + nanos).unsigned_abs())
+    }
+}
