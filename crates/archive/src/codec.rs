@@ -27,6 +27,14 @@ const FOOTER_TAG: &[u8; 8] = b"CAIRNFTR";
 const FOOTER_VERSION: u32 = 1;
 const PAYLOAD_LEN: usize = 40;
 
+/// Length of the footer for `codec`.
+pub(crate) fn footer_len(codec: Codec) -> usize {
+    match codec {
+        Codec::Zstd => ZSTD_FOOTER_LEN,
+        Codec::Gzip => GZIP_FOOTER_LEN,
+    }
+}
+
 /// Length of the zstd footer.
 pub(crate) const ZSTD_FOOTER_LEN: usize = 8 + PAYLOAD_LEN;
 /// Length of the gzip footer.
@@ -113,6 +121,9 @@ impl Footer {
             b.copy_from_slice(&p[i..i + 8]);
             u64::from_le_bytes(b)
         };
+        if p[12..16] != [0; 4] || p[32..40] != [0; 8] {
+            return Err(Error::corrupt("footer has non-zero reserved fields"));
+        }
         let version = u32_at(8);
         if version != FOOTER_VERSION {
             return Err(Error::Unsupported {

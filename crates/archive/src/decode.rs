@@ -20,7 +20,7 @@ use cairn_integrity::{Hasher, Sha256Digest};
 use cairn_manifest::Frame;
 use zstd::stream::raw::Operation as _;
 
-use crate::codec::{Footer, Format, ZSTD_MAGIC, detect};
+use crate::codec::{FOOTER_SKIPPABLE_MAGIC, Footer, Format, ZSTD_MAGIC, detect};
 use crate::error::{Error, Result};
 use crate::options::MAX_FRAME_SIZE;
 
@@ -315,6 +315,8 @@ pub(crate) struct ZstdFrames<R> {
     frames: Vec<Frame>,
     raw_pos: u64,
     footer: Option<Footer>,
+    footer_end: u64,
+    foreign_frames: u64,
     spare_src: Vec<Vec<u8>>,
     spare_out: Vec<Vec<u8>>,
 }
@@ -335,6 +337,8 @@ impl<R: Read> ZstdFrames<R> {
             frames: Vec::new(),
             raw_pos: 0,
             footer: None,
+            footer_end: 0,
+            foreign_frames: 0,
             spare_src: Vec::new(),
             spare_out: Vec::new(),
         })
@@ -405,8 +409,16 @@ impl<R: Read> ZstdFrames<R> {
         self.src
             .take_into(8 + len, &mut bytes)
             .map_err(|e| Error::from_io("reading skippable frame", None, e))?;
-        if Footer::is_footer_payload(&bytes[8..]) {
+        if bytes[..4] == FOOTER_SKIPPABLE_MAGIC && Footer::is_footer_payload(&bytes[8..]) {
+            if self.footer.is_some() {
+                return Err(Error::corrupt(format!(
+                    "a second footer at offset {offset}"
+                )));
+            }
             self.footer = Some(Footer::from_payload(&bytes[8..])?);
+            self.footer_end = self.src.consumed();
+        } else {
+            self.foreign_frames += 1;
         }
         Ok(())
     }
@@ -627,6 +639,10 @@ pub(crate) struct StreamSummary {
     pub(crate) size: u64,
     pub(crate) sha256: Option<Sha256Digest>,
     pub(crate) footer: Option<Footer>,
+    /// Whether the footer is the very last thing in the stream.
+    pub(crate) footer_last: bool,
+    /// Skippable frames that are not Cairn's footer (zstd only).
+    pub(crate) foreign_frames: u64,
     /// Frames seen (zstd only).
     pub(crate) frames: Vec<Frame>,
 }
@@ -678,6 +694,8 @@ impl<R: Read> Decoder<R> {
                     size,
                     sha256,
                     footer: z.footer,
+                    footer_last: z.footer.is_some() && z.footer_end == size,
+                    foreign_frames: z.foreign_frames,
                     frames: std::mem::take(&mut z.frames),
                 }
             }
@@ -694,6 +712,9 @@ impl<R: Read> Decoder<R> {
                     size,
                     sha256,
                     footer,
+                    // The last member's header carried it.
+                    footer_last: footer.is_some(),
+                    foreign_frames: 0,
                     frames: Vec::new(),
                 }
             }
@@ -703,6 +724,8 @@ impl<R: Read> Decoder<R> {
                     size,
                     sha256,
                     footer: None,
+                    footer_last: false,
+                    foreign_frames: 0,
                     frames: Vec::new(),
                 }
             }

@@ -171,10 +171,19 @@ impl Error {
                 reason: "lost error".into(),
             };
         }
-        if source.kind() == io::ErrorKind::UnexpectedEof {
-            return Error::Corrupt {
-                reason: format!("{op}: unexpected end of data (truncated?)"),
-            };
+        match source.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                return Error::Corrupt {
+                    reason: format!("{op}: unexpected end of data (truncated?)"),
+                };
+            }
+            // What decompressors report for damaged input.
+            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
+                return Error::Corrupt {
+                    reason: format!("{op}: {source}"),
+                };
+            }
+            _ => {}
         }
         Error::Io { op, path, source }
     }

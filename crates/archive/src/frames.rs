@@ -187,12 +187,12 @@ impl<W: Write> FrameWriter<W> {
         }
     }
 
-    /// Prepares for an entry of `raw_len` bytes: an entry smaller than a frame that
-    /// would straddle the current frame's end starts a new frame instead, so that
-    /// small entries are never split.
+    /// Prepares for an entry of `raw_len` bytes: an entry that does not fit in what
+    /// is left of the current frame starts a new one. Small entries are thus never
+    /// split, and a large entry never shares its first frame with small ones (which
+    /// would make reading them fetch part of it).
     pub(crate) fn begin_entry(&mut self, raw_len: u64) -> Result<()> {
-        let frame = self.frame_size as u64;
-        if self.filled > 0 && raw_len < frame && self.filled as u64 + raw_len > frame {
+        if self.filled > 0 && self.filled as u64 + raw_len > self.frame_size as u64 {
             self.cut()?;
         }
         Ok(())
@@ -430,10 +430,10 @@ mod tests {
         fw.write_raw(&vec![1u8; 60_000]).unwrap();
         fw.begin_entry(10_000).unwrap();
         assert_eq!(fw.locate(), Locator { frame: 1, pos: 0 });
-        // A large entry starts where it is.
+        // A large entry starts a frame of its own.
         fw.write_raw(&[2u8; 100]).unwrap();
         fw.begin_entry(1_000_000).unwrap();
-        assert_eq!(fw.locate(), Locator { frame: 1, pos: 100 });
+        assert_eq!(fw.locate(), Locator { frame: 2, pos: 0 });
     }
 
     #[test]

@@ -189,7 +189,7 @@ impl<R: Read> ArchiveReader<R> {
     ) -> Result<Verified> {
         let limits = self.opts.limits;
         let progress = std::sync::Arc::clone(&self.opts.progress);
-        let mut tar = TarReader::new(&mut self.decoder, 0, limits.max_extension_bytes);
+        let mut tar = TarReader::new(&mut self.decoder, 0, limits.max_extension_bytes).strict();
         let mut observed: Vec<Observed> = Vec::new();
         let mut budget = Budget::default();
         let manifest = loop {
@@ -201,7 +201,7 @@ impl<R: Read> ArchiveReader<R> {
             if is_metadata(&raw) {
                 break read_manifest_region(&mut tar, &raw, key, &limits)?;
             }
-            let mut seen = observe(&raw)?;
+            let mut seen = observe(&raw, tar.header_bytes())?;
             budget.admit(&limits, &seen.path, seen.size)?;
             if progress.is_cancelled() {
                 return Err(Error::Cancelled);
@@ -257,13 +257,37 @@ fn compare(m: &Manifest, observed: &[Observed], summary: &StreamSummary) -> Resu
             check_digest(want, d)?;
         }
     }
+    check_stream(m, summary)
+}
+
+/// Checks what the decoder saw of the compressed stream: the frame index, no
+/// foreign frames, and exactly one footer, last, pointing at the manifest.
+pub(crate) fn check_stream(m: &Manifest, summary: &StreamSummary) -> Result<()> {
     if !summary.frames.is_empty() && summary.frames.get(..m.frames.len()) != Some(&m.frames[..]) {
         return Err(Error::verification(
             "the frame index in the signed manifest does not match the archive",
         ));
     }
+    if summary.foreign_frames > 0 {
+        return Err(Error::verification(
+            "the archive contains skippable frames Cairn does not write",
+        ));
+    }
     match summary.footer {
-        Some(f) if f.manifest_offset == m.data_compressed_end() => Ok(()),
+        Some(_) if !summary.footer_last => {
+            Err(Error::verification("the archive has data after its footer"))
+        }
+        Some(f)
+            if f.manifest_offset == m.data_compressed_end()
+                && f.manifest_offset
+                    .checked_add(f.manifest_length)
+                    .and_then(|e| {
+                        e.checked_add(crate::codec::footer_len(m.compression.codec) as u64)
+                    })
+                    == Some(summary.size) =>
+        {
+            Ok(())
+        }
         Some(_) => Err(Error::verification(
             "the archive's footer does not point at its manifest",
         )),

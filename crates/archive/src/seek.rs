@@ -254,7 +254,21 @@ impl<S: RangeRead> SeekableArchive<S> {
         if wanted.last().is_some_and(|&i| i >= n) {
             return Err(Error::invalid(format!("the archive has only {n} entries")));
         }
+        // Runs whose frames overlap are read once: the entries between them come
+        // for free and are checked too.
+        let m = self.manifest.manifest();
+        let mut merged: Vec<Range<usize>> = Vec::new();
         for run in runs(&wanted) {
+            match merged.last_mut() {
+                Some(last)
+                    if m.span(run.start).compressed.start < m.span(last.end - 1).compressed.end =>
+                {
+                    last.end = run.end;
+                }
+                _ => merged.push(run),
+            }
+        }
+        for run in merged {
             self.read_run(run, None)?;
         }
         Ok(())
@@ -294,7 +308,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         let raw = tar
             .next_entry()?
             .ok_or_else(|| Error::corrupt(format!("the archive ends before {path}")))?;
-        let seen = observe(&raw)?;
+        let seen = observe(&raw, tar.header_bytes())?;
         check_header(&expected, expected_raw, &seen)?;
         let mut hasher = Hasher::new();
         loop {
@@ -327,12 +341,12 @@ impl<S: RangeRead> SeekableArchive<S> {
             .map_err(Error::io("reading archive", None))?;
         let mut dec = Decoder::new(reader, true, opts.threads)?;
         let m = self.manifest.manifest();
-        let mut tar = TarReader::new(&mut dec, 0, opts.limits.max_extension_bytes);
+        let mut tar = TarReader::new(&mut dec, 0, opts.limits.max_extension_bytes).strict();
         for (i, want) in m.entries.iter().enumerate() {
             let raw = tar
                 .next_entry()?
                 .ok_or_else(|| Error::corrupt(format!("the archive ends before {}", want.path)))?;
-            let seen = observe(&raw)?;
+            let seen = observe(&raw, tar.header_bytes())?;
             check_header(want, m.raw_offset(i), &seen)?;
             if want.kind == EntryKind::File {
                 let d = consume_data(&mut tar, &seen, None, &*opts.progress)?;
@@ -355,12 +369,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             ));
         }
         let summary = dec.finish()?;
-        if !summary.frames.is_empty() && summary.frames.get(..m.frames.len()) != Some(&m.frames[..])
-        {
-            return Err(Error::verification(
-                "the frame index in the signed manifest does not match the archive",
-            ));
-        }
+        crate::reader::check_stream(m, &summary)?;
         let sha256 = summary
             .sha256
             .ok_or_else(|| Error::corrupt("archive digest missing"))?;
@@ -412,7 +421,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             dec.consume(k);
             skip -= k as u64;
         }
-        Ok(TarReader::new(dec, base, max_ext))
+        Ok(TarReader::new(dec, base, max_ext).strict())
     }
 
     fn read_run(&mut self, run: Range<usize>, mut extractor: Option<&mut Extractor>) -> Result<()> {
@@ -434,7 +443,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             let raw = tar
                 .next_entry()?
                 .ok_or_else(|| Error::corrupt(format!("the archive ends before {}", want.path)))?;
-            let seen = observe(&raw)?;
+            let seen = observe(&raw, tar.header_bytes())?;
             check_header(want, *want_raw, &seen)?;
             if want.kind == EntryKind::File {
                 let d = consume_data(&mut tar, &seen, extractor.as_deref_mut(), &*progress)?;
@@ -470,7 +479,7 @@ fn read_manifest<S: RangeRead>(
         .read_range(range)
         .map_err(Error::io("reading manifest", None))?;
     let mut dec = Decoder::new(reader, false, 1)?;
-    let mut tar = TarReader::new(&mut dec, 0, opts.limits.max_extension_bytes);
+    let mut tar = TarReader::new(&mut dec, 0, opts.limits.max_extension_bytes).strict();
     let first = tar
         .next_entry()?
         .ok_or_else(|| Error::corrupt("no manifest where the footer or seal points"))?;

@@ -188,6 +188,10 @@ pub(crate) struct TarReader<R> {
     padding: u64,
     max_extension: u64,
     ended: bool,
+    /// Cairn archives: padding and end marker exactly as written, nothing after.
+    strict: bool,
+    capturing: bool,
+    captured: Vec<u8>,
 }
 
 fn corrupt_at(pos: u64, what: impl std::fmt::Display) -> Error {
@@ -204,7 +208,22 @@ impl<R: BufRead> TarReader<R> {
             padding: 0,
             max_extension,
             ended: false,
+            strict: false,
+            capturing: false,
+            captured: Vec::new(),
         }
+    }
+
+    /// Holds the stream to what Cairn writes: zero padding, a complete end marker
+    /// and nothing after it.
+    pub(crate) fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
+    /// Every header block of the last entry (extension headers included), as read.
+    pub(crate) fn header_bytes(&self) -> &[u8] {
+        &self.captured
     }
 
     /// Reads one block; `None` at a clean end of input.
@@ -228,6 +247,9 @@ impl<R: BufRead> TarReader<R> {
             got += n;
         }
         self.pos += BLOCK;
+        if self.capturing {
+            self.captured.extend_from_slice(&block);
+        }
         Ok(Some(block))
     }
 
@@ -251,7 +273,10 @@ impl<R: BufRead> TarReader<R> {
             out.extend_from_slice(chunk);
             self.consume(n);
         }
-        self.skip_data()?;
+        if self.capturing {
+            self.captured.extend_from_slice(&out);
+        }
+        self.skip_padding()?;
         Ok(out)
     }
 
@@ -262,6 +287,14 @@ impl<R: BufRead> TarReader<R> {
         }
         self.skip_data()?;
         let start = self.pos;
+        self.captured.clear();
+        self.capturing = true;
+        let entry = self.next_entry_inner(start);
+        self.capturing = false;
+        entry
+    }
+
+    fn next_entry_inner(&mut self, start: u64) -> Result<Option<RawEntry>> {
         let mut pax: Option<Vec<u8>> = None;
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
@@ -279,11 +312,16 @@ impl<R: BufRead> TarReader<R> {
                         "extension header with no entry after it",
                     ));
                 }
-                // The marker is two zero blocks; tolerate input that stops after one.
-                if let Some(second) = self.read_block()?
-                    && second.iter().any(|&b| b != 0)
-                {
-                    return Err(corrupt_at(self.pos, "a lone zero block inside the archive"));
+                // The marker is two zero blocks; tolerate input that stops after one,
+                // except in a Cairn archive.
+                match self.read_block()? {
+                    Some(second) if second.iter().any(|&b| b != 0) => {
+                        return Err(corrupt_at(self.pos, "a lone zero block inside the archive"));
+                    }
+                    None if self.strict => {
+                        return Err(corrupt_at(self.pos, "incomplete end-of-archive marker"));
+                    }
+                    _ => {}
                 }
                 self.ended = true;
                 return Ok(None);
@@ -375,21 +413,18 @@ impl<R: BufRead> TarReader<R> {
         let mut uid = header.uid().map_err(|_| bad("bad uid field"))?;
         let mut gid = header.gid().map_err(|_| bad("bad gid field"))?;
         let mut mtime = Mtime::new(
-            i64::try_from(header.mtime().map_err(|_| bad("bad mtime field"))?)
-                .map_err(|_| bad("mtime out of range"))?,
+            signed_time_field(&header.as_old().mtime).ok_or_else(|| bad("bad mtime field"))?,
             0,
         );
         if let Some(pax) = pax {
-            for rec in tar::PaxExtensions::new(pax) {
-                let rec = rec.map_err(|_| bad("malformed PAX record"))?;
-                let value = rec.value_bytes();
+            for (key, value) in pax_records(pax).map_err(&bad)? {
                 let number = || -> Result<u64> {
                     std::str::from_utf8(value)
                         .ok()
                         .and_then(|s| s.parse().ok())
                         .ok_or_else(|| bad("malformed number in PAX record"))
                 };
-                match rec.key_bytes() {
+                match key {
                     b"path" => path = value.to_vec(),
                     b"linkpath" => link = Some(value.to_vec()),
                     b"size" => size = number()?,
@@ -478,6 +513,10 @@ impl<R: BufRead> TarReader<R> {
             }
             self.consume(n);
         }
+        self.skip_padding()
+    }
+
+    fn skip_padding(&mut self) -> Result<()> {
         while self.padding > 0 {
             let pos = self.pos;
             let buf = self
@@ -488,6 +527,12 @@ impl<R: BufRead> TarReader<R> {
                 return Err(corrupt_at(pos, "entry padding is truncated"));
             }
             let n = usize::try_from(self.padding).map_or(buf.len(), |p| p.min(buf.len()));
+            if self.strict && buf[..n].iter().any(|&b| b != 0) {
+                return Err(corrupt_at(pos, "padding is not zero"));
+            }
+            if self.capturing {
+                self.captured.extend_from_slice(&buf[..n]);
+            }
             self.r.consume(n);
             self.padding -= n as u64;
             self.pos += n as u64;
@@ -506,7 +551,7 @@ impl<R: BufRead> TarReader<R> {
             if buf.is_empty() {
                 return Ok(());
             }
-            if buf.iter().any(|&b| b != 0) {
+            if self.strict || buf.iter().any(|&b| b != 0) {
                 return Err(corrupt_at(pos, "data after the end-of-archive marker"));
             }
             let n = buf.len();
@@ -514,6 +559,70 @@ impl<R: BufRead> TarReader<R> {
             self.pos += n as u64;
         }
     }
+}
+
+/// Reads a numeric time field: octal, or GNU base-256, which may be negative (GNU
+/// tar writes times before 1970 that way).
+fn signed_time_field(field: &[u8; 12]) -> Option<i64> {
+    if field[0] & 0x80 != 0 {
+        let negative = field[0] == 0xff;
+        let mut v: i128 = if negative { -1 } else { 0 };
+        for (i, &b) in field.iter().enumerate() {
+            let b = if i == 0 && !negative { b & 0x7f } else { b };
+            v = (v << 8) | i128::from(b);
+        }
+        return i64::try_from(v).ok();
+    }
+    let text: Vec<u8> = field
+        .iter()
+        .copied()
+        .skip_while(|&b| b == b' ')
+        .take_while(|&b| (b'0'..=b'7').contains(&b))
+        .collect();
+    if text.is_empty() {
+        return Some(0);
+    }
+    i64::from_str_radix(std::str::from_utf8(&text).ok()?, 8).ok()
+}
+
+/// One PAX record: key and value, raw.
+pub(crate) type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
+/// Splits PAX extended header data into (key, value) records.
+///
+/// Records are length-prefixed (`"<len> <key>=<value>\n"`), so values may hold any
+/// byte, newlines included; splitting on newlines (as `tar::PaxExtensions` does)
+/// would break on such file names.
+pub(crate) fn pax_records(
+    mut data: &[u8],
+) -> std::result::Result<Vec<PaxRecord<'_>>, &'static str> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let space = data
+            .iter()
+            .take(20)
+            .position(|&b| b == b' ')
+            .ok_or("malformed PAX record length")?;
+        let len: usize = std::str::from_utf8(&data[..space])
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse().ok())
+            .ok_or("malformed PAX record length")?;
+        if len <= space + 2 || len > data.len() {
+            return Err("PAX record length out of range");
+        }
+        let record = &data[space + 1..len];
+        let body = record
+            .strip_suffix(b"\n")
+            .ok_or("PAX record without its newline")?;
+        let eq = body
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("PAX record without '='")?;
+        out.push((&body[..eq], &body[eq + 1..]));
+        data = &data[len..];
+    }
+    Ok(out)
 }
 
 /// Checks a header's checksum (unsigned sum, or the signed sum some old tars wrote).
@@ -644,6 +753,43 @@ mod tests {
         assert_eq!(read_small(&mut r, 3, 10, "data").unwrap(), b"abc");
         assert!(r.next_entry().unwrap().is_none());
         r.check_trailing().unwrap();
+    }
+
+    #[test]
+    fn pax_values_may_hold_newlines() {
+        let mut data = Vec::new();
+        pax_record(&mut data, "path", b"data/a\nb");
+        pax_record(&mut data, "mtime", b"1.5");
+        let recs = pax_records(&data).unwrap();
+        assert_eq!(
+            recs,
+            vec![
+                (&b"path"[..], &b"data/a\nb"[..]),
+                (&b"mtime"[..], &b"1.5"[..])
+            ]
+        );
+        for bad in [&b"5 a=b"[..], b"99 a=b\n", b"x a=b\n", b"6 ab\nx", b"3 \n"] {
+            assert!(
+                pax_records(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn time_fields() {
+        let mut f = [0u8; 12];
+        f[..11].copy_from_slice(b"14000000000");
+        assert_eq!(signed_time_field(&f), Some(0o14000000000));
+        // GNU base-256: -2 as a 96-bit two's complement number.
+        let mut neg = [0xffu8; 12];
+        neg[11] = 0xfe;
+        assert_eq!(signed_time_field(&neg), Some(-2));
+        let mut pos = [0u8; 12];
+        pos[0] = 0x80;
+        pos[11] = 5;
+        assert_eq!(signed_time_field(&pos), Some(5));
     }
 
     #[test]

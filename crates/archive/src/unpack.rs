@@ -272,8 +272,6 @@ pub struct UnpackOptions {
     /// Whether to restore owners: `None` (default) restores them when running as
     /// root, `Some(false)` never, `Some(true)` always (fails when not permitted).
     pub restore_owner: Option<bool>,
-    /// Read options (limits, threads, progress).
-    pub read: crate::ReadOptions,
 }
 
 impl UnpackOptions {
@@ -286,12 +284,6 @@ impl UnpackOptions {
     /// Sets the owner policy.
     pub fn restore_owner(mut self, restore: bool) -> Self {
         self.restore_owner = Some(restore);
-        self
-    }
-
-    /// Sets the read options.
-    pub fn read(mut self, read: crate::ReadOptions) -> Self {
-        self.read = read;
         self
     }
 

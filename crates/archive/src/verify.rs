@@ -22,9 +22,9 @@ use cairn_manifest::{
 
 use crate::error::{Error, Result};
 use crate::options::{Limits, Progress};
-use crate::tarfmt::{RawEntry, RawKind, TarReader, read_small};
+use crate::tarfmt::{HeaderSpec, RawEntry, RawKind, TarReader, encode_header, read_small};
 use crate::unpack::Extractor;
-use crate::writer::{EntryMeta, MANIFEST_PATH, SIGNATURE_PATH};
+use crate::writer::{EntryMeta, MANIFEST_PATH, SIGNATURE_PATH, timestamp_mtime};
 
 /// An entry as found in the archive, before or after it is compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub(crate) struct Observed {
     pub(crate) gid: u64,
     pub(crate) link: Option<LinkTarget>,
     pub(crate) sha256: Option<Sha256Digest>,
+    /// Digest of the entry's raw header blocks.
+    pub(crate) header: Sha256Digest,
 }
 
 impl Observed {
@@ -54,7 +56,7 @@ impl Observed {
 
 /// Turns a raw tar entry of a Cairn archive into an [`Observed`] (digest pending),
 /// refusing anything a Cairn archive cannot hold.
-pub(crate) fn observe(raw: &RawEntry) -> Result<Observed> {
+pub(crate) fn observe(raw: &RawEntry, header_bytes: &[u8]) -> Result<Observed> {
     let shown = String::from_utf8_lossy(&raw.path).into_owned();
     let path = EntryPath::parse(&raw.path).map_err(|e| Error::Unsafe {
         path: shown.clone(),
@@ -113,6 +115,21 @@ pub(crate) fn observe(raw: &RawEntry) -> Result<Observed> {
         gid: raw.gid,
         link,
         sha256: None,
+        header: Sha256Digest::of(header_bytes),
+    })
+}
+
+/// The header blocks Cairn writes for `e`.
+pub(crate) fn expected_header(e: &Entry) -> Vec<u8> {
+    encode_header(&HeaderSpec {
+        path: e.path.as_bytes(),
+        kind: e.kind,
+        size: e.size,
+        mode: e.mode,
+        mtime: e.mtime,
+        uid: e.uid,
+        gid: e.gid,
+        link: e.link.as_ref().map(LinkTarget::as_bytes),
     })
 }
 
@@ -157,6 +174,10 @@ pub(crate) fn check_header(expected: &Entry, expected_raw: u64, seen: &Observed)
     }
     if seen.link != expected.link {
         return Err(differs("link target"));
+    }
+    // The fields agree; so must every header byte (no room for hidden data).
+    if !Sha256Digest::of(&expected_header(expected)).ct_eq(&seen.header) {
+        return Err(differs("tar header encoding"));
     }
     Ok(())
 }
@@ -298,6 +319,7 @@ pub(crate) fn read_manifest_region<R: BufRead>(
             String::from_utf8_lossy(&first.path)
         )));
     }
+    let json_header = tar.header_bytes().to_vec();
     let json = read_small(tar, first.size, limits.max_manifest_bytes, "manifest")?;
     let sig_entry = tar
         .next_entry()?
@@ -309,12 +331,35 @@ pub(crate) fn read_manifest_region<R: BufRead>(
             "the manifest is not followed by its signature",
         ));
     }
+    let sig_header = tar.header_bytes().to_vec();
     let sig = read_small(tar, sig_entry.size, 64, "manifest signature")?;
     if tar.next_entry()?.is_some() {
         return Err(Error::corrupt("entries after the manifest's signature"));
     }
     tar.check_trailing()?;
-    Ok(UnverifiedManifest::parse(json, &sig, limits.max_manifest_bytes)?.verify(key)?)
+    let signed = UnverifiedManifest::parse(json, &sig, limits.max_manifest_bytes)?.verify(key)?;
+    let mtime = timestamp_mtime(signed.manifest().created_at);
+    for (path, size, seen) in [
+        (MANIFEST_PATH, signed.bytes().len(), &json_header),
+        (SIGNATURE_PATH, 64, &sig_header),
+    ] {
+        let want = encode_header(&HeaderSpec {
+            path: path.as_bytes(),
+            kind: EntryKind::File,
+            size: size as u64,
+            mode: 0o644,
+            mtime,
+            uid: 0,
+            gid: 0,
+            link: None,
+        });
+        if &want != seen {
+            return Err(Error::verification(format!(
+                "the tar header of {path} is not the one Cairn writes"
+            )));
+        }
+    }
+    Ok(signed)
 }
 
 /// Whether a raw entry is one of the archive's own `.cairn/` files.

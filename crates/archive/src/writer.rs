@@ -179,6 +179,7 @@ pub struct ArchiveWriter<W: Write> {
     frame_of: Vec<usize>,
     paths: HashSet<Vec<u8>>,
     files: HashSet<Vec<u8>>,
+    leaves: HashSet<Vec<u8>>,
     skipped: Vec<Skipped>,
     warnings: Vec<Warning>,
     started: Instant,
@@ -248,6 +249,7 @@ impl<W: Write> ArchiveWriter<W> {
             frame_of: Vec::new(),
             paths: HashSet::new(),
             files: HashSet::new(),
+            leaves: HashSet::new(),
             skipped: Vec::new(),
             warnings: Vec::new(),
             started: Instant::now(),
@@ -479,10 +481,24 @@ impl<W: Write> ArchiveWriter<W> {
                 "component root {path} must be a directory"
             )));
         }
-        if !self.paths.insert(path.as_bytes().to_vec()) {
+        let bytes = path.as_bytes();
+        if bytes
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'/' && self.leaves.contains(&bytes[..i]))
+        {
+            return Err(Error::Unsafe {
+                path: path.to_string(),
+                reason: "lies below a file or a link of the archive",
+            });
+        }
+        if !self.paths.insert(bytes.to_vec()) {
             return Err(Error::invalid(format!(
                 "entry {path} is already in the archive"
             )));
+        }
+        if kind != EntryKind::Dir {
+            self.leaves.insert(bytes.to_vec());
         }
         let size = data.as_ref().map_or(0, |d| d.1);
         let header = encode_header(&HeaderSpec {
@@ -694,7 +710,7 @@ pub(crate) fn os_bytes(s: &std::ffi::OsStr) -> &[u8] {
     s.as_bytes()
 }
 
-fn timestamp_mtime(t: jiff::Timestamp) -> Mtime {
+pub(crate) fn timestamp_mtime(t: jiff::Timestamp) -> Mtime {
     let secs = t.as_second();
     let nanos = t.subsec_nanosecond();
     if nanos >= 0 {

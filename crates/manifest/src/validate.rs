@@ -153,6 +153,23 @@ pub(crate) fn validate(m: &Manifest) -> Result<()> {
         last_raw = Some(at);
     }
 
+    // Nothing may lie below a file or a link: unpacking would have to write
+    // through it.
+    let leaves: HashSet<&[u8]> = m
+        .entries
+        .iter()
+        .filter(|e| e.kind != EntryKind::Dir)
+        .map(|e| e.path.as_bytes())
+        .collect();
+    for e in &m.entries {
+        let path = e.path.as_bytes();
+        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            if leaves.contains(&path[..i]) {
+                return fail(format!("entry {} lies below a file or link", e.path));
+            }
+        }
+    }
+
     for c in &m.components {
         let (_, entries, bytes) = components[c.name.as_str().as_bytes()];
         if entries != c.entries || bytes != c.bytes {

@@ -61,3 +61,9 @@ pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// Whether the tests run as root (and can therefore restore owners).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}

@@ -33,6 +33,14 @@ proptest! {
         let comp = ComponentName::parse("x").unwrap();
         m.components.push(Component { name: comp, kind: ComponentKind::Dir, optional: false, entries: 0, bytes: 0 });
         let mut pos = 1; // after db/app.db at 0, inside the 2048-byte last frame
+        // Files only: none may lie below another.
+        let all: Vec<Vec<u8>> = paths.into_iter().collect();
+        let below = |p: &[u8], q: &[u8]| p.len() > q.len() && p.starts_with(q) && p[q.len()] == b'/';
+        let paths: Vec<Vec<u8>> = all
+            .iter()
+            .filter(|p| !all.iter().any(|q| below(p, q) || below(q, p)))
+            .cloned()
+            .collect();
         for p in paths {
             let mut full = b"x/".to_vec();
             full.extend_from_slice(&p);

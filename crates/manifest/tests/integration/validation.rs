@@ -66,6 +66,18 @@ fn contradictions() {
 }
 
 #[test]
+fn nothing_below_a_link_or_file() {
+    let key = SigningKey::from_seed(&[1; 32]);
+    let mut m = sample(&key);
+    // data/link is a symlink; data/link/x would be written through it.
+    m.entries.push(file(b"data/link/x", 1, 500, 10));
+    m.components[0].entries += 1;
+    m.components[0].bytes += 1;
+    let err = m.validate().unwrap_err();
+    assert!(err.to_string().contains("below a file or link"), "{err}");
+}
+
+#[test]
 fn hard_link_across_components_is_refused() {
     let key = SigningKey::from_seed(&[1; 32]);
     let mut m = sample(&key);

@@ -1,0 +1,13 @@
+//! Integration tests of cairn-archive.
+
+mod integration {
+    mod capture;
+    mod common;
+    mod gnu;
+    mod golden;
+    mod hostile;
+    mod ingest;
+    mod roundtrip;
+    mod seek;
+    mod tamper;
+}

@@ -1,0 +1,72 @@
+//! Shared helpers.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use cairn_archive::*;
+use cairn_integrity::SigningKey;
+use cairn_manifest::{BackupId, Codec, ComponentName, OriginId, TargetName};
+
+pub(crate) fn key() -> SigningKey {
+    SigningKey::from_seed(&[42; 32])
+}
+
+pub(crate) fn name(s: &str) -> ComponentName {
+    ComponentName::parse(s).unwrap()
+}
+
+pub(crate) fn meta() -> ArchiveMeta {
+    ArchiveMeta::new(
+        TargetName::parse("web").unwrap(),
+        OriginId::parse("org_tests").unwrap(),
+    )
+    .backup_id(BackupId::from_parts(1_790_000_000_000, 7))
+    .created_at("2026-11-22T10:00:00Z".parse().unwrap())
+}
+
+pub(crate) fn opts(codec: Codec, frame_size: usize, threads: usize) -> WriterOptions {
+    WriterOptions::default()
+        .codec(codec)
+        .frame_size(frame_size)
+        .threads(threads)
+}
+
+/// Packs `src` as component `data`.
+pub(crate) fn pack_dir(src: &Path, options: WriterOptions) -> Finished<Vec<u8>> {
+    let mut w = ArchiveWriter::new(Vec::new(), meta(), options).unwrap();
+    w.append_dir(&name("data"), src, false).unwrap();
+    w.finish(&key()).unwrap()
+}
+
+/// A seekable source over bytes.
+pub(crate) fn seekable(bytes: &[u8]) -> SeekableArchive<SeekSource<Cursor<Vec<u8>>>> {
+    SeekableArchive::open(
+        SeekSource(Cursor::new(bytes.to_vec())),
+        &key().public_key(),
+        ReadOptions::default(),
+    )
+    .unwrap()
+}
+
+/// Entries of `dir`'s parent that look like leftover staging directories.
+pub(crate) fn staging_leftovers(parent: &Path) -> Vec<String> {
+    std::fs::read_dir(parent)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".cairn-staging-"))
+        .collect()
+}
+
+/// Incompressible bytes (xorshift64*), deterministic for a seed.
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}

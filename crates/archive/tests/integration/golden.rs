@@ -1,0 +1,241 @@
+//! The golden format-v1 archive under `tests/golden/` was written once by
+//! `regenerate_golden_v1` (ignored) and is committed. Every later version must
+//! keep reading it exactly: never regenerate it to make this test pass.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use cairn_archive::*;
+use cairn_integrity::{PublicKey, SignedSeal, SigningKey};
+use cairn_manifest::*;
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn big() -> Vec<u8> {
+    (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 17) as u8)
+        .collect()
+}
+
+const LONG: &str = "data/a-name-that-is-much-longer-than-the-hundred-bytes-a-ustar-header-can-hold-so-it-needs-a-pax-record.txt";
+
+/// Writes the golden archive. Run with
+/// `cargo test -p cairn-archive --test integration regenerate_golden_v1 -- --ignored`
+/// only when adding a new format version's golden file, never to change v1.
+#[test]
+#[ignore = "writes the committed golden archive"]
+fn regenerate_golden_v1() {
+    let key = SigningKey::from_seed(&[0x6f; 32]);
+    let meta = ArchiveMeta::new(
+        TargetName::parse("golden").unwrap(),
+        OriginId::parse("org_golden").unwrap(),
+    )
+    .backup_id(BackupId::from_parts(1_795_000_000_000, 0x1234))
+    .created_at("2026-11-22T00:00:00Z".parse().unwrap())
+    .label("golden v1")
+    .hostname("golden-host");
+    let opts = WriterOptions::default().frame_size(64 * 1024).threads(1);
+    let mut w = ArchiveWriter::new(Vec::new(), meta, opts).unwrap();
+    let t = |s: i64| Mtime::new(1_795_000_000 + s, 123_456_789);
+    let m = |mode, s| EntryMeta {
+        mode,
+        mtime: t(s),
+        uid: 1000,
+        gid: 1000,
+    };
+    let p = |s: &[u8]| EntryPath::parse(s).unwrap();
+
+    let config = ComponentName::parse("config").unwrap();
+    let body = b"listen = 8080\n";
+    w.append_reader(
+        &config,
+        ComponentKind::File,
+        b"app.toml",
+        m(0o640, 1),
+        body.len() as u64,
+        &mut &body[..],
+        false,
+    )
+    .unwrap();
+
+    let data = ComponentName::parse("data").unwrap();
+    w.begin_component(&data, ComponentKind::Dir, false).unwrap();
+    w.append_directory(&p(b"data"), m(0o755, 2)).unwrap();
+    let readme = b"Cairn golden archive, format v1.\n";
+    w.append_data(
+        &p(b"data/readme.txt"),
+        m(0o644, 3),
+        readme.len() as u64,
+        &mut &readme[..],
+        None,
+    )
+    .unwrap();
+    w.append_data(
+        &p(b"data/odd \xff name"),
+        m(0o600, 4),
+        3,
+        &mut &b"odd"[..],
+        None,
+    )
+    .unwrap();
+    let big = big();
+    w.append_data(
+        &p(b"data/big.bin"),
+        m(0o644, 5),
+        big.len() as u64,
+        &mut &big[..],
+        None,
+    )
+    .unwrap();
+    w.append_directory(&p(b"data/empty-dir"), m(0o700, 6))
+        .unwrap();
+    w.append_data(&p(b"data/empty"), m(0o444, 7), 0, &mut &b""[..], None)
+        .unwrap();
+    w.append_symlink(
+        &p(b"data/link"),
+        &LinkTarget::parse(b"readme.txt").unwrap(),
+        m(0o777, 8),
+    )
+    .unwrap();
+    w.append_hardlink(&p(b"data/hard"), &p(b"data/readme.txt"), m(0o644, 3))
+        .unwrap();
+    w.append_data(&p(LONG.as_bytes()), m(0o644, 9), 4, &mut &b"long"[..], None)
+        .unwrap();
+
+    let db = ComponentName::parse("db").unwrap();
+    let sqlite = b"SQLite format 3\0 not really";
+    w.append_reader(
+        &db,
+        ComponentKind::Sqlite,
+        b"app.db",
+        m(0o600, 10),
+        sqlite.len() as u64,
+        &mut &sqlite[..],
+        true,
+    )
+    .unwrap();
+
+    let done = w.finish(&key).unwrap();
+    let dir = golden_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("v1.tar.zst"), &done.inner).unwrap();
+    std::fs::write(dir.join("v1.tar.zst.seal"), done.seal.to_bytes()).unwrap();
+    std::fs::write(
+        dir.join("v1.pub.pem"),
+        key.public_key().to_public_key_pem().unwrap(),
+    )
+    .unwrap();
+}
+
+fn load() -> (Vec<u8>, SignedSeal, PublicKey) {
+    let dir = golden_dir();
+    let archive = std::fs::read(dir.join("v1.tar.zst")).unwrap();
+    let key = PublicKey::load(dir.join("v1.pub.pem")).unwrap();
+    let seal = SignedSeal::parse(&std::fs::read(dir.join("v1.tar.zst.seal")).unwrap())
+        .unwrap()
+        .verify(&key)
+        .unwrap();
+    (archive, seal, key)
+}
+
+#[test]
+fn golden_v1_still_reads() {
+    let (archive, seal, key) = load();
+    let v = ArchiveReader::new(&archive[..])
+        .unwrap()
+        .verify(&key)
+        .unwrap();
+    v.check_seal(&seal).unwrap();
+    let m = v.manifest.manifest();
+    assert_eq!(m.version, FormatVersion { major: 1, minor: 0 });
+    assert_eq!(m.backup_id.to_string(), seal.seal().backup_id);
+    assert_eq!(m.backup_id.unix_ms(), 1_795_000_000_000);
+    assert_eq!(m.label.as_deref(), Some("golden v1"));
+    assert_eq!(m.origin.hostname.as_deref(), Some("golden-host"));
+    let comps: Vec<(String, ComponentKind, bool)> = m
+        .components
+        .iter()
+        .map(|c| (c.name.to_string(), c.kind, c.optional))
+        .collect();
+    assert_eq!(
+        comps,
+        vec![
+            ("config".into(), ComponentKind::File, false),
+            ("data".into(), ComponentKind::Dir, false),
+            ("db".into(), ComponentKind::Sqlite, true),
+        ]
+    );
+    let paths: Vec<String> = m.entries.iter().map(|e| e.path.to_string()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "config/app.toml",
+            "data",
+            "data/readme.txt",
+            "data/odd \\xff name",
+            "data/big.bin",
+            "data/empty-dir",
+            "data/empty",
+            "data/link",
+            "data/hard",
+            LONG,
+            "db/app.db",
+        ]
+    );
+    assert!(m.frames.len() >= 4, "big.bin spans frames");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("out");
+    ArchiveReader::new(&archive[..])
+        .unwrap()
+        .unpack(&key, &dest, &UnpackOptions::default().restore_owner(false))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dest.join("config/app.toml")).unwrap(),
+        b"listen = 8080\n"
+    );
+    assert_eq!(std::fs::read(dest.join("data/big.bin")).unwrap(), big());
+    assert_eq!(
+        std::fs::read(dest.join("data/hard")).unwrap(),
+        b"Cairn golden archive, format v1.\n"
+    );
+    assert_eq!(
+        std::fs::read_link(dest.join("data/link")).unwrap(),
+        PathBuf::from("readme.txt")
+    );
+    use std::os::unix::ffi::OsStrExt;
+    assert_eq!(
+        std::fs::read(dest.join(std::ffi::OsStr::from_bytes(b"data/odd \xff name"))).unwrap(),
+        b"odd"
+    );
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(dest.join("config/app.toml")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    assert_eq!(
+        (meta.mtime(), meta.mtime_nsec()),
+        (1_795_000_001, 123_456_789)
+    );
+    assert_eq!(
+        std::fs::metadata(dest.join("data/empty-dir"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o700
+    );
+
+    let mut s = SeekableArchive::open_sealed(
+        SeekSource(Cursor::new(archive.clone())),
+        &seal,
+        &key,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_file(&EntryPath::parse(b"data/big.bin").unwrap(), &mut out)
+        .unwrap();
+    assert_eq!(out, big());
+    s.verify_full(&key).unwrap();
+}

@@ -1,0 +1,228 @@
+//! Random access reads only what it needs and agrees with a full read.
+
+use std::io::{self, Cursor, Read};
+use std::ops::Range;
+
+use cairn_archive::*;
+use cairn_manifest::{Codec, ComponentKind, EntryKind, EntryPath, Mtime};
+use cairn_testkit::{RandomReader, assert_trees_equal};
+
+use super::common::*;
+
+/// A range source that counts what is read and serves it in short reads.
+struct Counting {
+    bytes: Vec<u8>,
+    read: u64,
+    requests: u64,
+}
+
+impl RangeRead for Counting {
+    fn len(&mut self) -> io::Result<u64> {
+        Ok(self.bytes.len() as u64)
+    }
+
+    fn read_range(&mut self, range: Range<u64>) -> io::Result<Box<dyn Read + '_>> {
+        self.requests += 1;
+        self.read += range.end - range.start;
+        let slice = &self.bytes[range.start as usize..range.end as usize];
+        Ok(Box::new(RandomReader::new(slice, self.requests, 20_000)))
+    }
+}
+
+/// Three components: a 3 MB incompressible one between two small ones.
+fn three_components(codec: Codec) -> Finished<Vec<u8>> {
+    let mut w = ArchiveWriter::new(Vec::new(), meta(), opts(codec, 256 * 1024, 2)).unwrap();
+    let m0 = EntryMeta::new(0o644, Mtime::new(1_700_000_000, 0));
+    w.begin_component(&name("config"), ComponentKind::Dir, false)
+        .unwrap();
+    w.append_directory(&EntryPath::parse(b"config").unwrap(), m0)
+        .unwrap();
+    for i in 0..20 {
+        let body = format!("setting_{i} = {i}\n").repeat(50);
+        w.append_data(
+            &EntryPath::parse(format!("config/f{i}.toml").as_bytes()).unwrap(),
+            m0,
+            body.len() as u64,
+            &mut body.as_bytes(),
+            None,
+        )
+        .unwrap();
+    }
+    w.begin_component(&name("media"), ComponentKind::Dir, true)
+        .unwrap();
+    w.append_directory(&EntryPath::parse(b"media").unwrap(), m0)
+        .unwrap();
+    let blob = noise(3_000_000, 3);
+    w.append_data(
+        &EntryPath::parse(b"media/big.bin").unwrap(),
+        m0,
+        blob.len() as u64,
+        &mut &blob[..],
+        None,
+    )
+    .unwrap();
+    w.begin_component(&name("db"), ComponentKind::Sqlite, false)
+        .unwrap();
+    let db = b"SQLite format 3\0".repeat(1000);
+    w.append_data(
+        &EntryPath::parse(b"db/app.db").unwrap(),
+        m0,
+        db.len() as u64,
+        &mut &db[..],
+        None,
+    )
+    .unwrap();
+    w.finish(&key()).unwrap()
+}
+
+#[test]
+fn one_component_is_read_with_few_bytes() {
+    for codec in [Codec::Zstd, Codec::Gzip] {
+        let done = three_components(codec);
+        let total = done.inner.len() as u64;
+        let src = Counting {
+            bytes: done.inner.clone(),
+            read: 0,
+            requests: 0,
+        };
+        let mut a =
+            SeekableArchive::open(src, &key().public_key(), ReadOptions::default()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        a.unpack(
+            &tmp.path().join("db-only"),
+            &UnpackOptions::default().components([name("db")]),
+        )
+        .unwrap();
+        let src = a.into_inner();
+        assert!(
+            src.read < total / 10,
+            "{codec}: read {} of {total} bytes in {} requests",
+            src.read,
+            src.requests
+        );
+        // Footer, manifest, and one range for the component.
+        assert_eq!(src.requests, 3, "{codec}");
+        assert_eq!(
+            std::fs::read(tmp.path().join("db-only/db/app.db")).unwrap(),
+            b"SQLite format 3\0".repeat(1000)
+        );
+    }
+}
+
+#[test]
+fn seek_reads_agree_with_the_stream() {
+    let done = three_components(Codec::Zstd);
+    let tmp = tempfile::tempdir().unwrap();
+    let all = tmp.path().join("all");
+    ArchiveReader::new(&done.inner[..])
+        .unwrap()
+        .unpack(&key().public_key(), &all, &UnpackOptions::default())
+        .unwrap();
+    for c in ["config", "media", "db"] {
+        let dest = tmp.path().join(format!("seek-{c}"));
+        let mut a = SeekableArchive::open(
+            Counting {
+                bytes: done.inner.clone(),
+                read: 0,
+                requests: 0,
+            },
+            &key().public_key(),
+            ReadOptions::default(),
+        )
+        .unwrap();
+        a.unpack(&dest, &UnpackOptions::default().components([name(c)]))
+            .unwrap();
+        if c == "db" {
+            // A one-file component has no directory entry of its own.
+            assert_eq!(
+                std::fs::read(all.join("db/app.db")).unwrap(),
+                std::fs::read(dest.join("db/app.db")).unwrap()
+            );
+        } else {
+            assert_trees_equal(&all.join(c), &dest.join(c), false);
+        }
+    }
+}
+
+#[test]
+fn sample_verification_reads_only_the_sample() {
+    let done = three_components(Codec::Zstd);
+    let mut a = SeekableArchive::open(
+        Counting {
+            bytes: done.inner.clone(),
+            read: 0,
+            requests: 0,
+        },
+        &key().public_key(),
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let n = a.manifest().manifest().entries.len();
+    let big = a
+        .manifest()
+        .manifest()
+        .find(&EntryPath::parse(b"media/big.bin").unwrap())
+        .unwrap();
+    let sample: Vec<usize> = (0..n).filter(|i| i % 4 == 0 && *i != big).collect();
+    a.verify_entries(&sample).unwrap();
+    let src = a.into_inner();
+    assert!(src.read < done.inner.len() as u64 / 4, "read {}", src.read);
+    let mut a = SeekableArchive::open(
+        SeekSource(Cursor::new(done.inner.clone())),
+        &key().public_key(),
+        ReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        a.verify_entries(&[n]).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn read_file_follows_hard_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), b"shared content").unwrap();
+    std::fs::hard_link(src.join("a"), src.join("b")).unwrap();
+    std::os::unix::fs::symlink("a", src.join("s")).unwrap();
+    let done = pack_dir(&src, WriterOptions::default());
+    let m = done.manifest.manifest();
+    assert_eq!(
+        m.entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Hardlink)
+            .count(),
+        1
+    );
+    let mut a = seekable(&done.inner);
+    let mut out = Vec::new();
+    a.read_file(&EntryPath::parse(b"data/b").unwrap(), &mut out)
+        .unwrap();
+    assert_eq!(out, b"shared content");
+    let err = a
+        .read_file(&EntryPath::parse(b"data/s").unwrap(), &mut Vec::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = a
+        .read_file(&EntryPath::parse(b"data/none").unwrap(), &mut Vec::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn open_through_seal_checks_size() {
+    let done = three_components(Codec::Zstd);
+    let mut longer = done.inner.clone();
+    longer.push(0);
+    let err = SeekableArchive::open_sealed(
+        SeekSource(Cursor::new(longer)),
+        &done.seal,
+        &key().public_key(),
+        ReadOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification);
+    assert!(err.to_string().contains("seal says"), "{err}");
+}
