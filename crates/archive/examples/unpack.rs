@@ -35,8 +35,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let key = PublicKey::load(&key_path)?;
     let file = std::fs::File::open(archive)?;
     let manifest = if components.is_empty() {
-        let reader = std::io::BufReader::with_capacity(1 << 20, file);
-        ArchiveReader::new(reader)?.unpack(&key, dest, &UnpackOptions::default())?
+        // The reader buffers its input itself.
+        ArchiveReader::new(file)?.unpack(&key, dest, &UnpackOptions::default())?
     } else {
         let mut a = SeekableArchive::open(SeekSource(file), &key, ReadOptions::default())?;
         a.unpack(dest, &UnpackOptions::default().components(components))?

@@ -33,8 +33,8 @@ fn run() -> Result<String, Box<dyn Error>> {
         return Err("usage: verify --public-key PUB.pem ARCHIVE [--seal SEAL]".into());
     };
     let key = PublicKey::load(&key_path)?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(archive)?);
-    let verified = ArchiveReader::new(reader)?.verify(&key)?;
+    // The reader buffers its input itself.
+    let verified = ArchiveReader::new(std::fs::File::open(archive)?)?.verify(&key)?;
     if let Some(seal_path) = seal_path {
         let seal = SignedSeal::parse(&std::fs::read(seal_path)?)?.verify(&key)?;
         verified.check_seal(&seal)?;
@@ -45,7 +45,7 @@ fn run() -> Result<String, Box<dyn Error>> {
         m.backup_id,
         m.entries.len(),
         verified.size,
-        verified.sha256
+        verified.sha256.map(|d| d.to_string()).unwrap_or_default()
     ))
 }
 

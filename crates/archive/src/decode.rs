@@ -52,6 +52,13 @@ impl<R: Read> Source<R> {
         }
     }
 
+    /// Stops hashing (only before anything was consumed).
+    pub(crate) fn stop_hashing(&mut self) {
+        if self.consumed == 0 {
+            self.hasher = None;
+        }
+    }
+
     /// Compressed bytes consumed so far.
     pub(crate) fn consumed(&self) -> u64 {
         self.consumed
@@ -660,6 +667,15 @@ impl<R: Read> Decoder<R> {
             ))),
             Format::Tar => Decoder::Tar(src),
         })
+    }
+
+    /// Stops hashing the compressed stream (only effective before reading).
+    pub(crate) fn stop_hashing(&mut self) {
+        match self {
+            Decoder::Zstd(z) => z.src.stop_hashing(),
+            Decoder::Gzip(g) => g.get_mut().get_mut().stop_hashing(),
+            Decoder::Tar(t) => t.stop_hashing(),
+        }
     }
 
     /// The detected format.

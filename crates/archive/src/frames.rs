@@ -2,11 +2,11 @@
 //! parallel, with bounded memory.
 //!
 //! The caller's thread fills a frame buffer (reading files straight into it) and
-//! hands full frames to a pool of compression threads through a bounded queue. The
-//! compressed frames come back in order and are written to the output on the
-//! caller's thread, which also hashes them. At most `threads + 1` frames are in
-//! flight, so memory stays near `(threads + 2) × 2 × frame_size` whatever the
-//! archive's size.
+//! hands full frames to `threads − 1` compression threads through a bounded queue,
+//! compressing a frame itself whenever they are all busy. The compressed frames are
+//! written to the output in order on the caller's thread, which also hashes them.
+//! At most `3 × (threads − 1) + 2` frames are alive at once, so memory stays near
+//! that many times `2 × frame_size` whatever the archive's size.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -89,6 +89,10 @@ fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, codec: Codec, level: i32) {
     }
 }
 
+/// Frames queued per worker: enough that a worker never runs dry while the
+/// caller's thread compresses a frame of its own or reads many small files.
+const QUEUE_PER_WORKER: usize = 3;
+
 /// A pool of compression threads.
 struct Pool {
     jobs: Option<mpsc::SyncSender<Job>>,
@@ -96,8 +100,10 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(threads: usize, codec: Codec, level: i32) -> io::Result<Pool> {
-        let (tx, rx) = mpsc::sync_channel::<Job>(threads);
+    fn new(threads: usize, queue: usize, codec: Codec, level: i32) -> io::Result<Pool> {
+        // Room for every frame the writer may hand out: sending never blocks, the
+        // writer compresses a frame itself instead.
+        let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let mut workers = Vec::with_capacity(threads);
         for i in 0..threads {
@@ -132,22 +138,39 @@ pub(crate) struct Locator {
     pub(crate) pos: u64,
 }
 
+/// A frame on its way to the output, in order.
+enum Slot {
+    /// Being compressed by a worker.
+    InFlight(mpsc::Receiver<Done>, usize),
+    /// Compressed by the caller's thread.
+    Ready(Done, usize),
+}
+
 /// Writes a tar stream as independent compressed frames.
+///
+/// With `threads` = N, N − 1 worker threads compress frames and the caller's
+/// thread compresses one itself whenever every worker is busy, so no more than N
+/// threads ever compete for the CPU (oversubscribing a 2-core machine costs a
+/// quarter of zstd's speed in cache thrashing).
 pub(crate) struct FrameWriter<W: Write> {
     out: W,
     hasher: Hasher,
     written: u64,
     frame_size: usize,
+    codec: Codec,
+    level: i32,
     /// The frame being filled: always `frame_size` long, `filled` bytes used.
     cur: Vec<u8>,
     filled: usize,
     submitted: usize,
-    pending: VecDeque<(mpsc::Receiver<Done>, usize)>,
-    max_pending: usize,
+    pending: VecDeque<Slot>,
+    in_flight: usize,
+    max_in_flight: usize,
     frames: Vec<Frame>,
     spare_raw: Vec<Vec<u8>>,
     spare_out: Vec<Vec<u8>>,
     failed: bool,
+    inline: Option<zstd::bulk::Compressor<'static>>,
     pool: Pool,
 }
 
@@ -159,22 +182,28 @@ impl<W: Write> FrameWriter<W> {
         frame_size: usize,
         threads: usize,
     ) -> Result<Self> {
-        let pool = Pool::new(threads, codec, level)
+        let workers = threads.saturating_sub(1);
+        let max_in_flight = QUEUE_PER_WORKER * workers;
+        let pool = Pool::new(workers, max_in_flight, codec, level)
             .map_err(Error::io("starting compression threads", None))?;
         Ok(FrameWriter {
             out,
             hasher: Hasher::new(),
             written: 0,
             frame_size,
+            codec,
+            level,
             cur: vec![0; frame_size],
             filled: 0,
             submitted: 0,
             pending: VecDeque::new(),
-            max_pending: threads + 1,
+            in_flight: 0,
+            max_in_flight,
             frames: Vec::new(),
             spare_raw: Vec::new(),
             spare_out: Vec::new(),
             failed: false,
+            inline: None,
             pool,
         })
     }
@@ -249,45 +278,93 @@ impl<W: Write> FrameWriter<W> {
         if self.filled == 0 {
             return Ok(());
         }
-        if self.pending.len() >= self.max_pending {
-            self.collect_one()?;
-        }
+        // Write out whatever is finished, without waiting.
+        self.collect(false)?;
         let fresh = self
             .spare_raw
             .pop()
             .unwrap_or_else(|| vec![0; self.frame_size]);
         let raw = std::mem::replace(&mut self.cur, fresh);
         let len = std::mem::take(&mut self.filled);
-        let out = self.spare_out.pop().unwrap_or_default();
-        let (reply, done) = mpsc::sync_channel(1);
-        let sent = self.pool.jobs.as_ref().is_some_and(|jobs| {
-            jobs.send(Job {
+        let mut out = self.spare_out.pop().unwrap_or_default();
+        if self.in_flight < self.max_in_flight {
+            let (reply, done) = mpsc::sync_channel(1);
+            let job = Job {
                 raw,
                 len,
                 out,
                 reply,
-            })
-            .is_ok()
-        });
-        if !sent {
-            self.failed = true;
-            return Err(Error::io("compressing", None)(io::Error::other(
-                "compression threads stopped",
-            )));
+            };
+            if let Some(jobs) = &self.pool.jobs
+                && jobs.send(job).is_err()
+            {
+                self.failed = true;
+                return Err(Error::io("compressing", None)(io::Error::other(
+                    "compression threads stopped",
+                )));
+            }
+            self.pending.push_back(Slot::InFlight(done, len));
+            self.in_flight += 1;
+        } else {
+            // Every worker is busy: compress here rather than wait.
+            let result = compress(
+                &mut self.inline,
+                self.codec,
+                self.level,
+                &raw[..len],
+                &mut out,
+            );
+            self.pending
+                .push_back(Slot::Ready(Done { raw, out, result }, len));
         }
-        self.pending.push_back((done, len));
         self.submitted += 1;
+        // Bound memory: at most one frame beyond those in flight waits to be
+        // written.
+        while self.pending.len() > self.max_in_flight + 1 {
+            self.collect_front(true)?;
+        }
         Ok(())
     }
 
-    fn collect_one(&mut self) -> Result<()> {
-        let Some((rx, raw_len)) = self.pending.pop_front() else {
-            return Ok(());
+    /// Writes finished frames from the front of the queue; with `wait`, all of them.
+    fn collect(&mut self, wait: bool) -> Result<()> {
+        while !self.pending.is_empty() {
+            if !self.collect_front(wait)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the front frame if it is finished (or, with `wait`, once it is).
+    /// Returns whether it was written.
+    fn collect_front(&mut self, wait: bool) -> Result<bool> {
+        let (done, raw_len) = match self.pending.front() {
+            None => return Ok(false),
+            Some(Slot::Ready(..)) => match self.pending.pop_front() {
+                Some(Slot::Ready(done, len)) => (done, len),
+                _ => return Ok(false),
+            },
+            Some(Slot::InFlight(rx, len)) => {
+                let len = *len;
+                let received = if wait {
+                    rx.recv().map_err(|_| ())
+                } else {
+                    match rx.try_recv() {
+                        Ok(d) => Ok(d),
+                        Err(mpsc::TryRecvError::Empty) => return Ok(false),
+                        Err(mpsc::TryRecvError::Disconnected) => Err(()),
+                    }
+                };
+                let done = received.map_err(|()| {
+                    self.failed = true;
+                    Error::io("compressing", None)(io::Error::other("a compression thread died"))
+                })?;
+                self.pending.pop_front();
+                self.in_flight -= 1;
+                (done, len)
+            }
         };
-        let done = rx.recv().map_err(|_| {
-            self.failed = true;
-            Error::io("compressing", None)(io::Error::other("a compression thread died"))
-        })?;
         if let Err(e) = done.result {
             self.failed = true;
             return Err(Error::io("compressing", None)(e));
@@ -302,7 +379,7 @@ impl<W: Write> FrameWriter<W> {
         });
         self.spare_raw.push(done.raw);
         self.spare_out.push(done.out);
-        Ok(())
+        Ok(true)
     }
 
     fn emit(&mut self, bytes: &[u8]) -> Result<()> {
@@ -319,9 +396,7 @@ impl<W: Write> FrameWriter<W> {
     /// frames written so far.
     pub(crate) fn drain(&mut self) -> Result<&[Frame]> {
         self.cut()?;
-        while !self.pending.is_empty() {
-            self.collect_one()?;
-        }
+        self.collect(true)?;
         Ok(&self.frames)
     }
 

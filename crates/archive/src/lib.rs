@@ -76,7 +76,8 @@ pub use crate::codec::{Footer, Format, MAX_FOOTER_LEN, detect};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::ingest::{IngestOptions, Ingested, ingest};
 pub use crate::options::{
-    Limits, MAX_FRAME_SIZE, MIN_FRAME_SIZE, NoProgress, Progress, ReadOptions, WriterOptions,
+    DEFAULT_FRAME_SIZE, Limits, MAX_FRAME_SIZE, MIN_FRAME_SIZE, NoProgress, Progress, ReadOptions,
+    WriterOptions,
 };
 pub use crate::reader::{ArchiveReader, Verified};
 pub use crate::seek::{RangeRead, SeekSource, SeekableArchive};

@@ -370,13 +370,10 @@ impl<S: RangeRead> SeekableArchive<S> {
         }
         let summary = dec.finish()?;
         crate::reader::check_stream(m, &summary)?;
-        let sha256 = summary
-            .sha256
-            .ok_or_else(|| Error::corrupt("archive digest missing"))?;
         let verified = Verified {
             manifest: self.manifest.clone(),
             size: summary.size,
-            sha256,
+            sha256: summary.sha256,
         };
         if summary.size != size {
             return Err(Error::verification(

@@ -1,6 +1,6 @@
 //! Writing archives.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -177,9 +177,9 @@ pub struct ArchiveWriter<W: Write> {
     component_index: HashMap<ComponentName, usize>,
     entries: Vec<Entry>,
     frame_of: Vec<usize>,
-    paths: HashSet<Vec<u8>>,
-    files: HashSet<Vec<u8>>,
-    leaves: HashSet<Vec<u8>>,
+    /// Every path appended so far and its type: refuses duplicates, hard links
+    /// to anything but earlier files, and entries below files or links.
+    kinds: HashMap<Box<[u8]>, EntryKind>,
     skipped: Vec<Skipped>,
     warnings: Vec<Warning>,
     started: Instant,
@@ -247,9 +247,7 @@ impl<W: Write> ArchiveWriter<W> {
             component_index: HashMap::new(),
             entries: Vec::new(),
             frame_of: Vec::new(),
-            paths: HashSet::new(),
-            files: HashSet::new(),
-            leaves: HashSet::new(),
+            kinds: HashMap::new(),
             skipped: Vec::new(),
             warnings: Vec::new(),
             started: Instant::now(),
@@ -416,7 +414,9 @@ impl<W: Write> ArchiveWriter<W> {
         target: &EntryPath,
         meta: EntryMeta,
     ) -> Result<()> {
-        if !self.files.contains(target.as_bytes()) || target.first() != path.first() {
+        if self.kinds.get(target.as_bytes()) != Some(&EntryKind::File)
+            || target.first() != path.first()
+        {
             return Err(Error::invalid(format!(
                 "hard link {path} must point to an earlier regular file of its component, not {target}"
             )));
@@ -482,23 +482,22 @@ impl<W: Write> ArchiveWriter<W> {
             )));
         }
         let bytes = path.as_bytes();
-        if bytes
-            .iter()
-            .enumerate()
-            .any(|(i, &b)| b == b'/' && self.leaves.contains(&bytes[..i]))
-        {
+        if bytes.iter().enumerate().any(|(i, &b)| {
+            b == b'/'
+                && self
+                    .kinds
+                    .get(&bytes[..i])
+                    .is_some_and(|k| *k != EntryKind::Dir)
+        }) {
             return Err(Error::Unsafe {
                 path: path.to_string(),
                 reason: "lies below a file or a link of the archive",
             });
         }
-        if !self.paths.insert(bytes.to_vec()) {
+        if self.kinds.insert(bytes.into(), kind).is_some() {
             return Err(Error::invalid(format!(
                 "entry {path} is already in the archive"
             )));
-        }
-        if kind != EntryKind::Dir {
-            self.leaves.insert(bytes.to_vec());
         }
         let size = data.as_ref().map_or(0, |d| d.1);
         let header = encode_header(&HeaderSpec {
@@ -518,9 +517,6 @@ impl<W: Write> ArchiveWriter<W> {
             Some((reader, size)) => Some(self.copy_data(path, reader, size, source)?),
             None => None,
         };
-        if kind == EntryKind::File {
-            self.files.insert(path.as_bytes().to_vec());
-        }
         let component = &mut self.components[index];
         component.entries += 1;
         component.bytes += size;
