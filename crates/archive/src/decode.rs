@@ -88,8 +88,44 @@ impl<R: Read> Source<R> {
         Ok(&self.buf[self.start..self.start + avail])
     }
 
-    /// Appends exactly `n` bytes to `out`.
+    /// Appends exactly `n` bytes to `out`: first what is buffered, then straight
+    /// from the inner reader (hashed as it comes), without a copy through the
+    /// buffer.
     fn take_into(&mut self, mut n: u64, out: &mut Vec<u8>) -> io::Result<()> {
+        let buffered =
+            usize::try_from(n).map_or(self.end - self.start, |n| n.min(self.end - self.start));
+        if buffered > 0 {
+            out.extend_from_slice(&self.buf[self.start..self.start + buffered]);
+            self.consume(buffered);
+            n -= buffered as u64;
+        }
+        if n >= (SOURCE_BUF / 4) as u64 && !self.eof {
+            let at = out.len();
+            let want =
+                usize::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+            out.resize(at + want, 0);
+            let mut got = 0;
+            while got < want {
+                match self.inner.read(&mut out[at + got..]) {
+                    Ok(0) => {
+                        self.eof = true;
+                        out.truncate(at + got);
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    Ok(k) => got += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        out.truncate(at + got);
+                        return Err(e);
+                    }
+                }
+            }
+            if let Some(h) = &mut self.hasher {
+                h.update(&out[at..]);
+            }
+            self.consumed += n;
+            return Ok(());
+        }
         while n > 0 {
             let buf = self.fill_buf()?;
             if buf.is_empty() {

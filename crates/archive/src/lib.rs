@@ -63,6 +63,7 @@ mod codec;
 mod decode;
 mod error;
 mod frames;
+mod fswriter;
 mod ingest;
 mod options;
 mod reader;

@@ -161,7 +161,7 @@ impl<R: Read> ArchiveReader<R> {
         // would cost a third of the CPU of an unpack for nothing.
         self.decoder.stop_hashing();
         let staging = staging_dir(staging_parent)?;
-        let mut x = Extractor::new(staging.path().to_owned(), opts.owner());
+        let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;
         let sel = Selection::new(opts.components.as_deref());
         let verified = self.run(key, Some(&mut x), &sel)?;
         sel.check_against(verified.manifest.manifest())?;

@@ -7,7 +7,9 @@
 //! empty components. On top of that:
 //!
 //! - every parent of an entry must be a real directory created by this unpack,
-//!   never a symlink or a file, so nothing is ever written *through* a link;
+//!   never a symlink or a file, so nothing is ever written *through* a link (the
+//!   unpack keeps an exact model of what it created: nobody else writes into its
+//!   private staging directory);
 //! - files are created with `O_CREAT|O_EXCL`, which does not follow a link placed at
 //!   the path and refuses duplicates;
 //! - hard links may only point to regular files this unpack created;
@@ -17,35 +19,37 @@
 //! invokes only after every check passed; dropping a [`Staged`] (or an error while
 //! unpacking) removes the staging directory.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_manifest::{ComponentName, EntryPath, LinkTarget, Mtime, SignedManifest};
+use cairn_manifest::{ComponentName, EntryPath, LinkTarget, SignedManifest};
 
 use crate::error::{Error, Result};
+use crate::fswriter::{Attrs, CHUNK, FsWriter};
 use crate::writer::EntryMeta;
 
-fn system_time(m: Mtime) -> SystemTime {
-    let nanos = Duration::from_nanos(u64::from(m.nanos()));
-    if m.secs() >= 0 {
-        UNIX_EPOCH + Duration::from_secs(m.secs().unsigned_abs()) + nanos
-    } else {
-        UNIX_EPOCH - Duration::from_secs(m.secs().unsigned_abs()) + nanos
-    }
+/// What this unpack has made at a path. The staging directory is private and
+/// only this unpack writes into it, so this model is exactly what is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Made {
+    /// A directory created because an entry needed it as a parent.
+    ImplicitDir,
+    Dir,
+    File,
+    Link,
 }
 
-/// Creates entries below a root, safely.
+/// Creates entries below a root, safely; the filesystem work runs on a writer
+/// thread, in order.
 pub(crate) struct Extractor {
     root: PathBuf,
-    seen: HashSet<Vec<u8>>,
-    files: HashSet<Vec<u8>>,
-    good_dirs: HashSet<Vec<u8>>,
+    made: HashMap<Box<[u8]>, Made>,
     dirs: Vec<(EntryPath, EntryMeta)>,
     restore_owner: bool,
+    buf: Vec<u8>,
+    fs: FsWriter,
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
 }
@@ -58,118 +62,103 @@ fn unsafe_entry(path: &EntryPath, reason: &'static str) -> Error {
 }
 
 impl Extractor {
-    pub(crate) fn new(root: PathBuf, restore_owner: bool) -> Self {
-        Extractor {
+    pub(crate) fn new(root: PathBuf, restore_owner: bool) -> Result<Self> {
+        Ok(Extractor {
             root,
-            seen: HashSet::new(),
-            files: HashSet::new(),
-            good_dirs: HashSet::new(),
+            made: HashMap::new(),
             dirs: Vec::new(),
             restore_owner,
+            buf: Vec::new(),
+            fs: FsWriter::new()?,
             entries: 0,
             bytes: 0,
-        }
+        })
     }
 
-    fn full(&self, path: &EntryPath) -> PathBuf {
-        self.root.join(path.to_path())
+    fn full(&self, path: &[u8]) -> PathBuf {
+        self.root.join(os_path(path))
     }
 
-    /// Claims `path` for a new entry and makes sure its parents are real
-    /// directories of this unpack.
-    fn claim(&mut self, path: &EntryPath) -> Result<()> {
-        if !self.seen.insert(path.as_bytes().to_vec()) {
-            return Err(unsafe_entry(path, "appears twice in the archive"));
-        }
-        let mut prefix = Vec::with_capacity(path.as_bytes().len());
-        let comps: Vec<&[u8]> = path.components().collect();
-        for comp in &comps[..comps.len() - 1] {
-            if !prefix.is_empty() {
-                prefix.push(b'/');
-            }
-            prefix.extend_from_slice(comp);
-            if self.good_dirs.contains(&prefix) {
-                continue;
-            }
-            let dir = self.root.join(EntryPath::parse(&prefix)?.to_path());
-            match fs::symlink_metadata(&dir) {
-                Ok(m) if m.file_type().is_dir() => {}
-                Ok(_) => return Err(unsafe_entry(path, "a parent directory is a link or a file")),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&dir).map_err(Error::io("creating directory", dir.clone()))?;
+    /// Claims `path` for a new entry of kind `made`, creating missing parents.
+    /// Returns whether the path must still be created (an explicit directory may
+    /// claim one already made as a parent).
+    fn claim(&mut self, path: &EntryPath, made: Made) -> Result<bool> {
+        self.fs.check()?;
+        let bytes = path.as_bytes();
+        let fresh = match self.made.get(bytes) {
+            None => true,
+            Some(Made::ImplicitDir) if made == Made::Dir => false,
+            Some(_) => return Err(unsafe_entry(path, "appears twice in the archive")),
+        };
+        for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            match self.made.get(&bytes[..i]) {
+                Some(Made::Dir | Made::ImplicitDir) => {}
+                Some(_) => {
+                    return Err(unsafe_entry(path, "a parent directory is a link or a file"));
                 }
-                Err(e) => return Err(Error::from_io("inspecting", Some(dir), e)),
+                None => {
+                    // Directories are made here at once (they are few and cheap);
+                    // the writer finds them when it gets the entries inside.
+                    let dir = self.full(&bytes[..i]);
+                    fs::create_dir(&dir).map_err(Error::io("creating directory", dir))?;
+                    self.made.insert(bytes[..i].into(), Made::ImplicitDir);
+                }
             }
-            self.good_dirs.insert(prefix.clone());
         }
+        self.made.insert(bytes.into(), made);
         self.entries += 1;
-        Ok(())
+        Ok(fresh)
+    }
+
+    fn attrs(&self, path: &EntryPath, meta: EntryMeta) -> Result<Attrs> {
+        let owner = if self.restore_owner {
+            Some((id32(meta.uid, path)?, id32(meta.gid, path)?))
+        } else {
+            None
+        };
+        Ok(Attrs {
+            owner,
+            mode: meta.mode,
+            mtime: meta.mtime,
+        })
     }
 
     pub(crate) fn create_dir(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
-        self.claim(path)?;
-        let full = self.full(path);
-        match fs::symlink_metadata(&full) {
-            Ok(m) if m.file_type().is_dir() => {} // made earlier as a parent
-            Ok(_) => return Err(unsafe_entry(path, "appears twice in the archive")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&full).map_err(Error::io("creating directory", full.clone()))?;
-            }
-            Err(e) => return Err(Error::from_io("inspecting", Some(full), e)),
+        if self.claim(path, Made::Dir)? {
+            let dir = self.full(path.as_bytes());
+            fs::create_dir(&dir).map_err(Error::io("creating directory", dir))?;
         }
-        self.good_dirs.insert(path.as_bytes().to_vec());
         self.dirs.push((path.clone(), meta));
         Ok(())
     }
 
-    pub(crate) fn create_file(&mut self, path: &EntryPath) -> Result<fs::File> {
-        self.claim(path)?;
-        let full = self.full(path);
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&full)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => unsafe_entry(path, "appears twice in the archive"),
-                _ => Error::from_io("creating", Some(full), e),
-            })?;
-        Ok(file)
+    pub(crate) fn create_file(&mut self, path: &EntryPath) -> Result<()> {
+        self.claim(path, Made::File)?;
+        self.fs.create(self.full(path.as_bytes()))?;
+        self.buf = self.fs.buffer();
+        Ok(())
     }
 
-    pub(crate) fn write_chunk(
-        &mut self,
-        file: &mut fs::File,
-        path: &EntryPath,
-        chunk: &[u8],
-    ) -> Result<()> {
-        file.write_all(chunk)
-            .map_err(Error::io("writing", self.full(path)))?;
+    pub(crate) fn write_chunk(&mut self, mut chunk: &[u8]) -> Result<()> {
         self.bytes += chunk.len() as u64;
+        while !chunk.is_empty() {
+            let n = (CHUNK - self.buf.len()).min(chunk.len());
+            self.buf.extend_from_slice(&chunk[..n]);
+            chunk = &chunk[n..];
+            if self.buf.len() == CHUNK {
+                let full = std::mem::replace(&mut self.buf, self.fs.buffer());
+                self.fs.write(full)?;
+            }
+        }
         Ok(())
     }
 
-    pub(crate) fn finish_file(
-        &mut self,
-        file: &fs::File,
-        path: &EntryPath,
-        meta: EntryMeta,
-    ) -> Result<()> {
-        let full = self.full(path);
-        if self.restore_owner {
-            // Before chmod: changing the owner clears set-id bits.
-            std::os::unix::fs::fchown(
-                file,
-                Some(id32(meta.uid, path)?),
-                Some(id32(meta.gid, path)?),
-            )
-            .map_err(Error::io("setting owner of", full.clone()))?;
+    pub(crate) fn finish_file(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.fs.write(std::mem::take(&mut self.buf))?;
         }
-        file.set_permissions(fs::Permissions::from_mode(meta.mode))
-            .map_err(Error::io("setting mode of", full.clone()))?;
-        file.set_times(fs::FileTimes::new().set_modified(system_time(meta.mtime)))
-            .map_err(Error::io("setting time of", full))?;
-        self.files.insert(path.as_bytes().to_vec());
-        Ok(())
+        let attrs = self.attrs(path, meta)?;
+        self.fs.finish_file(attrs)
     }
 
     pub(crate) fn create_symlink(
@@ -179,24 +168,13 @@ impl Extractor {
         meta: EntryMeta,
     ) -> Result<()> {
         let target = target.ok_or_else(|| unsafe_entry(path, "link without a target"))?;
-        self.claim(path)?;
-        let full = self.full(path);
-        symlink(os_path(target.as_bytes()), &full).map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => unsafe_entry(path, "appears twice in the archive"),
-            _ => Error::from_io("creating link", Some(full.clone()), e),
-        })?;
-        if self.restore_owner {
-            std::os::unix::fs::lchown(
-                &full,
-                Some(id32(meta.uid, path)?),
-                Some(id32(meta.gid, path)?),
-            )
-            .map_err(Error::io("setting owner of", full.clone()))?;
-        }
-        let t = filetime::FileTime::from_system_time(system_time(meta.mtime));
-        filetime::set_symlink_file_times(&full, t, t)
-            .map_err(Error::io("setting time of", full))?;
-        Ok(())
+        let attrs = self.attrs(path, meta)?;
+        self.claim(path, Made::Link)?;
+        self.fs.symlink(
+            os_path(target.as_bytes()).to_owned(),
+            self.full(path.as_bytes()),
+            attrs,
+        )
     }
 
     pub(crate) fn create_hardlink(
@@ -205,45 +183,29 @@ impl Extractor {
         target: Option<&LinkTarget>,
     ) -> Result<()> {
         let target = target.ok_or_else(|| unsafe_entry(path, "link without a target"))?;
-        if !self.files.contains(target.as_bytes()) {
+        if self.made.get(target.as_bytes()) != Some(&Made::File) {
             return Err(unsafe_entry(
                 path,
                 "hard link to something that is not a file unpacked earlier",
             ));
         }
-        let target = EntryPath::parse(target.as_bytes())?;
-        self.claim(path)?;
-        let full = self.full(path);
-        fs::hard_link(self.full(&target), &full).map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => unsafe_entry(path, "appears twice in the archive"),
-            _ => Error::from_io("creating hard link", Some(full.clone()), e),
-        })?;
-        Ok(())
+        self.claim(path, Made::File)?;
+        // The writer creates the target before the link: it works in order.
+        self.fs
+            .hardlink(self.full(target.as_bytes()), self.full(path.as_bytes()))
     }
 
     /// Applies directory modes, owners and times, deepest first (so that setting
     /// them is not undone by creating children, and read-only directories were
-    /// writable while being filled).
+    /// writable while being filled), then waits for every write to finish.
     pub(crate) fn finish(&mut self) -> Result<()> {
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.depth()));
         for (path, meta) in dirs {
-            let full = self.full(&path);
-            if self.restore_owner {
-                std::os::unix::fs::lchown(
-                    &full,
-                    Some(id32(meta.uid, &path)?),
-                    Some(id32(meta.gid, &path)?),
-                )
-                .map_err(Error::io("setting owner of", full.clone()))?;
-            }
-            fs::set_permissions(&full, fs::Permissions::from_mode(meta.mode))
-                .map_err(Error::io("setting mode of", full.clone()))?;
-            let dir = fs::File::open(&full).map_err(Error::io("opening", full.clone()))?;
-            dir.set_times(fs::FileTimes::new().set_modified(system_time(meta.mtime)))
-                .map_err(Error::io("setting time of", full))?;
+            let attrs = self.attrs(&path, meta)?;
+            self.fs.dir_attrs(self.full(path.as_bytes()), attrs)?;
         }
-        Ok(())
+        self.fs.finish()
     }
 }
 

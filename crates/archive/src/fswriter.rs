@@ -1,0 +1,282 @@
+//! A thread that performs an unpack's filesystem operations in order.
+//!
+//! Writing files is most of an unpack's cost (on tmpfs, clearing and copying
+//! pages; on disks, the I/O). Doing it on its own thread lets decompression,
+//! parsing and hashing proceed meanwhile, the way `zstd -dc | tar -x` overlaps its
+//! two processes. Operations are executed strictly in the order they were sent; the
+//! first failure is kept and reported by [`FsWriter::check`] or
+//! [`FsWriter::finish`], and everything after it is skipped.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_manifest::Mtime;
+
+use crate::error::{Error, Result};
+
+/// Operations queued at most; with data chunks of up to [`CHUNK`] bytes this
+/// bounds the memory held by the queue (16 MiB). A deep queue matters: many small
+/// files make bursts of operations, and a short queue makes the reading thread wait
+/// on the writer, which then waits on it.
+const QUEUE: usize = 256;
+/// Size of the data buffers handed to the writer.
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// Owner, mode and time to apply.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attrs {
+    pub(crate) owner: Option<(u32, u32)>,
+    pub(crate) mode: u32,
+    pub(crate) mtime: Mtime,
+}
+
+enum Op {
+    Create(PathBuf),
+    Write(Vec<u8>),
+    Finish(Attrs),
+    Symlink {
+        target: PathBuf,
+        path: PathBuf,
+        attrs: Attrs,
+    },
+    Hardlink {
+        target: PathBuf,
+        path: PathBuf,
+    },
+    DirAttrs {
+        path: PathBuf,
+        attrs: Attrs,
+    },
+    Barrier(mpsc::SyncSender<()>),
+}
+
+pub(crate) fn system_time(m: Mtime) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(m.nanos()));
+    if m.secs() >= 0 {
+        UNIX_EPOCH + Duration::from_secs(m.secs().unsigned_abs()) + nanos
+    } else {
+        UNIX_EPOCH - Duration::from_secs(m.secs().unsigned_abs()) + nanos
+    }
+}
+
+struct Worker {
+    file: Option<(fs::File, PathBuf)>,
+    failed: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<Error>>>,
+    spare: mpsc::SyncSender<Vec<u8>>,
+}
+
+impl Worker {
+    fn run(mut self, ops: &mpsc::Receiver<Op>) {
+        while let Ok(op) = ops.recv() {
+            if let Op::Barrier(done) = op {
+                let _ = done.send(());
+                continue;
+            }
+            if self.failed.load(Ordering::Relaxed) {
+                continue; // drain and ignore after a failure
+            }
+            if let Err(e) = self.apply(op) {
+                if let Ok(mut slot) = self.error.lock() {
+                    slot.get_or_insert(e);
+                }
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn apply(&mut self, op: Op) -> Result<()> {
+        match op {
+            Op::Create(path) => {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(Error::io("creating", path.clone()))?;
+                self.file = Some((f, path));
+                Ok(())
+            }
+            Op::Write(buf) => {
+                let (f, path) = self
+                    .file
+                    .as_mut()
+                    .ok_or_else(|| Error::invalid("write without a file"))?;
+                f.write_all(&buf)
+                    .map_err(Error::io("writing", path.clone()))?;
+                let _ = self.spare.try_send(buf);
+                Ok(())
+            }
+            Op::Finish(attrs) => {
+                let (f, path) = self
+                    .file
+                    .take()
+                    .ok_or_else(|| Error::invalid("finish without a file"))?;
+                if let Some((uid, gid)) = attrs.owner {
+                    // Before chmod: changing the owner clears set-id bits.
+                    std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
+                        .map_err(Error::io("setting owner of", path.clone()))?;
+                }
+                f.set_permissions(fs::Permissions::from_mode(attrs.mode))
+                    .map_err(Error::io("setting mode of", path.clone()))?;
+                f.set_times(fs::FileTimes::new().set_modified(system_time(attrs.mtime)))
+                    .map_err(Error::io("setting time of", path))
+            }
+            Op::Symlink {
+                target,
+                path,
+                attrs,
+            } => {
+                symlink(&target, &path).map_err(Error::io("creating link", path.clone()))?;
+                if let Some((uid, gid)) = attrs.owner {
+                    std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                        .map_err(Error::io("setting owner of", path.clone()))?;
+                }
+                let t = filetime::FileTime::from_system_time(system_time(attrs.mtime));
+                filetime::set_symlink_file_times(&path, t, t)
+                    .map_err(Error::io("setting time of", path))
+            }
+            Op::Hardlink { target, path } => {
+                fs::hard_link(&target, &path).map_err(Error::io("creating hard link", path))
+            }
+            Op::DirAttrs { path, attrs } => {
+                if let Some((uid, gid)) = attrs.owner {
+                    std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                        .map_err(Error::io("setting owner of", path.clone()))?;
+                }
+                fs::set_permissions(&path, fs::Permissions::from_mode(attrs.mode))
+                    .map_err(Error::io("setting mode of", path.clone()))?;
+                let dir = fs::File::open(&path).map_err(Error::io("opening", path.clone()))?;
+                dir.set_times(fs::FileTimes::new().set_modified(system_time(attrs.mtime)))
+                    .map_err(Error::io("setting time of", path))
+            }
+            Op::Barrier(_) => Ok(()),
+        }
+    }
+}
+
+/// The sending side: queue operations, check for failures, wait for completion.
+pub(crate) struct FsWriter {
+    ops: Option<mpsc::SyncSender<Op>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    failed: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<Error>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FsWriter {
+    pub(crate) fn new() -> Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (spare_tx, spare_rx) = mpsc::sync_channel(QUEUE);
+        let failed = Arc::new(AtomicBool::new(false));
+        let error = Arc::new(Mutex::new(None));
+        let worker = Worker {
+            file: None,
+            failed: Arc::clone(&failed),
+            error: Arc::clone(&error),
+            spare: spare_tx,
+        };
+        let thread = std::thread::Builder::new()
+            .name("cairn-unpack-writer".into())
+            .spawn(move || worker.run(&rx))
+            .map_err(Error::io("starting the unpack writer", None))?;
+        Ok(FsWriter {
+            ops: Some(tx),
+            spare: spare_rx,
+            failed,
+            error,
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, op: Op) -> Result<()> {
+        let sent = self.ops.as_ref().is_some_and(|tx| tx.send(op).is_ok());
+        if !sent {
+            return Err(Error::io("unpacking", None)(std::io::Error::other(
+                "the unpack writer stopped",
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn create(&self, path: PathBuf) -> Result<()> {
+        self.send(Op::Create(path))
+    }
+
+    pub(crate) fn write(&self, buf: Vec<u8>) -> Result<()> {
+        self.send(Op::Write(buf))
+    }
+
+    pub(crate) fn finish_file(&self, attrs: Attrs) -> Result<()> {
+        self.send(Op::Finish(attrs))
+    }
+
+    pub(crate) fn symlink(&self, target: PathBuf, path: PathBuf, attrs: Attrs) -> Result<()> {
+        self.send(Op::Symlink {
+            target,
+            path,
+            attrs,
+        })
+    }
+
+    pub(crate) fn hardlink(&self, target: PathBuf, path: PathBuf) -> Result<()> {
+        self.send(Op::Hardlink { target, path })
+    }
+
+    pub(crate) fn dir_attrs(&self, path: PathBuf, attrs: Attrs) -> Result<()> {
+        self.send(Op::DirAttrs { path, attrs })
+    }
+
+    /// A buffer for the next data chunk, reused when the writer has one spare.
+    pub(crate) fn buffer(&self) -> Vec<u8> {
+        let mut b = self.spare.try_recv().unwrap_or_default();
+        b.clear();
+        b.reserve(CHUNK);
+        b
+    }
+
+    /// The first failure so far, if the writer reported one.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            return self.finish();
+        }
+        Ok(())
+    }
+
+    /// Waits until every queued operation is done; returns the first failure.
+    pub(crate) fn finish(&self) -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Op::Barrier(tx))?;
+        rx.recv().map_err(|_| {
+            Error::io("unpacking", None)(std::io::Error::other("the unpack writer died"))
+        })?;
+        let taken = self.error.lock().ok().and_then(|mut e| e.take());
+        match taken {
+            Some(e) => {
+                // Keep refusing after the error was handed out.
+                self.failed.store(true, Ordering::Relaxed);
+                Err(e)
+            }
+            None if self.failed.load(Ordering::Relaxed) => {
+                Err(Error::invalid("unpack writer failed earlier"))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FsWriter {
+    fn drop(&mut self) {
+        // Close the queue and wait: nothing may still write once the staging
+        // directory is being removed.
+        self.ops.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
