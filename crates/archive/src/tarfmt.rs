@@ -280,6 +280,25 @@ impl<R: BufRead> TarReader<R> {
         Ok(out)
     }
 
+    /// Reads a GNU long name (`L`) or link name (`K`) entry into `slot`.
+    fn read_long_name(
+        &mut self,
+        slot: &mut Option<Vec<u8>>,
+        size: u64,
+        start: u64,
+        what: &str,
+    ) -> Result<()> {
+        if slot.is_some() {
+            return Err(corrupt_at(start, format!("two {what}s for one entry")));
+        }
+        let mut v = self.read_extension(size, what)?;
+        while v.last() == Some(&0) {
+            v.pop();
+        }
+        *slot = Some(v);
+        Ok(())
+    }
+
     /// The next entry, or `None` after the end-of-archive marker.
     pub(crate) fn next_entry(&mut self) -> Result<Option<RawEntry>> {
         if self.ended {
@@ -343,26 +362,8 @@ impl<R: BufRead> TarReader<R> {
                     // and skipped.
                     self.read_extension(size, "global PAX header")?;
                 }
-                b'L' => {
-                    if long_name.is_some() {
-                        return Err(corrupt_at(start, "two long names for one entry"));
-                    }
-                    let mut v = self.read_extension(size, "GNU long name")?;
-                    while v.last() == Some(&0) {
-                        v.pop();
-                    }
-                    long_name = Some(v);
-                }
-                b'K' => {
-                    if long_link.is_some() {
-                        return Err(corrupt_at(start, "two long link names for one entry"));
-                    }
-                    let mut v = self.read_extension(size, "GNU long link name")?;
-                    while v.last() == Some(&0) {
-                        v.pop();
-                    }
-                    long_link = Some(v);
-                }
+                b'L' => self.read_long_name(&mut long_name, size, start, "GNU long name")?,
+                b'K' => self.read_long_name(&mut long_link, size, start, "GNU long link name")?,
                 b'S' => {
                     return Err(Error::Unsupported {
                         reason: format!("GNU sparse file at tar offset {start}"),

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# End-to-end archive benchmark: Cairn against `tar | zstd -3 -T0` on the same data.
+#
+#   scripts/bench-archive.sh [SCALE_MIB ...]      (default: 1024)
+#
+# For each scale, generates a deterministic dataset (small text files, partly
+# compressible binaries, incompressible blobs, an SQLite database) in tmpfs,
+# then runs ROUNDS (default 5) interleaved rounds of:
+#   peer pack     tar --format=posix -cf - | zstd -3 -T0
+#   cairn pack    examples/pack (hashes every entry and the archive, signs)
+#   peer unpack   zstd -dc | tar -xf -
+#   cairn unpack  examples/unpack (verifies every entry and the signature)
+# and prints median throughput, the ratio to the peer, compressed size and peak
+# RSS. Needs GNU tar, zstd, python3 and /usr/bin/time; builds in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+SCALES=("$@")
+[ ${#SCALES[@]} -eq 0 ] && SCALES=(1024)
+BASE=${BENCH_DIR:-/dev/shm/cairn-bench}
+for tool in tar zstd python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
+done
+
+cargo build --quiet --release -p cairn-archive --examples -p cairn-benches --bin gen-dataset
+BIN=target/release
+TIME=/usr/bin/time
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+make_dataset() { # DIR SCALE
+  local dir=$1 scale=$2
+  rm -rf "$dir"
+  "$BIN/gen-dataset" "$dir" "$scale" >/dev/null
+  python3 - "$dir/app.db" "$scale" <<'PY'
+import random, sqlite3, sys
+random.seed(7)
+path, scale = sys.argv[1], int(sys.argv[2])
+db = sqlite3.connect(path)
+db.execute("pragma journal_mode=off"); db.execute("pragma synchronous=off")
+db.execute("create table events(id integer primary key, user text, kind text, payload blob, note text)")
+target = scale * 1024 * 1024 // 5
+kinds = ["login", "logout", "purchase", "view", "error", "deploy"]
+i = 0
+while True:
+    rows = []
+    for _ in range(10000):
+        i += 1
+        rows.append((i, "user%06d" % random.randrange(100000), random.choice(kinds),
+                     random.randbytes(random.randrange(40, 200)), "note %d %s" % (i, random.choice(kinds) * 3)))
+    db.executemany("insert into events values (?,?,?,?,?)", rows)
+    db.commit()
+    if db.execute("pragma page_count").fetchone()[0] * 4096 >= target:
+        break
+db.close()
+PY
+}
+
+run() { # LABEL LOG COMMAND...: appends "seconds maxrss_kb" to LOG
+  local log=$2; shift 2
+  "$TIME" -f "%e %M" -a -o "$log" "$@" >/dev/null 2>&1
+}
+
+printf '%-8s %-14s %10s %10s %8s %14s %10s\n' scale operation seconds MB/s ratio compressed peakRSS
+for scale in "${SCALES[@]}"; do
+  work="$BASE/$scale"
+  mkdir -p "$work"
+  make_dataset "$work/data" "$scale"
+  bytes=$(du -sb "$work/data" | cut -f1)
+  rm -f "$work/key.pem" "$work/key.pem.pub"
+  "$BIN/examples/pack" --key "$work/key.pem" "$work/data" /dev/null >/dev/null 2>&1
+  logs="$work/logs"; rm -rf "$logs"; mkdir -p "$logs"
+  for _ in $(seq "$ROUNDS"); do
+    run peer "$logs/peer-pack" bash -c "tar --format=posix -cf - -C '$work/data' . | zstd -3 -T0 -q -f -o '$work/peer.tar.zst'"
+    run cairn "$logs/cairn-pack" "$BIN/examples/pack" --key "$work/key.pem" "$work/data" "$work/cairn.tar.zst"
+    rm -rf "$work/out"; mkdir -p "$work/out"
+    run peer "$logs/peer-unpack" bash -c "zstd -dc '$work/peer.tar.zst' | tar -xf - -C '$work/out'"
+    rm -rf "$work/out"
+    run cairn "$logs/cairn-unpack" "$BIN/examples/unpack" --public-key "$work/key.pem.pub" "$work/cairn.tar.zst" "$work/out"
+  done
+  # Unpacked trees must be identical to the source.
+  diff -r "$work/data" "$work/out/data" >/dev/null || { echo "unpacked tree differs from the source" >&2; exit 1; }
+  for op in pack unpack; do
+    peer=$(cut -d' ' -f1 "$logs/peer-$op" | median)
+    cairn=$(cut -d' ' -f1 "$logs/cairn-$op" | median)
+    peer_rss=$(cut -d' ' -f2 "$logs/peer-$op" | median)
+    cairn_rss=$(cut -d' ' -f2 "$logs/cairn-$op" | median)
+    ratio=$(awk -v p="$peer" -v c="$cairn" 'BEGIN {printf "%.2f", p / c}')
+    size_peer=$(stat -c %s "$work/peer.tar.zst"); size_cairn=$(stat -c %s "$work/cairn.tar.zst")
+    printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "${scale}M" "peer $op" "$peer" "$(awk -v b="$bytes" -v s="$peer" 'BEGIN {print b/s/1e6}')" "" "$([ $op = pack ] && echo "$size_peer" || echo -)" "$(awk -v k="$peer_rss" 'BEGIN {print k/1024}')"
+    printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "${scale}M" "cairn $op" "$cairn" "$(awk -v b="$bytes" -v s="$cairn" 'BEGIN {print b/s/1e6}')" "${ratio}x" "$([ $op = pack ] && echo "$size_cairn" || echo -)" "$(awk -v k="$cairn_rss" 'BEGIN {print k/1024}')"
+  done
+  awk -v p="$(stat -c %s "$work/peer.tar.zst")" -v c="$(stat -c %s "$work/cairn.tar.zst")" -v b="$bytes" \
+    'BEGIN {printf "%-8s dataset %d bytes; cairn archive is %+.2f%% the size of the peer'"'"'s\n", "", b, (c - p) * 100 / p}'
+  rm -rf "$work/out"
+done
+echo "(ratio = peer seconds / cairn seconds: above 1.00 Cairn is faster; medians of $ROUNDS interleaved rounds)"

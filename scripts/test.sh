@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one test command: everything CI checks, from a clean clone.
+#
+#   scripts/test.sh
+#
+# Formatting, lints (warnings are errors), the dependency rules, documentation,
+# every test of the workspace (unit, integration, doc tests, examples built,
+# benches run once in test mode), and the fuzz properties as a bounded smoke run.
+# External tools the interop tests need are installed first when missing. With
+# CI=true a test that needs a missing tool fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+scripts/ensure-tools.sh
+
+step "format"
+cargo fmt --all -- --check
+cargo fmt --all --manifest-path fuzz/Cargo.toml -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "dependency rules"
+scripts/check-deps.sh
+
+step "documentation"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "tests"
+cargo test --workspace --locked
+cargo test --workspace --benches --locked
+
+step "fuzz properties (smoke run on stable)"
+cargo test --manifest-path fuzz/Cargo.toml --no-default-features --locked
+
+printf '\nall checks passed\n'
