@@ -35,8 +35,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let key = PublicKey::load(&key_path)?;
     let file = std::fs::File::open(archive)?;
     let manifest = if components.is_empty() {
-        // The reader buffers its input itself.
-        ArchiveReader::new(file)?.unpack(&key, dest, &UnpackOptions::default())?
+        // Reading the file ahead on a thread of its own overlaps the system calls
+        // with decompression and checks.
+        ArchiveReader::new(cairn_archive::ReadAhead::new(file))?.unpack(
+            &key,
+            dest,
+            &UnpackOptions::default(),
+        )?
     } else {
         let mut a = SeekableArchive::open(SeekSource(file), &key, ReadOptions::default())?;
         a.unpack(dest, &UnpackOptions::default().components(components))?

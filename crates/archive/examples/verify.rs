@@ -33,8 +33,8 @@ fn run() -> Result<String, Box<dyn Error>> {
         return Err("usage: verify --public-key PUB.pem ARCHIVE [--seal SEAL]".into());
     };
     let key = PublicKey::load(&key_path)?;
-    // The reader buffers its input itself.
-    let verified = ArchiveReader::new(std::fs::File::open(archive)?)?.verify(&key)?;
+    let file = std::fs::File::open(archive)?;
+    let verified = ArchiveReader::new(cairn_archive::ReadAhead::new(file))?.verify(&key)?;
     let what = if let Some(seal_path) = seal_path {
         let seal = SignedSeal::parse(&std::fs::read(seal_path)?)?.verify(&key)?;
         verified.check_seal(&seal)?;

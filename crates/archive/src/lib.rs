@@ -66,6 +66,7 @@ mod frames;
 mod fswriter;
 mod ingest;
 mod options;
+mod readahead;
 mod reader;
 mod seek;
 mod tarfmt;
@@ -80,6 +81,7 @@ pub use crate::options::{
     DEFAULT_FRAME_SIZE, Limits, MAX_FRAME_SIZE, MIN_FRAME_SIZE, NoProgress, Progress, ReadOptions,
     WriterOptions,
 };
+pub use crate::readahead::ReadAhead;
 pub use crate::reader::{ArchiveReader, Verified};
 pub use crate::seek::{RangeRead, SeekSource, SeekableArchive};
 pub use crate::unpack::{Staged, UnpackOptions, UnpackStats};
