@@ -280,3 +280,60 @@ impl Drop for FsWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs() -> Attrs {
+        Attrs {
+            owner: None,
+            mode: 0o640,
+            mtime: Mtime::new(1_700_000_000, 5),
+        }
+    }
+
+    #[test]
+    fn operations_run_in_order_and_apply_attributes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let w = FsWriter::new().unwrap();
+        let f = tmp.path().join("f");
+        w.create(f.clone()).unwrap();
+        w.write(b"hello ".to_vec()).unwrap();
+        w.write(b"world".to_vec()).unwrap();
+        w.finish_file(attrs()).unwrap();
+        w.hardlink(f.clone(), tmp.path().join("h")).unwrap();
+        w.symlink(PathBuf::from("f"), tmp.path().join("s"), attrs())
+            .unwrap();
+        w.finish().unwrap();
+        assert_eq!(fs::read(tmp.path().join("h")).unwrap(), b"hello world");
+        let meta = fs::metadata(&f).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(
+            meta.modified().unwrap(),
+            system_time(Mtime::new(1_700_000_000, 5))
+        );
+        assert_eq!(
+            fs::read_link(tmp.path().join("s")).unwrap(),
+            PathBuf::from("f")
+        );
+    }
+
+    #[test]
+    fn the_first_failure_is_reported_and_the_rest_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let w = FsWriter::new().unwrap();
+        let missing = tmp.path().join("no/such/dir/file");
+        w.create(missing).unwrap();
+        w.write(b"lost".to_vec()).unwrap();
+        // Queued after the failure: must not run.
+        w.create(tmp.path().join("later")).unwrap();
+        let err = w.finish().unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Io);
+        assert!(err.to_string().contains("no/such/dir/file"), "{err}");
+        assert!(!tmp.path().join("later").exists());
+        // It stays failed.
+        assert!(w.check().is_err());
+        assert!(w.finish().is_err());
+    }
+}

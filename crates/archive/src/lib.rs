@@ -15,6 +15,8 @@
 //!   sample of entries is read and verified without reading the rest.
 //! - [`ingest`] turns a foreign `.tar`, `.tar.gz` or `.tar.zst` into a signed Cairn
 //!   archive.
+//! - [`ReadAhead`] reads a file or socket ahead on its own thread, so that reading
+//!   overlaps with decompressing and checking.
 //!
 //! GNU `tar --zstd -xf` (or `tar -xzf`) extracts every Cairn archive; `openssl
 //! pkeyutl -verify` checks its manifest's signature. The byte-level format is in

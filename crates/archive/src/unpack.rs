@@ -311,7 +311,8 @@ impl Staged {
 
     /// Makes the unpacked tree durable and moves it to `dest` with one atomic
     /// rename. `dest` must not exist, or be an empty directory, and must be on the
-    /// staging directory's filesystem.
+    /// staging directory's filesystem. `dest` itself gets mode 0755 (it is not an
+    /// entry of the archive); everything below it is as archived.
     ///
     /// # Errors
     ///
