@@ -263,16 +263,7 @@ impl<R: BufRead> TarReader<R> {
         }
         self.remaining = size;
         self.padding = padded(size) - size;
-        let mut out = Vec::with_capacity(size as usize);
-        loop {
-            let chunk = self.data()?;
-            if chunk.is_empty() {
-                break;
-            }
-            let n = chunk.len();
-            out.extend_from_slice(chunk);
-            self.consume(n);
-        }
+        let out = self.read_rest()?;
         if self.capturing {
             self.captured.extend_from_slice(&out);
         }
@@ -481,6 +472,20 @@ impl<R: BufRead> TarReader<R> {
         })
     }
 
+    /// What is left of the current entry's data, in memory (callers bound its size).
+    fn read_rest(&mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(usize::try_from(self.remaining).unwrap_or(0));
+        loop {
+            let chunk = self.data()?;
+            if chunk.is_empty() {
+                return Ok(out);
+            }
+            let n = chunk.len();
+            out.extend_from_slice(chunk);
+            self.consume(n);
+        }
+    }
+
     /// The next chunk of the current entry's data, empty when it is all read.
     pub(crate) fn data(&mut self) -> Result<&[u8]> {
         if self.remaining == 0 {
@@ -665,17 +670,7 @@ pub(crate) fn read_small<R: BufRead>(
             limit,
         });
     }
-    let mut out = Vec::with_capacity(size as usize);
-    loop {
-        let chunk = t.data()?;
-        if chunk.is_empty() {
-            break;
-        }
-        let n = chunk.len();
-        out.extend_from_slice(chunk);
-        t.consume(n);
-    }
-    Ok(out)
+    t.read_rest()
 }
 
 /// An `io::BufRead` adapter is all the reader needs; this one is for tests.
