@@ -491,16 +491,7 @@ impl<R: BufRead> TarReader<R> {
         if self.remaining == 0 {
             return Ok(&[]);
         }
-        let pos = self.pos;
-        let buf = self
-            .r
-            .fill_buf()
-            .map_err(|e| Error::from_io("reading entry data", None, e))?;
-        if buf.is_empty() {
-            return Err(corrupt_at(pos, "entry data is truncated"));
-        }
-        let n = usize::try_from(self.remaining).map_or(buf.len(), |r| r.min(buf.len()));
-        Ok(&buf[..n])
+        available(&mut self.r, self.pos, self.remaining, "entry data")
     }
 
     /// Marks `n` bytes of data (from [`TarReader::data`]) as read.
@@ -524,20 +515,13 @@ impl<R: BufRead> TarReader<R> {
 
     fn skip_padding(&mut self) -> Result<()> {
         while self.padding > 0 {
-            let pos = self.pos;
-            let buf = self
-                .r
-                .fill_buf()
-                .map_err(|e| Error::from_io("reading tar padding", None, e))?;
-            if buf.is_empty() {
-                return Err(corrupt_at(pos, "entry padding is truncated"));
-            }
-            let n = usize::try_from(self.padding).map_or(buf.len(), |p| p.min(buf.len()));
-            if self.strict && buf[..n].iter().any(|&b| b != 0) {
-                return Err(corrupt_at(pos, "padding is not zero"));
+            let buf = available(&mut self.r, self.pos, self.padding, "entry padding")?;
+            let n = buf.len();
+            if self.strict && buf.iter().any(|&b| b != 0) {
+                return Err(corrupt_at(self.pos, "padding is not zero"));
             }
             if self.capturing {
-                self.captured.extend_from_slice(&buf[..n]);
+                self.captured.extend_from_slice(buf);
             }
             self.r.consume(n);
             self.padding -= n as u64;
@@ -629,6 +613,19 @@ pub(crate) fn pax_records(
         data = &data[len..];
     }
     Ok(out)
+}
+
+/// Up to `limit` buffered bytes of `r` (at least one), or a truncation error
+/// naming `what` at tar offset `pos`.
+fn available<'a, R: BufRead>(r: &'a mut R, pos: u64, limit: u64, what: &str) -> Result<&'a [u8]> {
+    let buf = r
+        .fill_buf()
+        .map_err(|e| Error::from_io("reading tar stream", None, e))?;
+    if buf.is_empty() {
+        return Err(corrupt_at(pos, format!("{what} is truncated")));
+    }
+    let n = usize::try_from(limit).map_or(buf.len(), |l| l.min(buf.len()));
+    Ok(&buf[..n])
 }
 
 /// Checks a header's checksum (unsigned sum, or the signed sum some old tars wrote).

@@ -8,6 +8,17 @@ use cairn_testkit::{require_tool, run_ok};
 
 use super::common::*;
 
+/// Ingests the tarball at `path` with the test key and default options.
+fn ingest_file(path: &std::path::Path) -> Result<Ingested<Vec<u8>>> {
+    ingest(
+        std::fs::File::open(path).unwrap(),
+        Vec::new(),
+        meta(),
+        &key(),
+        &IngestOptions::default(),
+    )
+}
+
 #[test]
 fn a_cairn_archive_ingests_with_a_fresh_manifest() {
     let tmp = tempfile::tempdir().unwrap();
@@ -63,14 +74,7 @@ fn folder_names_must_be_component_names() {
             .arg(&root)
             .arg("Has Upper"),
     );
-    let err = ingest(
-        std::fs::File::open(&tarball).unwrap(),
-        Vec::new(),
-        meta(),
-        &key(),
-        &IngestOptions::default(),
-    )
-    .unwrap_err();
+    let err = ingest_file(&tarball).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("Has Upper"), "{err}");
 }
@@ -97,14 +101,7 @@ fn sparse_files_are_unsupported() {
                 .arg(&root)
                 .arg("data"),
         );
-        let err = ingest(
-            std::fs::File::open(&tarball).unwrap(),
-            Vec::new(),
-            meta(),
-            &key(),
-            &IngestOptions::default(),
-        )
-        .unwrap_err();
+        let err = ingest_file(&tarball).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported, "{format}: {err}");
     }
 }

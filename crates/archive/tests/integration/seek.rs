@@ -29,6 +29,16 @@ impl RangeRead for Counting {
     }
 }
 
+/// An archive over a [`Counting`] source.
+fn open_counting(bytes: &[u8]) -> SeekableArchive<Counting> {
+    let src = Counting {
+        bytes: bytes.to_vec(),
+        read: 0,
+        requests: 0,
+    };
+    SeekableArchive::open(src, &key().public_key(), ReadOptions::default()).unwrap()
+}
+
 /// Three components: a 3 MB incompressible one between two small ones.
 fn three_components(codec: Codec) -> Finished<Vec<u8>> {
     let mut w = ArchiveWriter::new(Vec::new(), meta(), opts(codec, 256 * 1024, 2)).unwrap();
@@ -80,13 +90,7 @@ fn one_component_is_read_with_few_bytes() {
     for codec in [Codec::Zstd, Codec::Gzip] {
         let done = three_components(codec);
         let total = done.inner.len() as u64;
-        let src = Counting {
-            bytes: done.inner.clone(),
-            read: 0,
-            requests: 0,
-        };
-        let mut a =
-            SeekableArchive::open(src, &key().public_key(), ReadOptions::default()).unwrap();
+        let mut a = open_counting(&done.inner);
         let tmp = tempfile::tempdir().unwrap();
         a.unpack(
             &tmp.path().join("db-only"),
@@ -120,16 +124,7 @@ fn seek_reads_agree_with_the_stream() {
         .unwrap();
     for c in ["config", "media", "db"] {
         let dest = tmp.path().join(format!("seek-{c}"));
-        let mut a = SeekableArchive::open(
-            Counting {
-                bytes: done.inner.clone(),
-                read: 0,
-                requests: 0,
-            },
-            &key().public_key(),
-            ReadOptions::default(),
-        )
-        .unwrap();
+        let mut a = open_counting(&done.inner);
         a.unpack(&dest, &UnpackOptions::default().components([name(c)]))
             .unwrap();
         if c == "db" {
@@ -147,16 +142,7 @@ fn seek_reads_agree_with_the_stream() {
 #[test]
 fn sample_verification_reads_only_the_sample() {
     let done = three_components(Codec::Zstd);
-    let mut a = SeekableArchive::open(
-        Counting {
-            bytes: done.inner.clone(),
-            read: 0,
-            requests: 0,
-        },
-        &key().public_key(),
-        ReadOptions::default(),
-    )
-    .unwrap();
+    let mut a = open_counting(&done.inner);
     let n = a.manifest().manifest().entries.len();
     let big = a
         .manifest()
