@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
 forbidden='^(tokio|object_store|rusqlite|libsqlite3-sys|axum|hyper|reqwest|clap|tower|tower-http)$'
-for crate in cairn-integrity cairn-manifest cairn-archive; do
+for crate in cairn-integrity cairn-manifest cairn-archive cairn-retention cairn-job; do
   deps=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked | awk '{print $1}' | sort -u)
   bad=$(grep -E "$forbidden" <<<"$deps" || true)
   if [ -n "$bad" ]; then
@@ -20,7 +20,9 @@ for crate in cairn-integrity cairn-manifest cairn-archive; do
   fi
 done
 # The leaves stay leaves.
-for pair in "cairn-integrity:cairn-manifest" "cairn-integrity:cairn-archive" "cairn-manifest:cairn-archive"; do
+for pair in "cairn-integrity:cairn-manifest" "cairn-integrity:cairn-archive" "cairn-manifest:cairn-archive" \
+  "cairn-retention:cairn-integrity" "cairn-retention:cairn-manifest" "cairn-retention:cairn-job" \
+  "cairn-job:cairn-integrity" "cairn-job:cairn-manifest" "cairn-job:cairn-retention"; do
   crate=${pair%%:*}; above=${pair##*:}
   if cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked | awk '{print $1}' | grep -qx "$above"; then
     echo "dependency rule broken: $crate depends on $above" >&2

@@ -33,6 +33,7 @@ cargo test --workspace --locked
 cargo test --workspace --benches --locked
 
 step "fuzz properties (smoke run on stable)"
+cargo clippy --manifest-path fuzz/Cargo.toml --no-default-features --all-targets --locked -- -D warnings
 cargo test --manifest-path fuzz/Cargo.toml --no-default-features --locked
 
 printf '\nall checks passed\n'

@@ -60,10 +60,10 @@ pub fn manifest_parse(data: &[u8]) {
                 .all(|c| !c.is_empty() && c != b"." && c != b"..")
         );
     }
-    if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(t) = s.parse::<Mtime>() {
-            assert_eq!(t.to_string().parse::<Mtime>().expect("reparse"), t);
-        }
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(t) = s.parse::<Mtime>()
+    {
+        assert_eq!(t.to_string().parse::<Mtime>().expect("reparse"), t);
     }
 }
 
@@ -257,4 +257,232 @@ pub fn roundtrip(files: &[File], gzip: bool) {
         assert_eq!(&out, data);
     }
     s.verify_full(&public).expect("full verification");
+}
+
+/// Policy parsing: TOML or JSON text never panics; a policy that parses writes
+/// itself out as TOML that parses back to the same policy.
+pub fn policy_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let parsed = [
+        cairn_retention::Policy::from_toml_str(text),
+        cairn_retention::Policy::from_json_str(text),
+    ];
+    for policy in parsed.into_iter().flatten() {
+        let again = cairn_retention::Policy::from_toml_str(&policy.to_toml_string())
+            .expect("a written policy parses");
+        assert_eq!(again, policy, "policy TOML round trip changed it");
+    }
+    let _ = cairn_retention::ScheduleRules::from_toml_str(text);
+}
+
+/// One backup of a fuzzed history.
+#[derive(Debug, Arbitrary)]
+pub struct FuzzBackup {
+    /// Minutes after the history's start.
+    pub minute: u32,
+    /// 0 ready, 1 failed, 2 in progress (modulo 3).
+    pub status: u8,
+    /// Pinned.
+    pub pinned: bool,
+    /// Leased.
+    pub leased: bool,
+    /// Soft-deleted this many minutes after creation.
+    pub deleted_after: Option<u16>,
+}
+
+/// A fuzzed policy and history.
+#[derive(Debug, Arbitrary)]
+pub struct PlanInput {
+    /// `keep_last` and the five period counts.
+    pub counts: [u8; 6],
+    /// `keep_within`, in hours.
+    pub within_hours: Option<u16>,
+    /// `min_keep`.
+    pub min_keep: u8,
+    /// Grace periods, in hours.
+    pub graces: (u8, u8),
+    /// Time zone choice.
+    pub zone: u8,
+    /// The backups.
+    pub backups: Vec<FuzzBackup>,
+    /// Minutes after the history's start.
+    pub now: u32,
+}
+
+/// Planning: pinned, leased and the newest ready backup are never evicted,
+/// every backup gets a decision with a reason, and re-planning after applying
+/// the plan deletes nothing more.
+pub fn retention_plan(input: &PlanInput) {
+    use cairn_retention::{Action, Backup, Period, Policy, Status};
+    use jiff::{SignedDuration, Timestamp};
+    let start = 1_767_225_600i64; // 2026-01-01T00:00:00Z
+    // Ten years of minutes keeps every instant (and grace end) in jiff's range.
+    let at =
+        |minute: i64| Timestamp::from_second(start + (minute % 5_256_000) * 60).expect("in range");
+    let zones = [
+        "UTC",
+        "Europe/Paris",
+        "America/New_York",
+        "Australia/Lord_Howe",
+    ];
+    let [last, periods @ ..] = input.counts;
+    let mut policy = Policy::default()
+        .with_keep_last(u32::from(last))
+        .with_min_keep(u32::from(input.min_keep))
+        .with_keep_within(
+            input
+                .within_hours
+                .map(|h| SignedDuration::from_hours(h.into())),
+        )
+        .expect("bounded")
+        .with_failed_grace(SignedDuration::from_hours(input.graces.0.into()))
+        .expect("bounded")
+        .with_deleted_grace(SignedDuration::from_hours(input.graces.1.into()))
+        .expect("bounded")
+        .with_timezone(zones[usize::from(input.zone) % zones.len()])
+        .expect("known zone");
+    for (period, n) in Period::ALL.into_iter().zip(periods) {
+        policy = policy.with_keep_period(period, u32::from(n));
+    }
+    let backups: Vec<Backup> = input
+        .backups
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Backup {
+            id: format!("b{i}"),
+            created_at: at(i64::from(b.minute)),
+            status: [Status::Ready, Status::Failed, Status::InProgress][usize::from(b.status % 3)],
+            pinned: b.pinned,
+            leases: if b.leased {
+                vec![format!("job {i}")]
+            } else {
+                Vec::new()
+            },
+            deleted_at: b
+                .deleted_after
+                .map(|d| at(i64::from(b.minute) + i64::from(d))),
+        })
+        .collect();
+    let now = at(i64::from(input.now));
+    let plan = policy.plan(&backups, now).expect("ids are unique");
+    assert_eq!(plan.decisions.len(), backups.len());
+    for b in &backups {
+        let d = plan.get(&b.id).expect("every backup has a decision");
+        assert!(!d.reasons.is_empty());
+        if b.pinned || !b.leases.is_empty() {
+            assert!(!d.action.evicts(), "protected backup evicted: {d:?}");
+        }
+    }
+    let after: Vec<Backup> = backups
+        .iter()
+        .filter_map(|b| match plan.get(&b.id).map(|d| d.action) {
+            Some(Action::Purge) => None,
+            Some(Action::Delete) => Some(Backup {
+                deleted_at: Some(now),
+                ..b.clone()
+            }),
+            _ => Some(b.clone()),
+        })
+        .collect();
+    let again = policy.plan(&after, now).expect("ids are unique");
+    assert_eq!(
+        again.with_action(Action::Delete).count(),
+        0,
+        "plan not idempotent"
+    );
+}
+
+/// A fuzzed job life: its kind and a sequence of (event, seconds later).
+#[derive(Debug, Arbitrary)]
+pub struct JobInput {
+    /// Index into the job kinds.
+    pub kind: u8,
+    /// Events with a clock step (may be negative).
+    pub steps: Vec<(FuzzEvent, i16)>,
+}
+
+/// A fuzzed job event.
+#[derive(Debug, Arbitrary)]
+pub enum FuzzEvent {
+    /// Start.
+    Start,
+    /// Progress with optional fields.
+    Progress(
+        Option<u8>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+    ),
+    /// Succeed.
+    Succeed,
+    /// Fail, partially or not.
+    Fail(bool),
+    /// Cancel request.
+    CancelRequest,
+    /// Cancelled.
+    Cancelled,
+    /// Timeout.
+    Timeout,
+    /// Interrupted.
+    Interrupted,
+}
+
+/// Job transitions: terminal states are final, progress never goes backwards,
+/// percent stays in 0..=100 and reaches 100 only on success, the stored form
+/// round-trips.
+pub fn job_events(input: &JobInput) {
+    use cairn_job::{Event, Job, JobError, JobKind, JobState, Phase, ProgressUpdate};
+    use jiff::{SignedDuration, Timestamp};
+    let kind = JobKind::ALL[usize::from(input.kind) % JobKind::ALL.len()];
+    let mut now = Timestamp::from_second(1_795_000_000).expect("in range");
+    let mut job = Job::new("job", kind, "app", now);
+    let phases = [
+        Phase::Preparing,
+        Phase::Archiving,
+        Phase::Verifying,
+        Phase::Hooks,
+    ];
+    for (event, dt) in &input.steps {
+        now = now
+            .checked_add(SignedDuration::from_secs(i64::from(*dt) * 7))
+            .expect("in range");
+        let event = match *event {
+            FuzzEvent::Start => Event::Start,
+            FuzzEvent::Progress(phase, tf, pf, tb, pb) => Event::Progress(ProgressUpdate {
+                phase: phase.map(|p| phases[usize::from(p) % phases.len()]),
+                total_files: tf,
+                processed_files: pf,
+                total_bytes: tb,
+                processed_bytes: pb,
+            }),
+            FuzzEvent::Succeed => Event::Succeed { result: None },
+            FuzzEvent::Fail(partial) => Event::Fail {
+                error: JobError::new("fuzz", "failed"),
+                partial,
+            },
+            FuzzEvent::CancelRequest => Event::CancelRequest,
+            FuzzEvent::Cancelled => Event::Cancelled,
+            FuzzEvent::Timeout => Event::Timeout,
+            FuzzEvent::Interrupted => Event::Interrupted,
+        };
+        match job.apply(&event, now) {
+            Ok(next) => {
+                assert!(!job.state.is_terminal(), "left a terminal state");
+                assert!(next.progress.processed_bytes >= job.progress.processed_bytes);
+                assert!(next.progress.processed_files >= job.progress.processed_files);
+                assert!(next.progress.percent >= job.progress.percent);
+                assert!(next.progress.percent <= 100);
+                assert!(next.progress.percent < 100 || next.state == JobState::Succeeded);
+                assert!(next.updated_at >= job.updated_at);
+                assert_eq!(next.finished_at.is_some(), next.state.is_terminal());
+                job = next;
+            }
+            Err(e) => assert_eq!(e.from, job.state),
+        }
+    }
+    let json = serde_json::to_string(&job).expect("serialises");
+    assert_eq!(serde_json::from_str::<Job>(&json).expect("parses"), job);
 }

@@ -94,3 +94,42 @@ fn roundtrip() {
         }
     }
 }
+
+#[test]
+fn policy_parse() {
+    let seeds: &[&[u8]] = &[
+        b"",
+        b"keep_last = 3\nkeep_daily = 7",
+        b"keep_within = \"2 days\"\ntimezone = \"Europe/Paris\"",
+        br#"{"keep_monthly": 12, "deleted_grace": "PT48H"}"#,
+        b"keep_within = \"1 month\"",
+        b"keep_last = -1",
+        b"[1, 2]",
+    ];
+    for s in seeds {
+        cairn_fuzz::policy_parse(s);
+    }
+    for input in inputs(5) {
+        cairn_fuzz::policy_parse(&input);
+    }
+}
+
+#[test]
+fn retention_plan() {
+    for input in inputs(6) {
+        let mut u = Unstructured::new(&input);
+        if let Ok(plan) = cairn_fuzz::PlanInput::arbitrary(&mut u) {
+            cairn_fuzz::retention_plan(&plan);
+        }
+    }
+}
+
+#[test]
+fn job_events() {
+    for input in inputs(7) {
+        let mut u = Unstructured::new(&input);
+        if let Ok(job) = cairn_fuzz::JobInput::arbitrary(&mut u) {
+            cairn_fuzz::job_events(&job);
+        }
+    }
+}
