@@ -6,14 +6,25 @@
 # Formatting, lints (warnings are errors), the dependency rules, documentation,
 # every test of the workspace (unit, integration, doc tests, examples built,
 # benches run once in test mode), and the fuzz properties as a bounded smoke run.
-# External tools the interop tests need are installed first when missing. With
-# CI=true a test that needs a missing tool fails instead of skipping.
+# External tools the interop tests need are installed first when missing, and the
+# storage emulators (moto for S3, Azurite for Azure) are installed and started on
+# loopback, then stopped at the end unless they were already running. With
+# CI=true a test that needs a missing tool or emulator fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "tools"
 scripts/ensure-tools.sh
+
+step "storage emulators"
+if [ "$(scripts/emulators.sh status)" = $'moto up\nazurite up' ]; then
+  echo "already running; left running afterwards"
+else
+  trap 'scripts/emulators.sh stop' EXIT
+  scripts/emulators.sh start
+fi
+eval "$(scripts/emulators.sh env)"
 
 step "format"
 cargo fmt --all -- --check

@@ -6,9 +6,15 @@
 //!   trees with awkward names, modes, times and links, and an exact comparison.
 //! - [`require_tool`]: external tools (GNU tar, zstd, openssl) that skip a test
 //!   outside CI and fail it with `CI=true`.
+//! - [`storage`]: emulator endpoints (skip outside CI, fail under `CI=true`),
+//!   per-test buckets and containers, an in-process S3 server that checks
+//!   signatures and injects faults; [`conformance`]: the storage suite every
+//!   backend runs.
 #![cfg(unix)]
 
+pub mod conformance;
 mod io;
+pub mod storage;
 mod tools;
 mod tree;
 

@@ -1,0 +1,211 @@
+//! Where backups live in a store, and how they are published.
+//!
+//! ```text
+//! <root>/targets/<target>/backups/<backup_id>.tar.zst   the archive (or .tar.gz)
+//! <root>/targets/<target>/backups/<backup_id>.seal      the seal: written last, put-if-absent
+//! <root>/targets/<target>/lease/<generation>.json       lease records (see `lease`)
+//! ```
+//!
+//! A backup is **ready** when its seal exists. The archive is uploaded first
+//! and the seal written only after it, with put-if-absent, so a crash at any
+//! point leaves either nothing, an archive without a seal (incomplete, safe to
+//! remove), or a complete backup. Deletion goes the other way: seal first.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use cairn_manifest::{BackupId, TargetName};
+use jiff::Timestamp;
+
+use crate::error::{Error, ErrorKind, Op};
+use crate::store::{ObjectInfo, Store};
+
+/// The file name extensions an archive may have in the store.
+pub const ARCHIVE_EXTENSIONS: [&str; 2] = ["tar.zst", "tar.gz"];
+
+/// A seal is two short lines of at most 4096 bytes (`docs/format.md` §8);
+/// anything bigger is not a seal.
+pub const MAX_SEAL_BYTES: u64 = 4096;
+
+/// What the store holds for one backup id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBackup {
+    /// The backup.
+    pub id: BackupId,
+    /// The archive object, if present.
+    pub archive: Option<ObjectInfo>,
+    /// The seal object, if present.
+    pub seal: Option<ObjectInfo>,
+}
+
+impl StoredBackup {
+    /// Archive and seal are both there: the backup was published.
+    pub fn is_complete(&self) -> bool {
+        self.archive.is_some() && self.seal.is_some()
+    }
+}
+
+/// The key prefix of one target's backups.
+pub fn backups_prefix(target: &TargetName) -> String {
+    format!("targets/{target}/backups")
+}
+
+/// The key of a backup's archive.
+pub fn archive_key(target: &TargetName, id: &BackupId, extension: &str) -> String {
+    format!("{}/{id}.{extension}", backups_prefix(target))
+}
+
+/// The key of a backup's seal.
+pub fn seal_key(target: &TargetName, id: &BackupId) -> String {
+    format!("{}/{id}.seal", backups_prefix(target))
+}
+
+fn check_extension(key: &str, extension: &str) -> Result<(), Error> {
+    if ARCHIVE_EXTENSIONS.contains(&extension) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Op::Upload,
+            key,
+            ErrorKind::Config,
+            format!("archive extension must be one of {ARCHIVE_EXTENSIONS:?}"),
+        ))
+    }
+}
+
+impl Store {
+    /// Starts uploading a backup's archive. Publish it with
+    /// [`Store::publish_seal`] once the upload has finished.
+    pub async fn upload_archive(
+        &self,
+        target: &TargetName,
+        id: &BackupId,
+        extension: &str,
+    ) -> Result<crate::Upload, Error> {
+        let key = archive_key(target, id, extension);
+        check_extension(&key, extension)?;
+        self.upload(&key).await
+    }
+
+    /// Publishes a backup by writing its seal, after checking that its archive
+    /// is in the store with the size the seal states (`archive_size`). The
+    /// seal is written with put-if-absent: a backup is published once.
+    pub async fn publish_seal(
+        &self,
+        target: &TargetName,
+        id: &BackupId,
+        extension: &str,
+        archive_size: u64,
+        seal: Bytes,
+    ) -> Result<(), Error> {
+        let archive = archive_key(target, id, extension);
+        check_extension(&archive, extension)?;
+        let key = seal_key(target, id);
+        match self.head(&archive).await? {
+            Some(info) if info.size == archive_size => {}
+            Some(info) => {
+                return Err(Error::new(
+                    Op::PutIfAbsent,
+                    key,
+                    ErrorKind::Precondition,
+                    format!(
+                        "the archive {archive} is {} bytes, the seal says {archive_size}",
+                        info.size
+                    ),
+                ));
+            }
+            None => {
+                return Err(Error::new(
+                    Op::PutIfAbsent,
+                    key,
+                    ErrorKind::Precondition,
+                    format!("the archive {archive} is not in the store"),
+                ));
+            }
+        }
+        self.put_if_absent(&key, seal).await
+    }
+
+    /// Reads a backup's seal (at most [`MAX_SEAL_BYTES`]).
+    pub async fn read_seal(&self, target: &TargetName, id: &BackupId) -> Result<Bytes, Error> {
+        self.get_small(&seal_key(target, id), MAX_SEAL_BYTES).await
+    }
+
+    /// The targets that have anything in the store, sorted.
+    pub async fn list_targets(&self) -> Result<Vec<TargetName>, Error> {
+        Ok(self
+            .list_folders("targets")
+            .await?
+            .iter()
+            .filter_map(|name| TargetName::parse(name).ok())
+            .collect())
+    }
+
+    /// Every backup of a target found in the store, complete or not, oldest
+    /// first. Objects whose names are not a backup id with a known suffix are
+    /// ignored (they are listed by [`Store::list`] for anyone who asks).
+    pub async fn list_backups(&self, target: &TargetName) -> Result<Vec<StoredBackup>, Error> {
+        let prefix = backups_prefix(target);
+        let mut found: BTreeMap<String, StoredBackup> = BTreeMap::new();
+        for object in self.list(&prefix).await? {
+            let Some(name) = object
+                .key
+                .strip_prefix(&prefix)
+                .and_then(|n| n.strip_prefix('/'))
+            else {
+                continue;
+            };
+            let Some((id_text, suffix)) = name.split_once('.') else {
+                continue;
+            };
+            let Ok(id) = BackupId::parse(id_text) else {
+                continue;
+            };
+            let slot = found.entry(id.to_string()).or_insert_with(|| StoredBackup {
+                id,
+                archive: None,
+                seal: None,
+            });
+            if suffix == "seal" {
+                slot.seal = Some(object);
+            } else if ARCHIVE_EXTENSIONS.contains(&suffix) {
+                slot.archive = Some(object);
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    /// Deletes a backup: the seal first, so that a crash half-way leaves an
+    /// incomplete backup rather than a ready one without its archive.
+    pub async fn delete_backup(&self, target: &TargetName, id: &BackupId) -> Result<(), Error> {
+        self.delete(&seal_key(target, id)).await?;
+        for ext in ARCHIVE_EXTENSIONS {
+            self.delete(&archive_key(target, id, ext)).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes incomplete backups (an archive without a seal) of a target
+    /// whose archive was last written before `older_than`, and returns their
+    /// ids. Choose `older_than` well before any upload that may still be
+    /// running (the engine uses the job timeout).
+    pub async fn remove_incomplete(
+        &self,
+        target: &TargetName,
+        older_than: Timestamp,
+    ) -> Result<Vec<BackupId>, Error> {
+        let mut removed = Vec::new();
+        for b in self.list_backups(target).await? {
+            if b.seal.is_some() {
+                continue;
+            }
+            if let Some(archive) = &b.archive
+                && archive.last_modified < older_than
+            {
+                self.delete(&archive.key).await?;
+                removed.push(b.id);
+            }
+        }
+        Ok(removed)
+    }
+}
