@@ -1,0 +1,587 @@
+//! Backups: records, filters and cursor pagination.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_integrity::SignedSeal;
+use cairn_manifest::{BackupId, BackupKind, Manifest, TargetName};
+use jiff::Timestamp;
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::{Catalog, Error, ErrorKind, from_nanos, to_nanos};
+
+/// Where a backup stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BackupStatus {
+    /// Being written.
+    InProgress,
+    /// Sealed and complete.
+    Ready,
+    /// Ended without a seal.
+    Failed,
+}
+
+impl BackupStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "in_progress" => Self::InProgress,
+            "ready" => Self::Ready,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// The last verification of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// When it ran.
+    pub at: Timestamp,
+    /// Which tier (`quick`, `sample`, `full`).
+    pub tier: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What it found.
+    pub message: String,
+}
+
+/// Everything the catalog knows about one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// Its id.
+    pub id: BackupId,
+    /// Its target.
+    pub target: TargetName,
+    /// Why it was taken.
+    pub kind: BackupKind,
+    /// Where it stands.
+    pub status: BackupStatus,
+    /// The operator's label.
+    pub label: Option<String>,
+    /// The operator's description.
+    pub description: Option<String>,
+    /// When it was taken.
+    pub created_at: Timestamp,
+    /// How long capture took, in milliseconds.
+    pub duration_ms: Option<u64>,
+    /// The origin id of the target it came from.
+    pub origin: Option<String>,
+    /// The signing key's id.
+    pub signer: Option<String>,
+    /// `zstd` or `gzip`.
+    pub codec: Option<String>,
+    /// Its components' names.
+    pub components: Vec<String>,
+    /// How many entries its manifest lists.
+    pub entries: u64,
+    /// Bytes of file content.
+    pub data_bytes: u64,
+    /// The archive's key in the store.
+    pub archive_key: Option<String>,
+    /// The archive's size.
+    pub archive_size: Option<u64>,
+    /// The archive's SHA-256, hex.
+    pub archive_sha256: Option<String>,
+    /// The manifest's SHA-256, hex.
+    pub manifest_sha256: Option<String>,
+    /// Where the manifest starts in the archive.
+    pub manifest_offset: Option<u64>,
+    /// The manifest's length.
+    pub manifest_length: Option<u64>,
+    /// Pinned by an operator.
+    pub pinned: bool,
+    /// When it was soft-deleted.
+    pub deleted_at: Option<Timestamp>,
+    /// Its last verification.
+    pub verification: Option<Verification>,
+}
+
+impl BackupRecord {
+    /// A ready backup's record from its verified manifest and seal.
+    pub fn from_sealed(manifest: &Manifest, seal: &SignedSeal, archive_key: &str) -> Self {
+        let s = seal.seal();
+        Self {
+            id: manifest.backup_id,
+            target: manifest.target.clone(),
+            kind: manifest.kind,
+            status: BackupStatus::Ready,
+            label: manifest.label.clone(),
+            description: manifest.description.clone(),
+            created_at: manifest.created_at,
+            duration_ms: Some(manifest.duration_ms),
+            origin: Some(manifest.origin.origin_id.to_string()),
+            signer: Some(manifest.signer.to_string()),
+            codec: Some(
+                serde_json::to_value(manifest.compression.codec)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ),
+            components: manifest
+                .components
+                .iter()
+                .map(|c| c.name.to_string())
+                .collect(),
+            entries: manifest.entries.len() as u64,
+            data_bytes: manifest.components.iter().map(|c| c.bytes).sum(),
+            archive_key: Some(archive_key.to_owned()),
+            archive_size: Some(s.archive_size),
+            archive_sha256: Some(s.archive_sha256.to_string()),
+            manifest_sha256: Some(s.manifest_sha256.to_string()),
+            manifest_offset: Some(s.manifest_offset),
+            manifest_length: Some(s.manifest_length),
+            pinned: false,
+            deleted_at: None,
+            verification: None,
+        }
+    }
+}
+
+/// Which backups to list. Every field narrows the list; the default lists
+/// every live backup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupFilter {
+    /// Only this target.
+    pub target: Option<TargetName>,
+    /// Only this kind.
+    pub kind: Option<BackupKind>,
+    /// Only this status.
+    pub status: Option<BackupStatus>,
+    /// Only this exact label.
+    pub label: Option<String>,
+    /// Only backups created at or after this instant.
+    pub created_after: Option<Timestamp>,
+    /// Only backups created before this instant.
+    pub created_before: Option<Timestamp>,
+    /// Include soft-deleted backups.
+    pub include_deleted: bool,
+}
+
+/// A position in a listing: after the backup with this creation time and id.
+/// Opaque to clients (base64url of `<nanos>:<id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    created_at: i64,
+    id: String,
+}
+
+impl Cursor {
+    /// The cursor's text form, for a client to send back.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at, self.id))
+    }
+
+    /// Reads a cursor a client sent back; anything this catalog did not
+    /// issue is an error of kind [`ErrorKind::BadCursor`].
+    pub fn decode(text: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::new(
+                std::path::Path::new("-"),
+                ErrorKind::BadCursor,
+                "invalid cursor",
+            )
+        };
+        if text.len() > 200 {
+            return Err(bad());
+        }
+        let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+        let raw = String::from_utf8(raw).map_err(|_| bad())?;
+        let (nanos, id) = raw.split_once(':').ok_or_else(bad)?;
+        let created_at = nanos.parse().map_err(|_| bad())?;
+        BackupId::parse(id).map_err(|_| bad())?;
+        Ok(Self {
+            created_at,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// One page of a listing, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The backups on this page.
+    pub items: Vec<BackupRecord>,
+    /// Pass this to get the next page; `None` on the last page.
+    pub next: Option<Cursor>,
+    /// Whether more backups follow.
+    pub has_more: bool,
+}
+
+/// The largest page.
+pub const MAX_PAGE: usize = 1000;
+
+const COLUMNS: &str = "id, target, kind, status, label, description, created_at, duration_ms, origin, signer, codec, components, entries, data_bytes, archive_key, archive_size, archive_sha256, manifest_sha256, manifest_offset, manifest_length, pinned, deleted_at, verified_at, verify_tier, verify_ok, verify_message";
+
+fn kind_str(kind: BackupKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn opt_u64(v: Option<i64>) -> Option<u64> {
+    v.and_then(|n| u64::try_from(n).ok())
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<BackupRecord, String>> {
+    let id: String = row.get(0)?;
+    let target: String = row.get(1)?;
+    let kind: String = row.get(2)?;
+    let status: String = row.get(3)?;
+    let components: String = row.get(11)?;
+    let verified_at: Option<i64> = row.get(22)?;
+    let parsed = (|| -> Result<BackupRecord, String> {
+        Ok(BackupRecord {
+            id: BackupId::parse(&id).map_err(|e| format!("backup id {id:?}: {e}"))?,
+            target: TargetName::parse(&target).map_err(|e| format!("target {target:?}: {e}"))?,
+            kind: serde_json::from_value(serde_json::Value::String(kind.clone()))
+                .map_err(|_| format!("kind {kind:?}"))?,
+            status: BackupStatus::parse(&status).ok_or_else(|| format!("status {status:?}"))?,
+            label: row.get(4).map_err(|e| e.to_string())?,
+            description: row.get(5).map_err(|e| e.to_string())?,
+            created_at: from_nanos(row.get(6).map_err(|e| e.to_string())?),
+            duration_ms: opt_u64(row.get(7).map_err(|e| e.to_string())?),
+            origin: row.get(8).map_err(|e| e.to_string())?,
+            signer: row.get(9).map_err(|e| e.to_string())?,
+            codec: row.get(10).map_err(|e| e.to_string())?,
+            components: serde_json::from_str(&components)
+                .map_err(|e| format!("components: {e}"))?,
+            entries: opt_u64(row.get(12).map_err(|e| e.to_string())?).unwrap_or(0),
+            data_bytes: opt_u64(row.get(13).map_err(|e| e.to_string())?).unwrap_or(0),
+            archive_key: row.get(14).map_err(|e| e.to_string())?,
+            archive_size: opt_u64(row.get(15).map_err(|e| e.to_string())?),
+            archive_sha256: row.get(16).map_err(|e| e.to_string())?,
+            manifest_sha256: row.get(17).map_err(|e| e.to_string())?,
+            manifest_offset: opt_u64(row.get(18).map_err(|e| e.to_string())?),
+            manifest_length: opt_u64(row.get(19).map_err(|e| e.to_string())?),
+            pinned: row.get::<_, i64>(20).map_err(|e| e.to_string())? != 0,
+            deleted_at: row
+                .get::<_, Option<i64>>(21)
+                .map_err(|e| e.to_string())?
+                .map(from_nanos),
+            verification: match verified_at {
+                Some(at) => Some(Verification {
+                    at: from_nanos(at),
+                    tier: row
+                        .get::<_, Option<String>>(23)
+                        .map_err(|e| e.to_string())?
+                        .unwrap_or_default(),
+                    ok: row.get::<_, Option<i64>>(24).map_err(|e| e.to_string())? == Some(1),
+                    message: row
+                        .get::<_, Option<String>>(25)
+                        .map_err(|e| e.to_string())?
+                        .unwrap_or_default(),
+                }),
+                None => None,
+            },
+        })
+    })();
+    Ok(parsed)
+}
+
+impl Catalog {
+    fn insert_with(tx: &rusqlite::Connection, r: &BackupRecord) -> rusqlite::Result<usize> {
+        let components = serde_json::to_string(&r.components).expect("strings serialise");
+        let v = r.verification.as_ref();
+        tx.execute(
+            &format!("INSERT INTO backups ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"),
+            params![
+                r.id.to_string(),
+                r.target.to_string(),
+                kind_str(r.kind),
+                r.status.as_str(),
+                r.label,
+                r.description,
+                to_nanos(r.created_at),
+                r.duration_ms.map(to_i64),
+                r.origin,
+                r.signer,
+                r.codec,
+                components,
+                to_i64(r.entries),
+                to_i64(r.data_bytes),
+                r.archive_key,
+                r.archive_size.map(to_i64),
+                r.archive_sha256,
+                r.manifest_sha256,
+                r.manifest_offset.map(to_i64),
+                r.manifest_length.map(to_i64),
+                i64::from(r.pinned),
+                r.deleted_at.map(to_nanos),
+                v.map(|v| to_nanos(v.at)),
+                v.map(|v| v.tier.clone()),
+                v.map(|v| i64::from(v.ok)),
+                v.map(|v| v.message.clone()),
+            ],
+        )
+    }
+
+    /// Adds a backup; an id already present is an error of kind
+    /// [`ErrorKind::Conflict`].
+    pub fn insert_backup(&self, record: &BackupRecord) -> Result<(), Error> {
+        let conn = self.conn();
+        Self::insert_with(&conn, record)
+            .map_err(|e| self.err(&format!("adding {}", record.id), e))?;
+        Ok(())
+    }
+
+    /// One backup, or `None`.
+    pub fn get_backup(&self, id: &BackupId) -> Result<Option<BackupRecord>, Error> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM backups WHERE id = ?1"),
+                [id.to_string()],
+                read_row,
+            )
+            .optional()
+            .map_err(|e| self.err(&format!("reading {id}"), e))?;
+        row.map(|r| r.map_err(|m| self.error(ErrorKind::Corrupt, format!("backup {id}: {m}"))))
+            .transpose()
+    }
+
+    fn update(
+        &self,
+        id: &BackupId,
+        what: &str,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<(), Error> {
+        let conn = self.conn();
+        let n = conn
+            .execute(sql, params)
+            .map_err(|e| self.err(&format!("{what} {id}"), e))?;
+        if n == 0 {
+            return Err(self.error(ErrorKind::NotFound, format!("no backup {id}")));
+        }
+        Ok(())
+    }
+
+    /// Sets a backup's status (for example `ready` once its seal is published).
+    pub fn set_status(&self, id: &BackupId, status: BackupStatus) -> Result<(), Error> {
+        self.update(
+            id,
+            "updating",
+            "UPDATE backups SET status = ?2 WHERE id = ?1",
+            &[&id.to_string(), &status.as_str()],
+        )
+    }
+
+    /// Pins or unpins a backup.
+    pub fn set_pinned(&self, id: &BackupId, pinned: bool) -> Result<(), Error> {
+        self.update(
+            id,
+            "pinning",
+            "UPDATE backups SET pinned = ?2 WHERE id = ?1",
+            &[&id.to_string(), &i64::from(pinned)],
+        )
+    }
+
+    /// Soft-deletes a backup at `at` (or clears the mark with `None`: undelete).
+    pub fn set_deleted(&self, id: &BackupId, at: Option<Timestamp>) -> Result<(), Error> {
+        self.update(
+            id,
+            "deleting",
+            "UPDATE backups SET deleted_at = ?2 WHERE id = ?1",
+            &[&id.to_string(), &at.map(to_nanos)],
+        )
+    }
+
+    /// Records a verification result.
+    pub fn record_verification(&self, id: &BackupId, v: &Verification) -> Result<(), Error> {
+        self.update(
+            id,
+            "recording the verification of",
+            "UPDATE backups SET verified_at = ?2, verify_tier = ?3, verify_ok = ?4, verify_message = ?5 WHERE id = ?1",
+            &[&id.to_string(), &to_nanos(v.at), &v.tier, &i64::from(v.ok), &v.message],
+        )
+    }
+
+    /// Removes a backup's record (after its objects were purged).
+    pub fn remove_backup(&self, id: &BackupId) -> Result<(), Error> {
+        self.update(
+            id,
+            "removing",
+            "DELETE FROM backups WHERE id = ?1",
+            &[&id.to_string()],
+        )
+    }
+
+    /// Replaces every backup record of `target` with `records`, in one
+    /// transaction: what a rebuild from the store produces. Pins, soft
+    /// deletes and verifications of backups that survive are kept.
+    pub fn replace_target_backups(
+        &self,
+        target: &TargetName,
+        records: &[BackupRecord],
+    ) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let what = format!("rebuilding the backups of {target}");
+        let tx = conn.transaction().map_err(|e| self.err(&what, e))?;
+        let mut kept: std::collections::HashMap<String, BackupRecord> =
+            std::collections::HashMap::new();
+        {
+            let mut stmt = tx
+                .prepare(&format!("SELECT {COLUMNS} FROM backups WHERE target = ?1"))
+                .map_err(|e| self.err(&what, e))?;
+            let rows = stmt
+                .query_map([target.to_string()], read_row)
+                .map_err(|e| self.err(&what, e))?;
+            for row in rows {
+                // An unreadable old row has nothing worth keeping.
+                if let Ok(old) = row.map_err(|e| self.err(&what, e))? {
+                    kept.insert(old.id.to_string(), old);
+                }
+            }
+        }
+        tx.execute(
+            "DELETE FROM backups WHERE target = ?1",
+            [target.to_string()],
+        )
+        .map_err(|e| self.err(&what, e))?;
+        for r in records {
+            if r.target != *target {
+                return Err(self.error(
+                    ErrorKind::Other,
+                    format!("{} belongs to {}, not {target}", r.id, r.target),
+                ));
+            }
+            let mut r = r.clone();
+            if let Some(old) = kept.get(&r.id.to_string()) {
+                r.pinned |= old.pinned;
+                r.deleted_at = r.deleted_at.or(old.deleted_at);
+                if r.verification.is_none() {
+                    r.verification.clone_from(&old.verification);
+                }
+            }
+            Self::insert_with(&tx, &r).map_err(|e| self.err(&what, e))?;
+        }
+        tx.commit().map_err(|e| self.err(&what, e))
+    }
+
+    /// Lists backups matching `filter`, newest first (ties by id, descending),
+    /// `limit` at a time (1 to 1000), starting after `cursor`.
+    ///
+    /// Paging is by key (creation time, id), not by offset: paging through
+    /// while backups are added or removed never repeats a backup and never
+    /// skips one that existed when the listing started and still exists.
+    pub fn list_backups(
+        &self,
+        filter: &BackupFilter,
+        limit: usize,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page, Error> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut sql = format!("SELECT {COLUMNS} FROM backups WHERE 1=1");
+        let mut args: Vec<Value> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(t) = &filter.target {
+            arg(&mut sql, " AND target = ?", Value::Text(t.to_string()));
+        }
+        if let Some(k) = filter.kind {
+            arg(&mut sql, " AND kind = ?", Value::Text(kind_str(k)));
+        }
+        if let Some(s) = filter.status {
+            arg(
+                &mut sql,
+                " AND status = ?",
+                Value::Text(s.as_str().to_owned()),
+            );
+        }
+        if let Some(l) = &filter.label {
+            arg(&mut sql, " AND label = ?", Value::Text(l.clone()));
+        }
+        if let Some(t) = filter.created_after {
+            arg(
+                &mut sql,
+                " AND created_at >= ?",
+                Value::Integer(to_nanos(t)),
+            );
+        }
+        if let Some(t) = filter.created_before {
+            arg(&mut sql, " AND created_at < ?", Value::Integer(to_nanos(t)));
+        }
+        if !filter.include_deleted {
+            sql.push_str(" AND deleted_at IS NULL");
+        }
+        if let Some(c) = cursor {
+            arg(
+                &mut sql,
+                " AND (created_at, id) < (?",
+                Value::Integer(c.created_at),
+            );
+            arg(&mut sql, ", ?)", Value::Text(c.id.clone()));
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_at DESC, id DESC LIMIT {}",
+            limit + 1
+        ));
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(|e| self.err("listing backups", e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), read_row)
+            .map_err(|e| self.err("listing backups", e))?;
+        let mut items = Vec::with_capacity(limit + 1);
+        for row in rows {
+            let record = row
+                .map_err(|e| self.err("listing backups", e))?
+                .map_err(|m| self.error(ErrorKind::Corrupt, m))?;
+            items.push(record);
+        }
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        let next = if has_more {
+            items.last().map(|r| Cursor {
+                created_at: to_nanos(r.created_at),
+                id: r.id.to_string(),
+            })
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            next,
+            has_more,
+        })
+    }
+
+    /// Every backup record of a target (including soft-deleted ones), newest
+    /// first: the input of retention.
+    pub fn target_backups(&self, target: &TargetName) -> Result<Vec<BackupRecord>, Error> {
+        let filter = BackupFilter {
+            target: Some(target.clone()),
+            include_deleted: true,
+            ..BackupFilter::default()
+        };
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_backups(&filter, MAX_PAGE, cursor.as_ref())?;
+            out.extend(page.items);
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+}

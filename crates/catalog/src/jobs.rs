@@ -1,0 +1,196 @@
+//! Jobs and idempotency keys.
+
+use cairn_job::idempotency::{self, Idempotency, IdempotencyConflict, IdempotencyRecord};
+use cairn_job::{Event, Fingerprint, IdempotencyKey, Job, JobState};
+use jiff::{SignedDuration, Timestamp};
+use rusqlite::{OptionalExtension, params};
+
+use crate::{Catalog, Error, ErrorKind, from_nanos, to_nanos};
+
+/// The answer to a keyed job request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobCreated {
+    /// The job was stored (and the key remembered).
+    New(Job),
+    /// The same request came before: its job.
+    Replay(Job),
+}
+
+fn upsert(conn: &rusqlite::Connection, job: &Job) -> rusqlite::Result<usize> {
+    let record = serde_json::to_string(job).expect("a job serialises");
+    conn.execute(
+        "INSERT INTO jobs (id, kind, target, state, created_at, updated_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record",
+        params![
+            job.id,
+            job.kind.as_str(),
+            job.target,
+            job.state.as_str(),
+            to_nanos(job.created_at),
+            to_nanos(job.updated_at),
+            record,
+        ],
+    )
+}
+
+impl Catalog {
+    fn parse_job(&self, id: &str, text: &str) -> Result<Job, Error> {
+        serde_json::from_str(text).map_err(|e| {
+            self.error(
+                ErrorKind::Corrupt,
+                format!("job {id}: unreadable record ({e})"),
+            )
+        })
+    }
+
+    /// Stores a job record (new, or the next state of an existing one).
+    pub fn put_job(&self, job: &Job) -> Result<(), Error> {
+        let conn = self.conn();
+        upsert(&conn, job).map_err(|e| self.err(&format!("saving job {}", job.id), e))?;
+        Ok(())
+    }
+
+    /// One job, or `None`.
+    pub fn get_job(&self, id: &str) -> Result<Option<Job>, Error> {
+        let text: Option<String> = self
+            .conn()
+            .query_row("SELECT record FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(&format!("reading job {id}"), e))?;
+        text.map(|t| self.parse_job(id, &t)).transpose()
+    }
+
+    /// Jobs, newest first, optionally of one target and in some states.
+    pub fn list_jobs(
+        &self,
+        target: Option<&str>,
+        states: &[JobState],
+        limit: usize,
+    ) -> Result<Vec<Job>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, record, state FROM jobs WHERE (?1 IS NULL OR target = ?1) ORDER BY created_at DESC, id DESC")
+            .map_err(|e| self.err("listing jobs", e))?;
+        let rows = stmt
+            .query_map([target], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err("listing jobs", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, text, state) = row.map_err(|e| self.err("listing jobs", e))?;
+            if !states.is_empty() && !states.iter().any(|s| s.as_str() == state) {
+                continue;
+            }
+            out.push(self.parse_job(&id, &text)?);
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Crash recovery: every job left `queued` or `running` by a process that
+    /// stopped gets the `interrupted` event (it becomes `failed`). Returns the
+    /// updated jobs, so the caller can clean up their partial objects.
+    pub fn interrupt_unfinished(&self, now: Timestamp) -> Result<Vec<Job>, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction()
+            .map_err(|e| self.err("recovering jobs", e))?;
+        let mut jobs = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare("SELECT id, record FROM jobs WHERE state IN ('queued', 'running')")
+                .map_err(|e| self.err("recovering jobs", e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| self.err("recovering jobs", e))?;
+            for row in rows {
+                let (id, text) = row.map_err(|e| self.err("recovering jobs", e))?;
+                let job = self.parse_job(&id, &text)?;
+                let failed = job
+                    .apply(&Event::Interrupted, now)
+                    .map_err(|e| self.error(ErrorKind::Other, format!("job {id}: {e}")))?;
+                jobs.push(failed);
+            }
+        }
+        for job in &jobs {
+            upsert(&tx, job).map_err(|e| self.err("recovering jobs", e))?;
+        }
+        tx.commit().map_err(|e| self.err("recovering jobs", e))?;
+        Ok(jobs)
+    }
+
+    /// Stores a new job under an idempotency key, in one transaction: if the
+    /// key was used (within `ttl`) for the same request, the earlier job is
+    /// returned instead; for a different request, a conflict.
+    pub fn create_job_idempotent(
+        &self,
+        job: &Job,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        ttl: SignedDuration,
+        now: Timestamp,
+    ) -> Result<Result<JobCreated, IdempotencyConflict>, Error> {
+        let mut conn = self.conn();
+        let what = format!("creating job {} with key {key}", job.id);
+        let tx = conn.transaction().map_err(|e| self.err(&what, e))?;
+        let existing: Option<(String, String, i64)> = tx
+            .query_row(
+                "SELECT fingerprint, job_id, created_at FROM idempotency_keys WHERE key = ?1",
+                [key.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(&what, e))?;
+        let record = existing.map(|(fp, job_id, at)| IdempotencyRecord {
+            key: key.clone(),
+            fingerprint: serde_json::from_value(serde_json::Value::String(fp))
+                .expect("a string is a fingerprint"),
+            job_id,
+            created_at: from_nanos(at),
+        });
+        match idempotency::check(record.as_ref(), fingerprint, ttl, now) {
+            Err(conflict) => Ok(Err(conflict)),
+            Ok(Idempotency::Replay { job_id }) => {
+                let text: String = tx
+                    .query_row("SELECT record FROM jobs WHERE id = ?1", [&job_id], |r| {
+                        r.get(0)
+                    })
+                    .map_err(|e| self.err(&what, e))?;
+                Ok(Ok(JobCreated::Replay(self.parse_job(&job_id, &text)?)))
+            }
+            Ok(Idempotency::New) => {
+                upsert(&tx, job).map_err(|e| self.err(&what, e))?;
+                tx.execute(
+                    "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, job_id = excluded.job_id, created_at = excluded.created_at",
+                    params![key.as_str(), fingerprint.as_str(), job.id, to_nanos(now)],
+                )
+                .map_err(|e| self.err(&what, e))?;
+                tx.commit().map_err(|e| self.err(&what, e))?;
+                Ok(Ok(JobCreated::New(job.clone())))
+            }
+        }
+    }
+
+    /// Forgets idempotency keys older than `ttl`; returns how many.
+    pub fn expire_idempotency_keys(
+        &self,
+        ttl: SignedDuration,
+        now: Timestamp,
+    ) -> Result<usize, Error> {
+        let cutoff = now.checked_sub(ttl).unwrap_or(Timestamp::MIN);
+        self.conn()
+            .execute(
+                "DELETE FROM idempotency_keys WHERE created_at <= ?1",
+                [to_nanos(cutoff)],
+            )
+            .map_err(|e| self.err("expiring idempotency keys", e))
+    }
+}

@@ -1,0 +1,258 @@
+//! The catalog of Cairn: an SQLite index of backups, jobs, schedules and
+//! idempotency keys.
+//!
+//! The store is the truth about which backups exist; the catalog makes them
+//! fast to list and filter, and holds what the store does not: job records,
+//! schedule states, idempotency keys, pins, soft deletes and verification
+//! results. A lost or corrupt catalog is rebuilt from the store's seals and
+//! manifests ([`Catalog::replace_target_backups`] takes the rebuilt records).
+//!
+//! - SQLite is bundled (no system library), in WAL mode with
+//!   `synchronous=FULL`, foreign keys on and a 5 s busy timeout.
+//! - The schema is versioned with `PRAGMA user_version` and migrated forward
+//!   on open, one transaction per step; a database from a newer Cairn is
+//!   refused rather than guessed at.
+//! - **Threads:** a [`Catalog`] owns one connection behind a mutex; it is
+//!   `Send + Sync`, every call takes the lock for one short transaction, and
+//!   the async engine calls it from `spawn_blocking`. Other processes (a CLI
+//!   beside a server) open their own `Catalog` on the same file: WAL lets them
+//!   read while one writes, and writers wait on the busy timeout.
+//! - A file that is not a catalog, or is corrupt, gives [`ErrorKind::Corrupt`]
+//!   with the path and how to rebuild.
+//!
+//! Timestamps are stored as integer nanoseconds since the Unix epoch, so they
+//! sort and compare exactly.
+
+mod backups;
+mod jobs;
+mod schedules;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags};
+
+pub use backups::{BackupFilter, BackupRecord, BackupStatus, Cursor, MAX_PAGE, Page, Verification};
+pub use jobs::JobCreated;
+
+/// The schema, one migration per version: `MIGRATIONS[i]` takes a database
+/// from version `i` to `i + 1`. Released migrations never change; a new
+/// version appends one.
+pub const MIGRATIONS: &[&str] = &[include_str!("schema/v1.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// What kind of failure, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The file is not a catalog or is damaged: rebuild it from the store.
+    Corrupt,
+    /// The catalog was written by a newer Cairn.
+    TooNew,
+    /// No such backup or job.
+    NotFound,
+    /// The row exists already (a duplicate id or idempotency key).
+    Conflict,
+    /// A cursor that this catalog did not issue.
+    BadCursor,
+    /// Anything else from SQLite or the filesystem.
+    Other,
+}
+
+/// A catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("catalog {path}: {message}")]
+pub struct Error {
+    path: String,
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<rusqlite::Error>,
+}
+
+impl Error {
+    fn new(path: &Path, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            path: path.display().to_string(),
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    fn sqlite(path: &Path, what: &str, e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        let (kind, message) = match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => (
+                ErrorKind::Corrupt,
+                format!(
+                    "{what}: the file is not a Cairn catalog or is damaged ({e}); move it aside and rebuild it from the store (`cairn catalog rebuild`)"
+                ),
+            ),
+            Some(ErrorCode::ConstraintViolation) => (ErrorKind::Conflict, format!("{what}: {e}")),
+            _ => (ErrorKind::Other, format!("{what}: {e}")),
+        };
+        Self {
+            path: path.display().to_string(),
+            kind,
+            message,
+            source: Some(e),
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The catalog file.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// A catalog: one SQLite file.
+#[derive(Debug)]
+pub struct Catalog {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+pub(crate) fn to_nanos(t: Timestamp) -> i64 {
+    i64::try_from(t.as_nanosecond()).unwrap_or(if t > Timestamp::UNIX_EPOCH {
+        i64::MAX
+    } else {
+        i64::MIN
+    })
+}
+
+pub(crate) fn from_nanos(n: i64) -> Timestamp {
+    Timestamp::from_nanosecond(i128::from(n)).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog at `path` and migrates it to
+    /// the current schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(|e| Error::sqlite(&path, "opening", e))?;
+        let catalog = Self {
+            path,
+            conn: Mutex::new(conn),
+        };
+        catalog.configure()?;
+        catalog.migrate()?;
+        Ok(catalog)
+    }
+
+    /// An in-memory catalog (tests, dry runs).
+    pub fn in_memory() -> Result<Self, Error> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| Error::sqlite(&path, "opening", e))?;
+        let catalog = Self {
+            path,
+            conn: Mutex::new(conn),
+        };
+        catalog.configure()?;
+        catalog.migrate()?;
+        Ok(catalog)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open
+        // (rusqlite rolls back on drop), so the connection is still usable.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn err(&self, what: &str, e: rusqlite::Error) -> Error {
+        Error::sqlite(&self.path, what, e)
+    }
+
+    pub(crate) fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error::new(&self.path, kind, message)
+    }
+
+    fn configure(&self) -> Result<(), Error> {
+        let conn = self.conn();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| self.err("setting the busy timeout", e))?;
+        // The first statement reads the header: a file that is not a
+        // database fails here, with a clear message.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| self.err("enabling WAL", e))?;
+        if mode != "wal" && mode != "memory" {
+            return Err(self.error(
+                ErrorKind::Other,
+                format!("the filesystem refused WAL mode (journal_mode is {mode})"),
+            ));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(|e| self.err("setting pragmas", e))
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, Error> {
+        self.conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err("reading the schema version", e))
+    }
+
+    fn migrate(&self) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err("reading the schema version", e))?;
+        if version > SCHEMA_VERSION {
+            return Err(self.error(
+                ErrorKind::TooNew,
+                format!(
+                    "schema version {version} was written by a newer Cairn (this one knows up to {SCHEMA_VERSION}); upgrade Cairn or rebuild the catalog"
+                ),
+            ));
+        }
+        for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let to = i64::try_from(from + 1).expect("few migrations");
+            let tx = conn
+                .transaction()
+                .map_err(|e| self.err("starting a migration", e))?;
+            tx.execute_batch(sql)
+                .map_err(|e| self.err(&format!("migrating to schema version {to}"), e))?;
+            tx.pragma_update(None, "user_version", to)
+                .map_err(|e| self.err("recording the schema version", e))?;
+            tx.commit()
+                .map_err(|e| self.err("committing a migration", e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs SQLite's own consistency check (`PRAGMA quick_check`).
+    pub fn check(&self) -> Result<(), Error> {
+        let result: String = self
+            .conn()
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| self.err("checking", e))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(self.error(
+                ErrorKind::Corrupt,
+                format!("quick_check: {result}; move the file aside and rebuild it from the store"),
+            ))
+        }
+    }
+}
