@@ -565,6 +565,25 @@ impl Catalog {
         })
     }
 
+    /// The targets that have backup records, sorted.
+    pub fn backup_targets(&self) -> Result<Vec<TargetName>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT target FROM backups ORDER BY target")
+            .map_err(|e| self.err("listing targets", e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err("listing targets", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let name = row.map_err(|e| self.err("listing targets", e))?;
+            let target = TargetName::parse(&name)
+                .map_err(|e| self.error(ErrorKind::Corrupt, format!("target {name:?}: {e}")))?;
+            out.push(target);
+        }
+        Ok(out)
+    }
+
     /// Every backup record of a target (including soft-deleted ones), newest
     /// first: the input of retention.
     pub fn target_backups(&self, target: &TargetName) -> Result<Vec<BackupRecord>, Error> {

@@ -143,19 +143,18 @@ impl Catalog {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| Error::sqlite(&path, "opening", e))?;
-        let catalog = Self {
-            path,
-            conn: Mutex::new(conn),
-        };
-        catalog.configure()?;
-        catalog.migrate()?;
-        Ok(catalog)
+        Self::start(path, conn)
     }
 
     /// An in-memory catalog (tests, dry runs).
     pub fn in_memory() -> Result<Self, Error> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|e| Error::sqlite(&path, "opening", e))?;
+        Self::start(path, conn)
+    }
+
+    /// Configures a fresh connection and brings its schema up to date.
+    fn start(path: PathBuf, conn: Connection) -> Result<Self, Error> {
         let catalog = Self {
             path,
             conn: Mutex::new(conn),

@@ -1,0 +1,132 @@
+//! Rebuilding a lost or corrupt catalog from the store.
+
+use std::sync::Arc;
+
+use cairn_archive::{ReadOptions, SeekableArchive};
+use cairn_catalog::{BackupRecord, Catalog};
+use cairn_integrity::{PublicKey, SignedSeal};
+use cairn_manifest::{BackupId, TargetName};
+use cairn_storage::{ErrorKind, Store, StoredBackup};
+use tokio::runtime::Handle;
+
+use crate::Error;
+use crate::bridge::StoreRangeReader;
+
+/// What a rebuild found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Targets written to the catalog (including ones left with no backups).
+    pub targets: usize,
+    /// Ready backups recorded.
+    pub backups: usize,
+    /// Archives without a seal: not recorded (remove them with
+    /// `Store::remove_incomplete`).
+    pub incomplete: Vec<(TargetName, BackupId)>,
+    /// Sealed backups that failed verification (a seal not signed by the
+    /// trusted key, a manifest that does not match its seal, …): not
+    /// recorded, listed with the reason.
+    pub invalid: Vec<(TargetName, BackupId, String)>,
+    /// Bytes read from archives (manifests only: never whole archives).
+    pub archive_bytes_read: u64,
+}
+
+/// Rebuilds the backup records of `catalog` from what `store` holds: for each
+/// target, each sealed backup's seal is verified with `key`, its manifest is
+/// read with range requests and checked against the seal, and the target's
+/// records are replaced in one transaction (keeping the pins, soft deletes and
+/// verification results of backups the catalog already knew). Targets the
+/// catalog lists but the store no longer holds are emptied.
+///
+/// Jobs, schedules and idempotency keys are not in the store and are left as
+/// they are.
+pub async fn rebuild_catalog(
+    store: &Store,
+    catalog: Arc<Catalog>,
+    key: &PublicKey,
+) -> Result<RebuildReport, Error> {
+    let mut report = RebuildReport::default();
+    let mut targets = store.list_targets().await?;
+    let known = {
+        let c = Arc::clone(&catalog);
+        tokio::task::spawn_blocking(move || c.backup_targets())
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??
+    };
+    for t in known {
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+    }
+    for target in targets {
+        let mut records = Vec::new();
+        for stored in store.list_backups(&target).await? {
+            match read_backup(store, &target, &stored, key, &mut report).await? {
+                Some(record) => records.push(record),
+                None => continue,
+            }
+        }
+        report.backups += records.len();
+        report.targets += 1;
+        let c = Arc::clone(&catalog);
+        tokio::task::spawn_blocking(move || c.replace_target_backups(&target, &records))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+    }
+    Ok(report)
+}
+
+/// The record of one stored backup, or `None` (with the report updated) if
+/// it is incomplete or does not verify. Store failures are errors: a rebuild
+/// from a partial listing must not replace the catalog.
+async fn read_backup(
+    store: &Store,
+    target: &TargetName,
+    stored: &StoredBackup,
+    key: &PublicKey,
+    report: &mut RebuildReport,
+) -> Result<Option<BackupRecord>, Error> {
+    let (Some(archive), Some(_)) = (&stored.archive, &stored.seal) else {
+        report.incomplete.push((target.clone(), stored.id));
+        return Ok(None);
+    };
+    let invalid = |report: &mut RebuildReport, why: String| {
+        report.invalid.push((target.clone(), stored.id, why));
+        Ok(None)
+    };
+    let bytes = match store.read_seal(target, &stored.id).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            report.incomplete.push((target.clone(), stored.id));
+            return Ok(None);
+        }
+        Err(e) if e.kind() == ErrorKind::Other => return invalid(report, e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    let seal: SignedSeal = match SignedSeal::parse(&bytes).and_then(|s| s.verify(key)) {
+        Ok(s) => s,
+        Err(e) => return invalid(report, format!("seal: {e}")),
+    };
+    if seal.seal().backup_id != stored.id.to_string() {
+        return invalid(report, format!("the seal is for {}", seal.seal().backup_id));
+    }
+    let reader =
+        StoreRangeReader::new(store.clone(), &archive.key, archive.size, Handle::current());
+    let counter = reader.clone();
+    let (key, archive_key, target_owned) = (*key, archive.key.clone(), target.clone());
+    let outcome = tokio::task::spawn_blocking(move || -> Result<BackupRecord, String> {
+        let opened = SeekableArchive::open_sealed(reader, &seal, &key, ReadOptions::default())
+            .map_err(|e| format!("manifest: {e}"))?;
+        let manifest = opened.manifest().manifest();
+        if manifest.target != target_owned {
+            return Err(format!("the manifest is for target {}", manifest.target));
+        }
+        Ok(BackupRecord::from_sealed(manifest, &seal, &archive_key))
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?;
+    report.archive_bytes_read += counter.fetched();
+    match outcome {
+        Ok(record) => Ok(Some(record)),
+        Err(why) => invalid(report, why),
+    }
+}
