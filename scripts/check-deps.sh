@@ -24,7 +24,8 @@ for pair in "cairn-integrity:cairn-manifest" "cairn-integrity:cairn-archive" "ca
   "cairn-retention:cairn-integrity" "cairn-retention:cairn-manifest" "cairn-retention:cairn-job" \
   "cairn-job:cairn-integrity" "cairn-job:cairn-manifest" "cairn-job:cairn-retention" \
   "cairn-storage:cairn-archive" "cairn-catalog:tokio" "cairn-catalog:object_store" \
-  "cairn-catalog:cairn-storage"; do
+  "cairn-catalog:cairn-storage" "cairn-source:tokio" "cairn-source:object_store" \
+  "cairn-source:cairn-storage"; do
   crate=${pair%%:*}; above=${pair##*:}
   if cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked | awk '{print $1}' | grep -qx "$above"; then
     echo "dependency rule broken: $crate depends on $above" >&2
