@@ -218,18 +218,31 @@ impl Store {
         ))
     }
 
+    /// The generations present, in ascending order, with their keys.
+    async fn generations(&self, target: &TargetName) -> Result<Vec<(u64, String)>, Error> {
+        let prefix = lease_prefix(target);
+        let mut found: Vec<(u64, String)> = self
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                let generation = o
+                    .key
+                    .strip_prefix(&prefix)?
+                    .strip_prefix('/')?
+                    .strip_suffix(".json")?
+                    .parse::<u64>()
+                    .ok()?;
+                Some((generation, o.key))
+            })
+            .collect();
+        found.sort_unstable();
+        Ok(found)
+    }
+
     /// The highest generation present, if any.
     async fn latest_generation(&self, target: &TargetName) -> Result<Option<u64>, Error> {
-        let prefix = lease_prefix(target);
-        let generations = self.list(&prefix).await?.into_iter().filter_map(|o| {
-            o.key
-                .strip_prefix(&prefix)?
-                .strip_prefix('/')?
-                .strip_suffix(".json")?
-                .parse::<u64>()
-                .ok()
-        });
-        Ok(generations.max())
+        Ok(self.generations(target).await?.last().map(|(g, _)| *g))
     }
 
     /// Creates `record`'s generation with put-if-absent, checks that it is
@@ -272,8 +285,9 @@ impl Store {
         if serde_json::from_slice::<LeaseRecord>(&stored).ok().as_ref() != Some(&record) {
             return Err(lost("another writer overwrote it"));
         }
-        let latest = self.latest_generation(target).await?;
-        if latest != Some(record.generation) {
+        // One listing serves both the check and the cleanup.
+        let generations = self.generations(target).await?;
+        if generations.last().map(|(g, _)| *g) != Some(record.generation) {
             // A writer with a stale view recreated an old generation: ours is
             // not the lease. Remove it so it confuses no one.
             self.delete(&key).await?;
@@ -281,18 +295,9 @@ impl Store {
         }
         // Keep the previous generation (it names the previous holder); older
         // ones are history.
-        let prefix = lease_prefix(target);
-        for old in self.list(&prefix).await? {
-            let generation = old
-                .key
-                .strip_prefix(&prefix)
-                .and_then(|k| k.strip_prefix('/'))
-                .and_then(|k| k.strip_suffix(".json"))
-                .and_then(|k| k.parse::<u64>().ok());
-            if let Some(g) = generation
-                && g + 1 < record.generation
-            {
-                self.delete(&old.key).await?;
+        for (g, old) in &generations {
+            if g + 1 < record.generation {
+                self.delete(old).await?;
             }
         }
         Ok(record)
