@@ -238,60 +238,56 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<BackupRecord, String>> {
+/// A value SQLite holds that does not decode: the row is corrupt. Reported
+/// through rusqlite's conversion error, which `Error::sqlite` maps to
+/// [`ErrorKind::Corrupt`].
+fn bad(column: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, what.into())
+}
+
+fn read_row(row: &Row<'_>) -> rusqlite::Result<BackupRecord> {
     let id: String = row.get(0)?;
     let target: String = row.get(1)?;
     let kind: String = row.get(2)?;
     let status: String = row.get(3)?;
     let components: String = row.get(11)?;
     let verified_at: Option<i64> = row.get(22)?;
-    let parsed = (|| -> Result<BackupRecord, String> {
-        Ok(BackupRecord {
-            id: BackupId::parse(&id).map_err(|e| format!("backup id {id:?}: {e}"))?,
-            target: TargetName::parse(&target).map_err(|e| format!("target {target:?}: {e}"))?,
-            kind: serde_json::from_value(serde_json::Value::String(kind.clone()))
-                .map_err(|_| format!("kind {kind:?}"))?,
-            status: BackupStatus::parse(&status).ok_or_else(|| format!("status {status:?}"))?,
-            label: row.get(4).map_err(|e| e.to_string())?,
-            description: row.get(5).map_err(|e| e.to_string())?,
-            created_at: from_nanos(row.get(6).map_err(|e| e.to_string())?),
-            duration_ms: opt_u64(row.get(7).map_err(|e| e.to_string())?),
-            origin: row.get(8).map_err(|e| e.to_string())?,
-            signer: row.get(9).map_err(|e| e.to_string())?,
-            codec: row.get(10).map_err(|e| e.to_string())?,
-            components: serde_json::from_str(&components)
-                .map_err(|e| format!("components: {e}"))?,
-            entries: opt_u64(row.get(12).map_err(|e| e.to_string())?).unwrap_or(0),
-            data_bytes: opt_u64(row.get(13).map_err(|e| e.to_string())?).unwrap_or(0),
-            archive_key: row.get(14).map_err(|e| e.to_string())?,
-            archive_size: opt_u64(row.get(15).map_err(|e| e.to_string())?),
-            archive_sha256: row.get(16).map_err(|e| e.to_string())?,
-            manifest_sha256: row.get(17).map_err(|e| e.to_string())?,
-            manifest_offset: opt_u64(row.get(18).map_err(|e| e.to_string())?),
-            manifest_length: opt_u64(row.get(19).map_err(|e| e.to_string())?),
-            pinned: row.get::<_, i64>(20).map_err(|e| e.to_string())? != 0,
-            deleted_at: row
-                .get::<_, Option<i64>>(21)
-                .map_err(|e| e.to_string())?
-                .map(from_nanos),
-            verification: match verified_at {
-                Some(at) => Some(Verification {
-                    at: from_nanos(at),
-                    tier: row
-                        .get::<_, Option<String>>(23)
-                        .map_err(|e| e.to_string())?
-                        .unwrap_or_default(),
-                    ok: row.get::<_, Option<i64>>(24).map_err(|e| e.to_string())? == Some(1),
-                    message: row
-                        .get::<_, Option<String>>(25)
-                        .map_err(|e| e.to_string())?
-                        .unwrap_or_default(),
-                }),
-                None => None,
-            },
-        })
-    })();
-    Ok(parsed)
+    Ok(BackupRecord {
+        id: BackupId::parse(&id).map_err(|e| bad(0, format!("backup id {id:?}: {e}")))?,
+        target: TargetName::parse(&target)
+            .map_err(|e| bad(1, format!("target {target:?}: {e}")))?,
+        kind: serde_json::from_value(serde_json::Value::String(kind.clone()))
+            .map_err(|_| bad(2, format!("kind {kind:?}")))?,
+        status: BackupStatus::parse(&status).ok_or_else(|| bad(3, format!("status {status:?}")))?,
+        label: row.get(4)?,
+        description: row.get(5)?,
+        created_at: from_nanos(row.get(6)?),
+        duration_ms: opt_u64(row.get(7)?),
+        origin: row.get(8)?,
+        signer: row.get(9)?,
+        codec: row.get(10)?,
+        components: serde_json::from_str(&components)
+            .map_err(|e| bad(11, format!("components: {e}")))?,
+        entries: opt_u64(row.get(12)?).unwrap_or(0),
+        data_bytes: opt_u64(row.get(13)?).unwrap_or(0),
+        archive_key: row.get(14)?,
+        archive_size: opt_u64(row.get(15)?),
+        archive_sha256: row.get(16)?,
+        manifest_sha256: row.get(17)?,
+        manifest_offset: opt_u64(row.get(18)?),
+        manifest_length: opt_u64(row.get(19)?),
+        pinned: row.get::<_, i64>(20)? != 0,
+        deleted_at: row.get::<_, Option<i64>>(21)?.map(from_nanos),
+        verification: match verified_at {
+            Some(at) => Some(Verification {
+                at: from_nanos(at),
+                tier: row.get::<_, Option<String>>(23)?.unwrap_or_default(),
+                ok: row.get::<_, Option<i64>>(24)? == Some(1),
+                message: row.get::<_, Option<String>>(25)?.unwrap_or_default(),
+            }),
+            None => None,
+        },
+    })
 }
 
 impl Catalog {
@@ -351,8 +347,7 @@ impl Catalog {
             )
             .optional()
             .map_err(|e| self.err(&format!("reading {id}"), e))?;
-        row.map(|r| r.map_err(|m| self.error(ErrorKind::Corrupt, format!("backup {id}: {m}"))))
-            .transpose()
+        Ok(row)
     }
 
     fn update(
@@ -443,9 +438,14 @@ impl Catalog {
                 .query_map([target.to_string()], read_row)
                 .map_err(|e| self.err(&what, e))?;
             for row in rows {
-                // An unreadable old row has nothing worth keeping.
-                if let Ok(old) = row.map_err(|e| self.err(&what, e))? {
-                    kept.insert(old.id.to_string(), old);
+                match row {
+                    Ok(old) => {
+                        kept.insert(old.id.to_string(), old);
+                    }
+                    // An unreadable old row has nothing worth keeping: the
+                    // rebuild replaces it.
+                    Err(rusqlite::Error::FromSqlConversionFailure(..)) => {}
+                    Err(e) => return Err(self.err(&what, e)),
                 }
             }
         }
@@ -543,9 +543,7 @@ impl Catalog {
             .map_err(|e| self.err("listing backups", e))?;
         let mut items = Vec::with_capacity(limit + 1);
         for row in rows {
-            let record = row
-                .map_err(|e| self.err("listing backups", e))?
-                .map_err(|m| self.error(ErrorKind::Corrupt, m))?;
+            let record = row.map_err(|e| self.err("listing backups", e))?;
             items.push(record);
         }
         let has_more = items.len() > limit;

@@ -60,36 +60,35 @@ impl Catalog {
         text.map(|t| self.parse_job(id, &t)).transpose()
     }
 
-    /// Jobs, newest first, optionally of one target and in some states.
+    /// Jobs, newest first, optionally of one target and in some states
+    /// (all states when `states` is empty), at most `limit`.
     pub fn list_jobs(
         &self,
         target: Option<&str>,
         states: &[JobState],
         limit: usize,
     ) -> Result<Vec<Job>, Error> {
+        let wanted: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT id, record, state FROM jobs WHERE (?1 IS NULL OR target = ?1) ORDER BY created_at DESC, id DESC")
+            .prepare(
+                "SELECT id, record FROM jobs
+                 WHERE (?1 IS NULL OR target = ?1)
+                   AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
+                 ORDER BY created_at DESC, id DESC LIMIT ?3",
+            )
             .map_err(|e| self.err("listing jobs", e))?;
+        let states_json = serde_json::to_string(&wanted).expect("strings serialise");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([target], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
+            .query_map(rusqlite::params![target, states_json, limit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })
             .map_err(|e| self.err("listing jobs", e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, text, state) = row.map_err(|e| self.err("listing jobs", e))?;
-            if !states.is_empty() && !states.iter().any(|s| s.as_str() == state) {
-                continue;
-            }
+            let (id, text) = row.map_err(|e| self.err("listing jobs", e))?;
             out.push(self.parse_job(&id, &text)?);
-            if out.len() == limit {
-                break;
-            }
         }
         Ok(out)
     }

@@ -85,6 +85,17 @@ impl Error {
 
     fn sqlite(path: &Path, what: &str, e: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode;
+        if let rusqlite::Error::FromSqlConversionFailure(_, _, cause) = &e {
+            let message = format!(
+                "{what}: a stored value does not decode ({cause}); rebuild the catalog from the store (`cairn catalog rebuild`)"
+            );
+            return Self {
+                path: path.display().to_string(),
+                kind: ErrorKind::Corrupt,
+                message,
+                source: Some(e),
+            };
+        }
         let (kind, message) = match e.sqlite_error_code() {
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => (
                 ErrorKind::Corrupt,

@@ -432,3 +432,55 @@ fn shared_between_threads_and_between_processes() {
         .unwrap();
     assert_eq!(all.len(), 200);
 }
+
+#[test]
+fn a_row_that_does_not_decode_is_reported_corrupt_and_a_rebuild_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let r = record("app", 1, t(1));
+    {
+        let catalog = Catalog::open(&path).unwrap();
+        catalog.insert_backup(&r).unwrap();
+    }
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE backups SET status = 'melted'", [])
+        .unwrap();
+    let catalog = Catalog::open(&path).unwrap();
+    for err in [
+        catalog.get_backup(&r.id).unwrap_err(),
+        catalog
+            .list_backups(&BackupFilter::default(), 10, None)
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("melted"), "{err}");
+        assert!(err.to_string().contains("cairn catalog rebuild"), "{err}");
+    }
+    let app = TargetName::parse("app").unwrap();
+    catalog
+        .replace_target_backups(&app, std::slice::from_ref(&r))
+        .unwrap();
+    assert_eq!(catalog.get_backup(&r.id).unwrap(), Some(r));
+}
+
+#[test]
+fn job_lists_filter_by_state_in_the_query_and_stop_at_the_limit() {
+    let catalog = Catalog::in_memory().unwrap();
+    for i in 0..5 {
+        let mut job = Job::new(format!("job_{i}"), JobKind::Backup, "app", t(i));
+        if i % 2 == 0 {
+            job = job.apply(&Event::Start, t(i)).unwrap();
+        }
+        catalog.put_job(&job).unwrap();
+    }
+    let running: Vec<String> = catalog
+        .list_jobs(None, &[JobState::Running], 2)
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(running, ["job_4", "job_2"]);
+    assert_eq!(catalog.list_jobs(Some("app"), &[], 10).unwrap().len(), 5);
+    assert!(catalog.list_jobs(Some("db"), &[], 10).unwrap().is_empty());
+}
