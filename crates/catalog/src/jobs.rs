@@ -98,8 +98,10 @@ impl Catalog {
     /// updated jobs, so the caller can clean up their partial objects.
     pub fn interrupt_unfinished(&self, now: Timestamp) -> Result<Vec<Job>, Error> {
         let mut conn = self.conn();
+        // Immediate: the write lock is taken up front, so a concurrent
+        // writer makes this wait (busy timeout) instead of failing on upgrade.
         let tx = conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.err("recovering jobs", e))?;
         let mut jobs = Vec::new();
         {
@@ -138,7 +140,9 @@ impl Catalog {
     ) -> Result<Result<JobCreated, IdempotencyConflict>, Error> {
         let mut conn = self.conn();
         let what = format!("creating job {} with key {key}", job.id);
-        let tx = conn.transaction().map_err(|e| self.err(&what, e))?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(&what, e))?;
         let existing: Option<(String, String, i64)> = tx
             .query_row(
                 "SELECT fingerprint, job_id, created_at FROM idempotency_keys WHERE key = ?1",

@@ -218,6 +218,32 @@ impl Store {
         ))
     }
 
+    /// Frees the target's lease if `holder` holds it, whether or not it has
+    /// expired: for a process that knows the holder is dead (its own job,
+    /// interrupted by a crash). Returns whether a lease was freed; a lease
+    /// held by anyone else is left alone.
+    pub async fn break_lease(
+        &self,
+        target: &TargetName,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        let Some(current) = self.current_lease(target).await? else {
+            return Ok(false);
+        };
+        if current.holder != holder || current.released {
+            return Ok(false);
+        }
+        let next = LeaseRecord {
+            generation: current.generation + 1,
+            expires_at: now,
+            released: true,
+            ..current
+        };
+        self.write_generation(target, next, true).await?;
+        Ok(true)
+    }
+
     /// The generations present, in ascending order, with their keys.
     async fn generations(&self, target: &TargetName) -> Result<Vec<(u64, String)>, Error> {
         let prefix = lease_prefix(target);

@@ -1,0 +1,397 @@
+//! The backup pipeline: capture → archive (blocking threads) → streaming
+//! upload → seal → catalog → retention.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use cairn_archive::{ArchiveMeta, ArchiveWriter, WriterOptions};
+use cairn_catalog::BackupRecord;
+use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
+use cairn_job::{JobKind, Phase, ProgressUpdate};
+use cairn_manifest::{BackupId, BackupKind, ComponentKind, ComponentName};
+use cairn_source::{CaptureOptions, ComponentSpec, capture};
+use cairn_storage::layout::archive_key;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::config::TargetConfig;
+use crate::error::{Error, task};
+use crate::jobs::{Failure, JobCtx, JobHandle, Spec};
+use crate::vault::{Inner, Vault};
+
+/// The archive extension of new backups.
+pub(crate) const EXTENSION: &str = "tar.zst";
+/// Size of the chunks handed from the archive writer to the upload.
+const CHUNK: usize = 1 << 20;
+
+/// What to back up.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct BackupRequest {
+    /// Manual (default), scheduled or pre-deploy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<BackupKind>,
+    /// A label (e.g. a release name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A free description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Exactly these components (optional ones included). Empty: every
+    /// component that is not optional.
+    pub include: Vec<ComponentName>,
+    /// Makes retries safe: the same key with the same request returns the same job.
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl BackupRequest {
+    /// A manual backup of every non-optional component.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the kind.
+    #[must_use]
+    pub fn kind(mut self, kind: BackupKind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// Sets the label.
+    #[must_use]
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = Some(text.into());
+        self
+    }
+
+    /// Adds a component to back up.
+    #[must_use]
+    pub fn include(mut self, name: ComponentName) -> Self {
+        self.include.push(name);
+        self
+    }
+
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+}
+
+impl Vault {
+    /// Starts a backup of `target`. The job's result holds `backup_id`,
+    /// `size`, `sha256`, `entries`, `data_bytes`, `skipped` and `pruned`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] (target), [`Error::Invalid`] (component),
+    /// [`Error::Busy`] (another mutating job on the target),
+    /// [`Error::Idempotency`].
+    pub async fn backup(&self, target: &str, req: BackupRequest) -> Result<JobHandle, Error> {
+        let config = self.inner.target(target)?.clone();
+        let components = select(&config, &req.include)?;
+        let idempotency = match &req.idempotency_key {
+            Some(k) => Some((
+                k.clone(),
+                Fingerprint::of(JobKind::Backup, target, &req)
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let spec = Spec {
+            kind: JobKind::Backup,
+            target: target.to_owned(),
+            backup: None,
+            idempotency,
+        };
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .start(spec, move |ctx| run(inner, ctx, config, components, req))
+            .await
+    }
+}
+
+fn select(config: &TargetConfig, include: &[ComponentName]) -> Result<Vec<ComponentSpec>, Error> {
+    if include.is_empty() {
+        return Ok(config
+            .components
+            .iter()
+            .filter(|c| !c.optional)
+            .cloned()
+            .collect());
+    }
+    include
+        .iter()
+        .map(|n| {
+            config.find(n).cloned().ok_or_else(|| {
+                Error::Invalid(format!("target {} has no component {n}", config.name))
+            })
+        })
+        .collect()
+}
+
+/// Counters the archive writer updates and the job's progress reads.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) bytes: AtomicU64,
+    pub(crate) files: AtomicU64,
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+impl cairn_archive::Progress for Counters {
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn entry(&self, _path: &cairn_manifest::EntryPath) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// A `Write` that hands the archive to the async upload in chunks.
+struct ChannelWriter {
+    buf: BytesMut,
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+            self.buf.reserve(CHUNK);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the blocking half of a backup produced.
+struct Written {
+    size: u64,
+    sha256: cairn_integrity::Sha256Digest,
+    manifest: cairn_manifest::SignedManifest,
+    seal: cairn_integrity::SignedSeal,
+}
+
+async fn run(
+    inner: Arc<Inner>,
+    ctx: JobCtx,
+    config: TargetConfig,
+    components: Vec<ComponentSpec>,
+    req: BackupRequest,
+) -> Result<serde_json::Value, Failure> {
+    let start = Instant::now();
+    let id = BackupId::generate();
+    let created_at = inner.now();
+    let key = archive_key(&config.name, &id, EXTENSION);
+    tracing::info!(backup = %id, target = %config.name, "backup started");
+
+    // Totals for progress: one pass of metadata reads.
+    let total = {
+        let c = components.clone();
+        tokio::task::spawn_blocking(move || estimate(&c))
+            .await
+            .map_err(task)?
+    };
+    ctx.progress(ProgressUpdate {
+        phase: Some(Phase::Archiving),
+        total_files: Some(total.0),
+        total_bytes: Some(total.1),
+        ..ProgressUpdate::default()
+    });
+
+    let mut upload = inner.store.upload(&key).await.map_err(Error::from)?;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let counters = Arc::new(Counters {
+        cancel: Arc::clone(&ctx.cancel),
+        ..Counters::default()
+    });
+    let mut meta = ArchiveMeta::new(config.name.clone(), inner.origin.clone())
+        .backup_id(id)
+        .kind(req.kind.unwrap_or(BackupKind::Manual))
+        .created_at(created_at)
+        .hostname(inner.hostname.clone());
+    if let Some(l) = &req.label {
+        meta = meta.label(l.clone());
+    }
+    if let Some(d) = &req.description {
+        meta = meta.description(d.clone());
+    }
+    let opts = WriterOptions::default()
+        .threads(inner.threads)
+        .progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>);
+    let signing = Arc::clone(&inner.key);
+    let scratch = inner.scratch.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<Written, Error> {
+        let out = ChannelWriter {
+            buf: BytesMut::with_capacity(CHUNK),
+            tx,
+        };
+        let mut w = ArchiveWriter::new(out, meta, opts)?;
+        for spec in &components {
+            capture(&mut w, spec, &scratch, &CaptureOptions::default())?;
+        }
+        let mut done = w.finish(&signing)?;
+        done.inner
+            .send()
+            .map_err(|e| Error::Task(format!("handing the archive to the upload: {e}")))?;
+        Ok(Written {
+            size: done.size,
+            sha256: done.sha256,
+            manifest: done.manifest,
+            seal: done.seal,
+        })
+    });
+
+    // Stream chunks to the store while reporting progress.
+    let mut upload_error = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            chunk = rx.recv() => match chunk {
+                Some(bytes) => {
+                    if upload_error.is_none()
+                        && let Err(e) = upload.write(bytes).await
+                    {
+                        upload_error = Some(e);
+                        rx.close();
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => ctx.progress(ProgressUpdate {
+                processed_bytes: Some(counters.bytes.load(Ordering::Relaxed)),
+                processed_files: Some(counters.files.load(Ordering::Relaxed)),
+                ..ProgressUpdate::default()
+            }),
+        }
+    }
+    let written = writer.await.map_err(task)?;
+    let written = match (upload_error, written) {
+        (None, Ok(w)) if !ctx.is_cancelled() => w,
+        (upload_error, written) => {
+            if let Err(e) = upload.abort().await {
+                tracing::warn!(error = %e, "aborting the upload failed");
+            }
+            return Err(match (upload_error, written) {
+                (Some(e), _) => Error::from(e).into(),
+                (None, Err(e)) => e.into(),
+                (None, Ok(_)) => Error::Invalid("cancelled".to_owned()).into(),
+            });
+        }
+    };
+    let uploaded = upload.finish().await.map_err(Error::from)?;
+    ctx.progress(ProgressUpdate {
+        phase: Some(Phase::Sealing),
+        ..ProgressUpdate::default()
+    });
+    let seal_bytes = Bytes::from(written.seal.to_bytes());
+    if let Err(e) = inner
+        .store
+        .publish_seal(&config.name, &id, EXTENSION, written.size, seal_bytes)
+        .await
+    {
+        let _ = inner.store.delete(&key).await;
+        return Err(Error::from(e).into());
+    }
+    let manifest = written.manifest.manifest().clone();
+    let mut record = BackupRecord::from_sealed(&manifest, &written.seal, &key);
+    record.duration_ms = Some(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+    {
+        let r = record.clone();
+        inner.blocking(move |c| c.insert_backup(&r)).await?;
+    }
+    tracing::info!(backup = %id, size = uploaded.size, "backup sealed");
+
+    if let Some(tier) = config.verify_after_write {
+        ctx.progress(ProgressUpdate {
+            phase: Some(Phase::Verifying),
+            ..ProgressUpdate::default()
+        });
+        let report = crate::verify::verify_backup(&inner, &record, tier, &ctx).await?;
+        if !report.ok {
+            let bid = record.id;
+            inner
+                .blocking(move |c| c.set_status(&bid, cairn_catalog::BackupStatus::Failed))
+                .await?;
+            return Err(Error::Invalid(format!(
+                "verify-after-write ({}) failed: {}",
+                tier.as_str(),
+                report.message
+            ))
+            .into());
+        }
+    }
+
+    ctx.progress(ProgressUpdate {
+        phase: Some(Phase::Pruning),
+        ..ProgressUpdate::default()
+    });
+    let pruned = crate::prune::apply(&inner, &config, false).await?;
+    Ok(serde_json::json!({
+        "backup_id": id.to_string(),
+        "archive_key": key,
+        "size": written.size,
+        "sha256": written.sha256.to_string(),
+        "entries": manifest.entries.len(),
+        "data_bytes": record.data_bytes,
+        "components": record.components,
+        "skipped": manifest.skipped.iter().map(|s| s.path.to_string()).collect::<Vec<_>>(),
+        "pruned": pruned.changed(),
+    }))
+}
+
+/// Files and bytes the components hold now (for progress totals).
+fn estimate(components: &[ComponentSpec]) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    for c in components {
+        if c.kind == ComponentKind::Dir {
+            for e in walkdir::WalkDir::new(&c.path)
+                .follow_links(false)
+                .into_iter()
+                .flatten()
+            {
+                files += 1;
+                if e.file_type().is_file() {
+                    bytes += e.metadata().map_or(0, |m| m.len());
+                }
+            }
+        } else {
+            files += 1;
+            bytes += std::fs::metadata(&c.path).map_or(0, |m| m.len());
+        }
+    }
+    (files, bytes)
+}

@@ -1,0 +1,189 @@
+//! Targets and their settings.
+
+use std::time::Duration;
+
+use cairn_manifest::{ComponentName, TargetName};
+use cairn_retention::{Policy, ScheduleRules};
+use cairn_source::{ComponentSpec, Hook};
+
+use crate::error::Error;
+
+/// How thoroughly a backup is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyTier {
+    /// The seal's signature, the archive's size, the manifest's signature.
+    Quick,
+    /// Quick, plus a random tenth of the entries (at least one per
+    /// component) read by range and checked against their digests.
+    Sample,
+    /// Every byte: every entry's digest and the archive's SHA-256.
+    Full,
+}
+
+impl VerifyTier {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyTier::Quick => "quick",
+            VerifyTier::Sample => "sample",
+            VerifyTier::Full => "full",
+        }
+    }
+}
+
+impl std::str::FromStr for VerifyTier {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "quick" => Ok(VerifyTier::Quick),
+            "sample" => Ok(VerifyTier::Sample),
+            "full" => Ok(VerifyTier::Full),
+            other => Err(Error::Invalid(format!(
+                "unknown verification tier {other:?} (quick, sample or full)"
+            ))),
+        }
+    }
+}
+
+/// One protected thing: its components and how it is backed up and restored.
+///
+/// ```
+/// use std::time::Duration;
+/// use cairn::{TargetConfig, VerifyTier};
+/// use cairn_manifest::{ComponentName, TargetName};
+/// use cairn_source::{ComponentSpec, Hook};
+///
+/// let target = TargetConfig::new(TargetName::parse("shop")?)
+///     .component(ComponentSpec::sqlite(ComponentName::parse("db")?, "/srv/shop/shop.db"))
+///     .component(ComponentSpec::dir(ComponentName::parse("uploads")?, "/srv/shop/uploads").optional(true))
+///     .every(Duration::from_secs(6 * 3600))
+///     .pre_restore(Hook::new("systemctl stop shop"))
+///     .post_restore(Hook::new("systemctl start shop"))
+///     .verify_after_write(VerifyTier::Sample);
+/// assert_eq!(target.components.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TargetConfig {
+    /// Its name.
+    pub name: TargetName,
+    /// Its components, in order.
+    pub components: Vec<ComponentSpec>,
+    /// Which backups to keep.
+    pub retention: Policy,
+    /// Interval of automatic backups (none: manual only).
+    pub schedule: Option<Duration>,
+    /// Cooldown and minimum interval of automatic backups.
+    pub schedule_rules: ScheduleRules,
+    /// Run before a restore changes anything (e.g. stop the service).
+    pub pre_restore: Option<Hook>,
+    /// Run after a restore (e.g. start the service).
+    pub post_restore: Option<Hook>,
+    /// Verify each new backup at this tier before the job succeeds.
+    pub verify_after_write: Option<VerifyTier>,
+}
+
+impl TargetConfig {
+    /// A target without components yet, with the default retention.
+    pub fn new(name: TargetName) -> Self {
+        Self {
+            name,
+            components: Vec::new(),
+            retention: Policy::default(),
+            schedule: None,
+            schedule_rules: ScheduleRules::default(),
+            pre_restore: None,
+            post_restore: None,
+            verify_after_write: None,
+        }
+    }
+
+    /// Adds a component.
+    #[must_use]
+    pub fn component(mut self, spec: ComponentSpec) -> Self {
+        self.components.push(spec);
+        self
+    }
+
+    /// Sets the retention policy.
+    #[must_use]
+    pub fn retention(mut self, policy: Policy) -> Self {
+        self.retention = policy;
+        self
+    }
+
+    /// Backs up automatically at this interval (when the scheduler runs).
+    #[must_use]
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.schedule = Some(interval);
+        self
+    }
+
+    /// Sets the cooldown and minimum interval of automatic backups.
+    #[must_use]
+    pub fn schedule_rules(mut self, rules: ScheduleRules) -> Self {
+        self.schedule_rules = rules;
+        self
+    }
+
+    /// Sets the pre-restore hook.
+    #[must_use]
+    pub fn pre_restore(mut self, hook: Hook) -> Self {
+        self.pre_restore = Some(hook);
+        self
+    }
+
+    /// Sets the post-restore hook.
+    #[must_use]
+    pub fn post_restore(mut self, hook: Hook) -> Self {
+        self.post_restore = Some(hook);
+        self
+    }
+
+    /// Verifies every new backup at `tier`.
+    #[must_use]
+    pub fn verify_after_write(mut self, tier: VerifyTier) -> Self {
+        self.verify_after_write = Some(tier);
+        self
+    }
+
+    /// The component called `name`.
+    pub fn find(&self, name: &ComponentName) -> Option<&ComponentSpec> {
+        self.components.iter().find(|c| &c.name == name)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.components.is_empty() {
+            return Err(Error::Config(format!(
+                "target {} has no components",
+                self.name
+            )));
+        }
+        for (i, c) in self.components.iter().enumerate() {
+            if self.components[..i].iter().any(|o| o.name == c.name) {
+                return Err(Error::Config(format!(
+                    "target {}: component {} is listed twice",
+                    self.name, c.name
+                )));
+            }
+            if c.path.file_name().is_none() {
+                return Err(Error::Config(format!(
+                    "target {}: component {} has no usable path ({})",
+                    self.name,
+                    c.name,
+                    c.path.display()
+                )));
+            }
+        }
+        if self.schedule.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(Error::Config(format!(
+                "target {}: the schedule interval must be at least one second",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}

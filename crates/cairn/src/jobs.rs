@@ -1,0 +1,450 @@
+//! Running jobs: handles, progress, cancellation, timeouts, persistence.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
+use cairn_job::{Event, Job, JobError, JobKind, ProgressUpdate};
+use cairn_storage::Lease;
+use tokio::sync::watch;
+
+use crate::error::{Error, task};
+use crate::vault::Inner;
+
+/// A running (or finished) job: await it, poll it, watch its progress, cancel it.
+#[derive(Debug, Clone)]
+pub struct JobHandle {
+    id: String,
+    rx: watch::Receiver<Job>,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl JobHandle {
+    pub(crate) fn finished(job: Job) -> Self {
+        let (_tx, rx) = watch::channel(job.clone());
+        Self {
+            id: job.id,
+            rx,
+            cancel: None,
+        }
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The job as it is now.
+    pub fn status(&self) -> Job {
+        self.rx.borrow().clone()
+    }
+
+    /// A receiver that sees every state change and progress report (the
+    /// latest one when several come between two reads).
+    pub fn subscribe(&self) -> watch::Receiver<Job> {
+        self.rx.clone()
+    }
+
+    /// Asks the job to stop at its next checkpoint. A backup leaves nothing
+    /// behind; a restore puts back what it had swapped.
+    pub fn cancel(&self) {
+        if let Some(c) = &self.cancel {
+            c.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits until the job ends and returns it.
+    pub async fn wait(mut self) -> Job {
+        loop {
+            if self.rx.borrow().state.is_terminal() {
+                return self.rx.borrow().clone();
+            }
+            if self.rx.changed().await.is_err() {
+                return self.rx.borrow().clone();
+            }
+        }
+    }
+}
+
+/// How a job body failed.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: Box<Error>,
+    /// A restore applied some components and could not put them all back.
+    pub(crate) partial: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            error: Box::new(error),
+            partial: false,
+        }
+    }
+}
+
+/// What a job body gets: its id, progress reporting, cancellation.
+#[derive(Debug, Clone)]
+pub(crate) struct JobCtx {
+    pub(crate) id: String,
+    tx: Arc<watch::Sender<Job>>,
+    pub(crate) cancel: Arc<AtomicBool>,
+    inner: Arc<Inner>,
+    last_saved: Arc<std::sync::Mutex<Instant>>,
+}
+
+impl JobCtx {
+    /// Applies a progress report; saves it to the catalog at most once a second.
+    pub(crate) fn progress(&self, update: ProgressUpdate) {
+        let now = self.inner.now();
+        self.tx.send_modify(|job| {
+            if let Ok(next) = job.apply(&Event::Progress(update), now) {
+                *job = next;
+            }
+        });
+        let due = {
+            let mut last = self
+                .last_saved
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.elapsed().as_millis() >= 1000 {
+                *last = Instant::now();
+                true
+            } else {
+                false
+            }
+        };
+        if due {
+            let job = self.tx.borrow().clone();
+            let catalog = Arc::clone(&self.inner.catalog);
+            // Progress is advisory: a failed save is retried by the next one.
+            tokio::task::spawn_blocking(move || catalog.put_job(&job));
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+}
+
+/// What a new job needs.
+pub(crate) struct Spec {
+    pub(crate) kind: JobKind,
+    pub(crate) target: String,
+    /// The backup it reads: leased against delete and prune while it runs.
+    pub(crate) backup: Option<String>,
+    pub(crate) idempotency: Option<(IdempotencyKey, Fingerprint)>,
+}
+
+impl Inner {
+    /// Creates, registers and spawns a job. Mutating jobs take the target
+    /// (in this process, then through the store's lease) before the handle
+    /// is returned, so a conflict is an error here, not a failed job.
+    pub(crate) async fn start<F, Fut>(
+        self: &Arc<Self>,
+        spec: Spec,
+        body: F,
+    ) -> Result<JobHandle, Error>
+    where
+        F: FnOnce(JobCtx) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<serde_json::Value, Failure>> + Send + 'static,
+    {
+        let now = self.now();
+        let id = format!("job_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        let job = Job::new(&id, spec.kind, &spec.target, now).with_timeout(self.job_timeout);
+        // One mutating job per target in this process.
+        if spec.kind.is_mutating() {
+            let running = self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(other) = running.get(&spec.target) {
+                return Err(Error::Busy {
+                    target: spec.target.clone(),
+                    holder: format!("job {other} is running"),
+                });
+            }
+        }
+        // Idempotency: a replay returns the earlier job.
+        if let Some((key, fp)) = spec.idempotency.clone() {
+            let catalog = Arc::clone(&self.catalog);
+            let job2 = job.clone();
+            let ttl = cairn_job::idempotency::DEFAULT_KEY_TTL;
+            let created = tokio::task::spawn_blocking(move || {
+                catalog.create_job_idempotent(&job2, &key, &fp, ttl, now)
+            })
+            .await
+            .map_err(task)???;
+            if let cairn_catalog::JobCreated::Replay(old) = created {
+                return Ok(self.handle_of(old));
+            }
+        } else {
+            self.save(&job).await?;
+        }
+        let lease = if spec.kind.is_mutating() {
+            match self
+                .take_target(&spec.target, &id, spec.kind, spec.backup.as_deref())
+                .await
+            {
+                Ok(lease) => Some(lease),
+                Err(e) => {
+                    let now = self.now();
+                    let fail = Event::Fail {
+                        error: JobError::new(e.code(), e.to_string()),
+                        partial: false,
+                    };
+                    let failed = job
+                        .apply(&Event::Start, now)
+                        .and_then(|j| j.apply(&fail, now))
+                        .unwrap_or(job);
+                    self.save(&failed).await?;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = watch::channel(job.clone());
+        let tx = Arc::new(tx);
+        {
+            let mut jobs = self
+                .jobs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            jobs.insert(id.clone(), (Arc::clone(&tx), Arc::clone(&cancel)));
+        }
+        if let Some(b) = &spec.backup {
+            let mut leases = self
+                .backup_leases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            leases.entry(b.clone()).or_default().push(id.clone());
+        }
+        let ctx = JobCtx {
+            id: id.clone(),
+            tx: Arc::clone(&tx),
+            cancel: Arc::clone(&cancel),
+            inner: Arc::clone(self),
+            last_saved: Arc::new(std::sync::Mutex::new(Instant::now())),
+        };
+        let inner = Arc::clone(self);
+        tokio::spawn(inner.run(spec, ctx, lease, body));
+        Ok(JobHandle {
+            id,
+            rx,
+            cancel: Some(cancel),
+        })
+    }
+
+    async fn run<F, Fut>(self: Arc<Self>, spec: Spec, ctx: JobCtx, lease: Option<Lease>, body: F)
+    where
+        F: FnOnce(JobCtx) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<serde_json::Value, Failure>> + Send + 'static,
+    {
+        let span =
+            tracing::info_span!("job", id = %ctx.id, kind = %spec.kind, target = %spec.target);
+        let _enter = span.enter();
+        drop(_enter);
+        self.event(&ctx, &Event::Start).await;
+        // The lease is renewed while the job runs; losing it stops the job.
+        let (stop_renew, renewer) = match lease {
+            Some(lease) => {
+                let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+                let inner = Arc::clone(&self);
+                let cancel = Arc::clone(&ctx.cancel);
+                (
+                    Some(stop),
+                    Some(tokio::spawn(inner.renew(lease, rx, cancel))),
+                )
+            }
+            None => (None, None),
+        };
+        // The deadline cancels the job; the body then cleans up.
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let deadline = {
+            let cancel = Arc::clone(&ctx.cancel);
+            let flag = Arc::clone(&timed_out);
+            let after = std::time::Duration::try_from(self.job_timeout).unwrap_or_default();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                flag.store(true, Ordering::SeqCst);
+                cancel.store(true, Ordering::SeqCst);
+            })
+        };
+        let outcome = body(ctx.clone()).await;
+        deadline.abort();
+        let event = match outcome {
+            Ok(result) => Event::Succeed {
+                result: Some(result),
+            },
+            Err(_) if timed_out.load(Ordering::SeqCst) => Event::Timeout,
+            Err(f) if ctx.is_cancelled() && !f.partial => {
+                // A cancel request first (unless it was recorded), then the acknowledgement.
+                if !ctx.tx.borrow().cancel_requested {
+                    self.event(&ctx, &Event::CancelRequest).await;
+                }
+                Event::Cancelled
+            }
+            Err(f) => {
+                tracing::warn!(job = %ctx.id, error = %f.error, "job failed");
+                Event::Fail {
+                    error: JobError::new(f.error.code(), f.error.to_string()),
+                    partial: f.partial,
+                }
+            }
+        };
+        if let (Some(stop), Some(renewer)) = (stop_renew, renewer) {
+            let _ = stop.send(());
+            if let Ok(Some(lease)) = renewer.await
+                && let Err(e) = lease.release(self.now()).await
+            {
+                tracing::warn!(error = %e, "releasing the target's lease failed; it expires by itself");
+            }
+        }
+        {
+            let mut running = self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if running.get(&spec.target) == Some(&ctx.id) {
+                running.remove(&spec.target);
+            }
+        }
+        if let Some(b) = &spec.backup {
+            let mut leases = self
+                .backup_leases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(v) = leases.get_mut(b) {
+                v.retain(|j| j != &ctx.id);
+                if v.is_empty() {
+                    leases.remove(b);
+                }
+            }
+        }
+        self.event(&ctx, &event).await;
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&ctx.id);
+    }
+
+    /// Applies an event, saves the job, then publishes it: whoever sees a
+    /// new state can rely on it being in the catalog.
+    async fn event(&self, ctx: &JobCtx, event: &Event) {
+        let now = self.now();
+        let current = ctx.tx.borrow().clone();
+        match current.apply(event, now) {
+            Ok(next) => {
+                if let Err(e) = self.save(&next).await {
+                    tracing::error!(error = %e, job = %next.id, "saving the job failed");
+                }
+                ctx.tx.send_replace(next);
+            }
+            Err(e) => tracing::error!(error = %e, "illegal job transition"),
+        }
+    }
+
+    async fn renew(
+        self: Arc<Self>,
+        mut lease: Lease,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+        cancel: Arc<AtomicBool>,
+    ) -> Option<Lease> {
+        let every = self.lease_ttl / 3;
+        loop {
+            tokio::select! {
+                _ = &mut stop => return Some(lease),
+                () = tokio::time::sleep(every) => {
+                    if let Err(e) = lease.renew(self.now()).await {
+                        tracing::error!(error = %e, "lost the target's lease: stopping the job");
+                        cancel.store(true, Ordering::SeqCst);
+                        let _ = stop.await;
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn save(&self, job: &Job) -> Result<(), Error> {
+        let catalog = Arc::clone(&self.catalog);
+        let job = job.clone();
+        tokio::task::spawn_blocking(move || catalog.put_job(&job))
+            .await
+            .map_err(task)??;
+        Ok(())
+    }
+
+    /// A handle on a job known to the catalog: live if it runs here.
+    pub(crate) fn handle_of(&self, job: Job) -> JobHandle {
+        let jobs = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match jobs.get(&job.id) {
+            Some((tx, cancel)) => JobHandle {
+                id: job.id.clone(),
+                rx: tx.subscribe(),
+                cancel: Some(Arc::clone(cancel)),
+            },
+            None => JobHandle::finished(job),
+        }
+    }
+
+    /// Takes the target in this process and through the store's lease.
+    async fn take_target(
+        &self,
+        target: &str,
+        job: &str,
+        kind: JobKind,
+        backup: Option<&str>,
+    ) -> Result<Lease, Error> {
+        {
+            let mut running = self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(other) = running.get(target) {
+                return Err(Error::Busy {
+                    target: target.to_owned(),
+                    holder: format!("job {other} is running"),
+                });
+            }
+            running.insert(target.to_owned(), job.to_owned());
+        }
+        let holder = holder_name(job, kind, backup, &self.hostname);
+        let name =
+            cairn_manifest::TargetName::parse(target).map_err(|e| Error::Invalid(e.to_string()))?;
+        match self
+            .store
+            .acquire_lease(&name, &holder, self.lease_ttl, self.now())
+            .await
+        {
+            Ok(lease) => Ok(lease),
+            Err(e) => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(target);
+                if e.kind() == cairn_storage::ErrorKind::LeaseHeld {
+                    Err(Error::Busy {
+                        target: target.to_owned(),
+                        holder: e.to_string(),
+                    })
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
+    }
+}
+
+/// The lease holder's name: `<job> <kind> <backup|-> on <host>`; the backup
+/// lets other processes refuse to delete it while the job runs.
+pub(crate) fn holder_name(job: &str, kind: JobKind, backup: Option<&str>, host: &str) -> String {
+    format!("{job} {kind} {} on {host}", backup.unwrap_or("-"))
+}

@@ -1,0 +1,529 @@
+//! Restores: in place (transactional), into another directory, dry runs,
+//! factory resets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use cairn_archive::{ReadOptions, SeekableArchive, Staged, UnpackOptions};
+use cairn_catalog::{BackupRecord, BackupStatus};
+use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
+use cairn_job::{JobKind, Phase, ProgressUpdate};
+use cairn_manifest::{ComponentKind, ComponentName, Manifest};
+use cairn_source::{Replacement, RestoreItem, RestoreOptions, StepCheck};
+use serde::Serialize;
+use tokio::runtime::Handle;
+
+use crate::backup::Counters;
+use crate::bridge::StoreRangeReader;
+use crate::config::TargetConfig;
+use crate::error::{Error, task};
+use crate::jobs::{Failure, JobCtx, JobHandle, Spec};
+use crate::vault::{Inner, Vault};
+
+/// What to restore, where, and how.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct RestoreRequest {
+    /// Restore onto this target (default: the backup's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Only these components (optional ones only when named). Empty: every
+    /// non-optional component of the backup.
+    pub include: Vec<ComponentName>,
+    /// Unpack into this directory (which must not exist or be empty)
+    /// instead of in place; no origin check, no confirmation needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<PathBuf>,
+    /// Only report what would be created, replaced and deleted.
+    pub dry_run: bool,
+    /// Restore a backup from another origin or target anyway.
+    pub force: bool,
+    /// Required for an in-place restore: it replaces the target's data.
+    pub confirm: bool,
+    /// Makes retries safe.
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl RestoreRequest {
+    /// An in-place restore of every non-optional component, not yet confirmed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Confirms an in-place restore.
+    #[must_use]
+    pub fn confirm(mut self) -> Self {
+        self.confirm = true;
+        self
+    }
+
+    /// Adds a component to restore.
+    #[must_use]
+    pub fn include(mut self, name: ComponentName) -> Self {
+        self.include.push(name);
+        self
+    }
+
+    /// Restores into `dir` instead of in place.
+    #[must_use]
+    pub fn to(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.to = Some(dir.into());
+        self
+    }
+
+    /// Makes it a dry run.
+    #[must_use]
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    /// Allows a backup from another origin or target.
+    #[must_use]
+    pub fn force(mut self) -> Self {
+        self.force = true;
+        self
+    }
+
+    /// Restores onto another configured target.
+    #[must_use]
+    pub fn onto(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+}
+
+impl Vault {
+    /// Starts a restore of backup `id`.
+    ///
+    /// In place, the selected components are unpacked (reading only their
+    /// frames) into staging directories beside their destinations, every
+    /// digest and the manifest signature checked, databases checked with
+    /// `integrity_check`, then swapped in with renames, each replaced
+    /// component kept as `<path>.before-restore`; any failure puts back what
+    /// was swapped. The job's result lists the components and kept copies.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Invalid`] (not confirmed, unknown
+    /// component, deleted or unready backup), [`Error::Busy`],
+    /// [`Error::Idempotency`]. A foreign origin, a tampered archive or a
+    /// wrong key fail the job with nothing changed.
+    pub async fn restore(&self, id: &str, req: RestoreRequest) -> Result<JobHandle, Error> {
+        let record = self.inner.backup_record(id).await?;
+        if record.status != BackupStatus::Ready {
+            return Err(Error::Invalid(format!("backup {id} is not ready")));
+        }
+        if record.deleted_at.is_some() {
+            return Err(Error::Invalid(format!(
+                "backup {id} is deleted: undelete it first"
+            )));
+        }
+        let target = req
+            .target
+            .clone()
+            .unwrap_or_else(|| record.target.to_string());
+        let in_place = req.to.is_none() && !req.dry_run;
+        if in_place && !req.confirm {
+            return Err(Error::Invalid(format!(
+                "restoring {id} replaces the data of target {target}: confirm it"
+            )));
+        }
+        let config = match (&req.to, self.inner.targets.get(&target)) {
+            (_, Some(c)) => Some(c.clone()),
+            (Some(_), None) => None,
+            (None, None) => {
+                return Err(Error::NotFound {
+                    what: "target",
+                    id: target,
+                });
+            }
+        };
+        let idempotency = match &req.idempotency_key {
+            Some(k) => Some((
+                k.clone(),
+                Fingerprint::of(JobKind::Restore, &target, &(id, &req))
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let spec = Spec {
+            kind: JobKind::Restore,
+            target: target.clone(),
+            backup: Some(id.to_owned()),
+            idempotency,
+        };
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .start(spec, move |ctx| async move {
+                let plan = Plan {
+                    record,
+                    target,
+                    config,
+                    req,
+                };
+                run(inner, ctx, plan).await
+            })
+            .await
+    }
+
+    /// Factory reset of a target: restores its newest pinned backup labelled
+    /// `factory`, or, when it has none, empties its components (each kept as
+    /// `.before-restore`). Needs `confirm`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Invalid`] (not confirmed), [`Error::Busy`].
+    pub async fn reset(&self, target: &str, confirm: bool) -> Result<JobHandle, Error> {
+        let config = self.inner.target(target)?.clone();
+        if !confirm {
+            return Err(Error::Invalid(format!(
+                "a factory reset replaces the data of target {target}: confirm it"
+            )));
+        }
+        let name = config.name.clone();
+        let factory = self
+            .inner
+            .blocking(move |c| c.target_backups(&name))
+            .await?
+            .into_iter()
+            .filter(|b| {
+                b.pinned
+                    && b.deleted_at.is_none()
+                    && b.status == BackupStatus::Ready
+                    && b.label.as_deref() == Some("factory")
+            })
+            .max_by_key(|b| b.created_at);
+        let spec = Spec {
+            kind: JobKind::Reset,
+            target: target.to_owned(),
+            backup: factory.as_ref().map(|b| b.id.to_string()),
+            idempotency: None,
+        };
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .start(spec, move |ctx| async move {
+                match factory {
+                    Some(record) => {
+                        let include = record
+                            .components
+                            .iter()
+                            .filter_map(|c| ComponentName::parse(c).ok())
+                            .collect();
+                        let plan = Plan {
+                            record,
+                            target: config.name.to_string(),
+                            config: Some(config),
+                            req: RestoreRequest {
+                                include,
+                                confirm: true,
+                                ..RestoreRequest::default()
+                            },
+                        };
+                        run(inner, ctx, plan).await
+                    }
+                    None => empty(inner, ctx, config).await,
+                }
+            })
+            .await
+    }
+}
+
+struct Plan {
+    record: BackupRecord,
+    target: String,
+    config: Option<TargetConfig>,
+    req: RestoreRequest,
+}
+
+async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::Value, Failure> {
+    let Plan {
+        record,
+        target,
+        config,
+        req,
+    } = plan;
+    ctx.progress(ProgressUpdate {
+        phase: Some(Phase::Preparing),
+        ..ProgressUpdate::default()
+    });
+    let (seal, public) = crate::verify::read_seal(&inner, &record)
+        .await?
+        .map_err(|why| Error::Verification(format!("backup {}: {why}", record.id)))?;
+    let key = record
+        .archive_key
+        .clone()
+        .ok_or_else(|| Error::Invalid(format!("backup {} has no archive", record.id)))?;
+    let reader = StoreRangeReader::new(
+        inner.store.clone(),
+        &key,
+        seal.seal().archive_size,
+        Handle::current(),
+    );
+    let fetched = reader.clone();
+    let counters = Arc::new(Counters {
+        cancel: Arc::clone(&ctx.cancel),
+        ..Counters::default()
+    });
+    let read_opts =
+        ReadOptions::default().progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>);
+    let origin = inner.origin.to_string();
+    let journals = inner.journals.clone();
+    let job_id = ctx.id.clone();
+    let cancel = Arc::clone(&ctx.cancel);
+    let ctx2 = ctx.clone();
+    let backup_id = record.id.to_string();
+    let outcome = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, Failure> {
+        let mut archive =
+            SeekableArchive::open_sealed(reader, &seal, &public, read_opts).map_err(Error::from)?;
+        let manifest = archive.manifest().manifest().clone();
+        if req.to.is_none()
+            && !req.force
+            && (manifest.origin.origin_id.as_str() != origin || manifest.target.as_str() != target)
+        {
+            return Err(Error::ForeignOrigin {
+                backup: backup_id,
+                origin: manifest.origin.origin_id.to_string(),
+                target: manifest.target.to_string(),
+                ours: format!("{origin}, target {target}"),
+            }
+            .into());
+        }
+        let selected = select(&manifest, &req.include)?;
+        let total: u64 = manifest
+            .components
+            .iter()
+            .filter(|c| selected.contains(&c.name))
+            .map(|c| c.bytes)
+            .sum();
+        ctx2.progress(ProgressUpdate {
+            phase: Some(Phase::Staging),
+            total_bytes: Some(total),
+            ..ProgressUpdate::default()
+        });
+        let base = serde_json::json!({
+            "backup_id": backup_id,
+            "target": target,
+            "components": selected.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        if let Some(to) = &req.to {
+            let parent = parent_of(to)?;
+            std::fs::create_dir_all(&parent)
+                .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", parent.display())))?;
+            let staged = archive
+                .unpack_to_staging(
+                    &parent,
+                    &UnpackOptions::default().components(selected.clone()),
+                )
+                .map_err(Error::from)?;
+            let stats = staged.stats();
+            staged.commit(to).map_err(Error::from)?;
+            return Ok(with(
+                base,
+                serde_json::json!({
+                    "to": to, "entries": stats.entries, "bytes": stats.bytes,
+                }),
+            ));
+        }
+        let config = config.ok_or_else(|| Error::NotFound {
+            what: "target",
+            id: target.clone(),
+        })?;
+        let specs = selected
+            .iter()
+            .map(|name| {
+                let spec = config.find(name).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "component {name} of the backup is not configured on target {target}"
+                    ))
+                })?;
+                let kind = manifest
+                    .components
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .map(|c| c.kind);
+                if kind != Some(spec.kind) {
+                    return Err(Error::Invalid(format!(
+                        "component {name} is a {} in the backup and a {} on target {target}",
+                        kind.map_or("?", |k| k.as_str()),
+                        spec.kind.as_str()
+                    )));
+                }
+                Ok(spec.clone())
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if req.dry_run {
+            let items: Vec<_> = specs.iter().map(|s| (s.clone(), true)).collect();
+            let preview = cairn_source::dry_run(&manifest, &items).map_err(Error::from)?;
+            return Ok(with(base, serde_json::json!({ "dry_run": preview })));
+        }
+        // Stage each component beside its destination: renames stay on one filesystem.
+        let mut staged: Vec<Staged> = Vec::new();
+        let mut items = Vec::new();
+        for spec in &specs {
+            let parent = parent_of(&spec.path)?;
+            std::fs::create_dir_all(&parent)
+                .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", parent.display())))?;
+            let s = archive
+                .unpack_to_staging(
+                    &parent,
+                    &UnpackOptions::default().components([spec.name.clone()]),
+                )
+                .map_err(Error::from)?;
+            let mut path = s.component_path(&spec.name);
+            if spec.kind != ComponentKind::Dir {
+                path = only_file(&path)?;
+            }
+            items.push(RestoreItem {
+                spec: spec.clone(),
+                replacement: Replacement::Staged(path),
+            });
+            staged.push(s);
+        }
+        ctx2.progress(ProgressUpdate {
+            phase: Some(Phase::Swapping),
+            ..ProgressUpdate::default()
+        });
+        let outcome = swap(&journals, &job_id, &config, &items, &backup_id, cancel)?;
+        drop(staged);
+        Ok(with(base, outcome))
+    })
+    .await
+    .map_err(task)?;
+    // How much of the archive was read: a partial restore reads only its frames.
+    outcome.map(|v| with(v, serde_json::json!({ "bytes_read": fetched.fetched() })))
+}
+
+async fn empty(
+    inner: Arc<Inner>,
+    ctx: JobCtx,
+    config: TargetConfig,
+) -> Result<serde_json::Value, Failure> {
+    let journals = inner.journals.clone();
+    let cancel = Arc::clone(&ctx.cancel);
+    tokio::task::spawn_blocking(move || {
+        let items: Vec<RestoreItem> = config
+            .components
+            .iter()
+            .map(|spec| RestoreItem {
+                spec: spec.clone(),
+                replacement: Replacement::Empty,
+            })
+            .collect();
+        let outcome = swap(&journals, &ctx.id, &config, &items, "-", cancel)?;
+        Ok(with(
+            serde_json::json!({
+                "target": config.name.to_string(),
+                "factory_backup": null,
+                "components": items.iter().map(|i| i.spec.name.to_string()).collect::<Vec<_>>(),
+            }),
+            outcome,
+        ))
+    })
+    .await
+    .map_err(task)?
+}
+
+/// Runs the transaction with the target's hooks; a cancel stops it before the next rename.
+fn swap(
+    journals: &Path,
+    job_id: &str,
+    config: &TargetConfig,
+    items: &[RestoreItem],
+    backup_id: &str,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<serde_json::Value, Failure> {
+    let check: StepCheck = Arc::new(move |_| {
+        if cancel.load(Ordering::SeqCst) {
+            Err("cancelled".to_owned())
+        } else {
+            Ok(())
+        }
+    });
+    let opts = RestoreOptions {
+        pre_hook: config.pre_restore.clone(),
+        post_hook: config.post_restore.clone(),
+        hook_env: vec![
+            ("CAIRN_TARGET".to_owned(), config.name.to_string()),
+            ("CAIRN_BACKUP_ID".to_owned(), backup_id.to_owned()),
+            ("CAIRN_JOB_ID".to_owned(), job_id.to_owned()),
+        ],
+        step_check: Some(check),
+    };
+    match cairn_source::apply(job_id, journals, items, &opts) {
+        Ok(done) => Ok(serde_json::json!({
+            "kept": done.kept,
+            "post_hook_error": done.post_hook_error,
+            "outcome": "completed",
+        })),
+        Err(e @ cairn_source::Error::RollbackFailed { .. }) => Err(Failure {
+            error: Box::new(e.into()),
+            partial: true,
+        }),
+        Err(e) => Err(Error::from(e).into()),
+    }
+}
+
+fn select(manifest: &Manifest, include: &[ComponentName]) -> Result<Vec<ComponentName>, Error> {
+    if include.is_empty() {
+        return Ok(manifest
+            .components
+            .iter()
+            .filter(|c| !c.optional)
+            .map(|c| c.name.clone())
+            .collect());
+    }
+    for n in include {
+        if !manifest.components.iter().any(|c| &c.name == n) {
+            return Err(Error::Invalid(format!(
+                "backup {} has no component {n}",
+                manifest.backup_id
+            )));
+        }
+    }
+    Ok(include.to_vec())
+}
+
+fn parent_of(path: &Path) -> Result<PathBuf, Error> {
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::Invalid(format!("no working directory: {e}")))?
+            .join(path)
+    };
+    abs.parent()
+        .map(Path::to_owned)
+        .ok_or_else(|| Error::Invalid(format!("{} has no parent directory", path.display())))
+}
+
+/// The one file a `file` or `sqlite` component unpacks to.
+fn only_file(dir: &Path) -> Result<PathBuf, Error> {
+    let mut files = std::fs::read_dir(dir)
+        .map_err(|e| Error::Invalid(format!("reading {}: {e}", dir.display())))?
+        .filter_map(Result::ok)
+        .map(|e| e.path());
+    match (files.next(), files.next()) {
+        (Some(f), None) => Ok(f),
+        _ => Err(Error::Invalid(format!(
+            "{} should hold exactly one file",
+            dir.display()
+        ))),
+    }
+}
+
+fn with(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}

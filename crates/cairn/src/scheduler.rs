@@ -1,0 +1,82 @@
+//! Automatic backups.
+
+use std::time::Duration;
+
+use cairn_manifest::BackupKind;
+
+use crate::backup::BackupRequest;
+use crate::error::Error;
+use crate::vault::Vault;
+
+impl Vault {
+    /// Runs the scheduler until the returned future is dropped: every
+    /// `tick`, each target with an interval whose last scheduled backup is
+    /// at least that old (and whose automatic backups are enabled, and whose
+    /// minimum interval has passed) gets a `scheduled` backup. A target busy
+    /// with another job is tried again at the next tick. Spawn it on your
+    /// runtime: `tokio::spawn(vault.clone().run_scheduler(Duration::from_secs(30)))`.
+    pub async fn run_scheduler(self, tick: Duration) {
+        let mut every = tokio::time::interval(tick);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = self.schedule_due().await {
+                tracing::warn!(error = %e, "scheduler pass failed");
+            }
+        }
+    }
+
+    /// One pass of the scheduler: starts the backups that are due now and
+    /// returns their job ids.
+    ///
+    /// # Errors
+    ///
+    /// Catalog errors; a busy target is skipped, not an error.
+    pub async fn schedule_due(&self) -> Result<Vec<String>, Error> {
+        let mut started = Vec::new();
+        let due: Vec<_> = self
+            .inner
+            .targets
+            .values()
+            .filter_map(|t| {
+                t.schedule
+                    .map(|every| (t.name.to_string(), every, t.schedule_rules))
+            })
+            .collect();
+        for (target, every, rules) in due {
+            let state = self.schedule_status(&target).await?;
+            let now = self.inner.now();
+            if state.check_run(&rules, now).is_err() {
+                continue;
+            }
+            let interval =
+                jiff::SignedDuration::try_from(every).unwrap_or(jiff::SignedDuration::MAX);
+            if state
+                .last_run
+                .is_some_and(|last| now < last.saturating_add(interval).unwrap_or(last))
+            {
+                continue;
+            }
+            match self
+                .backup(&target, BackupRequest::new().kind(BackupKind::Scheduled))
+                .await
+            {
+                Ok(job) => {
+                    let next = state
+                        .start_run(&rules, now)
+                        .map_err(|e| Error::Invalid(e.to_string()))?;
+                    let t = target.clone();
+                    self.inner
+                        .blocking(move |c| c.put_schedule(&t, &next, now))
+                        .await?;
+                    started.push(job.id().to_owned());
+                }
+                Err(Error::Busy { .. }) => {
+                    tracing::info!(target = %target, "scheduled backup postponed: target busy");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(started)
+    }
+}

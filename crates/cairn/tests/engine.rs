@@ -1,0 +1,609 @@
+//! The engine end to end: backups and restores of a target with a directory,
+//! a file and a live SQLite database, on a local store, the S3 emulator and
+//! Azurite; conflicts, cooldowns, idempotency, leases, tampering.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn::{BackupRequest, Error, JobState, RestoreRequest, TargetConfig, Vault, VerifyTier};
+use cairn_integrity::SigningKey;
+use cairn_job::idempotency::IdempotencyKey;
+use cairn_manifest::{BackupKind, ComponentName, OriginId, TargetName};
+use cairn_retention::ScheduleRules;
+use cairn_source::{ComponentSpec, Hook};
+use cairn_storage::StoreOptions;
+use cairn_testkit::storage::{
+    azure_options, create_azure_container, create_s3_bucket, emulator_endpoint, s3_options,
+};
+use cairn_testkit::{TreeOptions, random_tree, require_tool, snapshot};
+use jiff::{SignedDuration, Timestamp};
+use rusqlite::Connection;
+
+fn name(s: &str) -> ComponentName {
+    ComponentName::parse(s).unwrap()
+}
+
+/// A service folder with `data/` (a random tree), `app.toml` and `db.sqlite`.
+struct Service {
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Service {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("svc");
+        std::fs::create_dir_all(&root).unwrap();
+        random_tree(&root.join("data"), 11, &TreeOptions::default().entries(40)).unwrap();
+        std::fs::write(root.join("app.toml"), "port = 8080\n").unwrap();
+        let c = Connection::open(root.join("db.sqlite")).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+             CREATE TABLE summary (n INTEGER NOT NULL, s INTEGER NOT NULL);
+             INSERT INTO summary VALUES (0, 0);",
+        )
+        .unwrap();
+        Self { tmp, root }
+    }
+
+    fn target(&self) -> TargetConfig {
+        TargetConfig::new(TargetName::parse("svc").unwrap())
+            .component(ComponentSpec::dir(name("data"), self.root.join("data")))
+            .component(ComponentSpec::file(
+                name("config"),
+                self.root.join("app.toml"),
+            ))
+            .component(ComponentSpec::sqlite(
+                name("db"),
+                self.root.join("db.sqlite"),
+            ))
+    }
+
+    fn state(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+}
+
+fn builder(svc: &Service, store: &str, opts: StoreOptions, key: SigningKey) -> cairn::VaultBuilder {
+    Vault::builder()
+        .store(store)
+        .store_options(opts)
+        .catalog(svc.state().join("catalog.db"))
+        .signing_key(key)
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(svc.target())
+}
+
+fn local_store(svc: &Service) -> String {
+    svc.tmp.path().join("store").to_str().unwrap().to_owned()
+}
+
+/// A writer process committing transactions that keep `summary` equal to
+/// the count and sum of `t`, until `stop` exists.
+const WRITER: &str = r#"
+import sqlite3, sys, os
+db, stop = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(db, isolation_level=None, timeout=30)
+n = 0
+while not os.path.exists(stop):
+    c.execute("BEGIN IMMEDIATE")
+    c.executemany("INSERT INTO t(v) VALUES (?)", [(n * 10 + i,) for i in range(10)])
+    c.execute("UPDATE summary SET n = (SELECT count(*) FROM t), s = (SELECT sum(v) FROM t)")
+    c.execute("COMMIT")
+    n += 1
+"#;
+
+fn start_writer(db: &Path, stop: &Path) -> Option<Child> {
+    let python = require_tool("python3")?;
+    Some(
+        Command::new(python)
+            .arg("-c")
+            .arg(WRITER)
+            .arg(db)
+            .arg(stop)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn consistent(db: &Path) -> i64 {
+    let c = Connection::open(db).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let (n, s): (i64, i64) = c
+        .query_row("SELECT n, s FROM summary", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let (cn, cs): (i64, i64) = c
+        .query_row("SELECT count(*), coalesce(sum(v), 0) FROM t", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((n, s), (cn, cs), "the restored database is torn");
+    // A prefix of the writes: ids 1..=n with no gap.
+    let max: i64 = c
+        .query_row("SELECT coalesce(max(id), 0) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(max, n);
+    n
+}
+
+/// Asserts that an in-place restore of `id` fails with `code`.
+async fn refused(vault: &Vault, id: &str, code: &str) {
+    let job = vault
+        .restore(id, RestoreRequest::new().confirm())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.error.as_ref().unwrap().code, code, "{:?}", job.error);
+}
+
+/// Backs up target `svc` and returns the new backup's id.
+async fn backed_up(vault: &Vault, req: BackupRequest) -> String {
+    backup_id(&vault.backup("svc", req).await.unwrap().wait().await)
+}
+
+/// A vault over a local store with a fresh key.
+async fn local_vault(svc: &Service) -> Vault {
+    builder(
+        svc,
+        &local_store(svc),
+        StoreOptions::default(),
+        SigningKey::generate().unwrap(),
+    )
+    .open()
+    .await
+    .unwrap()
+}
+
+fn backup_id(job: &cairn::Job) -> String {
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    job.result.as_ref().unwrap()["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Backup while another process writes the database, break everything,
+/// restore in place, check it all.
+async fn round_trip(store: &str, opts: StoreOptions) {
+    let svc = Service::new();
+    let vault = builder(&svc, store, opts, SigningKey::generate().unwrap())
+        .open()
+        .await
+        .unwrap();
+    let data_before = snapshot(&svc.root.join("data")).unwrap();
+    let stop = svc.tmp.path().join("stop");
+    let writer = start_writer(&svc.root.join("db.sqlite"), &stop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let handle = vault
+        .backup("svc", BackupRequest::new().label("v1"))
+        .await
+        .unwrap();
+    let mut events = handle.subscribe();
+    let job = handle.wait().await;
+    let id = backup_id(&job);
+    std::fs::write(&stop, "").unwrap();
+    if let Some(mut w) = writer {
+        assert!(w.wait().unwrap().success());
+    }
+    assert!(events.borrow_and_update().state.is_terminal());
+    assert_eq!(job.progress.percent, 100);
+
+    let record = vault.get(&id).await.unwrap();
+    assert_eq!(record.components, ["data", "config", "db"]);
+    assert_eq!(record.label.as_deref(), Some("v1"));
+
+    // Break every component.
+    std::fs::write(svc.root.join("app.toml"), "port = 1\n").unwrap();
+    std::fs::remove_dir_all(svc.root.join("data")).unwrap();
+    Connection::open(svc.root.join("db.sqlite"))
+        .unwrap()
+        .execute_batch("DELETE FROM t; UPDATE summary SET n = -1;")
+        .unwrap();
+
+    let dry = vault
+        .restore(&id, RestoreRequest::new().dry_run())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(dry.state, JobState::Succeeded, "{:?}", dry.error);
+    assert!(svc.root.join("app.toml").exists());
+    assert!(
+        !svc.root.join("data").exists(),
+        "a dry run changed something"
+    );
+
+    let job = vault
+        .restore(&id, RestoreRequest::new().confirm())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(snapshot(&svc.root.join("data")).unwrap(), data_before);
+    assert_eq!(
+        std::fs::read_to_string(svc.root.join("app.toml")).unwrap(),
+        "port = 8080\n"
+    );
+    let rows = consistent(&svc.root.join("db.sqlite"));
+    if require_tool("python3").is_some() {
+        assert!(rows > 0, "the writer committed nothing before the snapshot");
+    }
+    assert_eq!(
+        std::fs::read_to_string(svc.root.join("app.toml.before-restore")).unwrap(),
+        "port = 1\n"
+    );
+    let status = vault.restore_status("svc").await.unwrap();
+    assert_eq!(status.status, cairn_job::RestoreStatusKind::Completed);
+
+    for tier in [VerifyTier::Quick, VerifyTier::Sample, VerifyTier::Full] {
+        let job = vault.verify(&id, tier).await.unwrap().wait().await;
+        assert_eq!(job.state, JobState::Succeeded);
+        assert_eq!(
+            job.result.as_ref().unwrap()["ok"],
+            true,
+            "{tier:?}: {:?}",
+            job.result
+        );
+    }
+    assert!(vault.get(&id).await.unwrap().verification.unwrap().ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_local() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    drop(svc);
+    round_trip(&store, StoreOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_s3_emulator() {
+    let Some(endpoint) = emulator_endpoint("CAIRN_TEST_S3_ENDPOINT", "the S3 emulator (moto)")
+    else {
+        return;
+    };
+    let bucket = create_s3_bucket(&endpoint, "moto", "moto").await;
+    round_trip(
+        &format!("s3://{bucket}/cairn"),
+        s3_options(&endpoint, "moto", "moto"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_azurite() {
+    let Some(account) =
+        emulator_endpoint("CAIRN_TEST_AZURE_ENDPOINT", "the Azure emulator (Azurite)")
+    else {
+        return;
+    };
+    let container = create_azure_container(&account).await;
+    round_trip(&format!("az://{container}/cairn"), azure_options(&account)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_restore_reads_only_its_frames() {
+    let svc = Service::new();
+    // 24 MiB of incompressible data beside the small config file.
+    let big = svc.root.join("data/big.bin");
+    let mut bytes = vec![0u8; 24 << 20];
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for chunk in bytes.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(&big, &bytes).unwrap();
+    let vault = local_vault(&svc).await;
+    let id = backed_up(&vault, BackupRequest::new()).await;
+    let size = vault.get(&id).await.unwrap().archive_size.unwrap();
+    let out = svc.tmp.path().join("only-config");
+    let job = vault
+        .restore(&id, RestoreRequest::new().include(name("config")).to(&out))
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let read = job.result.as_ref().unwrap()["bytes_read"].as_u64().unwrap();
+    assert!(
+        read < size / 8,
+        "read {read} of {size} bytes for one small component"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("config/app.toml")).unwrap(),
+        "port = 8080\n"
+    );
+    assert!(!out.join("data").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_archive_wrong_key_and_foreign_origin_are_refused() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    let key = SigningKey::generate().unwrap();
+    let pem = key.to_pkcs8_pem().unwrap();
+    let vault = builder(&svc, &store, StoreOptions::default(), key)
+        .open()
+        .await
+        .unwrap();
+    let id = backed_up(&vault, BackupRequest::new()).await;
+    let record = vault.get(&id).await.unwrap();
+    drop(vault);
+    std::fs::write(svc.root.join("app.toml"), "changed\n").unwrap();
+    let before = snapshot(&svc.root).unwrap();
+
+    // Wrong key: the seal does not verify.
+    let other = builder(
+        &svc,
+        &store,
+        StoreOptions::default(),
+        SigningKey::generate().unwrap(),
+    )
+    .open()
+    .await
+    .unwrap();
+    refused(&other, &id, "verification_failed").await;
+    drop(other);
+
+    // Foreign origin: same key, another installation.
+    let foreign = builder(
+        &svc,
+        &store,
+        StoreOptions::default(),
+        SigningKey::from_pkcs8_pem(&pem).unwrap(),
+    )
+    .origin(OriginId::parse("org_elsewhere").unwrap())
+    .open()
+    .await
+    .unwrap();
+    refused(&foreign, &id, "foreign_origin").await;
+    assert!(
+        snapshot(&svc.root).unwrap() == before,
+        "a refused restore changed the target"
+    );
+    drop(foreign);
+
+    // Tampered: one byte of the archive flipped.
+    let vault = builder(
+        &svc,
+        &store,
+        StoreOptions::default(),
+        SigningKey::from_pkcs8_pem(&pem).unwrap(),
+    )
+    .open()
+    .await
+    .unwrap();
+    let path = Path::new(&store).join(record.archive_key.unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 3] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    refused(&vault, &id, "verification_failed").await;
+    let job = vault
+        .verify(&id, VerifyTier::Full)
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.result.as_ref().unwrap()["ok"], false);
+    // Everything but the root's own mtime (staging came and went in it).
+    let strip = |mut s: cairn_testkit::Snapshot| {
+        s.remove(&Vec::new());
+        s
+    };
+    assert!(
+        strip(snapshot(&svc.root).unwrap()) == strip(before),
+        "a refused restore changed the target"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mutating_job_per_target_across_engines_and_config_locks() {
+    let svc = Service::new();
+    // Enough data that the first backup is still running when the others ask.
+    std::fs::write(svc.root.join("data/pad.bin"), vec![7u8; 16 << 20]).unwrap();
+    let store = local_store(&svc);
+    let key = SigningKey::generate().unwrap();
+    let pem = key.to_pkcs8_pem().unwrap();
+    let a = builder(&svc, &store, StoreOptions::default(), key)
+        .open()
+        .await
+        .unwrap();
+    let b = Vault::builder()
+        .store(&store)
+        .catalog(svc.tmp.path().join("state-b/catalog.db"))
+        .signing_key(SigningKey::from_pkcs8_pem(&pem).unwrap())
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(svc.target())
+        .open()
+        .await
+        .unwrap();
+    let first = a.backup("svc", BackupRequest::new()).await.unwrap();
+    let err = a.backup("svc", BackupRequest::new()).await.unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert!(err.to_string().contains(first.id()), "{err}");
+    let err = b.backup("svc", BackupRequest::new()).await.unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert!(
+        err.to_string().contains(first.id()),
+        "the conflict names the job: {err}"
+    );
+    let err = a.schedule("svc", false).await.unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    backup_id(&first.wait().await);
+    // Serialised: once the first is done, the other engine may go.
+    backup_id(
+        &b.backup("svc", BackupRequest::new())
+            .await
+            .unwrap()
+            .wait()
+            .await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_is_refused_while_a_restore_uses_the_backup() {
+    let svc = Service::new();
+    let target = svc.target().pre_restore(Hook::new("sleep 2"));
+    let vault = Vault::builder()
+        .store(local_store(&svc))
+        .catalog(svc.state().join("catalog.db"))
+        .signing_key(SigningKey::generate().unwrap())
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(target)
+        .open()
+        .await
+        .unwrap();
+    let id = backed_up(&vault, BackupRequest::new()).await;
+    let restore = vault
+        .restore(&id, RestoreRequest::new().confirm())
+        .await
+        .unwrap();
+    let err = vault.delete(&id).await.unwrap_err();
+    assert!(matches!(err, Error::Leased { .. }), "{err}");
+    assert_eq!(err.code(), "conflict");
+    assert_eq!(restore.wait().await.state, JobState::Succeeded);
+    // Now it can go, and come back.
+    assert!(vault.delete(&id).await.unwrap().deleted_at.is_some());
+    let err = vault
+        .restore(&id, RestoreRequest::new().confirm())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("undelete"), "{err}");
+    assert!(vault.undelete(&id).await.unwrap().deleted_at.is_none());
+    // A restore needs confirmation.
+    let err = vault.restore(&id, RestoreRequest::new()).await.unwrap_err();
+    assert_eq!(err.code(), "invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooldown_idempotency_and_the_scheduler() {
+    let svc = Service::new();
+    let now = Arc::new(Mutex::new(Timestamp::now()));
+    let clock = {
+        let now = Arc::clone(&now);
+        Arc::new(move || *now.lock().unwrap())
+    };
+    let target = svc
+        .target()
+        .every(Duration::from_secs(3600))
+        .schedule_rules(ScheduleRules::default());
+    let vault = Vault::builder()
+        .store(local_store(&svc))
+        .catalog(svc.state().join("catalog.db"))
+        .signing_key(SigningKey::generate().unwrap())
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(target)
+        .clock(clock)
+        .open()
+        .await
+        .unwrap();
+
+    // Scheduler: due at once, then not before the interval.
+    let started = vault.schedule_due().await.unwrap();
+    assert_eq!(started.len(), 1);
+    let job = vault.job(&started[0]).await.unwrap().wait().await;
+    let id = backup_id(&job);
+    assert_eq!(vault.get(&id).await.unwrap().kind, BackupKind::Scheduled);
+    assert!(vault.schedule_due().await.unwrap().is_empty());
+    *now.lock().unwrap() += SignedDuration::from_secs(3601);
+    let again = vault.schedule_due().await.unwrap();
+    assert_eq!(again.len(), 1);
+    vault.job(&again[0]).await.unwrap().wait().await;
+
+    // Cooldown: disabled, re-enabling refused for 72 h, with the end named.
+    vault.schedule("svc", false).await.unwrap();
+    assert!(vault.schedule_due().await.unwrap().is_empty());
+    let err = vault.schedule("svc", true).await.unwrap_err();
+    let Error::Cooldown { until, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(until, *now.lock().unwrap() + SignedDuration::from_hours(72));
+    *now.lock().unwrap() += SignedDuration::from_hours(73);
+    assert!(vault.schedule("svc", true).await.unwrap().enabled);
+
+    // Idempotency: the same key and request give the same job.
+    let key: IdempotencyKey = "deploy-42".parse().unwrap();
+    let req = BackupRequest::new()
+        .label("deploy 42")
+        .idempotency_key(key.clone());
+    let one = vault.backup("svc", req.clone()).await.unwrap();
+    let one_id = one.id().to_owned();
+    one.wait().await;
+    let two = vault.backup("svc", req).await.unwrap();
+    assert_eq!(two.id(), one_id);
+    let err = vault
+        .backup(
+            "svc",
+            BackupRequest::new().label("other").idempotency_key(key),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Idempotency(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factory_reset_and_cancellation() {
+    let svc = Service::new();
+    let vault = local_vault(&svc).await;
+    // No factory backup: the components are emptied.
+    let job = vault.reset("svc", true).await.unwrap().wait().await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert!(
+        std::fs::read_dir(svc.root.join("data"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    assert!(!svc.root.join("app.toml").exists());
+    assert!(svc.root.join("app.toml.before-restore").exists());
+
+    // With a pinned factory backup, a reset restores it.
+    std::fs::write(svc.root.join("app.toml"), "factory\n").unwrap();
+    std::fs::write(svc.root.join("data/x"), "x").unwrap();
+    Connection::open(svc.root.join("db.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t(v)")
+        .unwrap();
+    let fid = backed_up(&vault, BackupRequest::new().label("factory")).await;
+    vault.pin(&fid, true).await.unwrap();
+    std::fs::write(svc.root.join("app.toml"), "later\n").unwrap();
+    let job = vault.reset("svc", true).await.unwrap().wait().await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        std::fs::read_to_string(svc.root.join("app.toml")).unwrap(),
+        "factory\n"
+    );
+    assert_eq!(
+        vault.delete(&fid).await.unwrap_err().code(),
+        "invalid",
+        "pinned"
+    );
+
+    // A cancelled backup leaves no backup behind.
+    std::fs::write(svc.root.join("data/pad.bin"), vec![1u8; 32 << 20]).unwrap();
+    let handle = vault.backup("svc", BackupRequest::new()).await.unwrap();
+    handle.cancel();
+    let job = handle.wait().await;
+    assert_eq!(job.state, JobState::Cancelled, "{:?}", job.error);
+    let stored = vault
+        .store()
+        .list_backups(&TargetName::parse("svc").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "only the factory backup is stored");
+    assert!(stored.iter().all(cairn_storage::StoredBackup::is_complete));
+}
