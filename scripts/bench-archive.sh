@@ -29,33 +29,7 @@ TIME=/usr/bin/time
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-make_dataset() { # DIR SCALE
-  local dir=$1 scale=$2
-  rm -rf "$dir"
-  "$BIN/gen-dataset" "$dir" "$scale" >/dev/null
-  python3 - "$dir/app.db" "$scale" <<'PY'
-import random, sqlite3, sys
-random.seed(7)
-path, scale = sys.argv[1], int(sys.argv[2])
-db = sqlite3.connect(path)
-db.execute("pragma journal_mode=off"); db.execute("pragma synchronous=off")
-db.execute("create table events(id integer primary key, user text, kind text, payload blob, note text)")
-target = scale * 1024 * 1024 // 5
-kinds = ["login", "logout", "purchase", "view", "error", "deploy"]
-i = 0
-while True:
-    rows = []
-    for _ in range(10000):
-        i += 1
-        rows.append((i, "user%06d" % random.randrange(100000), random.choice(kinds),
-                     random.randbytes(random.randrange(40, 200)), "note %d %s" % (i, random.choice(kinds) * 3)))
-    db.executemany("insert into events values (?,?,?,?,?)", rows)
-    db.commit()
-    if db.execute("pragma page_count").fetchone()[0] * 4096 >= target:
-        break
-db.close()
-PY
-}
+. scripts/dataset.sh
 
 run() { # LABEL LOG COMMAND...: appends "seconds maxrss_kb" to LOG
   local log=$2; shift 2

@@ -1,0 +1,72 @@
+//! One backup or one restore through the engine, for `scripts/bench-e2e.sh`.
+//!
+//! ```text
+//! bench-e2e backup  STATE_DIR DATA_DIR          # prints the backup id
+//! bench-e2e restore STATE_DIR DATA_DIR OUT_DIR  # restores the newest backup into OUT_DIR
+//! ```
+//!
+//! `STATE_DIR` holds the local store, the catalog and the signing key (made
+//! on first use); the target `bench` has one `dir` component, `data`, at
+//! `DATA_DIR`. Everything goes through `cairn::Vault` exactly as an
+//! embedding service would use it: capture, compression, streaming upload,
+//! seal and catalog for a backup; range reads, verification and staging for
+//! a restore.
+#![allow(clippy::print_stdout)]
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+use cairn::{BackupFilter, BackupRequest, JobState, RestoreRequest, TargetConfig, Vault};
+use cairn_integrity::SigningKey;
+use cairn_manifest::{ComponentName, OriginId, TargetName};
+use cairn_source::ComponentSpec;
+
+async fn open(state: &Path, data: &Path) -> Result<Vault, Box<dyn Error>> {
+    std::fs::create_dir_all(state)?;
+    let key_path = state.join("key.pem");
+    if !key_path.exists() {
+        std::fs::write(&key_path, SigningKey::generate()?.to_pkcs8_pem()?.as_bytes())?;
+    }
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&key_path)?)?;
+    let store = state.join("store");
+    Ok(Vault::builder()
+        .store(store.to_str().ok_or("the state path must be UTF-8")?)
+        .catalog(state.join("catalog.db"))
+        .signing_key(key)
+        .origin(OriginId::parse("org_bench")?)
+        .target(
+            TargetConfig::new(TargetName::parse("bench")?)
+                .component(ComponentSpec::dir(ComponentName::parse("data")?, data)),
+        )
+        .open()
+        .await?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let usage = "usage: bench-e2e backup STATE DATA | restore STATE DATA OUT";
+    let (mode, state, data) = match &args[..] {
+        [m, s, d, ..] => (m.to_str().unwrap_or(""), s, d),
+        _ => return Err(usage.into()),
+    };
+    let vault = open(state, data).await?;
+    let job = match (mode, args.get(3)) {
+        ("backup", None) => vault.backup("bench", BackupRequest::new()).await?.wait().await,
+        ("restore", Some(out)) => {
+            let page = vault.list(BackupFilter::default(), 1, None).await?;
+            let newest = page.items.first().ok_or("no backup to restore")?;
+            vault
+                .restore(&newest.id.to_string(), RestoreRequest::new().to(out))
+                .await?
+                .wait()
+                .await
+        }
+        _ => return Err(usage.into()),
+    };
+    if job.state != JobState::Succeeded {
+        return Err(format!("{} {}: {:?}", job.kind, job.state, job.error).into());
+    }
+    println!("{}", job.result.unwrap_or_default());
+    Ok(())
+}

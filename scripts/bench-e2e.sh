@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# End-to-end engine benchmark: a backup and a restore through `cairn::Vault`
+# to a local store, against `tar | zstd -3 -T0` and `zstd -d | tar -x` on the
+# same data, in one run.
+#
+#   scripts/bench-e2e.sh [SCALE_MIB]      (default: 1024)
+#
+# Generates the mixed dataset (scripts/dataset.sh) in BENCH_DIR (default
+# /dev/shm/cairn-e2e), then runs ROUNDS (default 3) interleaved rounds of
+#   peer backup     tar --format=posix -cf - | zstd -3 -T0 > file
+#   cairn backup    bench-e2e backup (capture, compress, hash, upload, seal, catalog, retention)
+#   peer restore    zstd -dc file | tar -xf -
+#   cairn restore   bench-e2e restore --to (range reads, verify every entry, stage, commit)
+# and prints median throughput, the ratio to the peer and peak RSS.
+# Targets (issue 5): backup and restore >= 0.9x the peer, RSS <= 96 MiB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+SCALE=${1:-1024}
+BASE=${BENCH_DIR:-/dev/shm/cairn-e2e}
+for tool in tar zstd python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
+done
+cargo build --quiet --release --locked -p cairn-benches --bin gen-dataset --bin bench-e2e
+BIN=target/release
+. scripts/dataset.sh
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+run() { # LOG COMMAND...: appends "seconds maxrss_kb" to LOG
+  local log=$1; shift
+  /usr/bin/time -f "%e %M" -a -o "$log" "$@" >/dev/null
+}
+
+rm -rf "$BASE"; mkdir -p "$BASE"
+make_dataset "$BASE/data" "$SCALE"
+bytes=$(du -sb "$BASE/data" | cut -f1)
+logs="$BASE/logs"; mkdir -p "$logs"
+for _ in $(seq "$ROUNDS"); do
+  rm -rf "$BASE/state" "$BASE/out" "$BASE/peer.tar.zst"
+  run "$logs/peer-backup" bash -c "tar --format=posix -cf - -C '$BASE/data' . | zstd -3 -T0 -q -f -o '$BASE/peer.tar.zst'"
+  run "$logs/cairn-backup" "$BIN/bench-e2e" backup "$BASE/state" "$BASE/data"
+  mkdir -p "$BASE/out"
+  run "$logs/peer-restore" bash -c "zstd -dc '$BASE/peer.tar.zst' | tar -xf - -C '$BASE/out'"
+  rm -rf "$BASE/out"
+  run "$logs/cairn-restore" "$BIN/bench-e2e" restore "$BASE/state" "$BASE/data" "$BASE/out"
+done
+diff -r "$BASE/data" "$BASE/out/data" >/dev/null || { echo "the restored tree differs from the source" >&2; exit 1; }
+archive=$(find "$BASE/state/store" -name '*.tar.zst' -printf '%s\n' | head -1)
+
+printf '%-14s %9s %9s %7s %10s\n' operation seconds MB/s ratio peakRSS
+for op in backup restore; do
+  peer=$(cut -d' ' -f1 "$logs/peer-$op" | median)
+  cairn=$(cut -d' ' -f1 "$logs/cairn-$op" | median)
+  for who in peer cairn; do
+    s=$([ $who = peer ] && echo "$peer" || echo "$cairn")
+    rss=$(cut -d' ' -f2 "$logs/$who-$op" | median)
+    ratio=$([ $who = cairn ] && awk -v p="$peer" -v c="$cairn" 'BEGIN {printf "%.2fx", p / c}' || echo "")
+    printf '%-14s %9s %9.0f %7s %8.1fMiB\n' "$who $op" "$s" "$(awk -v b="$bytes" -v s="$s" 'BEGIN {print b/s/1e6}')" "$ratio" "$(awk -v k="$rss" 'BEGIN {print k/1024}')"
+  done
+done
+printf 'dataset %d bytes; peer archive %d bytes, cairn archive %d bytes\n' "$bytes" "$(stat -c %s "$BASE/peer.tar.zst")" "$archive"
+echo "(ratio = peer seconds / cairn seconds, medians of $ROUNDS interleaved rounds; peak RSS of the cairn process, of the zstd/tar pipeline's largest process for the peer)"
+rm -rf "$BASE"
