@@ -25,7 +25,10 @@ async fn open(state: &Path, data: &Path) -> Result<Vault, Box<dyn Error>> {
     std::fs::create_dir_all(state)?;
     let key_path = state.join("key.pem");
     if !key_path.exists() {
-        std::fs::write(&key_path, SigningKey::generate()?.to_pkcs8_pem()?.as_bytes())?;
+        std::fs::write(
+            &key_path,
+            SigningKey::generate()?.to_pkcs8_pem()?.as_bytes(),
+        )?;
     }
     let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&key_path)?)?;
     let store = state.join("store");
@@ -52,7 +55,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let vault = open(state, data).await?;
     let job = match (mode, args.get(3)) {
-        ("backup", None) => vault.backup("bench", BackupRequest::new()).await?.wait().await,
+        ("backup", None) => {
+            vault
+                .backup("bench", BackupRequest::new())
+                .await?
+                .wait()
+                .await
+        }
         ("restore", Some(out)) => {
             let page = vault.list(BackupFilter::default(), 1, None).await?;
             let newest = page.items.first().ok_or("no backup to restore")?;

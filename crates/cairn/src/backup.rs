@@ -11,7 +11,7 @@ use cairn_archive::{ArchiveMeta, ArchiveWriter, WriterOptions};
 use cairn_catalog::BackupRecord;
 use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
 use cairn_job::{JobKind, Phase, ProgressUpdate};
-use cairn_manifest::{BackupId, BackupKind, ComponentKind, ComponentName};
+use cairn_manifest::{BackupId, BackupKind, ComponentKind, ComponentName, TargetName};
 use cairn_source::{CaptureOptions, ComponentSpec, capture};
 use cairn_storage::layout::archive_key;
 use serde::Serialize;
@@ -198,81 +198,60 @@ impl Write for ChannelWriter {
 }
 
 /// What the blocking half of a backup produced.
-struct Written {
-    size: u64,
-    sha256: cairn_integrity::Sha256Digest,
-    manifest: cairn_manifest::SignedManifest,
-    seal: cairn_integrity::SignedSeal,
+pub(crate) struct Written {
+    pub(crate) size: u64,
+    pub(crate) sha256: cairn_integrity::Sha256Digest,
+    pub(crate) manifest: cairn_manifest::SignedManifest,
+    pub(crate) seal: cairn_integrity::SignedSeal,
 }
 
-async fn run(
-    inner: Arc<Inner>,
-    ctx: JobCtx,
-    config: TargetConfig,
-    components: Vec<ComponentSpec>,
-    req: BackupRequest,
-) -> Result<serde_json::Value, Failure> {
+/// Where the blocking half writes the archive: chunks handed to the upload.
+pub(crate) struct ArchiveSink(ChannelWriter);
+
+impl Write for ArchiveSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ArchiveSink {
+    /// Hands over the last chunk; call once the archive is finished.
+    pub(crate) fn close(mut self) -> Result<(), Error> {
+        self.0
+            .send()
+            .map_err(|e| Error::Task(format!("handing the archive to the upload: {e}")))
+    }
+}
+
+/// Publishes a new backup: `produce` writes the archive on a blocking thread
+/// while it streams to the store as a multipart upload; then the seal is
+/// published (put-if-absent, after checking the archive's size) and the
+/// backup recorded in the catalog. On failure or cancellation the upload is
+/// aborted and nothing is left.
+pub(crate) async fn publish<F>(
+    inner: &Arc<Inner>,
+    ctx: &JobCtx,
+    target: &TargetName,
+    id: BackupId,
+    counters: &Arc<Counters>,
+    produce: F,
+) -> Result<(BackupRecord, Written), Failure>
+where
+    F: FnOnce(ArchiveSink) -> Result<Written, Error> + Send + 'static,
+{
     let start = Instant::now();
-    let id = BackupId::generate();
-    let created_at = inner.now();
-    let key = archive_key(&config.name, &id, EXTENSION);
-    tracing::info!(backup = %id, target = %config.name, "backup started");
-
-    // Totals for progress: one pass of metadata reads.
-    let total = {
-        let c = components.clone();
-        tokio::task::spawn_blocking(move || estimate(&c))
-            .await
-            .map_err(task)?
-    };
-    ctx.progress(ProgressUpdate {
-        phase: Some(Phase::Archiving),
-        total_files: Some(total.0),
-        total_bytes: Some(total.1),
-        ..ProgressUpdate::default()
-    });
-
+    let key = archive_key(target, &id, EXTENSION);
     let mut upload = inner.store.upload(&key).await.map_err(Error::from)?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
-    let counters = Arc::new(Counters {
-        cancel: Arc::clone(&ctx.cancel),
-        ..Counters::default()
-    });
-    let mut meta = ArchiveMeta::new(config.name.clone(), inner.origin.clone())
-        .backup_id(id)
-        .kind(req.kind.unwrap_or(BackupKind::Manual))
-        .created_at(created_at)
-        .hostname(inner.hostname.clone());
-    if let Some(l) = &req.label {
-        meta = meta.label(l.clone());
-    }
-    if let Some(d) = &req.description {
-        meta = meta.description(d.clone());
-    }
-    let opts = WriterOptions::default()
-        .threads(inner.threads)
-        .progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>);
-    let signing = Arc::clone(&inner.key);
-    let scratch = inner.scratch.clone();
-    let writer = tokio::task::spawn_blocking(move || -> Result<Written, Error> {
-        let out = ChannelWriter {
+    let writer = tokio::task::spawn_blocking(move || {
+        produce(ArchiveSink(ChannelWriter {
             buf: BytesMut::with_capacity(CHUNK),
             tx,
-        };
-        let mut w = ArchiveWriter::new(out, meta, opts)?;
-        for spec in &components {
-            capture(&mut w, spec, &scratch, &CaptureOptions::default())?;
-        }
-        let mut done = w.finish(&signing)?;
-        done.inner
-            .send()
-            .map_err(|e| Error::Task(format!("handing the archive to the upload: {e}")))?;
-        Ok(Written {
-            size: done.size,
-            sha256: done.sha256,
-            manifest: done.manifest,
-            seal: done.seal,
-        })
+        }))
     });
 
     // Stream chunks to the store while reporting progress.
@@ -312,7 +291,7 @@ async fn run(
             });
         }
     };
-    let uploaded = upload.finish().await.map_err(Error::from)?;
+    upload.finish().await.map_err(Error::from)?;
     ctx.progress(ProgressUpdate {
         phase: Some(Phase::Sealing),
         ..ProgressUpdate::default()
@@ -320,57 +299,139 @@ async fn run(
     let seal_bytes = Bytes::from(written.seal.to_bytes());
     if let Err(e) = inner
         .store
-        .publish_seal(&config.name, &id, EXTENSION, written.size, seal_bytes)
+        .publish_seal(target, &id, EXTENSION, written.size, seal_bytes)
         .await
     {
         let _ = inner.store.delete(&key).await;
         return Err(Error::from(e).into());
     }
-    let manifest = written.manifest.manifest().clone();
-    let mut record = BackupRecord::from_sealed(&manifest, &written.seal, &key);
+    let mut record = BackupRecord::from_sealed(written.manifest.manifest(), &written.seal, &key);
     record.duration_ms = Some(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     {
         let r = record.clone();
         inner.blocking(move |c| c.insert_backup(&r)).await?;
     }
-    tracing::info!(backup = %id, size = uploaded.size, "backup sealed");
+    tracing::info!(backup = %id, size = written.size, "backup sealed");
+    Ok((record, written))
+}
 
+/// After a backup is recorded: verify-after-write if the target asks for
+/// it, then retention. Returns the job's result.
+pub(crate) async fn finish(
+    inner: &Arc<Inner>,
+    ctx: &JobCtx,
+    config: &TargetConfig,
+    record: &BackupRecord,
+    written: &Written,
+) -> Result<serde_json::Value, Failure> {
+    let mut verified = None;
     if let Some(tier) = config.verify_after_write {
         ctx.progress(ProgressUpdate {
             phase: Some(Phase::Verifying),
             ..ProgressUpdate::default()
         });
-        let report = crate::verify::verify_backup(&inner, &record, tier, &ctx).await?;
+        let report = crate::verify::verify_backup(inner, record, tier).await?;
         if !report.ok {
             let bid = record.id;
             inner
                 .blocking(move |c| c.set_status(&bid, cairn_catalog::BackupStatus::Failed))
                 .await?;
-            return Err(Error::Invalid(format!(
-                "verify-after-write ({}) failed: {}",
+            return Err(Error::Verification(format!(
+                "verify-after-write ({}) of backup {}: {}",
                 tier.as_str(),
+                record.id,
                 report.message
             ))
             .into());
         }
+        verified = Some(report);
     }
-
     ctx.progress(ProgressUpdate {
         phase: Some(Phase::Pruning),
         ..ProgressUpdate::default()
     });
-    let pruned = crate::prune::apply(&inner, &config, false).await?;
+    let pruned = crate::prune::apply(inner, config, false).await?;
+    let manifest = written.manifest.manifest();
     Ok(serde_json::json!({
-        "backup_id": id.to_string(),
-        "archive_key": key,
+        "backup_id": record.id.to_string(),
+        "archive_key": record.archive_key,
         "size": written.size,
         "sha256": written.sha256.to_string(),
         "entries": manifest.entries.len(),
         "data_bytes": record.data_bytes,
         "components": record.components,
         "skipped": manifest.skipped.iter().map(|s| s.path.to_string()).collect::<Vec<_>>(),
+        "verified": verified,
         "pruned": pruned.changed(),
     }))
+}
+
+async fn run(
+    inner: Arc<Inner>,
+    ctx: JobCtx,
+    config: TargetConfig,
+    components: Vec<ComponentSpec>,
+    req: BackupRequest,
+) -> Result<serde_json::Value, Failure> {
+    let id = BackupId::generate();
+    tracing::info!(backup = %id, target = %config.name, "backup started");
+
+    // Totals for progress: one pass of metadata reads.
+    let total = {
+        let c = components.clone();
+        tokio::task::spawn_blocking(move || estimate(&c))
+            .await
+            .map_err(task)?
+    };
+    ctx.progress(ProgressUpdate {
+        phase: Some(Phase::Archiving),
+        total_files: Some(total.0),
+        total_bytes: Some(total.1),
+        ..ProgressUpdate::default()
+    });
+    let counters = Arc::new(Counters {
+        cancel: Arc::clone(&ctx.cancel),
+        ..Counters::default()
+    });
+    let mut meta = ArchiveMeta::new(config.name.clone(), inner.origin.clone())
+        .backup_id(id)
+        .kind(req.kind.unwrap_or(BackupKind::Manual))
+        .created_at(inner.now())
+        .hostname(inner.hostname.clone());
+    if let Some(l) = &req.label {
+        meta = meta.label(l.clone());
+    }
+    if let Some(d) = &req.description {
+        meta = meta.description(d.clone());
+    }
+    let opts = WriterOptions::default()
+        .threads(inner.threads)
+        .progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>);
+    let signing = Arc::clone(&inner.key);
+    let scratch = inner.scratch.clone();
+    let (record, written) = publish(&inner, &ctx, &config.name, id, &counters, move |out| {
+        let mut w = ArchiveWriter::new(out, meta, opts)?;
+        for spec in &components {
+            capture(&mut w, spec, &scratch, &CaptureOptions::default())?;
+        }
+        let done = w.finish(&signing)?;
+        let (out, written) = split(done);
+        out.close()?;
+        Ok(written)
+    })
+    .await?;
+    finish(&inner, &ctx, &config, &record, &written).await
+}
+
+/// The sink and the rest of a finished archive.
+pub(crate) fn split(done: cairn_archive::Finished<ArchiveSink>) -> (ArchiveSink, Written) {
+    let written = Written {
+        size: done.size,
+        sha256: done.sha256,
+        manifest: done.manifest,
+        seal: done.seal,
+    };
+    (done.inner, written)
 }
 
 /// Files and bytes the components hold now (for progress totals).

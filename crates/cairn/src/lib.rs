@@ -3,8 +3,8 @@
 //!
 //! Build a [`Vault`] with a store URL, a catalog path, a signing key, an
 //! origin id and the targets to protect; then [`Vault::backup`],
-//! [`Vault::restore`], [`Vault::verify`], [`Vault::prune`] and
-//! [`Vault::reset`] start jobs, each returning a [`JobHandle`] that can be
+//! [`Vault::restore`], [`Vault::verify`], [`Vault::prune`], [`Vault::upload`]
+//! and [`Vault::reset`] start jobs, each returning a [`JobHandle`] that can be
 //! awaited, polled, watched for progress or cancelled, while
 //! [`Vault::list`], [`Vault::get`], [`Vault::delete`], [`Vault::undelete`],
 //! [`Vault::pin`], [`Vault::download_url`], [`Vault::restore_status`] and
@@ -74,6 +74,7 @@ mod prune;
 mod rebuild;
 mod restore;
 mod scheduler;
+mod upload;
 mod vault;
 mod verify;
 
@@ -85,6 +86,7 @@ pub use crate::jobs::JobHandle;
 pub use crate::prune::PruneReport;
 pub use crate::rebuild::{RebuildReport, rebuild_catalog};
 pub use crate::restore::RestoreRequest;
+pub use crate::upload::UploadRequest;
 pub use crate::vault::{
     Clock, DEFAULT_JOB_TIMEOUT, DEFAULT_LEASE_TTL, Recovery, Vault, VaultBuilder,
 };

@@ -419,6 +419,23 @@ impl Vault {
         self.inner.targets.values()
     }
 
+    /// Rebuilds the catalog's backup records from the store (after the
+    /// catalog was lost or damaged): every sealed backup whose seal a
+    /// trusted key verifies is recorded again; pins and soft deletes of
+    /// backups still in the catalog are kept.
+    ///
+    /// # Errors
+    ///
+    /// Store and catalog errors.
+    pub async fn rebuild_catalog(&self) -> Result<crate::RebuildReport, Error> {
+        crate::rebuild_catalog(
+            &self.inner.store,
+            Arc::clone(&self.inner.catalog),
+            &self.inner.trusted[0],
+        )
+        .await
+    }
+
     /// The public key that verifies this vault's backups.
     pub fn public_key(&self) -> PublicKey {
         self.inner.trusted[0]

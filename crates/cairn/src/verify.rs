@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use crate::bridge::StoreRangeReader;
 use crate::config::VerifyTier;
 use crate::error::{Error, task};
-use crate::jobs::{JobCtx, JobHandle, Spec};
+use crate::jobs::{JobHandle, Spec};
 use crate::vault::{Inner, Vault};
 
 /// The outcome of a verification.
@@ -56,8 +56,8 @@ impl Vault {
             idempotency: None,
         };
         self.inner
-            .start(spec, move |ctx| async move {
-                let report = verify_backup(&inner, &record, tier, &ctx).await?;
+            .start(spec, move |_ctx| async move {
+                let report = verify_backup(&inner, &record, tier).await?;
                 Ok(serde_json::to_value(&report).unwrap_or_default())
             })
             .await
@@ -93,7 +93,6 @@ pub(crate) async fn verify_backup(
     inner: &Arc<Inner>,
     record: &BackupRecord,
     tier: VerifyTier,
-    _ctx: &JobCtx,
 ) -> Result<VerifyReport, Error> {
     let start = Instant::now();
     let mut report = VerifyReport {
@@ -127,7 +126,12 @@ pub(crate) async fn verify_backup(
                         .await
                         .map_err(task)?;
                 report.bytes_read = counter.fetched();
-                result
+                // A store that cannot be read says nothing about the backup:
+                // the job fails instead of recording a failed verification.
+                match result {
+                    Err(e) if e.kind() == cairn_archive::ErrorKind::Io => return Err(e.into()),
+                    other => other.map_err(|e| e.to_string()),
+                }
             }
         },
     };
@@ -154,16 +158,14 @@ pub(crate) async fn verify_backup(
 }
 
 /// The blocking part: returns how many entries' content was checked and a
-/// summary, or what differs. Storage failures are differences here only
-/// when they are not transient; the caller sees them as messages.
+/// summary, or the archive error that says what differs.
 fn check(
     reader: StoreRangeReader,
     seal: &SignedSeal,
     key: &PublicKey,
     tier: VerifyTier,
-) -> Result<(u64, String), String> {
-    let mut archive = SeekableArchive::open_sealed(reader, seal, key, ReadOptions::default())
-        .map_err(|e| e.to_string())?;
+) -> Result<(u64, String), cairn_archive::Error> {
+    let mut archive = SeekableArchive::open_sealed(reader, seal, key, ReadOptions::default())?;
     let m = archive.manifest().manifest().clone();
     match tier {
         VerifyTier::Quick => Ok((
@@ -192,7 +194,7 @@ fn check(
             }
             picked.sort_unstable();
             picked.dedup();
-            archive.verify_entries(&picked).map_err(|e| e.to_string())?;
+            archive.verify_entries(&picked)?;
             Ok((
                 picked.len() as u64,
                 format!(
@@ -203,7 +205,7 @@ fn check(
             ))
         }
         VerifyTier::Full => {
-            let v = archive.verify_full(key).map_err(|e| e.to_string())?;
+            let v = archive.verify_full(key)?;
             Ok((
                 m.entries.len() as u64,
                 v.sha256.map_or_else(

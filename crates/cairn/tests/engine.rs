@@ -607,3 +607,154 @@ async fn factory_reset_and_cancellation() {
     assert_eq!(stored.len(), 1, "only the factory backup is stored");
     assert!(stored.iter().all(cairn_storage::StoredBackup::is_complete));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_of_a_gnu_tarball_restores_like_a_backup() {
+    let Some(tar) = require_tool("tar") else {
+        return;
+    };
+    let svc = Service::new();
+    let vault = local_vault(&svc).await;
+    let tarball = svc.tmp.path().join("external.tar.gz");
+    // pax format: GNU tar then keeps sub-second modification times.
+    let status = Command::new(tar)
+        .arg("--format=posix")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&svc.root)
+        .arg("data")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let input = std::fs::File::open(&tarball).unwrap();
+    let job = vault
+        .upload("svc", input, cairn::UploadRequest::new().label("imported"))
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    let id = backup_id(&job);
+    let result = job.result.unwrap();
+    assert_eq!(result["source_format"], "gzip");
+    assert_eq!(result["components"], serde_json::json!(["data"]));
+    let record = vault.get(&id).await.unwrap();
+    assert_eq!(record.kind, BackupKind::Uploaded);
+    let out = svc.tmp.path().join("from-upload");
+    let job = vault
+        .restore(&id, RestoreRequest::new().to(&out))
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        snapshot(&out.join("data")).unwrap(),
+        snapshot(&svc.root.join("data")).unwrap()
+    );
+
+    // Hostile input: a path escaping the archive is refused, nothing stored.
+    let evil = svc.tmp.path().join("evil.tar");
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(&evil)
+        .arg("-P")
+        .arg(svc.root.join("app.toml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let job = vault
+        .upload(
+            "svc",
+            std::fs::File::open(&evil).unwrap(),
+            cairn::UploadRequest::new(),
+        )
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Failed);
+    let listed = vault
+        .store()
+        .list_backups(&TargetName::parse("svc").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "a refused upload left something: {listed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_after_write_timeouts_and_a_lost_catalog() {
+    let svc = Service::new();
+    let key = SigningKey::generate().unwrap();
+    let pem = key.to_pkcs8_pem().unwrap();
+    let target = svc.target().verify_after_write(VerifyTier::Full);
+    let vault = Vault::builder()
+        .store(local_store(&svc))
+        .catalog(svc.state().join("catalog.db"))
+        .signing_key(key)
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(target)
+        .open()
+        .await
+        .unwrap();
+    let job = vault
+        .backup("svc", BackupRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    let id = backup_id(&job);
+    let verified = &job.result.as_ref().unwrap()["verified"];
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["tier"], "full");
+    drop(vault);
+
+    // The catalog is lost: it is rebuilt from the store.
+    std::fs::remove_dir_all(svc.state()).unwrap();
+    let key = SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let vault = builder(&svc, &local_store(&svc), StoreOptions::default(), key)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(vault.get(&id).await.unwrap_err().code(), "not_found");
+    let report = vault.rebuild_catalog().await.unwrap();
+    assert_eq!(report.backups, 1, "{report:?}");
+    assert_eq!(vault.get(&id).await.unwrap().id.to_string(), id);
+    drop(vault);
+    std::fs::remove_dir_all(svc.state()).unwrap();
+
+    // A job past its time limit ends as failed (timed out), leaving nothing.
+    let slow = Vault::builder()
+        .store(svc.tmp.path().join("store2").to_str().unwrap())
+        .catalog(svc.state().join("catalog.db"))
+        .signing_key(SigningKey::generate().unwrap())
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(svc.target().pre_restore(Hook::new("sleep 3")))
+        .job_timeout(Duration::from_secs(1))
+        .open()
+        .await
+        .unwrap();
+    let id2 = backed_up(&slow, BackupRequest::new()).await;
+    std::fs::write(svc.root.join("app.toml"), "edited\n").unwrap();
+    let job = slow
+        .restore(&id2, RestoreRequest::new().confirm())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Failed, "{job:?}");
+    assert_eq!(
+        job.error.as_ref().unwrap().code,
+        "timeout",
+        "{:?}",
+        job.error
+    );
+    assert_eq!(
+        std::fs::read_to_string(svc.root.join("app.toml")).unwrap(),
+        "edited\n"
+    );
+}

@@ -1,0 +1,160 @@
+//! Ingesting an external archive as a backup.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use cairn_archive::{ArchiveMeta, IngestOptions, WriterOptions, ingest};
+use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
+use cairn_job::{JobKind, Phase, ProgressUpdate};
+use cairn_manifest::{BackupId, BackupKind, ComponentName};
+use serde::Serialize;
+
+use crate::backup::{Counters, finish, publish, split};
+use crate::error::Error;
+use crate::jobs::{JobHandle, Spec};
+use crate::vault::Vault;
+
+/// How an external archive becomes a backup.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct UploadRequest {
+    /// A label for the new backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The component that receives files found at the archive's top level
+    /// (default `root`); each top-level folder becomes a component of its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_component: Option<ComponentName>,
+    /// Makes retries safe. The key covers the request's fields, not the
+    /// uploaded bytes.
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl UploadRequest {
+    /// An upload with default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the label.
+    #[must_use]
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Sets the component for top-level files.
+    #[must_use]
+    pub fn root_component(mut self, name: ComponentName) -> Self {
+        self.root_component = Some(name);
+        self
+    }
+
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+}
+
+impl Vault {
+    /// Ingests an external `.tar`, `.tar.gz` or `.tar.zst` (or a Cairn
+    /// archive from elsewhere) read from `input` as a new backup of `target`,
+    /// of kind `uploaded`, signed with this vault's key. Paths are checked
+    /// as hostile: absolute paths, `..`, links leaving their folder and
+    /// absurd sizes are refused. The job's result is a backup's plus
+    /// `source_format`, `source_size` and `source_sha256`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Busy`], [`Error::Idempotency`]; a bad
+    /// archive fails the job.
+    pub async fn upload<R>(
+        &self,
+        target: &str,
+        input: R,
+        req: UploadRequest,
+    ) -> Result<JobHandle, Error>
+    where
+        R: Read + Send + 'static,
+    {
+        let config = self.inner.target(target)?.clone();
+        let idempotency = match &req.idempotency_key {
+            Some(k) => Some((
+                k.clone(),
+                Fingerprint::of(JobKind::Upload, target, &req)
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let spec = Spec {
+            kind: JobKind::Upload,
+            target: target.to_owned(),
+            backup: None,
+            idempotency,
+        };
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .start(spec, move |ctx| async move {
+                ctx.progress(ProgressUpdate {
+                    phase: Some(Phase::Ingesting),
+                    ..ProgressUpdate::default()
+                });
+                let id = BackupId::generate();
+                let counters = Arc::new(Counters {
+                    cancel: Arc::clone(&ctx.cancel),
+                    ..Counters::default()
+                });
+                let mut meta = ArchiveMeta::new(config.name.clone(), inner.origin.clone())
+                    .backup_id(id)
+                    .kind(BackupKind::Uploaded)
+                    .created_at(inner.now())
+                    .hostname(inner.hostname.clone());
+                if let Some(l) = &req.label {
+                    meta = meta.label(l.clone());
+                }
+                if let Some(d) = &req.description {
+                    meta = meta.description(d.clone());
+                }
+                let mut opts = IngestOptions::default().writer(
+                    WriterOptions::default()
+                        .threads(inner.threads)
+                        .progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>),
+                );
+                if let Some(root) = req.root_component.clone() {
+                    opts = opts.root_component(root);
+                }
+                let signing = Arc::clone(&inner.key);
+                let source = Arc::new(Mutex::new(serde_json::Value::Null));
+                let seen = Arc::clone(&source);
+                let (record, written) =
+                    publish(&inner, &ctx, &config.name, id, &counters, move |out| {
+                        let ingested = ingest(input, out, meta, &signing, &opts)?;
+                        *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = serde_json::json!({
+                            "source_format": format!("{:?}", ingested.source_format).to_lowercase(),
+                            "source_size": ingested.source_size,
+                            "source_sha256": ingested.source_sha256.to_string(),
+                        });
+                        let (out, written) = split(ingested.archive);
+                        out.close()?;
+                        Ok(written)
+                    })
+                    .await?;
+                let mut result = finish(&inner, &ctx, &config, &record, &written).await?;
+                let extra = source
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if let (Some(r), serde_json::Value::Object(e)) = (result.as_object_mut(), extra) {
+                    r.extend(e);
+                }
+                Ok(result)
+            })
+            .await
+    }
+}
