@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use cairn_archive::{ArchiveMeta, ArchiveWriter, WriterOptions};
 use cairn_catalog::BackupRecord;
-use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
+use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{JobKind, Phase, ProgressUpdate};
 use cairn_manifest::{BackupId, BackupKind, ComponentKind, ComponentName, TargetName};
 use cairn_source::{CaptureOptions, ComponentSpec, capture};
@@ -102,20 +102,13 @@ impl Vault {
     pub async fn backup(&self, target: &str, req: BackupRequest) -> Result<JobHandle, Error> {
         let config = self.inner.target(target)?.clone();
         let components = select(&config, &req.include)?;
-        let idempotency = match &req.idempotency_key {
-            Some(k) => Some((
-                k.clone(),
-                Fingerprint::of(JobKind::Backup, target, &req)
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-            )),
-            None => None,
-        };
-        let spec = Spec {
-            kind: JobKind::Backup,
-            target: target.to_owned(),
-            backup: None,
-            idempotency,
-        };
+        let spec = Spec::new(
+            JobKind::Backup,
+            target,
+            None,
+            req.idempotency_key.as_ref(),
+            &req,
+        )?;
         let inner = Arc::clone(&self.inner);
         self.inner
             .start(spec, move |ctx| run(inner, ctx, config, components, req))
@@ -393,17 +386,14 @@ async fn run(
         cancel: Arc::clone(&ctx.cancel),
         ..Counters::default()
     });
-    let mut meta = ArchiveMeta::new(config.name.clone(), inner.origin.clone())
-        .backup_id(id)
-        .kind(req.kind.unwrap_or(BackupKind::Manual))
-        .created_at(inner.now())
-        .hostname(inner.hostname.clone());
-    if let Some(l) = &req.label {
-        meta = meta.label(l.clone());
-    }
-    if let Some(d) = &req.description {
-        meta = meta.description(d.clone());
-    }
+    let meta = archive_meta(
+        &inner,
+        &config.name,
+        id,
+        req.kind.unwrap_or(BackupKind::Manual),
+        req.label.as_deref(),
+        req.description.as_deref(),
+    );
     let opts = WriterOptions::default()
         .threads(inner.threads)
         .progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>);
@@ -421,6 +411,29 @@ async fn run(
     })
     .await?;
     finish(&inner, &ctx, &config, &record, &written).await
+}
+
+/// The metadata of a new archive of this vault.
+pub(crate) fn archive_meta(
+    inner: &Inner,
+    target: &TargetName,
+    id: BackupId,
+    kind: BackupKind,
+    label: Option<&str>,
+    description: Option<&str>,
+) -> ArchiveMeta {
+    let mut meta = ArchiveMeta::new(target.clone(), inner.origin.clone())
+        .backup_id(id)
+        .kind(kind)
+        .created_at(inner.now())
+        .hostname(inner.hostname.clone());
+    if let Some(l) = label {
+        meta = meta.label(l);
+    }
+    if let Some(d) = description {
+        meta = meta.description(d);
+    }
+    meta
 }
 
 /// The sink and the rest of a finished archive.

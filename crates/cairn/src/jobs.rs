@@ -138,6 +138,32 @@ pub(crate) struct Spec {
     pub(crate) idempotency: Option<(IdempotencyKey, Fingerprint)>,
 }
 
+impl Spec {
+    /// A job of `kind` on `target`, reading `backup`; with an idempotency
+    /// key, `params` is the request it fingerprints.
+    pub(crate) fn new<P: serde::Serialize + ?Sized>(
+        kind: JobKind,
+        target: &str,
+        backup: Option<String>,
+        key: Option<&IdempotencyKey>,
+        params: &P,
+    ) -> Result<Self, Error> {
+        let idempotency = match key {
+            Some(k) => Some((
+                k.clone(),
+                Fingerprint::of(kind, target, params).map_err(|e| Error::Invalid(e.to_string()))?,
+            )),
+            None => None,
+        };
+        Ok(Spec {
+            kind,
+            target: target.to_owned(),
+            backup,
+            idempotency,
+        })
+    }
+}
+
 impl Inner {
     /// Creates, registers and spawns a job. Mutating jobs take the target
     /// (in this process, then through the store's lease) before the handle

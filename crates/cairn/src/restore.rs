@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use cairn_archive::{ReadOptions, SeekableArchive, Staged, UnpackOptions};
 use cairn_catalog::{BackupRecord, BackupStatus};
-use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
+use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{JobKind, Phase, ProgressUpdate};
 use cairn_manifest::{ComponentKind, ComponentName, Manifest};
 use cairn_source::{Replacement, RestoreItem, RestoreOptions, StepCheck};
@@ -148,20 +148,13 @@ impl Vault {
                 });
             }
         };
-        let idempotency = match &req.idempotency_key {
-            Some(k) => Some((
-                k.clone(),
-                Fingerprint::of(JobKind::Restore, &target, &(id, &req))
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-            )),
-            None => None,
-        };
-        let spec = Spec {
-            kind: JobKind::Restore,
-            target: target.clone(),
-            backup: Some(id.to_owned()),
-            idempotency,
-        };
+        let spec = Spec::new(
+            JobKind::Restore,
+            &target,
+            Some(id.to_owned()),
+            req.idempotency_key.as_ref(),
+            &(id, &req),
+        )?;
         let inner = Arc::clone(&self.inner);
         self.inner
             .start(spec, move |ctx| async move {

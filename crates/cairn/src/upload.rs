@@ -3,13 +3,13 @@
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use cairn_archive::{ArchiveMeta, IngestOptions, WriterOptions, ingest};
-use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
+use cairn_archive::{IngestOptions, WriterOptions, ingest};
+use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{JobKind, Phase, ProgressUpdate};
 use cairn_manifest::{BackupId, BackupKind, ComponentName};
 use serde::Serialize;
 
-use crate::backup::{Counters, finish, publish, split};
+use crate::backup::{Counters, archive_meta, finish, publish, split};
 use crate::error::Error;
 use crate::jobs::{JobHandle, Spec};
 use crate::vault::Vault;
@@ -84,20 +84,13 @@ impl Vault {
         R: Read + Send + 'static,
     {
         let config = self.inner.target(target)?.clone();
-        let idempotency = match &req.idempotency_key {
-            Some(k) => Some((
-                k.clone(),
-                Fingerprint::of(JobKind::Upload, target, &req)
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-            )),
-            None => None,
-        };
-        let spec = Spec {
-            kind: JobKind::Upload,
-            target: target.to_owned(),
-            backup: None,
-            idempotency,
-        };
+        let spec = Spec::new(
+            JobKind::Upload,
+            target,
+            None,
+            req.idempotency_key.as_ref(),
+            &req,
+        )?;
         let inner = Arc::clone(&self.inner);
         self.inner
             .start(spec, move |ctx| async move {
@@ -110,17 +103,14 @@ impl Vault {
                     cancel: Arc::clone(&ctx.cancel),
                     ..Counters::default()
                 });
-                let mut meta = ArchiveMeta::new(config.name.clone(), inner.origin.clone())
-                    .backup_id(id)
-                    .kind(BackupKind::Uploaded)
-                    .created_at(inner.now())
-                    .hostname(inner.hostname.clone());
-                if let Some(l) = &req.label {
-                    meta = meta.label(l.clone());
-                }
-                if let Some(d) = &req.description {
-                    meta = meta.description(d.clone());
-                }
+                let meta = archive_meta(
+                    &inner,
+                    &config.name,
+                    id,
+                    BackupKind::Uploaded,
+                    req.label.as_deref(),
+                    req.description.as_deref(),
+                );
                 let mut opts = IngestOptions::default().writer(
                     WriterOptions::default()
                         .threads(inner.threads)
