@@ -84,6 +84,9 @@ pub struct TargetConfig {
     pub post_restore: Option<Hook>,
     /// Verify each new backup at this tier before the job succeeds.
     pub verify_after_write: Option<VerifyTier>,
+    /// Re-verify ready backups whose last verification is older than this,
+    /// at this tier (run by the scheduler, one backup per target per pass).
+    pub reverify: Option<(Duration, VerifyTier)>,
 }
 
 impl TargetConfig {
@@ -98,6 +101,7 @@ impl TargetConfig {
             pre_restore: None,
             post_restore: None,
             verify_after_write: None,
+            reverify: None,
         }
     }
 
@@ -147,6 +151,14 @@ impl TargetConfig {
     #[must_use]
     pub fn verify_after_write(mut self, tier: VerifyTier) -> Self {
         self.verify_after_write = Some(tier);
+        self
+    }
+
+    /// Has the scheduler re-verify each ready backup when its last
+    /// verification is older than `every`.
+    #[must_use]
+    pub fn reverify_every(mut self, every: Duration, tier: VerifyTier) -> Self {
+        self.reverify = Some((every, tier));
         self
     }
 

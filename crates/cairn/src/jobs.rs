@@ -119,8 +119,9 @@ impl JobCtx {
         if due {
             let job = self.tx.borrow().clone();
             let catalog = Arc::clone(&self.inner.catalog);
-            // Progress is advisory: a failed save is retried by the next one.
-            tokio::task::spawn_blocking(move || catalog.put_job(&job));
+            // Progress is advisory: a failed save is retried by the next
+            // one, and a save landing after the job ended changes nothing.
+            tokio::task::spawn_blocking(move || catalog.put_job_progress(&job));
         }
     }
 

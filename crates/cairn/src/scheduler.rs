@@ -26,8 +26,10 @@ impl Vault {
         }
     }
 
-    /// One pass of the scheduler: starts the backups that are due now and
-    /// returns their job ids.
+    /// One pass of the scheduler: starts the backups that are due now, and
+    /// the re-verifications of targets that ask for them (the backup whose
+    /// verification is oldest, one per target per pass), and returns their
+    /// job ids.
     ///
     /// # Errors
     ///
@@ -75,6 +77,51 @@ impl Vault {
                     tracing::info!(target = %target, "scheduled backup postponed: target busy");
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        started.extend(self.reverify_due().await?);
+        Ok(started)
+    }
+
+    async fn reverify_due(&self) -> Result<Vec<String>, Error> {
+        let mut started = Vec::new();
+        let due: Vec<_> = self
+            .inner
+            .targets
+            .values()
+            .filter_map(|t| t.reverify.map(|r| (t.name.clone(), r)))
+            .collect();
+        for (target, (every, tier)) in due {
+            let now = self.inner.now();
+            let every = jiff::SignedDuration::try_from(every).unwrap_or(jiff::SignedDuration::MAX);
+            let running: Vec<String> = self
+                .inner
+                .backup_leases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .keys()
+                .cloned()
+                .collect();
+            let name = target.clone();
+            let oldest = self
+                .inner
+                .blocking(move |c| c.target_backups(&name))
+                .await?
+                .into_iter()
+                .filter(|b| {
+                    b.status == cairn_catalog::BackupStatus::Ready
+                        && b.deleted_at.is_none()
+                        && !running.contains(&b.id.to_string())
+                })
+                .filter(|b| {
+                    b.verification.as_ref().is_none_or(|v| {
+                        v.at.saturating_add(every).is_ok_and(|next| next <= now)
+                    })
+                })
+                .min_by_key(|b| b.verification.as_ref().map(|v| v.at));
+            if let Some(b) = oldest {
+                let job = self.verify(&b.id.to_string(), tier).await?;
+                started.push(job.id().to_owned());
             }
         }
         Ok(started)

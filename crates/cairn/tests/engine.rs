@@ -758,3 +758,38 @@ async fn verify_after_write_timeouts_and_a_lost_catalog() {
         "edited\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_reverifies_backups_whose_check_is_old() {
+    let svc = Service::new();
+    let now = Arc::new(Mutex::new(Timestamp::now()));
+    let clock = {
+        let now = Arc::clone(&now);
+        Arc::new(move || *now.lock().unwrap())
+    };
+    let vault = Vault::builder()
+        .store(local_store(&svc))
+        .catalog(svc.state().join("catalog.db"))
+        .signing_key(SigningKey::generate().unwrap())
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(
+            svc.target()
+                .reverify_every(Duration::from_secs(24 * 3600), VerifyTier::Sample),
+        )
+        .clock(clock)
+        .open()
+        .await
+        .unwrap();
+    let id = backed_up(&vault, BackupRequest::new()).await;
+    // Never verified: due at once, then not again within the day.
+    let started = vault.schedule_due().await.unwrap();
+    assert_eq!(started.len(), 1);
+    let job = vault.job(&started[0]).await.unwrap().wait().await;
+    assert_eq!(job.kind, cairn::JobKind::Verify);
+    assert_eq!(job.result.as_ref().unwrap()["ok"], true);
+    let checked = vault.get(&id).await.unwrap().verification.unwrap();
+    assert_eq!(checked.tier, "sample");
+    assert!(vault.schedule_due().await.unwrap().is_empty());
+    *now.lock().unwrap() += SignedDuration::from_hours(25);
+    assert_eq!(vault.schedule_due().await.unwrap().len(), 1);
+}

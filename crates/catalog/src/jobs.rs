@@ -50,6 +50,23 @@ impl Catalog {
         Ok(())
     }
 
+    /// Stores a progress update of a job that has not ended: a job already
+    /// stored as succeeded, failed or cancelled is left as it is, so a late
+    /// progress save can never overwrite its final state. Returns whether
+    /// the record was updated.
+    pub fn put_job_progress(&self, job: &Job) -> Result<bool, Error> {
+        let record = serde_json::to_string(job).expect("a job serialises");
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE jobs SET state = ?2, updated_at = ?3, record = ?4
+                 WHERE id = ?1 AND state IN ('queued', 'running')",
+                params![job.id, job.state.as_str(), to_nanos(job.updated_at), record],
+            )
+            .map_err(|e| self.err(&format!("saving progress of job {}", job.id), e))?;
+        Ok(n == 1)
+    }
+
     /// One job, or `None`.
     pub fn get_job(&self, id: &str) -> Result<Option<Job>, Error> {
         let text: Option<String> = self

@@ -347,6 +347,45 @@ fn jobs_and_crash_recovery() {
 }
 
 #[test]
+fn a_late_progress_save_never_overwrites_a_finished_job() {
+    let catalog = Catalog::in_memory().unwrap();
+    let running = Job::new("job_1", JobKind::Backup, "app", t(0))
+        .apply(&Event::Start, t(1))
+        .unwrap();
+    catalog.put_job(&running).unwrap();
+    let progressed = running
+        .apply(
+            &Event::Progress(cairn_job::ProgressUpdate {
+                processed_bytes: Some(10),
+                ..Default::default()
+            }),
+            t(2),
+        )
+        .unwrap();
+    assert!(catalog.put_job_progress(&progressed).unwrap());
+    assert_eq!(
+        catalog
+            .get_job("job_1")
+            .unwrap()
+            .unwrap()
+            .progress
+            .processed_bytes,
+        10
+    );
+    let done = progressed
+        .apply(&Event::Succeed { result: None }, t(3))
+        .unwrap();
+    catalog.put_job(&done).unwrap();
+    // The progress save of t(2) arriving late is ignored.
+    assert!(!catalog.put_job_progress(&progressed).unwrap());
+    assert_eq!(catalog.get_job("job_1").unwrap().unwrap(), done);
+    // An unknown job is not created by a progress save.
+    let other = Job::new("job_2", JobKind::Backup, "app", t(0));
+    assert!(!catalog.put_job_progress(&other).unwrap());
+    assert_eq!(catalog.get_job("job_2").unwrap(), None);
+}
+
+#[test]
 fn idempotent_job_creation() {
     let catalog = Catalog::in_memory().unwrap();
     let key: IdempotencyKey = "req-1".parse().unwrap();
