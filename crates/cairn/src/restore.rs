@@ -275,6 +275,21 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
     let cancel = Arc::clone(&ctx.cancel);
     let ctx2 = ctx.clone();
     let backup_id = record.id.to_string();
+    // Report the bytes read and checked while the blocking work runs.
+    let ticker = {
+        let (ctx, counters) = (ctx.clone(), Arc::clone(&counters));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                ctx.progress(ProgressUpdate {
+                    processed_bytes: Some(counters.bytes.load(Ordering::Relaxed)),
+                    processed_files: Some(counters.files.load(Ordering::Relaxed)),
+                    ..ProgressUpdate::default()
+                });
+            }
+        })
+    };
     let outcome = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, Failure> {
         let mut archive =
             SeekableArchive::open_sealed(reader, &seal, &public, read_opts).map_err(Error::from)?;
@@ -391,7 +406,9 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
         Ok(with(base, outcome))
     })
     .await
-    .map_err(task)?;
+    .map_err(task);
+    ticker.abort();
+    let outcome = outcome?;
     // How much of the archive was read: a partial restore reads only its frames.
     outcome.map(|v| with(v, serde_json::json!({ "bytes_read": fetched.fetched() })))
 }

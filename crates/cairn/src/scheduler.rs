@@ -114,9 +114,9 @@ impl Vault {
                         && !running.contains(&b.id.to_string())
                 })
                 .filter(|b| {
-                    b.verification.as_ref().is_none_or(|v| {
-                        v.at.saturating_add(every).is_ok_and(|next| next <= now)
-                    })
+                    b.verification
+                        .as_ref()
+                        .is_none_or(|v| v.at.saturating_add(every).is_ok_and(|next| next <= now))
                 })
                 .min_by_key(|b| b.verification.as_ref().map(|v| v.at));
             if let Some(b) = oldest {

@@ -226,6 +226,8 @@ pub struct Recovery {
     pub interrupted: Vec<Job>,
     /// Partial backups (archives without a seal) removed from the store.
     pub removed: Vec<(TargetName, BackupId)>,
+    /// Files of interrupted uploads removed from a local store.
+    pub leftovers: Vec<String>,
     /// Restores rolled back from their journals.
     pub rolled_back: Vec<cairn_source::Recovered>,
 }
@@ -324,6 +326,7 @@ impl Inner {
         let now = self.now();
         let interrupted = self.blocking(move |c| c.interrupt_unfinished(now)).await?;
         let mut removed = Vec::new();
+        let mut leftovers = Vec::new();
         let mut seen = Vec::new();
         for job in &interrupted {
             tracing::warn!(job = %job.id, kind = %job.kind, target = %job.target, "job interrupted by a crash");
@@ -351,6 +354,7 @@ impl Inner {
                     for id in self.store.remove_incomplete(&target, now).await? {
                         removed.push((target.clone(), id));
                     }
+                    leftovers.extend(self.store.remove_upload_leftovers(&target).await?);
                 }
             }
         }
@@ -361,6 +365,7 @@ impl Inner {
         Ok(Recovery {
             interrupted,
             removed,
+            leftovers,
             rolled_back,
         })
     }

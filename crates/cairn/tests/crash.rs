@@ -120,6 +120,15 @@ async fn killed_backup_is_cleaned_up_on_the_next_open() {
             .all(|b| !b.is_complete()),
         "a killed backup left a ready backup"
     );
+    let leftovers: Vec<_> = walk(&dir.join("store"))
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("/lease/"))
+        .collect();
+    assert!(
+        leftovers.iter().all(|p| !p.to_string_lossy().contains('#')),
+        "the interrupted upload's staging file is still there: {leftovers:?}"
+    );
+    assert_eq!(recovery.leftovers.len(), 1, "{:?}", recovery.leftovers);
     let page = vault
         .list(cairn::BackupFilter::default(), 10, None)
         .await
@@ -140,4 +149,18 @@ async fn killed_backup_is_cleaned_up_on_the_next_open() {
     let stored = vault.store().list_backups(&target).await.unwrap();
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert!(stored[0].is_complete());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
 }

@@ -185,6 +185,42 @@ impl Store {
         Ok(())
     }
 
+    /// Removes what interrupted uploads left where listings do not show it:
+    /// in a local store, the `<key>#<n>` staging files of multipart uploads
+    /// whose process died (object_store's local backend renames them into
+    /// place only when an upload completes). Returns the removed file names.
+    /// Call it only when no upload of the target can be running (the engine
+    /// checks the target's lease). On S3 and Azure, uncommitted parts are not
+    /// listable here: a lifecycle rule on the bucket expires them.
+    pub async fn remove_upload_leftovers(&self, target: &TargetName) -> Result<Vec<String>, Error> {
+        let Some(dir) = self.local_dir() else {
+            return Ok(Vec::new());
+        };
+        let dir = dir.join(backups_prefix(target));
+        let mut removed = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => {
+                return Err(Error::new(
+                    Op::Delete,
+                    backups_prefix(target),
+                    ErrorKind::Other,
+                    format!("reading {}: {e}", dir.display()),
+                ));
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains('#') && entry.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| Error::new(Op::Delete, &name, ErrorKind::Other, e.to_string()))?;
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes incomplete backups (an archive without a seal) of a target
     /// whose archive was last written before `older_than`, and returns their
     /// ids. Choose `older_than` well before any upload that may still be

@@ -177,6 +177,7 @@ impl Store {
             .upload_concurrency
             .unwrap_or(DEFAULT_UPLOAD_CONCURRENCY)
             .max(1);
+        let mut local_dir = None;
         let (backend, inner, signer, root): Opened = if let Some(rest) =
             url.strip_prefix("memory://")
         {
@@ -257,6 +258,7 @@ impl Store {
             };
             std::fs::create_dir_all(dir)
                 .map_err(|e| config_error(format!("cannot create the store directory: {e}")))?;
+            local_dir = Some(std::path::PathBuf::from(dir));
             let local = LocalFileSystem::new_with_prefix(dir)
                 .map_err(|e| Error::store(Op::Open, url, e))?
                 .with_automatic_cleanup(true);
@@ -264,7 +266,7 @@ impl Store {
         };
         let root = Path::parse(root.trim_matches('/'))
             .map_err(|e| config_error(format!("invalid prefix: {e}")))?;
-        Ok(Self::from_parts(
+        let store = Self::from_parts(
             backend,
             inner,
             signer,
@@ -272,7 +274,11 @@ impl Store {
             redact(url),
             part_size,
             concurrency,
-        ))
+        );
+        Ok(match local_dir {
+            Some(dir) => store.with_local_dir(dir),
+            None => store,
+        })
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Store {
     url: String,
     part_size: usize,
     concurrency: usize,
+    /// The directory of a local store.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Store {
@@ -74,7 +76,17 @@ impl Store {
             url,
             part_size,
             concurrency,
+            local_dir: None,
         }
+    }
+
+    pub(crate) fn with_local_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.local_dir = Some(dir);
+        self
+    }
+
+    pub(crate) fn local_dir(&self) -> Option<&std::path::Path> {
+        self.local_dir.as_deref()
     }
 
     /// The backend kind.
