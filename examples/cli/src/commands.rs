@@ -1,0 +1,862 @@
+//! The commands.
+
+use std::path::{Path, PathBuf};
+
+use cairn::{
+    BackupFilter, BackupRecord, BackupRequest, Cursor, Job, JobState, RestoreRequest,
+    UploadRequest, Vault, VerifyTier,
+};
+use cairn_manifest::{BackupKind, ComponentName};
+use clap::Subcommand;
+
+use crate::config::{self, Settings};
+use crate::fail::{Fail, Kind};
+use crate::ui::{Ui, job_failure};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Write an annotated cairn.toml (targets, store, retention, schedules, hooks).
+    Init {
+        /// Where to write it.
+        #[arg(long, default_value = "cairn.toml")]
+        output: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Back up a configured target, or a directory (zero configuration).
+    #[command(
+        after_help = "Examples:\n  cairn backup ./site\n  cairn backup web --label 'before deploy 42'\n  cairn backup shop --include uploads --no-wait"
+    )]
+    Backup {
+        /// A target name, or a directory to back up as its own target.
+        target: String,
+        /// A label for the backup.
+        #[arg(long)]
+        label: Option<String>,
+        /// Back up only these components (optional ones included); repeatable.
+        #[arg(long)]
+        include: Vec<String>,
+        /// manual (default), scheduled or pre_deploy.
+        #[arg(long, default_value = "manual")]
+        kind: String,
+        /// Print the job id and return at once.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List backups, newest first.
+    #[command(
+        after_help = "Examples:\n  cairn list\n  cairn list --target web --limit 5\n  cairn list --cursor <next from the previous page>"
+    )]
+    List {
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Continue after a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Include soft-deleted backups.
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Show one backup.
+    Show { id: String },
+    /// Restore a backup in place (asks first), into another directory, or as a dry run.
+    #[command(
+        after_help = "Examples:\n  cairn restore bkp_01J... --dry-run\n  cairn restore bkp_01J... --to /tmp/look\n  cairn restore bkp_01J... --include db --yes"
+    )]
+    Restore {
+        id: String,
+        /// Only these components; repeatable.
+        #[arg(long)]
+        include: Vec<String>,
+        /// Unpack into this directory (must not exist or be empty) instead.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Only list what would be created, replaced and deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+        /// Restore a backup made by another installation or target.
+        #[arg(long)]
+        force: bool,
+        /// Restore onto this target instead of the backup's own.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Verify a backup (quick, sample or full).
+    Verify {
+        id: String,
+        #[arg(long, default_value = "full")]
+        tier: String,
+    },
+    /// Soft-delete a backup (recoverable with undelete for 24 h).
+    Delete {
+        id: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Bring a soft-deleted backup back.
+    Undelete { id: String },
+    /// Pin a backup: never evicted, never deleted.
+    Pin { id: String },
+    /// Unpin a backup.
+    Unpin { id: String },
+    /// Apply retention to a target now.
+    Prune {
+        target: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Restore a target to its pinned `factory` backup (or empty it).
+    Reset {
+        target: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Ingest a .tar, .tar.gz or .tar.zst as a backup of a target.
+    Upload {
+        file: PathBuf,
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Copy a backup's archive to a file (a Cairn archive: GNU tar reads it).
+    Download {
+        id: String,
+        /// Where (default: ID.tar.zst).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// A signed, expiring download URL (S3 and Azure stores).
+    Url {
+        id: String,
+        /// How long it is valid.
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+    },
+    /// Automatic backups of a target: enable, disable (starts the cooldown), status.
+    Schedule {
+        #[arg(value_parser = ["enable", "disable", "status"])]
+        action: String,
+        target: String,
+    },
+    /// The last restore of a target.
+    RestoreStatus { target: String },
+    /// Signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// The catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Recent jobs.
+    Jobs {
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One job.
+    Job { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Write a new signing key (PKCS#8 PEM, mode 0600).
+    Generate {
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print the public key (PEM) that verifies this installation's backups.
+    ExportPublic,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CatalogCommand {
+    /// Recreate the backup records from the store (after losing the catalog).
+    Rebuild,
+}
+
+async fn open(settings: &Settings) -> Result<Vault, Fail> {
+    let key = config::key(&settings.key_path)?;
+    let mut b = Vault::builder()
+        .store(settings.store.clone())
+        .store_options(settings.store_options.clone())
+        .catalog(settings.catalog.clone())
+        .signing_key(key)
+        .origin(settings.origin.clone());
+    if let Some(t) = settings.job_timeout {
+        b = b.job_timeout(t);
+    }
+    for t in &settings.targets {
+        b = b.target(t.clone());
+    }
+    Ok(b.open().await?)
+}
+
+fn names(list: &[String]) -> Result<Vec<ComponentName>, Fail> {
+    list.iter()
+        .map(|n| {
+            ComponentName::parse(n)
+                .map_err(|e| Fail::new(Kind::Usage, format!("component {n:?}: {e}")))
+        })
+        .collect()
+}
+
+pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Result<(), Fail> {
+    if let Command::Init { output, force } = &cmd {
+        return init(output, *force, ui);
+    }
+    if let Command::Key(KeyCommand::Generate { output }) = &cmd {
+        config::key(output)?;
+        ui.out(&serde_json::json!({ "key": output }), || {
+            format!("wrote {}", output.display())
+        });
+        return Ok(());
+    }
+    let mut settings = config::load(config_path)?;
+    if ui.verbose {
+        ui.note(&format!(
+            "configuration: {}; state folder {}",
+            settings.source.as_deref().map_or_else(
+                || "none (zero configuration)".to_owned(),
+                |p| p.display().to_string()
+            ),
+            settings.home.display()
+        ));
+    }
+    if let Command::Backup { target, .. } = &cmd
+        && !settings.targets.iter().any(|t| t.name.as_str() == target)
+    {
+        let (name, created) = config::target_for_path(&mut settings, Path::new(target))?;
+        if created {
+            ui.note(&format!(
+                "backing up {target} as target {name} (state in {})",
+                settings.home.display()
+            ));
+        }
+        let Command::Backup {
+            label,
+            include,
+            kind,
+            no_wait,
+            ..
+        } = cmd
+        else {
+            unreachable!()
+        };
+        let vault = open(&settings).await?;
+        return backup(&vault, &name, label, &include, &kind, no_wait, ui).await;
+    }
+    let vault = open(&settings).await?;
+    match cmd {
+        Command::Backup {
+            target,
+            label,
+            include,
+            kind,
+            no_wait,
+        } => backup(&vault, &target, label, &include, &kind, no_wait, ui).await,
+        Command::List {
+            target,
+            limit,
+            cursor,
+            deleted,
+        } => {
+            let filter = BackupFilter {
+                target: target
+                    .map(|t| cairn_manifest::TargetName::parse(&t))
+                    .transpose()
+                    .map_err(|e| Fail::new(Kind::Usage, e.to_string()))?,
+                include_deleted: deleted,
+                ..BackupFilter::default()
+            };
+            let cursor = cursor
+                .map(|c| Cursor::decode(&c))
+                .transpose()
+                .map_err(|_| Fail::new(Kind::Usage, "invalid --cursor"))?;
+            let page = vault.list(filter, limit.clamp(1, 1000), cursor).await?;
+            let next = page.next.as_ref().map(Cursor::encode);
+            ui.out(
+                &serde_json::json!({ "items": page.items, "next": next, "has_more": page.has_more }),
+                || {
+                    let mut lines: Vec<String> = page.items.iter().map(line).collect();
+                    if page.items.is_empty() {
+                        lines.push("no backups".to_owned());
+                    }
+                    if let Some(n) = &next {
+                        lines.push(format!("more: cairn list --cursor {n}"));
+                    }
+                    lines.join("\n")
+                },
+            );
+            Ok(())
+        }
+        Command::Show { id } => {
+            let r = vault.get(&id).await?;
+            ui.out(&r, || details(&r));
+            Ok(())
+        }
+        Command::Restore {
+            id,
+            include,
+            to,
+            dry_run,
+            yes,
+            force,
+            target,
+        } => {
+            let mut req = RestoreRequest::new();
+            for n in names(&include)? {
+                req = req.include(n);
+            }
+            if let Some(t) = target {
+                req = req.onto(t);
+            }
+            if force {
+                req = req.force();
+            }
+            if dry_run {
+                req = req.dry_run();
+            } else if let Some(to) = to {
+                req = req.to(to);
+            } else {
+                let r = vault.get(&id).await?;
+                ui.confirm(
+                    &format!(
+                        "restoring {id} replaces the current data of target {} (kept as .before-restore)",
+                        r.target
+                    ),
+                    yes,
+                )?;
+                req = req.confirm();
+            }
+            let job = ui.wait(vault.restore(&id, req).await?).await;
+            finished(&job, ui, restore_text)
+        }
+        Command::Verify { id, tier } => {
+            let tier: VerifyTier = tier
+                .parse()
+                .map_err(|e: cairn::Error| Fail::new(Kind::Usage, e.to_string()))?;
+            let job = ui.wait(vault.verify(&id, tier).await?).await;
+            if let Some(f) = job_failure(&job) {
+                return Err(f);
+            }
+            let result = job.result.clone().unwrap_or_default();
+            let ok = result["ok"] == true;
+            ui.out(&result, || {
+                format!(
+                    "{} {}: {}",
+                    if ok { "verified" } else { "FAILED" },
+                    id,
+                    result["message"].as_str().unwrap_or_default()
+                )
+            });
+            if ok {
+                Ok(())
+            } else {
+                Err(Fail::new(
+                    Kind::Verification,
+                    format!(
+                        "backup {id} failed verification: {}",
+                        result["message"].as_str().unwrap_or_default()
+                    ),
+                )
+                .hint("the backup cannot be trusted; restore another one"))
+            }
+        }
+        Command::Delete { id, yes } => {
+            ui.confirm(
+                &format!("deleting backup {id} (recoverable for 24 h with `cairn undelete`)"),
+                yes,
+            )?;
+            let r = vault.delete(&id).await?;
+            ui.out(&r, || format!("deleted {id}"));
+            Ok(())
+        }
+        Command::Undelete { id } => {
+            let r = vault.undelete(&id).await?;
+            ui.out(&r, || format!("restored {id} to the list"));
+            Ok(())
+        }
+        Command::Pin { id } => {
+            let r = vault.pin(&id, true).await?;
+            ui.out(&r, || format!("pinned {id}"));
+            Ok(())
+        }
+        Command::Unpin { id } => {
+            let r = vault.pin(&id, false).await?;
+            ui.out(&r, || format!("unpinned {id}"));
+            Ok(())
+        }
+        Command::Prune {
+            target,
+            dry_run,
+            yes,
+        } => {
+            if !dry_run {
+                ui.confirm(
+                    &format!("applying retention to {target} (evicted backups are soft-deleted)"),
+                    yes,
+                )?;
+            }
+            let job = ui.wait(vault.prune(&target, dry_run).await?).await;
+            finished(&job, ui, |job| {
+                let r = job.result.clone().unwrap_or_default();
+                let mut out = Vec::new();
+                for d in r["plan"]["decisions"].as_array().into_iter().flatten() {
+                    out.push(format!(
+                        "{:7} {}  {}",
+                        d["action"].as_str().unwrap_or("?"),
+                        d["id"].as_str().unwrap_or("?"),
+                        d["reasons"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(|x| x
+                                    .as_str()
+                                    .map(str::to_owned)
+                                    .or_else(|| Some(x.to_string())))
+                                .collect::<Vec<_>>()
+                                .join("; "))
+                            .unwrap_or_default()
+                    ));
+                }
+                if dry_run {
+                    out.push("(dry run: nothing changed)".to_owned());
+                }
+                out.join("\n")
+            })
+        }
+        Command::Reset { target, yes } => {
+            ui.confirm(
+                &format!("resetting target {target} to its factory backup (or empty)"),
+                yes,
+            )?;
+            let job = ui.wait(vault.reset(&target, true).await?).await;
+            finished(&job, ui, restore_text)
+        }
+        Command::Upload {
+            file,
+            target,
+            label,
+        } => {
+            let input = std::fs::File::open(&file)
+                .map_err(|e| Fail::new(Kind::Usage, format!("{}: {e}", file.display())))?;
+            let mut req = UploadRequest::new();
+            if let Some(l) = label {
+                req = req.label(l);
+            }
+            let job = ui.wait(vault.upload(&target, input, req).await?).await;
+            finished(&job, ui, backup_text)
+        }
+        Command::Download { id, output } => download(&vault, &id, output, ui).await,
+        Command::Url { id, ttl } => {
+            let ttl = config::duration("--ttl", &ttl)?;
+            let url = vault.download_url(&id, ttl).await?;
+            ui.out(
+                &serde_json::json!({ "url": url.url, "expires_at": url.expires_at }),
+                || url.url.clone(),
+            );
+            Ok(())
+        }
+        Command::Schedule { action, target } => {
+            let state = match action.as_str() {
+                "enable" => vault.schedule(&target, true).await?,
+                "disable" => vault.schedule(&target, false).await?,
+                _ => vault.schedule_status(&target).await?,
+            };
+            ui.out(&state, || {
+                if state.enabled {
+                    format!("automatic backups of {target}: enabled")
+                } else {
+                    format!(
+                        "automatic backups of {target}: disabled{}",
+                        state
+                            .disabled_at
+                            .map(|d| format!(" since {d}"))
+                            .unwrap_or_default()
+                    )
+                }
+            });
+            Ok(())
+        }
+        Command::RestoreStatus { target } => {
+            let s = vault.restore_status(&target).await?;
+            ui.out(&s, || {
+                format!(
+                    "{}: {} ({})",
+                    target,
+                    serde_json::to_value(s.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    s.status_message
+                )
+            });
+            Ok(())
+        }
+        Command::Key(KeyCommand::ExportPublic) => {
+            let pem = vault
+                .public_key()
+                .to_public_key_pem()
+                .map_err(|e| Fail::new(Kind::Other, e.to_string()))?;
+            ui.out(&serde_json::json!({ "public_key": pem }), || {
+                pem.trim_end().to_owned()
+            });
+            Ok(())
+        }
+        Command::Catalog(CatalogCommand::Rebuild) => {
+            let r = vault.rebuild_catalog().await?;
+            let json = serde_json::json!({
+                "targets": r.targets,
+                "backups": r.backups,
+                "incomplete": r.incomplete.iter().map(|(t, id)| format!("{t}/{id}")).collect::<Vec<_>>(),
+                "invalid": r.invalid.iter().map(|(t, id, why)| serde_json::json!({"target": t.to_string(), "id": id.to_string(), "why": why})).collect::<Vec<_>>(),
+            });
+            ui.out(&json, || {
+                format!(
+                    "rebuilt: {} backups in {} targets; {} incomplete, {} invalid",
+                    r.backups,
+                    r.targets,
+                    r.incomplete.len(),
+                    r.invalid.len()
+                )
+            });
+            Ok(())
+        }
+        Command::Jobs { target, limit } => {
+            let jobs = vault
+                .jobs(target.as_deref(), &[], limit.clamp(1, 1000))
+                .await?;
+            ui.out(&jobs, || {
+                jobs.iter()
+                    .map(|j| format!("{}  {:8} {:10} {}", j.id, j.kind, j.state, j.target))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Command::Job { id } => {
+            let job = vault.job(&id).await?.status();
+            ui.out(&job, || job_text(&job));
+            Ok(())
+        }
+        Command::Init { .. } | Command::Key(KeyCommand::Generate { .. }) => unreachable!(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn backup(
+    vault: &Vault,
+    target: &str,
+    label: Option<String>,
+    include: &[String],
+    kind: &str,
+    no_wait: bool,
+    ui: &Ui,
+) -> Result<(), Fail> {
+    let kind = match kind {
+        "manual" => BackupKind::Manual,
+        "scheduled" => BackupKind::Scheduled,
+        "pre_deploy" => BackupKind::PreDeploy,
+        other => {
+            return Err(Fail::new(
+                Kind::Usage,
+                format!("--kind {other:?}: manual, scheduled or pre_deploy"),
+            ));
+        }
+    };
+    let mut req = BackupRequest::new().kind(kind);
+    if let Some(l) = label {
+        req = req.label(l);
+    }
+    for n in names(include)? {
+        req = req.include(n);
+    }
+    let handle = vault.backup(target, req).await?;
+    if no_wait {
+        let job = handle.status();
+        ui.out(&job, || job.id.clone());
+        return Ok(());
+    }
+    let job = ui.wait(handle).await;
+    finished(&job, ui, backup_text)
+}
+
+/// Prints a finished job's result, or turns its failure into one.
+fn finished(job: &Job, ui: &Ui, text: impl FnOnce(&Job) -> String) -> Result<(), Fail> {
+    if let Some(f) = job_failure(job) {
+        return Err(f);
+    }
+    ui.out(&job.result, || {
+        if ui.quiet {
+            job.result
+                .as_ref()
+                .and_then(|r| r["backup_id"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        } else {
+            text(job)
+        }
+    });
+    Ok(())
+}
+
+fn backup_text(job: &Job) -> String {
+    let r = job.result.clone().unwrap_or_default();
+    let mut s = format!(
+        "{}  {} bytes archived ({} entries, {} bytes of data)",
+        r["backup_id"].as_str().unwrap_or("?"),
+        r["size"],
+        r["entries"],
+        r["data_bytes"]
+    );
+    if let Some(skipped) = r["skipped"].as_array().filter(|a| !a.is_empty()) {
+        s.push_str(&format!(
+            "\nskipped (vanished or special files): {}",
+            skipped.len()
+        ));
+    }
+    s
+}
+
+fn restore_text(job: &Job) -> String {
+    let r = job.result.clone().unwrap_or_default();
+    if let Some(d) = r.get("dry_run") {
+        let list = |k: &str| {
+            d[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str())
+                        .map(|p| format!("  {k:7} {p}"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let mut lines = Vec::new();
+        lines.extend(list("create"));
+        lines.extend(list("replace"));
+        lines.extend(list("delete"));
+        lines.push(format!(
+            "{} unchanged (dry run: nothing changed)",
+            d["unchanged"]
+        ));
+        return lines.join("\n");
+    }
+    let mut s = format!(
+        "restored {} from {}",
+        r["components"]
+            .as_array()
+            .map(|a| a
+                .iter()
+                .filter_map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default(),
+        r["backup_id"].as_str().unwrap_or("(empty)")
+    );
+    if let Some(to) = r["to"].as_str() {
+        s.push_str(&format!(" into {to}"));
+    }
+    if let Some(e) = r["post_hook_error"].as_str() {
+        s.push_str(&format!("\nwarning: {e}"));
+    }
+    s
+}
+
+fn line(r: &BackupRecord) -> String {
+    format!(
+        "{}  {:8} {:10} {:>12}  {}{}{}",
+        r.id,
+        r.target,
+        serde_json::to_value(r.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        r.archive_size.unwrap_or(0),
+        r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        if r.pinned { "  pinned" } else { "" },
+        r.label
+            .as_deref()
+            .map(|l| format!("  {l}"))
+            .unwrap_or_default(),
+    )
+}
+
+fn details(r: &BackupRecord) -> String {
+    let mut s = vec![
+        format!("id          {}", r.id),
+        format!("target      {}", r.target),
+        format!("created     {}", r.created_at),
+        format!("components  {}", r.components.join(", ")),
+        format!("entries     {}", r.entries),
+        format!("data        {} bytes", r.data_bytes),
+        format!(
+            "archive     {} bytes, sha256 {}",
+            r.archive_size.unwrap_or(0),
+            r.archive_sha256.as_deref().unwrap_or("-")
+        ),
+        format!("pinned      {}", r.pinned),
+    ];
+    if let Some(l) = &r.label {
+        s.push(format!("label       {l}"));
+    }
+    if let Some(d) = r.deleted_at {
+        s.push(format!("deleted     {d}"));
+    }
+    if let Some(v) = &r.verification {
+        s.push(format!(
+            "verified    {} ({}, {}): {}",
+            v.at,
+            v.tier,
+            if v.ok { "ok" } else { "FAILED" },
+            v.message
+        ));
+    }
+    s.join("\n")
+}
+
+fn job_text(j: &Job) -> String {
+    let mut s = format!("{}  {} on {}: {}", j.id, j.kind, j.target, j.state);
+    if j.state == JobState::Running {
+        s.push_str(&format!(" ({}%)", j.progress.percent));
+    }
+    if let Some(e) = &j.error {
+        s.push_str(&format!("\nerror: {} ({})", e.message, e.code));
+    }
+    s
+}
+
+async fn download(vault: &Vault, id: &str, output: Option<PathBuf>, ui: &Ui) -> Result<(), Fail> {
+    use stream::copy_stream;
+    let r = vault.get(id).await?;
+    let key = r
+        .archive_key
+        .clone()
+        .ok_or_else(|| Fail::new(Kind::NotFound, format!("backup {id} has no archive")))?;
+    let out = output.unwrap_or_else(|| PathBuf::from(format!("{id}.tar.zst")));
+    let written = copy_stream(vault, &key, &out).await?;
+    ui.out(
+        &serde_json::json!({ "file": out, "bytes": written }),
+        || format!("wrote {} ({written} bytes)", out.display()),
+    );
+    Ok(())
+}
+
+mod stream {
+    use std::io::Write;
+    use std::path::Path;
+
+    use cairn::Vault;
+    use futures::StreamExt;
+
+    use crate::fail::{Fail, Kind};
+
+    /// Streams an object of the store to a new file, then syncs it.
+    pub(super) async fn copy_stream(vault: &Vault, key: &str, out: &Path) -> Result<u64, Fail> {
+        let (_, mut stream) = vault
+            .store()
+            .get_stream(key)
+            .await
+            .map_err(|e| Fail::from(cairn::Error::from(e)))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(out)
+            .map_err(|e| Fail::new(Kind::Usage, format!("{}: {e}", out.display())))?;
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Fail::from(cairn::Error::from(e)))?;
+            file.write_all(&chunk)
+                .map_err(|e| Fail::new(Kind::Other, format!("{}: {e}", out.display())))?;
+            n += chunk.len() as u64;
+        }
+        file.sync_all()
+            .map_err(|e| Fail::new(Kind::Other, format!("{}: {e}", out.display())))?;
+        Ok(n)
+    }
+}
+
+const TEMPLATE: &str = r#"# Cairn configuration. Paths are relative to this file.
+# Every key is optional except the targets' names and components.
+
+# Where archives go: a path, file:///..., s3://bucket/prefix, az://container/prefix.
+# store = "/var/backups/cairn"
+# [store_options]                 # for S3 / Azure (or use AWS_* / AZURE_* variables)
+# endpoint = "http://127.0.0.1:9000"
+# region = "us-east-1"
+# allow_http = false
+
+# The catalog (SQLite) and the signing key (PKCS#8 PEM, mode 0600, made on
+# first use); by default both live in the state folder ($CAIRN_HOME).
+# catalog = "state/catalog.db"
+# key = "state/key.pem"
+# origin = "org_myservice_prod"   # names this installation (checked on restore)
+# job_timeout = "2h"
+
+[[target]]
+name = "web"                      # [a-z0-9][a-z0-9_-]{0,62}
+every = "6h"                      # automatic backups (needs a running scheduler)
+# min_interval = "1h"             # floor between scheduled backups
+# cooldown = "72h"                # re-enabling after a disable waits this long
+# pre_restore = "systemctl stop web"
+# post_restore = "systemctl start web"
+# hook_timeout = "5m"
+# verify_after_write = "sample"   # quick | sample | full
+
+[[target.component]]
+name = "site"
+kind = "dir"                      # dir | file | sqlite
+path = "/srv/web/site"
+
+[[target.component]]
+name = "db"
+kind = "sqlite"                   # a consistent snapshot while the service writes
+path = "/srv/web/web.db"
+
+[[target.component]]
+name = "uploads"
+kind = "dir"
+path = "/srv/web/uploads"
+optional = true                   # only when asked for (--include uploads)
+
+[target.retention]                # see docs/retention.md
+keep_last = 30
+# keep_daily = 7
+# keep_weekly = 4
+# keep_monthly = 12
+# keep_within = "2d"
+# timezone = "Europe/Paris"
+"#;
+
+fn init(output: &Path, force: bool, ui: &Ui) -> Result<(), Fail> {
+    if output.exists() && !force {
+        return Err(
+            Fail::new(Kind::Usage, format!("{} exists", output.display()))
+                .hint("add --force to replace it"),
+        );
+    }
+    // The template must stay a valid configuration.
+    toml::from_str::<config::File>(TEMPLATE).map_err(|e| {
+        Fail::new(
+            Kind::Other,
+            format!("the built-in template is invalid: {e}"),
+        )
+    })?;
+    std::fs::write(output, TEMPLATE)
+        .map_err(|e| Fail::new(Kind::Other, format!("{}: {e}", output.display())))?;
+    ui.out(&serde_json::json!({ "config": output }), || {
+        format!(
+            "wrote {}: edit its targets, then `cairn backup web`",
+            output.display()
+        )
+    });
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Failures as the user sees them: one line, a hint, a distinct exit code.
+
+use std::fmt;
+
+/// What kind of failure: decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Exit 1: anything else (store unreachable, disk full, a job failed).
+    Other,
+    /// Exit 2: a bad command line or configuration.
+    Usage,
+    /// Exit 3: no such target, backup or job.
+    NotFound,
+    /// Exit 4: a backup failed verification (tampered, truncated, wrong key).
+    Verification,
+    /// Exit 5: a conflict: the target is busy, the backup in use, a cooldown.
+    Conflict,
+}
+
+impl Kind {
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Kind::Other => 1,
+            Kind::Usage => 2,
+            Kind::NotFound => 3,
+            Kind::Verification => 4,
+            Kind::Conflict => 5,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Other => "failed",
+            Kind::Usage => "usage",
+            Kind::NotFound => "not_found",
+            Kind::Verification => "verification_failed",
+            Kind::Conflict => "conflict",
+        }
+    }
+
+    /// The kind of an engine error code (`Error::code`, `JobError::code`).
+    pub(crate) fn of_code(code: &str) -> Self {
+        match code {
+            "not_found" => Kind::NotFound,
+            "invalid" | "config" | "foreign_origin" | "unsupported" => Kind::Usage,
+            "verification_failed" => Kind::Verification,
+            "conflict" | "cooldown" | "gone" => Kind::Conflict,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// A failure to report.
+#[derive(Debug)]
+pub(crate) struct Fail {
+    pub(crate) kind: Kind,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+}
+
+impl Fail {
+    pub(crate) fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    #[must_use]
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<cairn::Error> for Fail {
+    fn from(e: cairn::Error) -> Self {
+        let kind = Kind::of_code(e.code());
+        let hint = match &e {
+            cairn::Error::Busy { .. } => {
+                Some("wait for the running job (`cairn jobs`) or cancel it")
+            }
+            cairn::Error::Leased { .. } => Some("try again once that job has finished"),
+            cairn::Error::ForeignOrigin { .. } => {
+                Some("add --force to restore it anyway, or --to DIR to look at it")
+            }
+            cairn::Error::Catalog(_) => Some(
+                "if the catalog is damaged, `cairn catalog rebuild` recreates it from the store",
+            ),
+            cairn::Error::Verification(_) => {
+                Some("the backup cannot be trusted; restore another one")
+            }
+            _ => None,
+        };
+        let mut fail = Fail::new(kind, e.to_string());
+        fail.hint = hint.map(str::to_owned);
+        fail
+    }
+}
+
+impl From<cairn_catalog::Error> for Fail {
+    fn from(e: cairn_catalog::Error) -> Self {
+        cairn::Error::from(e).into()
+    }
+}
