@@ -11,7 +11,10 @@ use cairn_storage::Lease;
 use tokio::sync::watch;
 
 use crate::error::{Error, task};
-use crate::vault::Inner;
+use crate::vault::{Inner, owner_name};
+
+/// How often a running job looks for a cancel request from another process.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A running (or finished) job: await it, poll it, watch its progress, cancel it.
 #[derive(Debug, Clone)]
@@ -210,6 +213,16 @@ impl Inner {
         } else {
             self.save(&job).await?;
         }
+        {
+            let (c, i, owner) = (
+                Arc::clone(&self.catalog),
+                id.clone(),
+                owner_name(&self.hostname),
+            );
+            tokio::task::spawn_blocking(move || c.set_job_owner(&i, &owner, now))
+                .await
+                .map_err(task)??;
+        }
         let lease = if spec.kind.is_mutating() {
             match self
                 .take_target(&spec.target, &id, spec.kind, spec.backup.as_deref())
@@ -301,8 +314,32 @@ impl Inner {
                 cancel.store(true, Ordering::SeqCst);
             })
         };
+        // The owner's heartbeat, and cancel requests from other processes.
+        let watcher = {
+            let cancel = Arc::clone(&ctx.cancel);
+            let inner = Arc::clone(&self);
+            let id = ctx.id.clone();
+            tokio::spawn(async move {
+                for tick in 1u64.. {
+                    tokio::time::sleep(CANCEL_POLL).await;
+                    let (c, i) = (Arc::clone(&inner.catalog), id.clone());
+                    let beat = (tick % 4 == 0).then(|| (owner_name(&inner.hostname), inner.now()));
+                    let asked = tokio::task::spawn_blocking(move || {
+                        if let Some((owner, now)) = beat {
+                            c.set_job_owner(&i, &owner, now)?;
+                        }
+                        c.cancel_requested(&i)
+                    })
+                    .await;
+                    if matches!(asked, Ok(Ok(true))) {
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
         let outcome = body(ctx.clone()).await;
         deadline.abort();
+        watcher.abort();
         let event = match outcome {
             Ok(result) => Event::Succeed {
                 result: Some(result),

@@ -324,7 +324,14 @@ impl Inner {
 
     async fn recover(&self) -> Result<Recovery, Error> {
         let now = self.now();
-        let interrupted = self.blocking(move |c| c.interrupt_unfinished(now)).await?;
+        let host = self.hostname.clone();
+        let interrupted = self
+            .blocking(move |c| {
+                c.interrupt_dead(now, |job, owner, beat| {
+                    owner_is_gone(job, owner, beat, &host, now)
+                })
+            })
+            .await?;
         let mut removed = Vec::new();
         let mut leftovers = Vec::new();
         let mut seen = Vec::new();
@@ -368,6 +375,48 @@ impl Inner {
             leftovers,
             rolled_back,
         })
+    }
+}
+
+/// How long a job's owner may go without a heartbeat (every 2 s) before
+/// its job counts as abandoned.
+const STALE: SignedDuration = SignedDuration::from_secs(60);
+
+/// This process, as a job's owner: `<host> <pid>`.
+pub(crate) fn owner_name(host: &str) -> String {
+    format!("{host} {}", std::process::id())
+}
+
+/// Whether the process that ran `job` is gone: on this host, its pid no
+/// longer exists; anywhere, its heartbeat is older than [`STALE`]. A job
+/// without an owner (written before owners were recorded, or in the instant
+/// between creating a job and recording its owner) is judged by its last update.
+fn owner_is_gone(
+    job: &Job,
+    owner: Option<&str>,
+    beat: Option<Timestamp>,
+    host: &str,
+    now: Timestamp,
+) -> bool {
+    let stale = |t: Timestamp| t.saturating_add(STALE).is_ok_and(|t| t < now);
+    let Some(owner) = owner else {
+        return stale(job.updated_at);
+    };
+    if beat.is_none_or(stale) {
+        return true;
+    }
+    match owner.rsplit_once(' ') {
+        Some((h, pid)) if h == host => pid
+            .parse::<i32>()
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .is_none_or(|pid| {
+                matches!(
+                    rustix::process::test_kill_process(pid),
+                    Err(e) if e == rustix::io::Errno::SRCH
+                )
+            }),
+        _ => false,
     }
 }
 
@@ -632,11 +681,12 @@ impl Vault {
             .await
     }
 
-    /// Asks a running job to stop.
+    /// Asks a running job to stop: at once if it runs in this process, else
+    /// through the catalog, which the process running it polls twice a second.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] if no such job runs in this process.
+    /// [`Error::NotFound`] for an unknown job, [`Error::Invalid`] if it has ended.
     pub async fn cancel(&self, id: &str) -> Result<(), Error> {
         let live = self
             .inner
@@ -646,10 +696,26 @@ impl Vault {
             .get(id)
             .cloned();
         let Some((tx, flag)) = live else {
-            return Err(Error::NotFound {
-                what: "running job",
-                id: id.to_owned(),
-            });
+            // Running in another process (or not running): ask through the catalog.
+            let (i, now) = (id.to_owned(), self.inner.now());
+            if self
+                .inner
+                .blocking(move |c| c.request_cancel(&i, now))
+                .await?
+            {
+                return Ok(());
+            }
+            let i = id.to_owned();
+            return match self.inner.blocking(move |c| c.get_job(&i)).await? {
+                Some(job) => Err(Error::Invalid(format!(
+                    "job {id} has already ended ({})",
+                    job.state
+                ))),
+                None => Err(Error::NotFound {
+                    what: "job",
+                    id: id.to_owned(),
+                }),
+            };
         };
         flag.store(true, Ordering::SeqCst);
         let now = self.inner.now();

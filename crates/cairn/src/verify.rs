@@ -64,6 +64,40 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// A backup's manifest (components, entries with sizes, modes and
+    /// digests, skipped files), read by range from the archive's tail and
+    /// authenticated: the seal with the trusted keys, then the manifest's
+    /// signature and position against the seal.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Verification`], store errors.
+    pub async fn manifest(&self, id: &str) -> Result<cairn_manifest::Manifest, Error> {
+        let record = self.inner.backup_record(id).await?;
+        let (seal, public) = read_seal(&self.inner, &record)
+            .await?
+            .map_err(|why| Error::Verification(format!("backup {id}: {why}")))?;
+        let key = record
+            .archive_key
+            .clone()
+            .ok_or_else(|| Error::Invalid(format!("backup {id} has no archive")))?;
+        let reader = StoreRangeReader::new(
+            self.inner.store.clone(),
+            &key,
+            seal.seal().archive_size,
+            Handle::current(),
+        );
+        tokio::task::spawn_blocking(move || {
+            SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())
+                .map(|a| a.manifest().manifest().clone())
+        })
+        .await
+        .map_err(task)?
+        .map_err(Error::from)
+    }
+}
+
 /// Reads and verifies a backup's seal with the trusted keys; returns it
 /// with the key that signed it.
 pub(crate) async fn read_seal(

@@ -183,7 +183,24 @@ async fn round_trip(store: &str, opts: StoreOptions) {
     let data_before = snapshot(&svc.root.join("data")).unwrap();
     let stop = svc.tmp.path().join("stop");
     let writer = start_writer(&svc.root.join("db.sqlite"), &stop);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    if writer.is_some() {
+        // Start the backup only once the writer is committing.
+        let start = std::time::Instant::now();
+        loop {
+            let n: i64 = Connection::open(svc.root.join("db.sqlite"))
+                .unwrap()
+                .query_row("SELECT n FROM summary", [], |r| r.get(0))
+                .unwrap_or(0);
+            if n > 0 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the writer never committed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let handle = vault
         .backup("svc", BackupRequest::new().label("v1"))
         .await
@@ -792,4 +809,46 @@ async fn the_scheduler_reverifies_backups_whose_check_is_old() {
     assert!(vault.schedule_due().await.unwrap().is_empty());
     *now.lock().unwrap() += SignedDuration::from_hours(25);
     assert_eq!(vault.schedule_due().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_catalog_leaves_live_jobs_alone_and_can_cancel_them() {
+    let svc = Service::new();
+    let key = SigningKey::generate().unwrap();
+    let pem = key.to_pkcs8_pem().unwrap();
+    let open = |key: SigningKey| {
+        Vault::builder()
+            .store(local_store(&svc))
+            .catalog(svc.state().join("catalog.db"))
+            .signing_key(key)
+            .origin(OriginId::parse("org_test").unwrap())
+            .target(svc.target().pre_restore(Hook::new("sleep 2")))
+            .open()
+    };
+    let a = open(key).await.unwrap();
+    let id = backed_up(&a, BackupRequest::new()).await;
+    std::fs::write(svc.root.join("app.toml"), "edited\n").unwrap();
+    let restore = a
+        .restore(&id, RestoreRequest::new().confirm())
+        .await
+        .unwrap();
+    // Another vault on the same catalog (a CLI in a second terminal): its
+    // start-up recovery must not take the running job for a crashed one.
+    let b = open(SigningKey::from_pkcs8_pem(&pem).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        b.recovery().interrupted.is_empty(),
+        "{:?}",
+        b.recovery().interrupted
+    );
+    b.cancel(restore.id()).await.unwrap();
+    let job = restore.wait().await;
+    assert_eq!(job.state, JobState::Cancelled, "{:?}", job.error);
+    assert_eq!(
+        std::fs::read_to_string(svc.root.join("app.toml")).unwrap(),
+        "edited\n"
+    );
+    assert_eq!(b.cancel(&job.id).await.unwrap_err().code(), "invalid");
+    assert_eq!(b.cancel("job_nope").await.unwrap_err().code(), "not_found");
 }

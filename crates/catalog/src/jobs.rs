@@ -67,6 +67,48 @@ impl Catalog {
         Ok(n == 1)
     }
 
+    /// Records a request to cancel job `id` for the process running it (which
+    /// polls [`Catalog::cancel_requested`]). Returns `false`, recording
+    /// nothing, if the job is unknown or has ended.
+    pub fn request_cancel(&self, id: &str, now: Timestamp) -> Result<bool, Error> {
+        let n = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO cancel_requests (job_id, requested_at)
+                 SELECT id, ?2 FROM jobs WHERE id = ?1 AND state IN ('queued', 'running')",
+                params![id, to_nanos(now)],
+            )
+            .map_err(|e| self.err(&format!("cancelling job {id}"), e))?;
+        if n == 1 {
+            return Ok(true);
+        }
+        // Already asked, or ended, or unknown.
+        let unfinished: Option<bool> = self
+            .conn()
+            .query_row(
+                "SELECT state IN ('queued', 'running') FROM jobs WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&format!("reading job {id}"), e))?;
+        Ok(unfinished == Some(true))
+    }
+
+    /// Whether another process asked to cancel job `id`.
+    pub fn cancel_requested(&self, id: &str) -> Result<bool, Error> {
+        let found: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM cancel_requests WHERE job_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&format!("reading job {id}"), e))?;
+        Ok(found.is_some())
+    }
+
     /// One job, or `None`.
     pub fn get_job(&self, id: &str) -> Result<Option<Job>, Error> {
         let text: Option<String> = self
@@ -108,6 +150,71 @@ impl Catalog {
             out.push(self.parse_job(&id, &text)?);
         }
         Ok(out)
+    }
+
+    /// Records which process runs job `id` (`owner`, e.g. `<host> <pid>`),
+    /// or refreshes its heartbeat.
+    pub fn set_job_owner(&self, id: &str, owner: &str, now: Timestamp) -> Result<(), Error> {
+        self.conn()
+            .execute(
+                "INSERT INTO job_owners (job_id, owner, heartbeat) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner, heartbeat = excluded.heartbeat",
+                params![id, owner, to_nanos(now)],
+            )
+            .map_err(|e| self.err(&format!("recording the owner of job {id}"), e))?;
+        Ok(())
+    }
+
+    /// Crash recovery for a catalog shared by several processes: every job
+    /// left `queued` or `running` for which `is_dead(job, owner, heartbeat)`
+    /// says its process is gone gets the `interrupted` event (it becomes
+    /// `failed`). Jobs without a recorded owner are passed `None`. Returns
+    /// the updated jobs.
+    pub fn interrupt_dead(
+        &self,
+        now: Timestamp,
+        is_dead: impl Fn(&Job, Option<&str>, Option<Timestamp>) -> bool,
+    ) -> Result<Vec<Job>, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err("recovering jobs", e))?;
+        let mut jobs = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT j.id, j.record, o.owner, o.heartbeat FROM jobs j
+                     LEFT JOIN job_owners o ON o.job_id = j.id
+                     WHERE j.state IN ('queued', 'running')",
+                )
+                .map_err(|e| self.err("recovering jobs", e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                })
+                .map_err(|e| self.err("recovering jobs", e))?;
+            for row in rows {
+                let (id, text, owner, beat) = row.map_err(|e| self.err("recovering jobs", e))?;
+                let job = self.parse_job(&id, &text)?;
+                if !is_dead(&job, owner.as_deref(), beat.map(from_nanos)) {
+                    continue;
+                }
+                let failed = job
+                    .apply(&Event::Interrupted, now)
+                    .map_err(|e| self.error(ErrorKind::Other, format!("job {id}: {e}")))?;
+                jobs.push(failed);
+            }
+        }
+        for job in &jobs {
+            upsert(&tx, job).map_err(|e| self.err("recovering jobs", e))?;
+        }
+        tx.commit().map_err(|e| self.err("recovering jobs", e))?;
+        Ok(jobs)
     }
 
     /// Crash recovery: every job left `queued` or `running` by a process that

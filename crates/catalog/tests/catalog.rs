@@ -386,6 +386,59 @@ fn a_late_progress_save_never_overwrites_a_finished_job() {
 }
 
 #[test]
+fn only_jobs_of_dead_owners_are_interrupted_and_cancels_cross_processes() {
+    let catalog = Catalog::in_memory().unwrap();
+    let start = |id: &str| {
+        let j = Job::new(id, JobKind::Backup, "app", t(0))
+            .apply(&Event::Start, t(1))
+            .unwrap();
+        catalog.put_job(&j).unwrap();
+        j
+    };
+    start("job_alive");
+    start("job_dead");
+    start("job_orphan");
+    catalog.set_job_owner("job_alive", "host 1", t(5)).unwrap();
+    catalog.set_job_owner("job_dead", "host 2", t(5)).unwrap();
+    let seen = std::cell::RefCell::new(Vec::new());
+    let out = catalog
+        .interrupt_dead(t(10), |job, owner, beat| {
+            seen.borrow_mut()
+                .push((job.id.clone(), owner.map(str::to_owned), beat));
+            owner == Some("host 2") || owner.is_none()
+        })
+        .unwrap();
+    let ids: Vec<_> = out.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&"job_dead") && ids.contains(&"job_orphan"));
+    assert!(seen.borrow().contains(&(
+        "job_alive".to_owned(),
+        Some("host 1".to_owned()),
+        Some(t(5))
+    )));
+    assert_eq!(
+        catalog.get_job("job_alive").unwrap().unwrap().state,
+        JobState::Running
+    );
+    assert_eq!(
+        catalog.get_job("job_dead").unwrap().unwrap().state,
+        JobState::Failed
+    );
+
+    // Cancel requests: recorded for a running job, refused for ended or unknown ones.
+    assert!(!catalog.cancel_requested("job_alive").unwrap());
+    assert!(catalog.request_cancel("job_alive", t(11)).unwrap());
+    assert!(
+        catalog.request_cancel("job_alive", t(12)).unwrap(),
+        "asking twice is fine"
+    );
+    assert!(catalog.cancel_requested("job_alive").unwrap());
+    assert!(!catalog.request_cancel("job_dead", t(11)).unwrap());
+    assert!(!catalog.request_cancel("job_nope", t(11)).unwrap());
+    assert!(!catalog.cancel_requested("job_dead").unwrap());
+}
+
+#[test]
 fn idempotent_job_creation() {
     let catalog = Catalog::in_memory().unwrap();
     let key: IdempotencyKey = "req-1".parse().unwrap();

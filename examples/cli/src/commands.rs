@@ -60,8 +60,13 @@ pub(crate) enum Command {
         #[arg(long)]
         deleted: bool,
     },
-    /// Show one backup.
-    Show { id: String },
+    /// Show one backup (with --manifest: its authenticated manifest).
+    Show {
+        id: String,
+        /// Read the signed manifest from the store: components, every entry, skipped files.
+        #[arg(long)]
+        manifest: bool,
+    },
     /// Restore a backup in place (asks first), into another directory, or as a dry run.
     #[command(
         after_help = "Examples:\n  cairn restore bkp_01J... --dry-run\n  cairn restore bkp_01J... --to /tmp/look\n  cairn restore bkp_01J... --include db --yes"
@@ -87,11 +92,19 @@ pub(crate) enum Command {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Verify a backup (quick, sample or full).
+    /// Verify a backup (quick, sample or full), or an archive file.
+    #[command(
+        after_help = "Examples:\n  cairn verify bkp_01J... --tier sample\n  cairn verify backup.tar.zst --public-key cairn.pub.pem   (checks backup.tar.zst.seal too, if present)"
+    )]
     Verify {
+        /// A backup id, or the path of an archive file.
         id: String,
         #[arg(long, default_value = "full")]
         tier: String,
+        /// For a file: the public key (PEM) that must have signed it
+        /// (default: this installation's key).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
     },
     /// Soft-delete a backup (recoverable with undelete for 24 h).
     Delete {
@@ -164,6 +177,8 @@ pub(crate) enum Command {
     },
     /// One job.
     Job { id: String },
+    /// Ask a running job to stop (in this or another process); it undoes what it did.
+    Cancel { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,9 +313,17 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             );
             Ok(())
         }
-        Command::Show { id } => {
+        Command::Show {
+            id,
+            manifest: false,
+        } => {
             let r = vault.get(&id).await?;
             ui.out(&r, || details(&r));
+            Ok(())
+        }
+        Command::Show { id, manifest: true } => {
+            let m = vault.manifest(&id).await?;
+            ui.out(&m, || manifest_text(&m));
             Ok(())
         }
         Command::Restore {
@@ -340,7 +363,19 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             let job = ui.wait(vault.restore(&id, req).await?).await;
             finished(&job, ui, restore_text)
         }
-        Command::Verify { id, tier } => {
+        Command::Verify { id, public_key, .. } if Path::new(&id).is_file() => {
+            let key = match public_key {
+                Some(p) => {
+                    let pem = std::fs::read_to_string(&p)
+                        .map_err(|e| Fail::new(Kind::Usage, format!("{}: {e}", p.display())))?;
+                    cairn_integrity::PublicKey::from_public_key_pem(&pem)
+                        .map_err(|e| Fail::new(Kind::Usage, format!("{}: {e}", p.display())))?
+                }
+                None => vault.public_key(),
+            };
+            verify_file(Path::new(&id), &key, ui).await
+        }
+        Command::Verify { id, tier, .. } => {
             let tier: VerifyTier = tier
                 .parse()
                 .map_err(|e: cairn::Error| Fail::new(Kind::Usage, e.to_string()))?;
@@ -548,6 +583,14 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             ui.out(&job, || job_text(&job));
             Ok(())
         }
+        Command::Cancel { id } => {
+            vault.cancel(&id).await?;
+            ui.out(
+                &serde_json::json!({ "job": id, "cancel_requested": true }),
+                || format!("asked {id} to stop; `cairn job {id}` shows when it has"),
+            );
+            Ok(())
+        }
         Command::Init { .. } | Command::Key(KeyCommand::Generate { .. }) => unreachable!(),
     }
 }
@@ -721,6 +764,86 @@ fn details(r: &BackupRecord) -> String {
         ));
     }
     s.join("\n")
+}
+
+fn manifest_text(m: &cairn_manifest::Manifest) -> String {
+    let mut s = vec![format!(
+        "backup {} of {} ({} entries)",
+        m.backup_id,
+        m.target,
+        m.entries.len()
+    )];
+    for c in &m.components {
+        s.push(format!(
+            "  {:12} {:6} {:>8} entries {:>14} bytes{}",
+            c.name.as_str(),
+            c.kind.as_str(),
+            c.entries,
+            c.bytes,
+            if c.optional { "  optional" } else { "" }
+        ));
+    }
+    for k in &m.skipped {
+        s.push(format!("  skipped {} ({:?})", k.path, k.reason));
+    }
+    s.join("\n")
+}
+
+/// Verifies an archive file (and its `.seal` beside it, if any) with `key`.
+async fn verify_file(path: &Path, key: &cairn_integrity::PublicKey, ui: &Ui) -> Result<(), Fail> {
+    let (path, key) = (path.to_owned(), *key);
+    let untrusted = |m: String| {
+        Fail::new(Kind::Verification, format!("verification failed: {m}"))
+            .hint("the file cannot be trusted; check the --public-key, or use another copy")
+    };
+    let checked = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, Fail> {
+        let file = std::fs::File::open(&path)
+            .map_err(|e| Fail::new(Kind::Usage, format!("{}: {e}", path.display())))?;
+        let archive_error = |e: cairn_archive::Error| match e.kind() {
+            cairn_archive::ErrorKind::Io => Fail::new(Kind::Other, e.to_string()),
+            _ => untrusted(e.to_string()),
+        };
+        let verified = cairn_archive::ArchiveReader::new(std::io::BufReader::new(file))
+            .and_then(|r| r.verify(&key))
+            .map_err(archive_error)?;
+        let mut seal_path = path.clone().into_os_string();
+        seal_path.push(".seal");
+        let seal = match std::fs::read(&seal_path) {
+            Ok(bytes) => {
+                let seal = cairn_integrity::SignedSeal::parse(&bytes)
+                    .and_then(|s| s.verify(&key))
+                    .map_err(|e| untrusted(format!("seal: {e}")))?;
+                verified.check_seal(&seal).map_err(archive_error)?;
+                true
+            }
+            Err(_) => false,
+        };
+        let m = verified.manifest.manifest();
+        Ok(serde_json::json!({
+            "ok": true,
+            "backup_id": m.backup_id.to_string(),
+            "target": m.target.to_string(),
+            "entries": m.entries.len(),
+            "size": verified.size,
+            "sha256": verified.sha256.map(|d| d.to_string()),
+            "seal_checked": seal,
+        }))
+    })
+    .await
+    .map_err(|e| Fail::new(Kind::Other, e.to_string()))??;
+    ui.out(&checked, || {
+        format!(
+            "verified: every entry and the signature of backup {} ({} entries){}",
+            checked["backup_id"].as_str().unwrap_or("?"),
+            checked["entries"],
+            if checked["seal_checked"] == true {
+                "; the seal matches"
+            } else {
+                "; no .seal file beside it"
+            }
+        )
+    });
+    Ok(())
 }
 
 fn job_text(j: &Job) -> String {

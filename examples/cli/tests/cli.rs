@@ -243,3 +243,52 @@ fn init_writes_a_configuration_the_commands_read() {
     let err = env.fails(&["list"], 2);
     assert!(err.contains("Web"), "{err}");
 }
+
+#[test]
+fn verify_a_bare_archive_file_show_the_manifest_and_cancel() {
+    let env = Env::new();
+    let dir = env.path("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f"), "some data").unwrap();
+    let id = env.json(&["backup", s(&dir)])["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let m = env.json(&["show", &id, "--manifest"]);
+    assert_eq!(m["backup_id"], id);
+    assert_eq!(m["components"][0]["name"], "data");
+    assert!(
+        m["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == "data/f")
+    );
+
+    let file = env.path("copy.tar.zst");
+    env.ok(&["download", &id, "-o", s(&file)]);
+    let public = env.path("pub.pem");
+    std::fs::write(&public, env.ok(&["key", "export-public"])).unwrap();
+    let ok = env.json(&["verify", s(&file), "--public-key", s(&public)]);
+    assert_eq!(ok["ok"], true);
+    assert_eq!(ok["backup_id"], id);
+
+    // Another key: refused, exit 4.
+    let other = cairn_integrity::SigningKey::generate().unwrap();
+    let other_pub = env.path("other.pem");
+    std::fs::write(&other_pub, other.public_key().to_public_key_pem().unwrap()).unwrap();
+    env.fails(&["verify", s(&file), "--public-key", s(&other_pub)], 4);
+    // Tampered: exit 4.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n / 3] ^= 0x10;
+    std::fs::write(&file, bytes).unwrap();
+    env.fails(&["verify", s(&file), "--public-key", s(&public)], 4);
+
+    // Cancel: a finished job is a usage error, an unknown one not found.
+    let job = env.json(&["jobs"])[0]["id"].as_str().unwrap().to_owned();
+    let err = env.fails(&["cancel", &job], 2);
+    assert!(err.contains("already ended"), "{err}");
+    env.fails(&["cancel", "job_nope"], 3);
+}
