@@ -221,34 +221,7 @@ impl Catalog {
     /// stopped gets the `interrupted` event (it becomes `failed`). Returns the
     /// updated jobs, so the caller can clean up their partial objects.
     pub fn interrupt_unfinished(&self, now: Timestamp) -> Result<Vec<Job>, Error> {
-        let mut conn = self.conn();
-        // Immediate: the write lock is taken up front, so a concurrent
-        // writer makes this wait (busy timeout) instead of failing on upgrade.
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.err("recovering jobs", e))?;
-        let mut jobs = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare("SELECT id, record FROM jobs WHERE state IN ('queued', 'running')")
-                .map_err(|e| self.err("recovering jobs", e))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(|e| self.err("recovering jobs", e))?;
-            for row in rows {
-                let (id, text) = row.map_err(|e| self.err("recovering jobs", e))?;
-                let job = self.parse_job(&id, &text)?;
-                let failed = job
-                    .apply(&Event::Interrupted, now)
-                    .map_err(|e| self.error(ErrorKind::Other, format!("job {id}: {e}")))?;
-                jobs.push(failed);
-            }
-        }
-        for job in &jobs {
-            upsert(&tx, job).map_err(|e| self.err("recovering jobs", e))?;
-        }
-        tx.commit().map_err(|e| self.err("recovering jobs", e))?;
-        Ok(jobs)
+        self.interrupt_dead(now, |_, _, _| true)
     }
 
     /// Stores a new job under an idempotency key, in one transaction: if the
