@@ -217,9 +217,10 @@ impl Catalog {
         Ok(jobs)
     }
 
-    /// Crash recovery: every job left `queued` or `running` by a process that
-    /// stopped gets the `interrupted` event (it becomes `failed`). Returns the
-    /// updated jobs, so the caller can clean up their partial objects.
+    /// Crash recovery for a catalog used by one process: every job left
+    /// `queued` or `running` gets the `interrupted` event (it becomes
+    /// `failed`). Returns the updated jobs, so the caller can clean up their
+    /// partial objects. Shared catalogs use [`Catalog::interrupt_dead`].
     pub fn interrupt_unfinished(&self, now: Timestamp) -> Result<Vec<Job>, Error> {
         self.interrupt_dead(now, |_, _, _| true)
     }
