@@ -108,6 +108,10 @@ impl Ui {
     /// Waits for a job, with a progress bar on a terminal; Ctrl-C cancels
     /// it (cleanly: the job undoes what it did) and waits for the end.
     pub(crate) async fn wait(&self, handle: JobHandle) -> Job {
+        // Registered before anything is drawn, so that a Ctrl-C from the
+        // moment the bar shows reaches the handler, not the default action.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
         let bar = (!self.quiet && !self.json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -143,7 +147,12 @@ impl Ui {
                         return handle.status();
                     }
                 }
-                _ = tokio::signal::ctrl_c(), if !cancelled => {
+                Some(()) = async {
+                    match interrupt.as_mut() {
+                        Some(i) => i.recv().await,
+                        None => std::future::pending().await,
+                    }
+                }, if !cancelled => {
                     cancelled = true;
                     handle.cancel();
                     if let Some(bar) = &bar {
