@@ -15,6 +15,7 @@ use cairn::{BackupRequest, JobState, TargetConfig, Vault};
 use cairn_integrity::SigningKey;
 use cairn_manifest::{ComponentName, OriginId, TargetName};
 use cairn_source::ComponentSpec;
+use cairn_testkit::noise;
 
 fn builder(dir: &Path) -> cairn::VaultBuilder {
     let key = std::fs::read_to_string(dir.join("key.pem")).unwrap();
@@ -71,16 +72,8 @@ async fn killed_backup_is_cleaned_up_on_the_next_open() {
     .unwrap();
     // 192 MiB of incompressible data: seconds of work for a debug build.
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    let mut x = 0x2545_F491_4F6C_DD1D_u64;
     for i in 0..12 {
-        let mut block = vec![0u8; 16 << 20];
-        for chunk in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes());
-        }
-        std::fs::write(dir.join(format!("data/f{i}")), block).unwrap();
+        std::fs::write(dir.join(format!("data/f{i}")), noise(16 << 20, 11 + i)).unwrap();
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([

@@ -17,7 +17,7 @@ use cairn_storage::StoreOptions;
 use cairn_testkit::storage::{
     azure_options, create_azure_container, create_s3_bucket, emulator_endpoint, s3_options,
 };
-use cairn_testkit::{TreeOptions, random_tree, require_tool, snapshot};
+use cairn_testkit::{TreeOptions, noise, random_tree, require_tool, snapshot};
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::Connection;
 
@@ -314,15 +314,7 @@ async fn partial_restore_reads_only_its_frames() {
     let svc = Service::new();
     // 24 MiB of incompressible data beside the small config file.
     let big = svc.root.join("data/big.bin");
-    let mut bytes = vec![0u8; 24 << 20];
-    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
-    for chunk in bytes.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    std::fs::write(&big, &bytes).unwrap();
+    std::fs::write(&big, noise(24 << 20, 5)).unwrap();
     let vault = local_vault(&svc).await;
     let id = backed_up(&vault, BackupRequest::new()).await;
     let size = vault.get(&id).await.unwrap().archive_size.unwrap();

@@ -117,6 +117,21 @@ impl<R: Read> Read for FailingReader<R> {
     }
 }
 
+/// `len` incompressible, deterministic bytes (xorshift64 from `seed`, which
+/// must not be 0): data that compression cannot shrink, for tests that need
+/// large archives or slow jobs.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.max(1);
+    let mut out = vec![0u8; len];
+    for chunk in out.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,6 @@ pub mod storage;
 mod tools;
 mod tree;
 
-pub use crate::io::{FailingReader, RandomReader, ShortWriter};
+pub use crate::io::{FailingReader, RandomReader, ShortWriter, noise};
 pub use crate::tools::{in_ci, require_tool, run_ok, running_as_root};
 pub use crate::tree::{Node, Snapshot, TreeOptions, assert_trees_equal, random_tree, snapshot};

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use cairn_testkit::require_tool;
+use cairn_testkit::{noise, require_tool};
 
 /// Runs `cairn ARGS` on a pseudo-terminal. `script` is a list of
 /// (wait-for-text, then-send) steps. Returns (exit code, everything printed).
@@ -69,16 +69,8 @@ fn on_terminal(
 
 fn big_dir(dir: &Path, mib: usize) {
     std::fs::create_dir_all(dir).unwrap();
-    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
     for i in 0..mib / 16 {
-        let mut block = vec![0u8; 16 << 20];
-        for chunk in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes());
-        }
-        std::fs::write(dir.join(format!("f{i}")), block).unwrap();
+        std::fs::write(dir.join(format!("f{i}")), noise(16 << 20, 7 + i as u64)).unwrap();
     }
 }
 
