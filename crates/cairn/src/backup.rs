@@ -157,13 +157,22 @@ impl cairn_archive::Progress for Counters {
     }
 }
 
-/// A `Write` that hands the archive to the async upload in chunks.
-struct ChannelWriter {
+/// What the blocking half of a backup produced.
+pub(crate) struct Written {
+    pub(crate) size: u64,
+    pub(crate) sha256: cairn_integrity::Sha256Digest,
+    pub(crate) manifest: cairn_manifest::SignedManifest,
+    pub(crate) seal: cairn_integrity::SignedSeal,
+}
+
+/// Where the blocking half writes the archive: 1 MiB chunks handed to the
+/// async upload through a bounded channel (a stopped upload fails the write).
+pub(crate) struct ArchiveSink {
     buf: BytesMut,
     tx: mpsc::Sender<Bytes>,
 }
 
-impl ChannelWriter {
+impl ArchiveSink {
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -173,9 +182,15 @@ impl ChannelWriter {
             .blocking_send(chunk)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
     }
+
+    /// Hands over the last chunk; call once the archive is finished.
+    pub(crate) fn close(mut self) -> Result<(), Error> {
+        self.send()
+            .map_err(|e| Error::Task(format!("handing the archive to the upload: {e}")))
+    }
 }
 
-impl Write for ChannelWriter {
+impl Write for ArchiveSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
@@ -187,36 +202,6 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// What the blocking half of a backup produced.
-pub(crate) struct Written {
-    pub(crate) size: u64,
-    pub(crate) sha256: cairn_integrity::Sha256Digest,
-    pub(crate) manifest: cairn_manifest::SignedManifest,
-    pub(crate) seal: cairn_integrity::SignedSeal,
-}
-
-/// Where the blocking half writes the archive: chunks handed to the upload.
-pub(crate) struct ArchiveSink(ChannelWriter);
-
-impl Write for ArchiveSink {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.0.write(data)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl ArchiveSink {
-    /// Hands over the last chunk; call once the archive is finished.
-    pub(crate) fn close(mut self) -> Result<(), Error> {
-        self.0
-            .send()
-            .map_err(|e| Error::Task(format!("handing the archive to the upload: {e}")))
     }
 }
 
@@ -241,10 +226,10 @@ where
     let mut upload = inner.store.upload(&key).await.map_err(Error::from)?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || {
-        produce(ArchiveSink(ChannelWriter {
+        produce(ArchiveSink {
             buf: BytesMut::with_capacity(CHUNK),
             tx,
-        }))
+        })
     });
 
     // Stream chunks to the store while reporting progress.

@@ -184,18 +184,10 @@ impl Inner {
         let now = self.now();
         let id = format!("job_{}", ulid::Ulid::generate().to_string().to_lowercase());
         let job = Job::new(&id, spec.kind, &spec.target, now).with_timeout(self.job_timeout);
-        // One mutating job per target in this process.
+        // One mutating job per target in this process (checked again, and
+        // taken, once the job record exists).
         if spec.kind.is_mutating() {
-            let running = self
-                .running
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(other) = running.get(&spec.target) {
-                return Err(Error::Busy {
-                    target: spec.target.clone(),
-                    holder: format!("job {other} is running"),
-                });
-            }
+            self.check_free(&spec.target)?;
         }
         // Idempotency: a replay returns the earlier job.
         if let Some((key, fp)) = spec.idempotency.clone() {
@@ -271,7 +263,13 @@ impl Inner {
             last_saved: Arc::new(std::sync::Mutex::new(Instant::now())),
         };
         let inner = Arc::clone(self);
-        tokio::spawn(inner.run(spec, ctx, lease, body));
+        // Everything the job logs carries its id, kind and target.
+        let span =
+            tracing::info_span!("job", id = %ctx.id, kind = %spec.kind, target = %spec.target);
+        tokio::spawn(tracing::Instrument::instrument(
+            inner.run(spec, ctx, lease, body),
+            span,
+        ));
         Ok(JobHandle {
             id,
             rx,
@@ -284,10 +282,6 @@ impl Inner {
         F: FnOnce(JobCtx) -> Fut + Send + 'static,
         Fut: Future<Output = Result<serde_json::Value, Failure>> + Send + 'static,
     {
-        let span =
-            tracing::info_span!("job", id = %ctx.id, kind = %spec.kind, target = %spec.target);
-        let _enter = span.enter();
-        drop(_enter);
         self.event(&ctx, &Event::Start).await;
         // The lease is renewed while the job runs; losing it stops the job.
         let (stop_renew, renewer) = match lease {
@@ -459,6 +453,17 @@ impl Inner {
         }
     }
 
+    /// Fails with [`Error::Busy`] if a mutating job runs on `target` here.
+    fn check_free(&self, target: &str) -> Result<(), Error> {
+        busy(
+            &self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            target,
+        )
+    }
+
     /// Takes the target in this process and through the store's lease.
     async fn take_target(
         &self,
@@ -472,12 +477,7 @@ impl Inner {
                 .running
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(other) = running.get(target) {
-                return Err(Error::Busy {
-                    target: target.to_owned(),
-                    holder: format!("job {other} is running"),
-                });
-            }
+            busy(&running, target)?;
             running.insert(target.to_owned(), job.to_owned());
         }
         let holder = holder_name(job, kind, backup, &self.hostname);
@@ -507,8 +507,42 @@ impl Inner {
     }
 }
 
+fn busy(running: &std::collections::HashMap<String, String>, target: &str) -> Result<(), Error> {
+    match running.get(target) {
+        Some(other) => Err(Error::Busy {
+            target: target.to_owned(),
+            holder: format!("job {other} is running"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The lease holder's name: `<job> <kind> <backup|-> on <host>`; the backup
 /// lets other processes refuse to delete it while the job runs.
 pub(crate) fn holder_name(job: &str, kind: JobKind, backup: Option<&str>, host: &str) -> String {
     format!("{job} {kind} {} on {host}", backup.unwrap_or("-"))
+}
+
+/// The job of a holder name made by [`holder_name`].
+pub(crate) fn holder_job(holder: &str) -> Option<&str> {
+    holder.split(' ').next()
+}
+
+/// The backup of a holder name made by [`holder_name`] (`None` for `-`).
+pub(crate) fn holder_backup(holder: &str) -> Option<&str> {
+    holder.split(' ').nth(2).filter(|b| *b != "-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_names_read_back() {
+        let h = holder_name("job_1", JobKind::Restore, Some("bkp_X"), "host a");
+        assert_eq!(holder_job(&h), Some("job_1"));
+        assert_eq!(holder_backup(&h), Some("bkp_X"));
+        let h = holder_name("job_2", JobKind::Backup, None, "h");
+        assert_eq!(holder_backup(&h), None);
+    }
 }

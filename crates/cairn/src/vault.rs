@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::TargetConfig;
 use crate::error::{Error, task};
-use crate::jobs::JobHandle;
+use crate::jobs::{JobHandle, holder_backup, holder_job};
 
 /// Where the vault gets the time: the system clock, or a test's.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -315,7 +315,7 @@ impl Inner {
         }
         if let Some(lease) = self.store.current_lease(&record.target).await?
             && lease.is_active(self.now())
-            && lease.holder.split(' ').nth(2) == Some(id.as_str())
+            && holder_backup(&lease.holder) == Some(id.as_str())
         {
             return Ok(Some(lease.holder));
         }
@@ -345,7 +345,7 @@ impl Inner {
             };
             // Free the dead job's lease; backups mention their id in the holder.
             if let Some(lease) = self.store.current_lease(&target).await?
-                && lease.holder.starts_with(&format!("{} ", job.id))
+                && holder_job(&lease.holder) == Some(job.id.as_str())
             {
                 self.store.break_lease(&target, &lease.holder, now).await?;
             }
