@@ -1,5 +1,6 @@
 //! The commands.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cairn::{
@@ -40,9 +41,16 @@ pub(crate) enum Command {
         /// manual (default), scheduled or pre_deploy.
         #[arg(long, default_value = "manual")]
         kind: String,
-        /// Print the job id and return at once.
-        #[arg(long)]
+        /// Wait for the backup to end, with progress (the default).
+        #[arg(long, overrides_with = "no_wait")]
+        wait: bool,
+        /// Start the backup in a background process, print its job and
+        /// return at once (`cairn job ID --watch` follows it).
+        #[arg(long, overrides_with = "wait")]
         no_wait: bool,
+        /// Internal: this process is the background process of `--no-wait`.
+        #[arg(long, hide = true)]
+        detached: bool,
     },
     /// List backups, newest first.
     #[command(
@@ -175,8 +183,17 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// One job.
-    Job { id: String },
+    /// One job; with --watch, follows it until it ends (JSON lines with --json).
+    #[command(
+        after_help = "Examples:\n  cairn job 01J...\n  cairn job 01J... --watch --json | jq .progress.percent"
+    )]
+    Job {
+        id: String,
+        /// Print the job each time it changes until it ends; the exit code
+        /// is the job's (0 if it succeeded).
+        #[arg(long)]
+        watch: bool,
+    },
     /// Ask a running job to stop (in this or another process); it undoes what it did.
     Cancel { id: String },
 }
@@ -235,6 +252,14 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
         });
         return Ok(());
     }
+    if let Command::Backup {
+        no_wait: true,
+        detached: false,
+        ..
+    } = &cmd
+    {
+        return detach(ui);
+    }
     let mut settings = config::load(config_path)?;
     if ui.verbose {
         ui.note(&format!(
@@ -260,14 +285,14 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             label,
             include,
             kind,
-            no_wait,
+            detached,
             ..
         } = cmd
         else {
             unreachable!()
         };
         let vault = open(&settings).await?;
-        return backup(&vault, &name, label, &include, &kind, no_wait, ui).await;
+        return backup(&vault, &name, label, &include, &kind, detached, ui).await;
     }
     let vault = open(&settings).await?;
     match cmd {
@@ -276,8 +301,9 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             label,
             include,
             kind,
-            no_wait,
-        } => backup(&vault, &target, label, &include, &kind, no_wait, ui).await,
+            detached,
+            ..
+        } => backup(&vault, &target, label, &include, &kind, detached, ui).await,
         Command::List {
             target,
             limit,
@@ -578,11 +604,12 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             });
             Ok(())
         }
-        Command::Job { id } => {
+        Command::Job { id, watch: false } => {
             let job = vault.job(&id).await?.status();
             ui.out(&job, || job_text(&job));
             Ok(())
         }
+        Command::Job { id, watch: true } => watch(&vault, &id, ui).await,
         Command::Cancel { id } => {
             vault.cancel(&id).await?;
             ui.out(
@@ -602,7 +629,7 @@ async fn backup(
     label: Option<String>,
     include: &[String],
     kind: &str,
-    no_wait: bool,
+    detached: bool,
     ui: &Ui,
 ) -> Result<(), Fail> {
     let kind = match kind {
@@ -624,13 +651,79 @@ async fn backup(
         req = req.include(n);
     }
     let handle = vault.backup(target, req).await?;
-    if no_wait {
-        let job = handle.status();
-        ui.out(&job, || job.id.clone());
+    if detached {
+        // The one line the parent waits for; nothing is written after it
+        // (the parent has gone), the job's outcome is in the catalog.
+        println!(
+            "{}",
+            serde_json::to_string(&handle.status()).unwrap_or_default()
+        );
+        let _ = std::io::stdout().flush();
+        handle.wait().await;
         return Ok(());
     }
     let job = ui.wait(handle).await;
     finished(&job, ui, backup_text)
+}
+
+/// `backup --no-wait`: runs this same command again as a background
+/// process (its own process group, so a Ctrl-C here does not reach it;
+/// no terminal) and returns once it has started the job. The child says
+/// how that went in one JSON line: the job, or an error document.
+fn detach(ui: &Ui) -> Result<(), Fail> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+
+    let exe = std::env::current_exe()
+        .map_err(|e| Fail::new(Kind::Other, format!("cannot find the cairn binary: {e}")))?;
+    let mut child = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1).filter(|a| a != "--no-wait"))
+        .arg("--detached")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            Fail::new(
+                Kind::Other,
+                format!("cannot start the background process: {e}"),
+            )
+        })?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| Fail::new(Kind::Other, format!("background process: {e}")))?;
+    }
+    let doc: serde_json::Value = serde_json::from_str(&line).map_err(|_| {
+        Fail::new(
+            Kind::Other,
+            "the background process ended before starting the backup",
+        )
+    })?;
+    if let Some(e) = doc.get("error").filter(|e| e.is_object()) {
+        let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+        let mut fail = Fail::new(Kind::from_name(&text("code")), text("message"));
+        fail.hint = e["hint"].as_str().map(str::to_owned);
+        return Err(fail);
+    }
+    let job: Job = serde_json::from_value(doc)
+        .map_err(|e| Fail::new(Kind::Other, format!("background process: {e}")))?;
+    ui.out(&job, || {
+        if ui.quiet {
+            job.id.clone()
+        } else {
+            format!(
+                "{}  started in the background (pid {}); `cairn job {} --watch` follows it",
+                job.id,
+                child.id(),
+                job.id
+            )
+        }
+    });
+    Ok(())
 }
 
 /// Prints a finished job's result, or turns its failure into one.
@@ -846,10 +939,40 @@ async fn verify_file(path: &Path, key: &cairn_integrity::PublicKey, ui: &Ui) -> 
     Ok(())
 }
 
+/// Follows a job (of any process: progress reaches the catalog once a
+/// second) until it ends: a line per change, JSON lines with `--json`.
+async fn watch(vault: &Vault, id: &str, ui: &Ui) -> Result<(), Fail> {
+    let mut last: Option<Job> = None;
+    loop {
+        let job = vault.job(id).await?.status();
+        if last.as_ref() != Some(&job) {
+            ui.line(&job, || job_text(&job));
+        }
+        if job.state.is_terminal() {
+            return job_failure(&job).map_or(Ok(()), Err);
+        }
+        last = Some(job);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 fn job_text(j: &Job) -> String {
     let mut s = format!("{}  {} on {}: {}", j.id, j.kind, j.target, j.state);
     if j.state == JobState::Running {
-        s.push_str(&format!(" ({}%)", j.progress.percent));
+        let p = &j.progress;
+        s.push_str(&format!(
+            " ({}, {}%, {} bytes",
+            format!("{:?}", p.phase).to_lowercase(),
+            p.percent,
+            p.processed_bytes
+        ));
+        if let Some(rate) = p.bytes_per_second {
+            s.push_str(&format!(", {rate} B/s"));
+        }
+        if let Some(eta) = p.eta_seconds {
+            s.push_str(&format!(", ETA {eta} s"));
+        }
+        s.push(')');
     }
     if let Some(e) = &j.error {
         s.push_str(&format!("\nerror: {} ({})", e.message, e.code));

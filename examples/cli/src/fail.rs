@@ -38,6 +38,19 @@ impl Kind {
         }
     }
 
+    /// The kind [`Kind::as_str`] named.
+    pub(crate) fn from_name(name: &str) -> Self {
+        [
+            Kind::Usage,
+            Kind::NotFound,
+            Kind::Verification,
+            Kind::Conflict,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+        .unwrap_or(Kind::Other)
+    }
+
     /// The kind of an engine error code (`Error::code`, `JobError::code`).
     pub(crate) fn of_code(code: &str) -> Self {
         match code {
@@ -65,6 +78,13 @@ impl Fail {
             message: message.into(),
             hint: None,
         }
+    }
+
+    /// The failure as the JSON error document `--json` prints.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": { "code": self.kind.as_str(), "message": self.message, "hint": self.hint }
+        })
     }
 
     #[must_use]

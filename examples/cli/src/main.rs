@@ -53,6 +53,12 @@ pub(crate) struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ui = ui::Ui::new(cli.json, cli.quiet, cli.verbose);
+    // The background process of `backup --no-wait` reports on its one
+    // line of standard output, which its parent reads.
+    let detached = matches!(
+        cli.command,
+        commands::Command::Backup { detached: true, .. }
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,6 +71,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli.command, cli.config.as_deref(), &ui)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if detached => {
+            println!("{}", f.to_json());
+            ExitCode::from(f.kind.exit_code())
+        }
         Err(f) => {
             ui.fail(&f);
             ExitCode::from(f.kind.exit_code())

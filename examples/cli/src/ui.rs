@@ -45,6 +45,19 @@ impl Ui {
         }
     }
 
+    /// Prints one item of a stream: a compact JSON line with `--json`,
+    /// else `text`.
+    pub(crate) fn line<T: Serialize + ?Sized>(&self, value: &T, text: impl FnOnce() -> String) {
+        if self.json {
+            match serde_json::to_string(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("cannot encode the result: {e}"),
+            }
+        } else {
+            println!("{}", text());
+        }
+    }
+
     /// A note on standard error (not with `--quiet` or `--json`).
     pub(crate) fn note(&self, text: &str) {
         if !self.quiet && !self.json {
@@ -56,10 +69,7 @@ impl Ui {
     /// JSON with `--json`).
     pub(crate) fn fail(&self, f: &Fail) {
         if self.json {
-            let doc = serde_json::json!({
-                "error": { "code": f.kind.as_str(), "message": f.message, "hint": f.hint }
-            });
-            eprintln!("{doc}");
+            eprintln!("{}", f.to_json());
             return;
         }
         let label = if self.color {

@@ -292,3 +292,43 @@ fn verify_a_bare_archive_file_show_the_manifest_and_cancel() {
     assert!(err.contains("already ended"), "{err}");
     env.fails(&["cancel", "job_nope"], 3);
 }
+
+#[test]
+fn no_wait_backs_up_in_the_background_and_watch_streams_json_lines() {
+    let env = Env::new();
+    let dir = env.path("big");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..4 {
+        std::fs::write(dir.join(format!("f{i}")), cairn_testkit::noise(16 << 20, i)).unwrap();
+    }
+    let started = env.json(&["backup", s(&dir), "--no-wait"]);
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("job_"), "{started}");
+    assert_eq!(started["kind"], "backup");
+
+    // Every change as one JSON line, until the job ends; exit 0 as it succeeded.
+    let out = env.ok(&["job", &id, "--watch", "--json"]);
+    let jobs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let order = ["queued", "running", "succeeded"];
+    let rank = |j: &serde_json::Value| {
+        order
+            .iter()
+            .position(|s| j["state"] == *s)
+            .unwrap_or_else(|| panic!("unexpected state: {j}"))
+    };
+    assert!(jobs.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])
+        && w[0]["progress"]["percent"].as_u64() <= w[1]["progress"]["percent"].as_u64()));
+    let last = jobs.last().unwrap();
+    assert_eq!(last["state"], "succeeded");
+    assert_eq!(last["progress"]["percent"], 100);
+    let backup = last["result"]["backup_id"].as_str().unwrap();
+    assert_eq!(env.json(&["list"])["items"][0]["id"], backup);
+
+    // What cannot start is reported by the command that asked, with its code.
+    let err = env.fails(&["backup", s(&env.path("missing")), "--no-wait"], 2);
+    assert!(err.contains("missing"), "{err}");
+    env.fails(&["job", "job_00000000000000000000000000", "--watch"], 3);
+}

@@ -45,17 +45,33 @@ fn on_terminal(
     args: &[&str],
     steps: &[(&str, &str)],
 ) -> Option<(i32, String)> {
+    on_terminal_with(home, cwd, args, steps, None)
+}
+
+/// [`on_terminal`] with `NO_COLOR` set to `no_color` (unset if `None`).
+fn on_terminal_with(
+    home: &Path,
+    cwd: &Path,
+    args: &[&str],
+    steps: &[(&str, &str)],
+    no_color: Option<&str>,
+) -> Option<(i32, String)> {
     let python = require_tool("python3")?;
     let mut full = vec![env!("CARGO_BIN_EXE_cairn").to_owned()];
     full.extend(args.iter().map(|a| (*a).to_owned()));
-    let out = Command::new(python)
+    let mut cmd = Command::new(python);
+    if let Some(v) = no_color {
+        cmd.env("NO_COLOR", v);
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    let out = cmd
         .arg("-c")
         .arg(DRIVER)
         .arg(serde_json::to_string(&full).unwrap())
         .arg(serde_json::to_string(steps).unwrap())
         .current_dir(cwd)
         .env("CAIRN_HOME", home)
-        .env_remove("NO_COLOR")
         .env("TERM", "xterm")
         .output()
         .unwrap();
@@ -132,4 +148,29 @@ fn progress_confirmation_and_ctrl_c_on_a_terminal() {
     .unwrap();
     assert_eq!(code, 0, "{out}");
     assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "v1");
+}
+
+#[test]
+fn no_color_turns_colours_off_on_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let args = ["show", "bkp_00000000000000000000000000"];
+    let Some((code, out)) = on_terminal(&home, tmp.path(), &args, &[]) else {
+        return;
+    };
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("\x1b[1;31merror:"),
+        "coloured by default: {out}"
+    );
+    let (code, out) = on_terminal_with(&home, tmp.path(), &args, &[], Some("1")).unwrap();
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("error:"), "{out}");
+    assert!(
+        !out.contains('\x1b'),
+        "NO_COLOR: no escape sequence at all: {out:?}"
+    );
+    // An empty NO_COLOR does not count (https://no-color.org).
+    let (_, out) = on_terminal_with(&home, tmp.path(), &args, &[], Some("")).unwrap();
+    assert!(out.contains("\x1b[1;31merror:"), "{out}");
 }
