@@ -199,3 +199,13 @@ impl TargetConfig {
         Ok(())
     }
 }
+
+/// Applies the settings changed at run time over a target's configuration.
+pub(crate) fn apply_settings(settings: &cairn_catalog::TargetSettings, target: &mut TargetConfig) {
+    if let Some(p) = &settings.retention {
+        target.retention = p.clone();
+    }
+    if let Some(every) = settings.every {
+        target.schedule = every;
+    }
+}

@@ -138,8 +138,8 @@ impl Vault {
                 "restoring {id} replaces the data of target {target}: confirm it"
             )));
         }
-        let config = match (&req.to, self.inner.targets.get(&target)) {
-            (_, Some(c)) => Some(c.clone()),
+        let config = match (&req.to, self.inner.find_target(&target)) {
+            (_, Some(c)) => Some(c),
             (Some(_), None) => None,
             (None, None) => {
                 return Err(Error::NotFound {

@@ -38,8 +38,8 @@ impl Vault {
         let mut started = Vec::new();
         let due: Vec<_> = self
             .inner
-            .targets
-            .values()
+            .target_list()
+            .iter()
             .filter_map(|t| {
                 t.schedule
                     .map(|every| (t.name.to_string(), every, t.schedule_rules))
@@ -87,8 +87,8 @@ impl Vault {
         let mut started = Vec::new();
         let due: Vec<_> = self
             .inner
-            .targets
-            .values()
+            .target_list()
+            .iter()
             .filter_map(|t| t.reverify.map(|r| (t.name.clone(), r)))
             .collect();
         for (target, (every, tier)) in due {

@@ -6,16 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_catalog::{BackupFilter, BackupRecord, Catalog, Cursor, Page};
+use cairn_catalog::{BackupFilter, BackupRecord, Catalog, Cursor, Page, TargetSettings};
 use cairn_integrity::{PublicKey, SigningKey};
 use cairn_job::{Job, JobKind, JobState, RestoreStatus};
 use cairn_manifest::{BackupId, OriginId, TargetName};
-use cairn_retention::ScheduleState;
+use cairn_retention::{Policy, ScheduleState};
 use cairn_storage::{Store, StoreOptions};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
-use crate::config::TargetConfig;
+use crate::config::{TargetConfig, apply_settings};
 use crate::error::{Error, task};
 use crate::jobs::{JobHandle, holder_backup, holder_job};
 
@@ -192,6 +192,17 @@ impl VaultBuilder {
                     .map_err(task)??,
             )
         };
+        {
+            let c = Arc::clone(&catalog);
+            let settings = tokio::task::spawn_blocking(move || c.target_settings())
+                .await
+                .map_err(task)??;
+            for (name, s) in settings {
+                if let Some(t) = targets.get_mut(&name) {
+                    apply_settings(&s, t);
+                }
+            }
+        }
         let mut trusted = vec![key.public_key()];
         trusted.extend(self.trusted);
         let inner = Arc::new(Inner {
@@ -200,7 +211,7 @@ impl VaultBuilder {
             key: Arc::new(key),
             trusted,
             origin,
-            targets,
+            targets: std::sync::RwLock::new(targets),
             journals: state_dir.join("journals"),
             scratch: state_dir.join("scratch"),
             job_timeout: SignedDuration::try_from(self.job_timeout)
@@ -240,7 +251,8 @@ pub(crate) struct Inner {
     pub(crate) key: Arc<SigningKey>,
     pub(crate) trusted: Vec<PublicKey>,
     pub(crate) origin: OriginId,
-    pub(crate) targets: BTreeMap<String, TargetConfig>,
+    /// The targets, with the settings changed at run time applied.
+    pub(crate) targets: std::sync::RwLock<BTreeMap<String, TargetConfig>>,
     pub(crate) journals: PathBuf,
     pub(crate) scratch: PathBuf,
     pub(crate) job_timeout: SignedDuration,
@@ -270,11 +282,29 @@ impl Inner {
         (self.clock)()
     }
 
-    pub(crate) fn target(&self, name: &str) -> Result<&TargetConfig, Error> {
-        self.targets.get(name).ok_or_else(|| Error::NotFound {
+    /// A target's configuration as it is now.
+    pub(crate) fn target(&self, name: &str) -> Result<TargetConfig, Error> {
+        self.find_target(name).ok_or_else(|| Error::NotFound {
             what: "target",
             id: name.to_owned(),
         })
+    }
+
+    pub(crate) fn find_target(&self, name: &str) -> Option<TargetConfig> {
+        self.targets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    pub(crate) fn target_list(&self) -> Vec<TargetConfig> {
+        self.targets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T, Error>
@@ -468,9 +498,20 @@ impl Vault {
         &self.inner.catalog
     }
 
-    /// The configured targets.
-    pub fn targets(&self) -> impl Iterator<Item = &TargetConfig> {
-        self.inner.targets.values()
+    /// The targets, in name order, with their settings as they are now
+    /// (the configuration, overridden by [`Vault::set_retention`] and
+    /// [`Vault::set_schedule_every`]).
+    pub fn targets(&self) -> Vec<TargetConfig> {
+        self.inner.target_list()
+    }
+
+    /// One target, as [`Vault::targets`] gives it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`].
+    pub fn target(&self, name: &str) -> Result<TargetConfig, Error> {
+        self.inner.target(name)
     }
 
     /// Rebuilds the catalog's backup records from the store (after the
@@ -563,9 +604,8 @@ impl Vault {
         };
         let policy = self
             .inner
-            .targets
-            .get(record.target.as_str())
-            .map(|t| t.retention.clone())
+            .find_target(record.target.as_str())
+            .map(|t| t.retention)
             .unwrap_or_default();
         policy
             .check_undelete(deleted_at, self.inner.now())
@@ -751,8 +791,7 @@ impl Vault {
     ///
     /// [`Error::NotFound`], [`Error::Cooldown`], [`Error::Locked`].
     pub async fn schedule(&self, target: &str, enabled: bool) -> Result<ScheduleState, Error> {
-        let config = self.inner.target(target)?;
-        let rules = config.schedule_rules;
+        let rules = self.inner.target(target)?.schedule_rules;
         self.inner.check_unlocked(target)?;
         let state = self.schedule_status(target).await?;
         let now = self.inner.now();
@@ -771,6 +810,80 @@ impl Vault {
             .blocking(move |c| c.put_schedule(&t, &saved, now))
             .await?;
         Ok(next)
+    }
+
+    /// Replaces a target's retention policy, persistently (the catalog
+    /// keeps it over the configuration's until it is set again). Refused
+    /// while a backup or restore of the target runs. The policy applies
+    /// from the next prune on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Locked`], catalog errors.
+    pub async fn set_retention(&self, target: &str, policy: Policy) -> Result<(), Error> {
+        self.change_settings(target, move |s| s.retention = Some(policy))
+            .await
+    }
+
+    /// Sets the interval of a target's automatic backups (`None`: manual
+    /// only), persistently, like [`Vault::set_retention`]. An interval
+    /// shorter than the target's minimum interval is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Invalid`], [`Error::Locked`].
+    pub async fn set_schedule_every(
+        &self,
+        target: &str,
+        every: Option<Duration>,
+    ) -> Result<(), Error> {
+        let rules = self.inner.target(target)?.schedule_rules;
+        if let Some(e) = every {
+            let min = rules.min_interval();
+            if e.is_zero() || SignedDuration::try_from(e).is_ok_and(|e| e < min) {
+                return Err(Error::Invalid(format!(
+                    "an interval of {} s is below the minimum of {} s between automatic backups of {target}",
+                    e.as_secs(),
+                    min.as_secs().max(1)
+                )));
+            }
+        }
+        self.change_settings(target, move |s| s.every = Some(every))
+            .await
+    }
+
+    async fn change_settings(
+        &self,
+        target: &str,
+        change: impl FnOnce(&mut TargetSettings) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.inner.target(target)?;
+        self.inner.check_unlocked(target)?;
+        let t = target.to_owned();
+        let now = self.inner.now();
+        let settings = self
+            .inner
+            .blocking(move |c| {
+                let mut s = c
+                    .target_settings()?
+                    .into_iter()
+                    .find(|(n, _)| *n == t)
+                    .map(|(_, s)| s)
+                    .unwrap_or_default();
+                change(&mut s);
+                c.put_target_settings(&t, &s, now)?;
+                Ok(s)
+            })
+            .await?;
+        let mut targets = self
+            .inner
+            .targets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = targets.get_mut(target) {
+            apply_settings(&settings, t);
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use cairn::{BackupRequest, Error, JobState, RestoreRequest, TargetConfig, Vault,
 use cairn_integrity::SigningKey;
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_manifest::{BackupKind, ComponentName, OriginId, TargetName};
-use cairn_retention::ScheduleRules;
+use cairn_retention::{Policy, ScheduleRules};
 use cairn_source::{ComponentSpec, Hook};
 use cairn_storage::StoreOptions;
 use cairn_testkit::storage::{
@@ -452,6 +452,11 @@ async fn one_mutating_job_per_target_across_engines_and_config_locks() {
     );
     let err = a.schedule("svc", false).await.unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");
+    let err = a
+        .set_retention("svc", Policy::default().with_keep_last(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
     backup_id(&first.wait().await);
     // Serialised: once the first is done, the other engine may go.
     backup_id(
@@ -843,4 +848,74 @@ async fn a_second_process_on_the_catalog_leaves_live_jobs_alone_and_can_cancel_t
     );
     assert_eq!(b.cancel(&job.id).await.unwrap_err().code(), "invalid");
     assert_eq!(b.cancel("job_nope").await.unwrap_err().code(), "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_changed_at_run_time_persist_and_apply() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    let rules = ScheduleRules::default()
+        .with_min_interval(SignedDuration::from_mins(10))
+        .unwrap();
+    let open = || {
+        Vault::builder()
+            .store(&store)
+            .catalog(svc.state().join("catalog.db"))
+            .signing_key(SigningKey::generate().unwrap())
+            .origin(OriginId::parse("org_test").unwrap())
+            .target(svc.target().schedule_rules(rules))
+            .target(
+                TargetConfig::new(TargetName::parse("other").unwrap())
+                    .component(ComponentSpec::file(name("f"), svc.root.join("app.toml"))),
+            )
+            .open()
+    };
+    let vault = open().await.unwrap();
+    for _ in 0..3 {
+        backed_up(&vault, BackupRequest::new()).await;
+    }
+    assert_eq!(vault.target("svc").unwrap().retention, Policy::default());
+    let keep_one = Policy::default().with_keep_last(1).with_min_keep(1);
+    vault.set_retention("svc", keep_one.clone()).await.unwrap();
+    let job = vault.prune("svc", false).await.unwrap().wait().await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        job.result.as_ref().unwrap()["deleted"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The schedule's interval: nothing runs without one; below the minimum is refused.
+    assert!(vault.schedule_due().await.unwrap().is_empty());
+    let err = vault
+        .set_schedule_every("svc", Some(Duration::from_secs(60)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid", "{err}");
+    vault
+        .set_schedule_every("svc", Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let started = vault.schedule_due().await.unwrap();
+    assert_eq!(started.len(), 1);
+    vault.job(&started[0]).await.unwrap().wait().await;
+    let err = vault
+        .set_retention("nope", Policy::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_found");
+    drop(vault);
+
+    // Reopened with the same configuration: the catalog's settings win, for
+    // that target only.
+    let vault = open().await.unwrap();
+    let svc_target = vault.target("svc").unwrap();
+    assert_eq!(svc_target.retention, keep_one);
+    assert_eq!(svc_target.schedule, Some(Duration::from_secs(3600)));
+    assert_eq!(vault.target("other").unwrap().retention, Policy::default());
+    vault.set_schedule_every("svc", None).await.unwrap();
+    assert_eq!(vault.target("svc").unwrap().schedule, None);
+    assert_eq!(vault.targets().len(), 2);
 }

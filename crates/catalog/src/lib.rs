@@ -35,11 +35,16 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use backups::{BackupFilter, BackupRecord, BackupStatus, Cursor, MAX_PAGE, Page, Verification};
 pub use jobs::JobCreated;
+pub use schedules::TargetSettings;
 
 /// The schema, one migration per version: `MIGRATIONS[i]` takes a database
 /// from version `i` to `i + 1`. Released migrations never change; a new
 /// version appends one.
-pub const MIGRATIONS: &[&str] = &[include_str!("schema/v1.sql"), include_str!("schema/v2.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("schema/v1.sql"),
+    include_str!("schema/v2.sql"),
+    include_str!("schema/v3.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -1,6 +1,8 @@
-//! Per-target schedule state and cooldowns.
+//! Per-target schedule state, cooldowns and run-time settings.
 
-use cairn_retention::ScheduleState;
+use std::time::Duration;
+
+use cairn_retention::{Policy, ScheduleState};
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
@@ -45,6 +47,89 @@ impl Catalog {
                 params![target, text, to_nanos(now)],
             )
             .map_err(|e| self.err(&format!("saving the schedule of {target}"), e))?;
+        Ok(())
+    }
+}
+
+/// A target's settings changed at run time; `None` = the configured value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetSettings {
+    /// The retention policy.
+    pub retention: Option<Policy>,
+    /// The interval of automatic backups: `Some(None)` = none (manual only).
+    pub every: Option<Option<Duration>>,
+}
+
+impl Catalog {
+    /// Every target's run-time settings.
+    pub fn target_settings(&self) -> Result<Vec<(String, TargetSettings)>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT target, retention, every_secs FROM target_settings ORDER BY target")
+            .map_err(|e| self.err("reading target settings", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .map_err(|e| self.err("reading target settings", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (target, retention, every) =
+                row.map_err(|e| self.err("reading target settings", e))?;
+            let retention = retention
+                .map(|t| {
+                    serde_json::from_str(&t).map_err(|e| {
+                        self.error(
+                            ErrorKind::Corrupt,
+                            format!("retention of {target}: unreadable ({e})"),
+                        )
+                    })
+                })
+                .transpose()?;
+            let every = every
+                .map(|s| {
+                    u64::try_from(s)
+                        .map(|s| (s > 0).then(|| Duration::from_secs(s)))
+                        .map_err(|_| {
+                            self.error(
+                                ErrorKind::Corrupt,
+                                format!("schedule interval of {target}: {s} seconds"),
+                            )
+                        })
+                })
+                .transpose()?;
+            out.push((target, TargetSettings { retention, every }));
+        }
+        Ok(out)
+    }
+
+    /// Stores a target's run-time settings (replacing what was stored).
+    pub fn put_target_settings(
+        &self,
+        target: &str,
+        settings: &TargetSettings,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let retention = settings
+            .retention
+            .as_ref()
+            .map(|p| serde_json::to_string(p).expect("a policy serialises"));
+        let every = settings
+            .every
+            .map(|e| i64::try_from(e.map_or(0, |d| d.as_secs())).unwrap_or(i64::MAX));
+        self.conn()
+            .execute(
+                "INSERT INTO target_settings (target, retention, every_secs, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (target) DO UPDATE SET retention = excluded.retention,
+                     every_secs = excluded.every_secs, updated_at = excluded.updated_at",
+                params![target, retention, every, to_nanos(now)],
+            )
+            .map_err(|e| self.err(&format!("saving the settings of {target}"), e))?;
         Ok(())
     }
 }
