@@ -10,9 +10,9 @@ use cairn::{
 use cairn_manifest::{BackupKind, ComponentName};
 use clap::Subcommand;
 
-use crate::config::{self, Settings};
 use crate::fail::{Fail, Kind};
 use crate::ui::{Ui, job_failure};
+use cairn_config::{self as config, Settings};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -1080,6 +1080,17 @@ keep_last = 30
 # keep_monthly = 12
 # keep_within = "2d"
 # timezone = "Europe/Paris"
+
+[server]                          # cairn-server only; the CLI ignores it
+listen = "127.0.0.1:8420"         # beyond loopback, tokens are required
+# max_upload_bytes = 17179869184  # larger uploads get 413
+# request_timeout = "30s"
+# shutdown_grace = "60s"          # running jobs may finish within it
+# log_json = true
+# [[server.token]]                # `cairn-server token --name ci --scope backups:read`
+# name = "ci"                     # prints a token and the lines to put here
+# sha256 = "<hex of the token's SHA-256>"
+# scopes = ["backups:read", "backups:write"]
 "#;
 
 fn init(output: &Path, force: bool, ui: &Ui) -> Result<(), Fail> {

@@ -130,3 +130,15 @@ impl From<cairn_catalog::Error> for Fail {
         cairn::Error::from(e).into()
     }
 }
+
+impl From<cairn_config::Error> for Fail {
+    fn from(e: cairn_config::Error) -> Self {
+        let kind = match e.kind() {
+            cairn_config::ErrorKind::Usage => Kind::Usage,
+            _ => Kind::Other,
+        };
+        let mut fail = Fail::new(kind, e.to_string());
+        fail.hint = e.hint_text().map(str::to_owned);
+        fail
+    }
+}

@@ -5,7 +5,6 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod commands;
-mod config;
 mod fail;
 mod ui;
 

@@ -1,4 +1,27 @@
-//! The configuration file (`cairn.toml`) and the zero-configuration state folder.
+//! The configuration file `cairn.toml`, shared by the `cairn` CLI, the
+//! `cairn-server` REST server and services that embed Cairn, and the
+//! zero-configuration state folder.
+//!
+//! [`load`] reads the file (or, without one, the defaults) and returns the
+//! [`Settings`] a `cairn::Vault` is opened with. Paths in the file are
+//! relative to it; the state folder (`$CAIRN_HOME`, else
+//! `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`) keeps the store, the
+//! catalog, the signing key (mode 0600, made on first use) and the origin id
+//! when the file does not name them.
+//!
+//! ```
+//! let file: cairn_config::File = toml::from_str(r#"
+//!     store = "s3://backups/web"
+//!     [[target]]
+//!     name = "web"
+//!     every = "6h"
+//!     [[target.component]]
+//!     name = "db"
+//!     kind = "sqlite"
+//!     path = "/var/lib/web/db.sqlite"
+//! "#).unwrap();
+//! assert_eq!(file.targets[0].name, "web");
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,33 +37,119 @@ use cairn_source::{ComponentSpec, Hook};
 use cairn_storage::StoreOptions;
 use serde::{Deserialize, Serialize};
 
-use crate::fail::{Fail, Kind};
+/// What went wrong, and what decides how a binary reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The file, a value in it or an argument is wrong: the user can fix it.
+    Usage,
+    /// The filesystem failed (creating the state folder, writing the key).
+    Io,
+}
+
+/// A configuration error: one line, and a hint when there is something to do.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
+}
+
+impl Error {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    #[must_use]
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// What kind of error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// What to do about it, if anything.
+    pub fn hint_text(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
 
 /// The file as written by operators.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct File {
+pub struct File {
     /// Store URL or path (default: `<home>/store`).
-    pub(crate) store: Option<String>,
+    pub store: Option<String>,
     /// Catalog file (default: `<home>/catalog.db`).
-    pub(crate) catalog: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
     /// Signing key, PKCS#8 PEM (default: `<home>/key.pem`, made on first use).
-    pub(crate) key: Option<PathBuf>,
+    pub key: Option<PathBuf>,
     /// This installation's origin id (default: made on first use, in `<home>/origin`).
-    pub(crate) origin: Option<String>,
+    pub origin: Option<String>,
     /// Store settings.
     #[serde(default)]
-    pub(crate) store_options: StoreSettings,
+    pub store_options: StoreSettings,
     /// Job time limit, e.g. `2h`.
-    pub(crate) job_timeout: Option<String>,
+    pub job_timeout: Option<String>,
     /// Targets.
     #[serde(default, rename = "target")]
-    pub(crate) targets: Vec<TargetFile>,
+    pub targets: Vec<TargetFile>,
+    /// Settings of `cairn-server` (the CLI ignores them).
+    #[serde(default)]
+    pub server: ServerFile,
 }
 
+/// `[server]`: settings of the REST server.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Address to listen on (default `127.0.0.1:8420`). Beyond loopback the
+    /// server refuses to start without tokens.
+    pub listen: Option<String>,
+    /// Largest upload accepted, in bytes (default 16 GiB); larger is 413.
+    pub max_upload_bytes: Option<u64>,
+    /// Time limit of a request that is not a stream (default `30s`).
+    pub request_timeout: Option<String>,
+    /// On shutdown, how long running jobs may go on (default `60s`); then
+    /// they are cancelled and recorded as interrupted.
+    pub shutdown_grace: Option<String>,
+    /// Secret for the server's own signed download URLs (local stores),
+    /// hex, at least 32 bytes; default: `<home>/url-secret`, made on first use.
+    pub url_secret_file: Option<PathBuf>,
+    /// Structured logs as JSON lines (default: text).
+    #[serde(default)]
+    pub log_json: bool,
+    /// Bearer tokens: only their SHA-256 is stored (`cairn-server token`
+    /// makes one).
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<TokenFile>,
+}
+
+/// `[[server.token]]`: a bearer token, by its hash, with its scopes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    /// Who holds it (logged with each request).
+    pub name: String,
+    /// SHA-256 of the token, hex.
+    pub sha256: String,
+    /// `backups:read`, `backups:write`, `backups:admin`.
+    pub scopes: Vec<String>,
+}
+
+/// `[store_options]`: credentials and endpoints (the environment's
+/// `AWS_*`/`AZURE_*` variables fill what is missing).
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct StoreSettings {
+pub struct StoreSettings {
     endpoint: Option<String>,
     region: Option<String>,
     access_key_id: Option<String>,
@@ -53,55 +162,76 @@ pub(crate) struct StoreSettings {
     allow_http: bool,
 }
 
+/// `[[target]]`: one target.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TargetFile {
-    pub(crate) name: String,
+pub struct TargetFile {
+    /// Its name (letters, digits, `-`, `_`).
+    pub name: String,
+    /// Its components, in order.
     #[serde(default, rename = "component")]
-    pub(crate) components: Vec<ComponentFile>,
+    pub components: Vec<ComponentFile>,
     /// Automatic backups, e.g. `6h`.
-    pub(crate) every: Option<String>,
+    pub every: Option<String>,
     /// Minimum interval between scheduled backups, e.g. `1h`.
-    pub(crate) min_interval: Option<String>,
+    pub min_interval: Option<String>,
     /// Cooldown after disabling automatic backups (default 72h).
-    pub(crate) cooldown: Option<String>,
-    pub(crate) pre_restore: Option<String>,
-    pub(crate) post_restore: Option<String>,
+    pub cooldown: Option<String>,
+    /// Shell command run before a restore changes anything.
+    pub pre_restore: Option<String>,
+    /// Shell command run after a restore.
+    pub post_restore: Option<String>,
     /// Time limit of each hook (default 5m).
-    pub(crate) hook_timeout: Option<String>,
-    pub(crate) verify_after_write: Option<String>,
+    pub hook_timeout: Option<String>,
+    /// Verify each new backup: `quick`, `sample` or `full`.
+    pub verify_after_write: Option<String>,
     /// Retention rules (see docs/retention.md).
-    pub(crate) retention: Option<toml::Table>,
+    pub retention: Option<toml::Table>,
 }
 
+/// `[[target.component]]`: one component of a target.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ComponentFile {
-    pub(crate) name: String,
-    pub(crate) kind: String,
-    pub(crate) path: PathBuf,
+pub struct ComponentFile {
+    /// Its name in the archive.
+    pub name: String,
+    /// `dir`, `file` or `sqlite`.
+    pub kind: String,
+    /// Where it lives (relative to the file).
+    pub path: PathBuf,
+    /// Backed up only when asked for by name.
     #[serde(default)]
-    pub(crate) optional: bool,
+    pub optional: bool,
 }
 
 /// Everything needed to open a vault.
 #[derive(Debug)]
-pub(crate) struct Settings {
-    pub(crate) home: PathBuf,
-    pub(crate) store: String,
-    pub(crate) store_options: StoreOptions,
-    pub(crate) catalog: PathBuf,
-    pub(crate) key_path: PathBuf,
-    pub(crate) origin: OriginId,
-    pub(crate) job_timeout: Option<Duration>,
-    pub(crate) targets: Vec<TargetConfig>,
+pub struct Settings {
+    /// The state folder.
+    pub home: PathBuf,
+    /// The store URL or path.
+    pub store: String,
+    /// The store's settings.
+    pub store_options: StoreOptions,
+    /// The catalog file.
+    pub catalog: PathBuf,
+    /// The signing key file ([`key`] reads or makes it).
+    pub key_path: PathBuf,
+    /// This installation's origin id.
+    pub origin: OriginId,
+    /// The job time limit, if set.
+    pub job_timeout: Option<Duration>,
+    /// The targets: the file's, then those `cairn backup DIR` made.
+    pub targets: Vec<TargetConfig>,
+    /// The `[server]` section.
+    pub server: ServerFile,
     /// Where the configuration came from (none: zero configuration).
-    pub(crate) source: Option<PathBuf>,
+    pub source: Option<PathBuf>,
 }
 
 /// The state folder: `$CAIRN_HOME`, else `$XDG_DATA_HOME/cairn`, else
 /// `~/.local/share/cairn`.
-pub(crate) fn home() -> Result<PathBuf, Fail> {
+pub fn home() -> Result<PathBuf, Error> {
     if let Some(h) = std::env::var_os("CAIRN_HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(h));
     }
@@ -110,17 +240,17 @@ pub(crate) fn home() -> Result<PathBuf, Fail> {
     }
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| Fail::new(Kind::Usage, "no state folder: set CAIRN_HOME or HOME"))?;
+        .ok_or_else(|| Error::new(ErrorKind::Usage, "no state folder: set CAIRN_HOME or HOME"))?;
     Ok(PathBuf::from(home).join(".local/share/cairn"))
 }
 
 /// The configuration file to read: `--config`, else `$CAIRN_CONFIG`, else
 /// `./cairn.toml`, else `<home>/cairn.toml`, if they exist.
-pub(crate) fn find(explicit: Option<&Path>, home: &Path) -> Result<Option<PathBuf>, Fail> {
+pub fn find(explicit: Option<&Path>, home: &Path) -> Result<Option<PathBuf>, Error> {
     if let Some(p) = explicit {
         if !p.exists() {
-            return Err(Fail::new(
-                Kind::Usage,
+            return Err(Error::new(
+                ErrorKind::Usage,
                 format!("the configuration file {} does not exist", p.display()),
             )
             .hint("create one with `cairn init`"));
@@ -134,22 +264,26 @@ pub(crate) fn find(explicit: Option<&Path>, home: &Path) -> Result<Option<PathBu
 
 /// Reads the configuration (or the zero-configuration defaults), creating
 /// the state folder, the key and the origin on first use.
-pub(crate) fn load(explicit: Option<&Path>) -> Result<Settings, Fail> {
+pub fn load(explicit: Option<&Path>) -> Result<Settings, Error> {
     let home = home()?;
     let source = find(explicit, &home)?;
     let file: File = match &source {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Fail::new(Kind::Usage, format!("reading {}: {e}", p.display())))?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Error::new(ErrorKind::Usage, format!("reading {}: {e}", p.display()))
+            })?;
             toml::from_str(&text).map_err(|e| {
-                Fail::new(Kind::Usage, format!("{}: {}", p.display(), e.message()))
-                    .hint("see `cairn init --help` for the format")
+                Error::new(
+                    ErrorKind::Usage,
+                    format!("{}: {}", p.display(), e.message()),
+                )
+                .hint("see `cairn init --help` for the format")
             })?
         }
         None => File::default(),
     };
     std::fs::create_dir_all(&home)
-        .map_err(|e| Fail::new(Kind::Other, format!("creating {}: {e}", home.display())))?;
+        .map_err(|e| Error::new(ErrorKind::Io, format!("creating {}: {e}", home.display())))?;
     let base = source
         .as_ref()
         .and_then(|p| p.parent())
@@ -166,9 +300,8 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<Settings, Fail> {
         .as_deref()
         .map_or_else(|| home.join("key.pem"), resolve);
     let origin = match &file.origin {
-        Some(o) => {
-            OriginId::parse(o).map_err(|e| Fail::new(Kind::Usage, format!("origin {o:?}: {e}")))?
-        }
+        Some(o) => OriginId::parse(o)
+            .map_err(|e| Error::new(ErrorKind::Usage, format!("origin {o:?}: {e}")))?,
         None => origin(&home)?,
     };
     let mut targets = Vec::new();
@@ -197,6 +330,7 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<Settings, Fail> {
             .map(|d| duration("job_timeout", d))
             .transpose()?,
         targets,
+        server: file.server.clone(),
         source,
         home,
     })
@@ -218,10 +352,10 @@ impl StoreSettings {
 }
 
 /// Parses `90s`, `15m`, `6h`, `7d` (also combined, `1h30m`).
-pub(crate) fn duration(what: &str, text: &str) -> Result<Duration, Fail> {
+pub fn duration(what: &str, text: &str) -> Result<Duration, Error> {
     let bad = || {
-        Fail::new(
-            Kind::Usage,
+        Error::new(
+            ErrorKind::Usage,
             format!("{what}: {text:?} is not a duration (e.g. 90s, 15m, 6h, 7d)"),
         )
     };
@@ -252,8 +386,8 @@ pub(crate) fn duration(what: &str, text: &str) -> Result<Duration, Fail> {
     Ok(Duration::from_secs(total))
 }
 
-fn target(t: &TargetFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<TargetConfig, Fail> {
-    let usage = |m: String| Fail::new(Kind::Usage, format!("target {}: {m}", t.name));
+fn target(t: &TargetFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<TargetConfig, Error> {
+    let usage = |m: String| Error::new(ErrorKind::Usage, format!("target {}: {m}", t.name));
     let name = TargetName::parse(&t.name).map_err(|e| usage(e.to_string()))?;
     let mut config = TargetConfig::new(name);
     for c in &t.components {
@@ -318,37 +452,37 @@ fn target(t: &TargetFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<TargetCo
 }
 
 /// The origin id of this state folder, made on first use.
-fn origin(home: &Path) -> Result<OriginId, Fail> {
+fn origin(home: &Path) -> Result<OriginId, Error> {
     let path = home.join("origin");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(_) => {
             let mut bytes = [0u8; 6];
             getrandom::fill(&mut bytes)
-                .map_err(|e| Fail::new(Kind::Other, format!("no randomness: {e}")))?;
+                .map_err(|e| Error::new(ErrorKind::Io, format!("no randomness: {e}")))?;
             let made = format!("org_{}", hex::encode(bytes));
             write_new(&path, made.as_bytes(), 0o644)?;
             made
         }
     };
     OriginId::parse(text.trim())
-        .map_err(|e| Fail::new(Kind::Other, format!("{}: {e}", path.display())))
+        .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))
 }
 
 /// The signing key, made (mode 0600) on first use.
-pub(crate) fn key(path: &Path) -> Result<SigningKey, Fail> {
+pub fn key(path: &Path) -> Result<SigningKey, Error> {
     if !path.exists() {
-        let key = SigningKey::generate().map_err(|e| Fail::new(Kind::Other, e.to_string()))?;
+        let key = SigningKey::generate().map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
         let pem = key
             .to_pkcs8_pem()
-            .map_err(|e| Fail::new(Kind::Other, e.to_string()))?;
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
         write_new(path, pem.as_bytes(), 0o600)?;
         return Ok(key);
     }
     let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
     if mode & 0o077 != 0 {
-        return Err(Fail::new(
-            Kind::Usage,
+        return Err(Error::new(
+            ErrorKind::Usage,
             format!(
                 "the signing key {} is readable by others (mode {:o})",
                 path.display(),
@@ -358,51 +492,55 @@ pub(crate) fn key(path: &Path) -> Result<SigningKey, Fail> {
         .hint(format!("chmod 600 {}", path.display())));
     }
     let pem = std::fs::read_to_string(path)
-        .map_err(|e| Fail::new(Kind::Usage, format!("reading {}: {e}", path.display())))?;
+        .map_err(|e| Error::new(ErrorKind::Usage, format!("reading {}: {e}", path.display())))?;
     SigningKey::from_pkcs8_pem(&pem)
-        .map_err(|e| Fail::new(Kind::Usage, format!("{}: {e}", path.display())))
+        .map_err(|e| Error::new(ErrorKind::Usage, format!("{}: {e}", path.display())))
 }
 
 /// Writes a new file with `mode`, refusing to overwrite one.
-pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Fail> {
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
-            .map_err(|e| Fail::new(Kind::Other, format!("creating {}: {e}", dir.display())))?;
+            .map_err(|e| Error::new(ErrorKind::Io, format!("creating {}: {e}", dir.display())))?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(|e| Fail::new(Kind::Other, format!("creating {}: {e}", path.display())))?;
+        .map_err(|e| Error::new(ErrorKind::Io, format!("creating {}: {e}", path.display())))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
-        .map_err(|e| Fail::new(Kind::Other, format!("writing {}: {e}", path.display())))
+        .map_err(|e| Error::new(ErrorKind::Io, format!("writing {}: {e}", path.display())))
 }
 
 /// Targets made by `cairn backup PATH` without configuration, kept in
 /// `<home>/paths.toml` so that later commands know them.
-fn path_targets(home: &Path) -> Result<Vec<TargetFile>, Fail> {
+fn path_targets(home: &Path) -> Result<Vec<TargetFile>, Error> {
     let path = home.join("paths.toml");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(Vec::new());
     };
-    let map: BTreeMap<String, Vec<TargetFile>> = toml::from_str(&text)
-        .map_err(|e| Fail::new(Kind::Other, format!("{}: {}", path.display(), e.message())))?;
+    let map: BTreeMap<String, Vec<TargetFile>> = toml::from_str(&text).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("{}: {}", path.display(), e.message()),
+        )
+    })?;
     Ok(map.into_values().flatten().collect())
 }
 
 /// The target for a directory given on the command line: an existing one
 /// with that single directory, or a new one named after it, remembered.
 /// Returns its name and whether it is new.
-pub(crate) fn target_for_path(settings: &mut Settings, dir: &Path) -> Result<(String, bool), Fail> {
+pub fn target_for_path(settings: &mut Settings, dir: &Path) -> Result<(String, bool), Error> {
     let dir = std::fs::canonicalize(dir).map_err(|e| {
-        Fail::new(Kind::Usage, format!("{}: {e}", dir.display()))
+        Error::new(ErrorKind::Usage, format!("{}: {e}", dir.display()))
             .hint("give a configured target name or an existing directory")
     })?;
     if !dir.is_dir() {
-        return Err(Fail::new(
-            Kind::Usage,
+        return Err(Error::new(
+            ErrorKind::Usage,
             format!("{} is not a directory", dir.display()),
         ));
     }
@@ -464,11 +602,11 @@ pub(crate) fn target_for_path(settings: &mut Settings, dir: &Path) -> Result<(St
     all.push(file.clone());
     let mut map = BTreeMap::new();
     map.insert("target".to_owned(), all);
-    let text = toml::to_string(&map).map_err(|e| Fail::new(Kind::Other, e.to_string()))?;
+    let text = toml::to_string(&map).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
     let tmp = settings.home.join("paths.toml.tmp");
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, &paths))
-        .map_err(|e| Fail::new(Kind::Other, format!("writing {}: {e}", paths.display())))?;
+        .map_err(|e| Error::new(ErrorKind::Io, format!("writing {}: {e}", paths.display())))?;
     settings
         .targets
         .push(target(&file, &|p: &Path| p.to_owned())?);
