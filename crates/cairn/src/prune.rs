@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use cairn_catalog::BackupStatus;
 use cairn_job::JobKind;
+use cairn_job::idempotency::IdempotencyKey;
 use cairn_retention::{Action, Backup, Plan, Status};
 use serde::Serialize;
 
@@ -43,14 +44,23 @@ impl Vault {
     ///
     /// [`Error::NotFound`], [`Error::Busy`].
     pub async fn prune(&self, target: &str, dry_run: bool) -> Result<JobHandle, Error> {
-        let config = self.inner.target(target)?.clone();
+        self.prune_with_key(target, dry_run, None).await
+    }
+
+    /// [`Vault::prune`] with an idempotency key (see [`Vault::verify_with_key`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Busy`], [`Error::Idempotency`].
+    pub async fn prune_with_key(
+        &self,
+        target: &str,
+        dry_run: bool,
+        key: Option<IdempotencyKey>,
+    ) -> Result<JobHandle, Error> {
+        let config = self.inner.target(target)?;
         let inner = Arc::clone(&self.inner);
-        let spec = Spec {
-            kind: JobKind::Prune,
-            target: target.to_owned(),
-            backup: None,
-            idempotency: None,
-        };
+        let spec = Spec::new(JobKind::Prune, target, None, key.as_ref(), &dry_run)?;
         self.inner
             .start(spec, move |_ctx| async move {
                 let report = apply(&inner, &config, dry_run).await?;

@@ -177,7 +177,21 @@ impl Vault {
     ///
     /// [`Error::NotFound`], [`Error::Invalid`] (not confirmed), [`Error::Busy`].
     pub async fn reset(&self, target: &str, confirm: bool) -> Result<JobHandle, Error> {
-        let config = self.inner.target(target)?.clone();
+        self.reset_with_key(target, confirm, None).await
+    }
+
+    /// [`Vault::reset`] with an idempotency key (see [`Vault::verify_with_key`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::reset`], and [`Error::Idempotency`].
+    pub async fn reset_with_key(
+        &self,
+        target: &str,
+        confirm: bool,
+        key: Option<IdempotencyKey>,
+    ) -> Result<JobHandle, Error> {
+        let config = self.inner.target(target)?;
         if !confirm {
             return Err(Error::Invalid(format!(
                 "a factory reset replaces the data of target {target}: confirm it"
@@ -196,12 +210,13 @@ impl Vault {
                     && b.label.as_deref() == Some("factory")
             })
             .max_by_key(|b| b.created_at);
-        let spec = Spec {
-            kind: JobKind::Reset,
-            target: target.to_owned(),
-            backup: factory.as_ref().map(|b| b.id.to_string()),
-            idempotency: None,
-        };
+        let spec = Spec::new(
+            JobKind::Reset,
+            target,
+            factory.as_ref().map(|b| b.id.to_string()),
+            key.as_ref(),
+            &confirm,
+        )?;
         let inner = Arc::clone(&self.inner);
         self.inner
             .start(spec, move |ctx| async move {

@@ -7,6 +7,7 @@ use cairn_archive::{ReadOptions, SeekableArchive};
 use cairn_catalog::{BackupRecord, Verification};
 use cairn_integrity::{PublicKey, SignedSeal};
 use cairn_job::JobKind;
+use cairn_job::idempotency::IdempotencyKey;
 use cairn_manifest::EntryKind;
 use rand::seq::IndexedRandom;
 use serde::Serialize;
@@ -47,14 +48,30 @@ impl Vault {
     ///
     /// [`Error::NotFound`].
     pub async fn verify(&self, id: &str, tier: VerifyTier) -> Result<JobHandle, Error> {
+        self.verify_with_key(id, tier, None).await
+    }
+
+    /// [`Vault::verify`] with an idempotency key: the same key and request
+    /// give the same job; the same key with another request is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Idempotency`].
+    pub async fn verify_with_key(
+        &self,
+        id: &str,
+        tier: VerifyTier,
+        key: Option<IdempotencyKey>,
+    ) -> Result<JobHandle, Error> {
         let record = self.inner.backup_record(id).await?;
         let inner = Arc::clone(&self.inner);
-        let spec = Spec {
-            kind: JobKind::Verify,
-            target: record.target.to_string(),
-            backup: Some(record.id.to_string()),
-            idempotency: None,
-        };
+        let spec = Spec::new(
+            JobKind::Verify,
+            record.target.as_str(),
+            Some(record.id.to_string()),
+            key.as_ref(),
+            &(id, tier.as_str()),
+        )?;
         self.inner
             .start(spec, move |_ctx| async move {
                 let report = verify_backup(&inner, &record, tier).await?;

@@ -567,6 +567,26 @@ async fn cooldown_idempotency_and_the_scheduler() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Idempotency(_)), "{err}");
+
+    // Verify, prune and reset take keys too.
+    let backup = backup_id(&vault.job(&one_id).await.unwrap().status());
+    let vkey: IdempotencyKey = "verify-1".parse().unwrap();
+    let v1 = vault
+        .verify_with_key(&backup, VerifyTier::Quick, Some(vkey.clone()))
+        .await
+        .unwrap();
+    let v1_id = v1.id().to_owned();
+    v1.wait().await;
+    let v2 = vault
+        .verify_with_key(&backup, VerifyTier::Quick, Some(vkey.clone()))
+        .await
+        .unwrap();
+    assert_eq!(v2.id(), v1_id);
+    let err = vault
+        .verify_with_key(&backup, VerifyTier::Full, Some(vkey))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Idempotency(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
