@@ -185,8 +185,10 @@ impl Inner {
         let id = format!("job_{}", ulid::Ulid::generate().to_string().to_lowercase());
         let job = Job::new(&id, spec.kind, &spec.target, now).with_timeout(self.job_timeout);
         // One mutating job per target in this process (checked again, and
-        // taken, once the job record exists).
-        if spec.kind.is_mutating() {
+        // taken, once the job record exists). With an idempotency key the
+        // replay comes first: a client retrying while its job runs must get
+        // that job, not a conflict with it.
+        if spec.kind.is_mutating() && spec.idempotency.is_none() {
             self.check_free(&spec.target)?;
         }
         // Idempotency: a replay returns the earlier job.

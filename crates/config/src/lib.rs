@@ -229,6 +229,31 @@ pub struct Settings {
     pub source: Option<PathBuf>,
 }
 
+impl Settings {
+    /// A `Vault` builder with everything these settings say (the signing
+    /// key is read, or made on first use, by [`key`]); add a clock or
+    /// threads, then `open()`.
+    ///
+    /// # Errors
+    ///
+    /// The key cannot be read or made, or is readable by others.
+    pub fn vault_builder(&self) -> Result<cairn::VaultBuilder, Error> {
+        let mut b = cairn::Vault::builder()
+            .store(self.store.clone())
+            .store_options(self.store_options.clone())
+            .catalog(self.catalog.clone())
+            .signing_key(key(&self.key_path)?)
+            .origin(self.origin.clone());
+        if let Some(t) = self.job_timeout {
+            b = b.job_timeout(t);
+        }
+        for t in &self.targets {
+            b = b.target(t.clone());
+        }
+        Ok(b)
+    }
+}
+
 /// The state folder: `$CAIRN_HOME`, else `$XDG_DATA_HOME/cairn`, else
 /// `~/.local/share/cairn`.
 pub fn home() -> Result<PathBuf, Error> {

@@ -216,20 +216,7 @@ pub(crate) enum CatalogCommand {
 }
 
 async fn open(settings: &Settings) -> Result<Vault, Fail> {
-    let key = config::key(&settings.key_path)?;
-    let mut b = Vault::builder()
-        .store(settings.store.clone())
-        .store_options(settings.store_options.clone())
-        .catalog(settings.catalog.clone())
-        .signing_key(key)
-        .origin(settings.origin.clone());
-    if let Some(t) = settings.job_timeout {
-        b = b.job_timeout(t);
-    }
-    for t in &settings.targets {
-        b = b.target(t.clone());
-    }
-    Ok(b.open().await?)
+    Ok(settings.vault_builder()?.open().await?)
 }
 
 fn names(list: &[String]) -> Result<Vec<ComponentName>, Fail> {

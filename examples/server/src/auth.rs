@@ -1,0 +1,215 @@
+//! Bearer tokens with scopes, and the server's own signed download URLs.
+//!
+//! Tokens are configured by their SHA-256 only. A presented token is hashed
+//! and compared with every configured hash in constant time. Scopes nest:
+//! `backups:admin` can do what `backups:write` can, which can do what
+//! `backups:read` can.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Read backups, jobs, targets.
+    Read,
+    /// Create and verify backups, upload, download.
+    Write,
+    /// Restore, delete, reset, schedules, retention.
+    Admin,
+}
+
+impl Scope {
+    /// Its name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "backups:read",
+            Scope::Write => "backups:write",
+            Scope::Admin => "backups:admin",
+        }
+    }
+
+    /// Parses `backups:read|write|admin`.
+    ///
+    /// # Errors
+    ///
+    /// The name, when it is none of them.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        [Scope::Read, Scope::Write, Scope::Admin]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| {
+                format!("unknown scope {name:?} (backups:read, backups:write, backups:admin)")
+            })
+    }
+}
+
+/// A configured token.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// Who holds it.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub hash: [u8; 32],
+    /// Its highest scope.
+    pub scope: Scope,
+}
+
+/// The configured tokens; none = no authentication (loopback only).
+#[derive(Debug, Clone, Default)]
+pub struct Tokens(pub Vec<Token>);
+
+impl Tokens {
+    /// From the `[[server.token]]` entries.
+    ///
+    /// # Errors
+    ///
+    /// A bad hash or scope, naming the token.
+    pub fn from_config(list: &[cairn_config::TokenFile]) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for t in list {
+            let bytes = hex::decode(&t.sha256)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| format!("token {}: sha256 must be 64 hex digits", t.name))?;
+            let scope = t
+                .scopes
+                .iter()
+                .map(|s| Scope::parse(s).map_err(|e| format!("token {}: {e}", t.name)))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .max()
+                .ok_or_else(|| format!("token {}: no scopes", t.name))?;
+            out.push(Token {
+                name: t.name.clone(),
+                hash: bytes,
+                scope,
+            });
+        }
+        Ok(Self(out))
+    }
+
+    /// Whether authentication is on.
+    pub fn enabled(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The token a bearer value is, if any (constant time over all tokens).
+    pub fn find(&self, presented: &str) -> Option<&Token> {
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for t in &self.0 {
+            if bool::from(t.hash.ct_eq(&hash)) {
+                found = Some(t);
+            }
+        }
+        found
+    }
+}
+
+/// A new random token (`cairn_<64 hex>`) and its SHA-256, hex.
+///
+/// # Errors
+///
+/// No randomness from the system.
+pub fn new_token() -> Result<(String, String), String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    let token = format!("cairn_{}", hex::encode(bytes));
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    Ok((token, hash))
+}
+
+/// Checks the bearer token of a request against the scope its route needs
+/// (`axum::middleware::from_fn_with_state`).
+pub async fn require(
+    State((tokens, scope)): State<(Arc<Tokens>, Scope)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !tokens.enabled() {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = presented.and_then(|p| tokens.find(p)) else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required (Authorization: Bearer ...)",
+        )
+        .into_response();
+    };
+    if token.scope < scope {
+        return ApiError::forbidden(format!(
+            "token {} lacks the scope {}",
+            token.name,
+            scope.as_str()
+        ))
+        .into_response();
+    }
+    tracing::debug!(token = %token.name, "authenticated");
+    next.run(req).await
+}
+
+/// The server's signed, expiring download URLs (for stores that cannot
+/// presign: local folders). The signature is an HMAC-SHA256 of the backup
+/// id and the expiry, keyed with the server's secret.
+#[derive(Clone)]
+pub struct UrlKey(Arc<[u8]>);
+
+impl std::fmt::Debug for UrlKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlKey(..)")
+    }
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+impl UrlKey {
+    /// A key from secret bytes (at least 32).
+    ///
+    /// # Errors
+    ///
+    /// A secret shorter than 32 bytes.
+    pub fn new(secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err("the URL secret must have at least 32 bytes".to_owned());
+        }
+        Ok(Self(Arc::from(secret)))
+    }
+
+    fn mac(&self, id: &str, expires: i64) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(id.as_bytes());
+        mac.update(b"\n");
+        mac.update(expires.to_string().as_bytes());
+        mac
+    }
+
+    /// The signature of a download of `id` valid until `expires` (Unix seconds).
+    pub fn sign(&self, id: &str, expires: i64) -> String {
+        hex::encode(self.mac(id, expires).finalize().into_bytes())
+    }
+
+    /// Whether `sig` signs `id` until `expires`, and `now` is before it.
+    pub fn check(&self, id: &str, expires: i64, sig: &str, now: i64) -> bool {
+        let Ok(sig) = hex::decode(sig) else {
+            return false;
+        };
+        now < expires && self.mac(id, expires).verify_slice(&sig).is_ok()
+    }
+}

@@ -1,0 +1,673 @@
+//! The server on a real socket, driven by a real HTTP client (reqwest):
+//! the lifecycle on a local store and on the S3 emulator, errors and auth,
+//! idempotency, Server-Sent Events, signed URLs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn::{TargetConfig, Vault};
+use cairn_integrity::SigningKey;
+use cairn_manifest::{ComponentName, OriginId, TargetName};
+use cairn_server::auth::{Scope, Token, Tokens, UrlKey};
+use cairn_server::{AppState, Limits, app, serve};
+use cairn_source::ComponentSpec;
+use cairn_storage::StoreOptions;
+use cairn_testkit::storage::{create_s3_bucket, emulator_endpoint, s3_options};
+use cairn_testkit::{TreeOptions, assert_trees_equal, noise, random_tree};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const READ: &str = "cairn_read_token";
+const WRITE: &str = "cairn_write_token";
+const ADMIN: &str = "cairn_admin_token";
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    tmp: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn token(name: &str, secret: &str, scope: Scope) -> Token {
+    Token {
+        name: name.to_owned(),
+        hash: Sha256::digest(secret.as_bytes()).into(),
+        scope,
+    }
+}
+
+impl Server {
+    async fn start(store: Option<(String, StoreOptions)>, max_upload: u64) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("svc/data");
+        std::fs::create_dir_all(tmp.path().join("svc")).unwrap();
+        random_tree(&data, 11, &TreeOptions::default().entries(40)).unwrap();
+        let (url, opts) = store.unwrap_or_else(|| {
+            (
+                tmp.path().join("store").to_str().unwrap().to_owned(),
+                StoreOptions::default(),
+            )
+        });
+        let vault = Vault::builder()
+            .store(url)
+            .store_options(opts)
+            .catalog(tmp.path().join("state/catalog.db"))
+            .signing_key(SigningKey::generate().unwrap())
+            .origin(OriginId::parse("org_api").unwrap())
+            .target(
+                TargetConfig::new(TargetName::parse("svc").unwrap()).component(ComponentSpec::dir(
+                    ComponentName::parse("data").unwrap(),
+                    data,
+                )),
+            )
+            .open()
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState {
+            vault,
+            url_key: UrlKey::new(&[7u8; 32]).unwrap(),
+            base_url: base.clone(),
+            max_upload,
+            metrics: Arc::default(),
+            running: Arc::default(),
+        };
+        let tokens = Tokens(vec![
+            token("reader", READ, Scope::Read),
+            token("writer", WRITE, Scope::Write),
+            token("admin", ADMIN, Scope::Admin),
+        ]);
+        let router = app(state.clone(), tokens, &Limits::default());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            serve(
+                listener,
+                router,
+                state,
+                async {
+                    let _ = rx.await;
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            tmp,
+            stop: Some(tx),
+            done: Some(done),
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.tmp.path().join("svc/data")
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.req(method, path, token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        let status = res.status();
+        let header = res
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .expect("every response has X-Request-Id");
+        let doc: Value = res.json().await.unwrap();
+        let in_body = doc
+            .get("request_id")
+            .or_else(|| doc["error"].get("request_id"))
+            .and_then(Value::as_str)
+            .expect("every body has a request_id");
+        assert_eq!(in_body, header);
+        (status, doc)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, READ, None).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// Polls a job until it ends.
+    async fn finish(&self, job: &Value) -> Value {
+        let path = job["links"]["self"].as_str().unwrap().to_owned();
+        loop {
+            let (status, doc) = self.get(&path).await;
+            assert_eq!(status, StatusCode::OK);
+            if ["succeeded", "failed", "cancelled"].contains(&doc["state"].as_str().unwrap()) {
+                return doc;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap();
+    }
+}
+
+async fn lifecycle(server: Server) {
+    // Create: 202, Location, links.
+    let res = server
+        .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
+        .json(&json!({"label": "first"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/v1/jobs/{}", job["id"].as_str().unwrap())
+    );
+    assert_eq!(job["links"]["events"], format!("{location}/events"));
+    let done = server.finish(&job).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let id = done["result"]["backup_id"].as_str().unwrap().to_owned();
+
+    // List and get.
+    let (_, page) = server.get("/v1/backups?target=svc&limit=10").await;
+    assert_eq!(page["items"][0]["id"], id);
+    assert_eq!(page["has_more"], false);
+    let (status, record) = server.get(&format!("/v1/backups/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(record["label"], "first");
+    assert_eq!(record["origin"], "org_api");
+    let size = record["archive"]["size_bytes"].as_u64().unwrap();
+    let sha = record["archive"]["sha256"].as_str().unwrap().to_owned();
+    let (_, manifest) = server.get(&format!("/v1/backups/{id}/manifest")).await;
+    assert!(manifest.is_object());
+
+    // Download: whole (digest checked) and a range.
+    let bytes = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/backups/{id}/archive"),
+            WRITE,
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), sha);
+    let part = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/backups/{id}/archive"),
+            WRITE,
+        )
+        .header("range", "bytes=100-1123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-1123/{size}").as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), bytes.slice(100..1124));
+    let bad = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/backups/{id}/archive"),
+            WRITE,
+        )
+        .header("range", format!("bytes={size}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    // A signed URL: no token needed while it lives.
+    let (status, link) = server.get(&format!("/v1/backups/{id}/download")).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "download needs backups:write"
+    );
+    let (status, link) = {
+        let _ = link;
+        server
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/backups/{id}/download?ttl_seconds=60"),
+                WRITE,
+                None,
+            )
+            .await
+    };
+    assert_eq!(status, StatusCode::OK, "{link}");
+    assert_eq!(link["size_bytes"], size);
+    let got = reqwest::get(link["url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got, bytes);
+
+    // Verify.
+    let (status, job) = server
+        .post(
+            &format!("/v1/backups/{id}/verify"),
+            WRITE,
+            json!({"tier": "full"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done = server.finish(&job).await;
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(done["result"]["ok"], true, "{done}");
+
+    // Restore: refused without confirm (422), then done; status reported.
+    let before = server.tmp.path().join("before");
+    copy_tree(&server.data(), &before);
+    std::fs::write(server.data().join("added-later"), "x").unwrap();
+    let (status, err) = server
+        .post(&format!("/v1/backups/{id}/restore"), ADMIN, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["code"], "invalid");
+    let (status, _) = server
+        .post(
+            &format!("/v1/backups/{id}/restore"),
+            WRITE,
+            json!({"confirm": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "restore needs backups:admin");
+    let (status, job) = server
+        .post(
+            &format!("/v1/backups/{id}/restore"),
+            ADMIN,
+            json!({"confirm": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let done = server.finish(&job).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(!server.data().join("added-later").exists());
+    assert_trees_equal(&before, &server.data(), true);
+    let (_, status) = server.get("/v1/targets/svc/restore-status").await;
+    assert_eq!(status["status"], "completed");
+    let (_, target) = server.get("/v1/targets/svc").await;
+    assert_eq!(target["restore_status"]["status"], "completed");
+    assert!(target["current_job"].is_null());
+    server.stop().await;
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_on_a_local_store() {
+    lifecycle(Server::start(None, 1 << 30).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_on_the_s3_emulator() {
+    let Some(endpoint) = emulator_endpoint("CAIRN_TEST_S3_ENDPOINT", "the S3 emulator (moto)")
+    else {
+        return;
+    };
+    let bucket = create_s3_bucket(&endpoint, "moto", "moto").await;
+    let store = (
+        format!("s3://{bucket}/cairn"),
+        s3_options(&endpoint, "moto", "moto"),
+    );
+    lifecycle(Server::start(Some(store), 1 << 30).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_and_each_class_of_error() {
+    let server = Server::start(None, 1 << 20).await;
+    // 401 without or with a wrong token, with the challenge header.
+    for t in ["", "nope"] {
+        let res = server
+            .req(reqwest::Method::GET, "/v1/backups", t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers()["www-authenticate"], "Bearer");
+        let doc: Value = res.json().await.unwrap();
+        assert_eq!(doc["error"]["code"], "unauthorized");
+    }
+    // 403: a reader cannot start a backup.
+    let (status, doc) = server
+        .post("/v1/targets/svc/backups", READ, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(doc["error"]["code"], "forbidden");
+    // 404s.
+    let (status, _) = server
+        .get("/v1/backups/bkp_00000000000000000000000000")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.get("/v1/targets/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, doc) = server.get("/v1/no/such/route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{doc}");
+    // 400: bad JSON, unknown field, bad query.
+    let res = server
+        .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["error"]["request_id"].is_string(), "{doc}");
+    let (status, _) = server
+        .post("/v1/targets/svc/backups", WRITE, json!({"lable": "typo"}))
+        .await;
+    assert!(status.is_client_error());
+    let (status, _) = server.get("/v1/backups?limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // 409: a second job on a busy target.
+    std::fs::write(server.data().join("big.bin"), noise(96 << 20, 3)).unwrap();
+    let (status, first) = server
+        .post("/v1/targets/svc/backups", WRITE, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, doc) = server
+        .post("/v1/targets/svc/backups", WRITE, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{doc}");
+    assert_eq!(doc["error"]["code"], "conflict");
+    let done = server.finish(&first).await;
+    let id = done["result"]["backup_id"].as_str().unwrap().to_owned();
+
+    // 409: delete while a restore holds the backup.
+    let (status, restore) = server
+        .post(
+            &format!("/v1/backups/{id}/restore"),
+            ADMIN,
+            json!({"confirm": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, doc) = server
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/backups/{id}"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{doc}");
+    assert_eq!(server.finish(&restore).await["state"], "succeeded");
+    std::fs::remove_file(server.data().join("big.bin")).unwrap();
+
+    // 409: re-enabling automatic backups before the cooldown ends.
+    let put = |body: Value| {
+        server.call(
+            reqwest::Method::PUT,
+            "/v1/targets/svc/schedule",
+            ADMIN,
+            Some(body),
+        )
+    };
+    let (status, schedule) = put(json!({"enabled": false})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(schedule["cooldown_until"].is_string(), "{schedule}");
+    let (status, doc) = put(json!({"enabled": true})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(doc["error"]["code"], "cooldown");
+
+    // Retention: replaced, read back; a bad policy is 422.
+    let (status, policy) = server
+        .call(
+            reqwest::Method::PUT,
+            "/v1/targets/svc/retention",
+            ADMIN,
+            Some(json!({"keep_last": 5, "keep_daily": 7})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{policy}");
+    assert_eq!(
+        server.get("/v1/targets/svc/retention").await.1["keep_last"],
+        5
+    );
+    let (status, _) = server
+        .call(
+            reqwest::Method::PUT,
+            "/v1/targets/svc/retention",
+            ADMIN,
+            Some(json!({"keep_last": -1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // 413: an upload beyond the limit (1 MiB here), declared or streamed.
+    let res = server
+        .req(reqwest::Method::POST, "/v1/targets/svc/uploads", WRITE)
+        .body(vec![0u8; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // A real tarball, so that the ingest reads on until the limit stops it.
+    let src = server.tmp.path().join("up");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), noise(2 << 20, 9)).unwrap();
+    let tarball = server.tmp.path().join("up.tar");
+    assert!(
+        std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&src)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let tar = std::fs::read(&tarball).unwrap();
+    let chunks = futures::stream::iter(
+        tar.chunks(256 << 10)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let res = server
+        .req(reqwest::Method::POST, "/v1/targets/svc/uploads", WRITE)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Not an archive: 422.
+    let res = server
+        .req(reqwest::Method::POST, "/v1/targets/svc/uploads", WRITE)
+        .body(vec![1u8; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Metrics count what happened.
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("cairn_jobs_total{kind=\"backup\",state=\"succeeded\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("cairn_http_requests_total{status=\"4xx\"}"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retries_events_and_signed_urls() {
+    let server = Server::start(None, 1 << 30).await;
+    std::fs::write(server.data().join("big.bin"), noise(48 << 20, 5)).unwrap();
+    // The same key and body: the same job; another body: 409.
+    let send = |body: Value| {
+        server
+            .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
+            .header("idempotency-key", "deploy-7")
+            .json(&body)
+            .send()
+    };
+    let one: Value = send(json!({"label": "d7"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let again = send(json!({"label": "d7"})).await.unwrap();
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    let two: Value = again.json().await.unwrap();
+    assert_eq!(one["id"], two["id"]);
+    let other = send(json!({"label": "other"})).await.unwrap();
+    assert_eq!(other.status(), StatusCode::CONFLICT);
+
+    // Events: in order, to the end.
+    let text = server
+        .req(
+            reqwest::Method::GET,
+            one["links"]["events"].as_str().unwrap(),
+            READ,
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    let mut current = (String::new(), String::new(), String::new());
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("event: ") {
+            current.0 = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            current.1 = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            current.2 = v.to_owned();
+        } else if line.is_empty() && !current.0.is_empty() {
+            events.push(std::mem::take(&mut current));
+        }
+    }
+    assert!(!events.is_empty(), "{text}");
+    let ids: Vec<u64> = events.iter().map(|e| e.1.parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let jobs: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.2).unwrap())
+        .collect();
+    let percents: Vec<u64> = jobs
+        .iter()
+        .map(|j| j["progress"]["percent"].as_u64().unwrap())
+        .collect();
+    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last.0, "end");
+    assert_eq!(jobs.last().unwrap()["state"], "succeeded");
+    assert!(events[..events.len() - 1].iter().all(|e| e.0 == "job"));
+    let id = jobs.last().unwrap()["result"]["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A signed URL: altered or expired, 403.
+    let (_, link) = server
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/backups/{id}/download?ttl_seconds=1"),
+            WRITE,
+            None,
+        )
+        .await;
+    let url = link["url"].as_str().unwrap().to_owned();
+    let altered = url.replace("sig=", "sig=00");
+    assert_eq!(
+        reqwest::get(&altered).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let later = url.replace("expires=", "expires=9");
+    assert_eq!(
+        reqwest::get(&later).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let res = reqwest::get(&url).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let doc: Value = res.json().await.unwrap();
+    assert_eq!(doc["error"]["code"], "forbidden");
+
+    // The OpenAPI document lists every route of SPEC §8.
+    let (_, api) = server.get("/v1/openapi.json").await;
+    for path in [
+        "/v1/targets",
+        "/v1/targets/{target}",
+        "/v1/targets/{target}/backups",
+        "/v1/backups",
+        "/v1/backups/{id}",
+        "/v1/backups/{id}/manifest",
+        "/v1/backups/{id}/archive",
+        "/v1/backups/{id}/download",
+        "/v1/backups/{id}/undelete",
+        "/v1/backups/{id}/pin",
+        "/v1/backups/{id}/restore",
+        "/v1/backups/{id}/verify",
+        "/v1/targets/{target}/uploads",
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/events",
+        "/v1/jobs/{id}/cancel",
+        "/v1/targets/{target}/restore-status",
+        "/v1/targets/{target}/schedule",
+        "/v1/targets/{target}/retention",
+        "/v1/targets/{target}/prune",
+        "/v1/targets/{target}/reset-factory",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(
+            api["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    server.stop().await;
+}
