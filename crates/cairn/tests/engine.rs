@@ -446,6 +446,11 @@ async fn one_mutating_job_per_target_across_engines_and_config_locks() {
     assert!(err.to_string().contains(first.id()), "{err}");
     let err = b.backup("svc", BackupRequest::new()).await.unwrap_err();
     assert!(matches!(err, Error::Busy { .. }), "{err}");
+    // With an idempotency key the replay is looked up first; a new key on a
+    // busy target is still refused.
+    let keyed = BackupRequest::new().idempotency_key("other-key".parse().unwrap());
+    let err = a.backup("svc", keyed).await.unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
     assert!(
         err.to_string().contains(first.id()),
         "the conflict names the job: {err}"

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use cairn_archive::{ArchiveMeta, ArchiveWriter, WriterOptions};
 use cairn_catalog::{
     BackupFilter, BackupRecord, BackupStatus, Catalog, ErrorKind, JobCreated, MIGRATIONS,
-    SCHEMA_VERSION, Verification,
+    SCHEMA_VERSION, TargetSettings, Verification,
 };
 use cairn_integrity::SigningKey;
 use cairn_job::{Event, Fingerprint, IdempotencyKey, Job, JobKind, JobState};
 use cairn_manifest::{BackupId, BackupKind, ComponentName, OriginId, TargetName};
-use cairn_retention::{ScheduleRules, ScheduleState};
+use cairn_retention::{Policy, ScheduleRules, ScheduleState};
 use jiff::{SignedDuration, Timestamp};
 
 fn t(secs: i64) -> Timestamp {
@@ -575,4 +575,46 @@ fn job_lists_filter_by_state_in_the_query_and_stop_at_the_limit() {
     assert_eq!(running, ["job_4", "job_2"]);
     assert_eq!(catalog.list_jobs(Some("app"), &[], 10).unwrap().len(), 5);
     assert!(catalog.list_jobs(Some("db"), &[], 10).unwrap().is_empty());
+}
+
+#[test]
+fn target_settings_round_trip_and_a_damaged_row_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let catalog = Catalog::open(&path).unwrap();
+    assert!(catalog.target_settings().unwrap().is_empty());
+    let web = TargetSettings {
+        retention: Some(Policy::default().with_keep_last(3)),
+        every: Some(Some(std::time::Duration::from_secs(3600))),
+    };
+    let db = TargetSettings {
+        retention: None,
+        every: Some(None),
+    };
+    catalog.put_target_settings("web", &web, t(1)).unwrap();
+    catalog.put_target_settings("db", &db, t(1)).unwrap();
+    assert_eq!(
+        catalog.target_settings().unwrap(),
+        vec![("db".to_owned(), db), ("web".to_owned(), web.clone())]
+    );
+    // Replaced, not merged.
+    catalog
+        .put_target_settings("web", &TargetSettings::default(), t(2))
+        .unwrap();
+    assert_eq!(
+        catalog.target_settings().unwrap()[1].1,
+        TargetSettings::default()
+    );
+    drop(catalog);
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE target_settings SET retention = '{\"keep_last\": -1}' WHERE target = 'web'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = Catalog::open(&path).unwrap().target_settings().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("retention of web"), "{err}");
 }

@@ -213,3 +213,50 @@ impl UrlKey {
         now < expires && self.mac(id, expires).verify_slice(&sig).is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Scope, Tokens, UrlKey, new_token};
+
+    fn entry(sha256: &str, scopes: &[&str]) -> cairn_config::TokenFile {
+        cairn_config::TokenFile {
+            name: "t".to_owned(),
+            sha256: sha256.to_owned(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn tokens_from_the_configuration() {
+        let (token, hash) = new_token().unwrap();
+        let tokens =
+            Tokens::from_config(&[entry(&hash, &["backups:read", "backups:write"])]).unwrap();
+        let found = tokens.find(&token).unwrap();
+        assert_eq!(found.scope, Scope::Write, "the highest scope wins");
+        assert!(found.scope >= Scope::Read && found.scope < Scope::Admin);
+        assert!(tokens.find("cairn_other").is_none());
+        assert!(tokens.find(&hash).is_none(), "the hash is not the token");
+
+        let err = Tokens::from_config(&[entry("abc", &["backups:read"])]).unwrap_err();
+        assert!(err.contains("64 hex digits"), "{err}");
+        let err = Tokens::from_config(&[entry(&hash, &["backups:root"])]).unwrap_err();
+        assert!(err.contains("unknown scope"), "{err}");
+        let err = Tokens::from_config(&[entry(&hash, &[])]).unwrap_err();
+        assert!(err.contains("no scopes"), "{err}");
+        assert!(!Tokens::from_config(&[]).unwrap().enabled());
+    }
+
+    #[test]
+    fn signed_urls() {
+        assert!(UrlKey::new(&[1u8; 31]).is_err());
+        let key = UrlKey::new(&[1u8; 32]).unwrap();
+        let sig = key.sign("bkp_1", 1000);
+        assert!(key.check("bkp_1", 1000, &sig, 999));
+        assert!(!key.check("bkp_1", 1000, &sig, 1000), "expired");
+        assert!(!key.check("bkp_2", 1000, &sig, 999), "another backup");
+        assert!(!key.check("bkp_1", 1001, &sig, 999), "another expiry");
+        assert!(!key.check("bkp_1", 1000, "zz", 999), "not hex");
+        let other = UrlKey::new(&[2u8; 32]).unwrap();
+        assert!(!other.check("bkp_1", 1000, &sig, 999), "another secret");
+    }
+}

@@ -72,19 +72,27 @@ impl ApiError {
     }
 }
 
+/// The status and stable code of an engine error code (`Error::code`, or
+/// a failed job's `error.code`); unknown codes are `internal`.
+pub fn status_of_code(code: &str) -> (StatusCode, &'static str) {
+    match code {
+        "not_found" => (StatusCode::NOT_FOUND, "not_found"),
+        "invalid" => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        "verification_failed" => (StatusCode::UNPROCESSABLE_ENTITY, "verification_failed"),
+        "conflict" => (StatusCode::CONFLICT, "conflict"),
+        "cooldown" => (StatusCode::CONFLICT, "cooldown"),
+        "foreign_origin" => (StatusCode::CONFLICT, "foreign_origin"),
+        "gone" => (StatusCode::GONE, "gone"),
+        "unsupported" => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
 impl From<cairn::Error> for ApiError {
     fn from(e: cairn::Error) -> Self {
-        let code = e.code();
-        let status = match code {
-            "not_found" => StatusCode::NOT_FOUND,
-            "invalid" | "verification_failed" => StatusCode::UNPROCESSABLE_ENTITY,
-            "conflict" | "cooldown" | "foreign_origin" => StatusCode::CONFLICT,
-            "gone" => StatusCode::GONE,
-            "unsupported" => StatusCode::NOT_IMPLEMENTED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let (status, code) = status_of_code(e.code());
         if status.is_server_error() {
-            tracing::error!(error = %e, code, "request failed");
+            tracing::error!(error = %e, code = e.code(), "request failed");
         }
         Self::new(status, code, e.to_string())
     }

@@ -11,7 +11,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use cairn::{BackupFilter, BackupRequest, Cursor, JobHandle, RestoreRequest, UploadRequest};
+use cairn::{
+    BackupFilter, BackupRequest, Cursor, JobHandle, RestoreRequest, TargetConfig, UploadRequest,
+};
 use cairn_job::JobState;
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_manifest::{BackupKind, ComponentName, TargetName};
@@ -21,7 +23,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, status_of_code};
 use crate::views::{
     BackupBody, BackupPage, BackupQuery, BackupView, DownloadView, Health, JobList, JobView,
     PinBody, PruneBody, ResetBody, RestoreBody, RestoreStatusView, ScheduleBody, ScheduleView,
@@ -66,30 +68,34 @@ fn accepted(state: &AppState, handle: JobHandle) -> Response {
     res
 }
 
+async fn schedule_view(state: &AppState, config: &TargetConfig) -> ApiResult<ScheduleView> {
+    let schedule = state.vault.schedule_status(config.name.as_str()).await?;
+    let cooldown_until = schedule
+        .disabled_at
+        .filter(|_| !schedule.enabled)
+        .map(|d| d + config.schedule_rules.cooldown())
+        .filter(|u| *u > jiff::Timestamp::now());
+    Ok(ScheduleView {
+        enabled: schedule.enabled,
+        every_seconds: config.schedule.map(|d| d.as_secs()),
+        disabled_at: schedule.disabled_at.map(|t| t.to_string()),
+        cooldown_until: cooldown_until.map(|t| t.to_string()),
+        last_run: schedule.last_run.map(|t| t.to_string()),
+    })
+}
+
 async fn target_view(state: &AppState, name: &str) -> ApiResult<TargetView> {
     let config = state.vault.target(name)?;
-    let schedule = state.vault.schedule_status(name).await?;
     let restore = state.vault.restore_status(name).await?;
     let running = state
         .vault
         .jobs(Some(name), &[JobState::Queued, JobState::Running], 10)
         .await?;
     let current = running.iter().find(|j| j.kind.is_mutating());
-    let cooldown_until = schedule
-        .disabled_at
-        .filter(|_| !schedule.enabled)
-        .map(|d| d + config.schedule_rules.cooldown())
-        .filter(|u| *u > jiff::Timestamp::now());
     Ok(TargetView {
         name: config.name.to_string(),
         components: components(&config),
-        schedule: ScheduleView {
-            enabled: schedule.enabled,
-            every_seconds: config.schedule.map(|d| d.as_secs()),
-            disabled_at: schedule.disabled_at.map(|t| t.to_string()),
-            cooldown_until: cooldown_until.map(|t| t.to_string()),
-            last_run: schedule.last_run.map(|t| t.to_string()),
-        },
+        schedule: schedule_view(state, &config).await?,
         retention: serde_json::to_value(&config.retention).unwrap_or_default(),
         current_job: current.map(JobView::from),
         restore_status: RestoreStatusView::from(&restore),
@@ -669,17 +675,7 @@ pub async fn upload(
             .map_or(("internal", "the upload failed".to_owned()), |e| {
                 (e.code.as_str(), e.message.clone())
             });
-        let status = match code {
-            "invalid" | "verification_failed" => StatusCode::UNPROCESSABLE_ENTITY,
-            "conflict" => StatusCode::CONFLICT,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let code: &'static str = match code {
-            "invalid" => "invalid",
-            "verification_failed" => "verification_failed",
-            "conflict" => "conflict",
-            _ => "internal",
-        };
+        let (status, code) = status_of_code(code);
         return Err(ApiError::new(
             status,
             code,
@@ -856,7 +852,9 @@ pub async fn get_schedule(
     State(state): State<AppState>,
     Path(target): Path<String>,
 ) -> ApiResult<Json<ScheduleView>> {
-    Ok(Json(target_view(&state, &target).await?.schedule))
+    Ok(Json(
+        schedule_view(&state, &state.vault.target(&target)?).await?,
+    ))
 }
 
 /// Enables or disables automatic backups, or changes their interval.
@@ -880,7 +878,9 @@ pub async fn put_schedule(
     if let Some(enabled) = body.enabled {
         state.vault.schedule(&target, enabled).await?;
     }
-    Ok(Json(target_view(&state, &target).await?.schedule))
+    Ok(Json(
+        schedule_view(&state, &state.vault.target(&target)?).await?,
+    ))
 }
 
 /// A target's retention policy.
