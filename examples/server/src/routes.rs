@@ -649,23 +649,18 @@ pub async fn upload(
     if let Some(k) = idempotency_key(&headers)? {
         req = req.idempotency_key(k);
     }
-    let exceeded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = std::sync::Arc::clone(&exceeded);
-    let mut count = 0u64;
-    let stream = body.into_data_stream().map(move |chunk| {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        count += chunk.len() as u64;
-        if count > limit {
-            seen.store(true, std::sync::atomic::Ordering::SeqCst);
-            return Err(std::io::Error::other("the upload is larger than the limit"));
-        }
-        Ok(chunk)
-    });
+    let (stream, pump) = pump_body(body, limit);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-    let handle = state.vault.upload(&target, reader, req).await?;
-    let job = handle.wait().await;
+    let started = state.vault.upload(&target, reader, req).await;
+    let job = match started {
+        Ok(handle) => handle.wait().await,
+        Err(e) => {
+            drained(pump).await;
+            return Err(e.into());
+        }
+    };
     state.record(&job);
-    if exceeded.load(std::sync::atomic::Ordering::SeqCst) {
+    if drained(pump).await {
         return Err(too_large());
     }
     if job.state != JobState::Succeeded {
@@ -689,6 +684,68 @@ pub async fn upload(
         res.headers_mut().insert(header::LOCATION, v);
     }
     Ok(res)
+}
+
+/// After the ingest stopped early (limit, bad archive), how much more of the
+/// request body is read and thrown away so that the client finishes sending
+/// and reads the answer: closing a socket with unread data resets the
+/// connection, and the client may never see the 413 or 422.
+const DRAIN_CAP: u64 = 64 << 20;
+
+/// Reads a request body on its own task: the chunks up to `limit` go to the
+/// returned stream; past it, or once the reader has gone, the rest is
+/// drained (up to [`DRAIN_CAP`]). The task returns whether the limit was passed.
+fn pump_body(
+    body: Body,
+    limit: u64,
+) -> (
+    impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Unpin + 'static,
+    tokio::task::JoinHandle<bool>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let task = tokio::spawn(async move {
+        let mut body = body.into_data_stream();
+        let mut count = 0u64;
+        let mut over = false;
+        let mut reading = true;
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                let _ = tx
+                    .send(Err(std::io::Error::other("the request body broke off")))
+                    .await;
+                return over;
+            };
+            count += chunk.len() as u64;
+            if !reading {
+                if count > limit.saturating_add(DRAIN_CAP) {
+                    break;
+                }
+                continue;
+            }
+            if count > limit {
+                over = true;
+                reading = false;
+                let _ = tx
+                    .send(Err(std::io::Error::other(
+                        "the upload is larger than the limit",
+                    )))
+                    .await;
+            } else if tx.send(Ok(chunk)).await.is_err() {
+                reading = false;
+            }
+        }
+        over
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (stream, task)
+}
+
+/// Waits (at most 30 s) for [`pump_body`]'s task; whether the limit was passed.
+async fn drained(task: tokio::task::JoinHandle<bool>) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(30), task).await,
+        Ok(Ok(true))
+    )
 }
 
 /// Query of `GET /v1/jobs`.
