@@ -96,11 +96,13 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] (target), [`Error::Invalid`] (component),
+    /// [`Error::NotFound`] (target), [`Error::Invalid`] (component, a
+    /// label or description over the manifest's limits),
     /// [`Error::Busy`] (another mutating job on the target),
     /// [`Error::Idempotency`].
     pub async fn backup(&self, target: &str, req: BackupRequest) -> Result<JobHandle, Error> {
         let config = self.inner.target(target)?.clone();
+        check_texts(req.label.as_deref(), req.description.as_deref())?;
         let components = select(&config, &req.include)?;
         let spec = Spec::new(
             JobKind::Backup,
@@ -114,6 +116,25 @@ impl Vault {
             .start(spec, move |ctx| run(inner, ctx, config, components, req))
             .await
     }
+}
+
+/// Refuses, before a job starts, a label or description the archive writer
+/// would refuse half-way ([`cairn_manifest::MAX_LABEL_BYTES`],
+/// [`cairn_manifest::MAX_DESCRIPTION_BYTES`]).
+pub(crate) fn check_texts(label: Option<&str>, description: Option<&str>) -> Result<(), Error> {
+    let over = |what: &str, text: Option<&str>, max: usize| match text {
+        Some(t) if t.len() > max => Err(Error::Invalid(format!(
+            "{what} is {} bytes; at most {max}",
+            t.len()
+        ))),
+        _ => Ok(()),
+    };
+    over("label", label, cairn_manifest::MAX_LABEL_BYTES)?;
+    over(
+        "description",
+        description,
+        cairn_manifest::MAX_DESCRIPTION_BYTES,
+    )
 }
 
 fn select(config: &TargetConfig, include: &[ComponentName]) -> Result<Vec<ComponentSpec>, Error> {

@@ -22,6 +22,9 @@ pub enum VerifyTier {
 }
 
 impl VerifyTier {
+    /// Every tier, from the cheapest.
+    pub const ALL: [Self; 3] = [Self::Quick, Self::Sample, Self::Full];
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {

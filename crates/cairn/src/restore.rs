@@ -138,6 +138,16 @@ impl Vault {
                 "restoring {id} replaces the data of target {target}: confirm it"
             )));
         }
+        // The catalog lists the backup's components: a name it lacks is
+        // refused now rather than by the job (the manifest, read by the
+        // job, stays the authority).
+        if let Some(n) = req
+            .include
+            .iter()
+            .find(|n| !record.components.iter().any(|c| c == n.as_str()))
+        {
+            return Err(Error::Invalid(format!("backup {id} has no component {n}")));
+        }
         let config = match (&req.to, self.inner.find_target(&target)) {
             (_, Some(c)) => Some(c),
             (Some(_), None) => None,

@@ -47,6 +47,13 @@ impl UploadRequest {
         self
     }
 
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = Some(text.into());
+        self
+    }
+
     /// Sets the component for top-level files.
     #[must_use]
     pub fn root_component(mut self, name: ComponentName) -> Self {
@@ -72,7 +79,8 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], [`Error::Busy`], [`Error::Idempotency`]; a bad
+    /// [`Error::NotFound`], [`Error::Invalid`] (a label or description over
+    /// the manifest's limits), [`Error::Busy`], [`Error::Idempotency`]; a bad
     /// archive fails the job.
     pub async fn upload<R>(
         &self,
@@ -84,6 +92,7 @@ impl Vault {
         R: Read + Send + 'static,
     {
         let config = self.inner.target(target)?.clone();
+        crate::backup::check_texts(req.label.as_deref(), req.description.as_deref())?;
         let spec = Spec::new(
             JobKind::Upload,
             target,

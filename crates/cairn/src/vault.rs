@@ -827,7 +827,8 @@ impl Vault {
 
     /// Sets the interval of a target's automatic backups (`None`: manual
     /// only), persistently, like [`Vault::set_retention`]. An interval
-    /// shorter than the target's minimum interval is refused.
+    /// shorter than the target's minimum interval, or longer than
+    /// [`cairn_retention::MAX_DURATION`] (100 years), is refused.
     ///
     /// # Errors
     ///
@@ -845,6 +846,14 @@ impl Vault {
                     "an interval of {} s is below the minimum of {} s between automatic backups of {target}",
                     e.as_secs(),
                     min.as_secs().max(1)
+                )));
+            }
+            let max = cairn_retention::MAX_DURATION;
+            if !SignedDuration::try_from(e).is_ok_and(|e| e <= max) {
+                return Err(Error::Invalid(format!(
+                    "an interval of {} s is longer than {} s (100 years)",
+                    e.as_secs(),
+                    max.as_secs()
                 )));
             }
         }

@@ -336,6 +336,15 @@ async fn partial_restore_reads_only_its_frames() {
         "port = 8080\n"
     );
     assert!(!out.join("data").exists());
+    // A component the backup lacks is refused before any job starts.
+    let jobs = vault.jobs(None, &[], 100).await.unwrap().len();
+    let err = vault
+        .restore(&id, RestoreRequest::new().include(name("nope")).to(&out))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid", "{err}");
+    assert!(err.to_string().contains("no component nope"), "{err}");
+    assert_eq!(vault.jobs(None, &[], 100).await.unwrap().len(), jobs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -912,13 +921,17 @@ async fn settings_changed_at_run_time_persist_and_apply() {
         2
     );
 
-    // The schedule's interval: nothing runs without one; below the minimum is refused.
+    // The schedule's interval: nothing runs without one; below the minimum
+    // or beyond 100 years is refused.
     assert!(vault.schedule_due().await.unwrap().is_empty());
-    let err = vault
-        .set_schedule_every("svc", Some(Duration::from_secs(60)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "invalid", "{err}");
+    let too_long = cairn_retention::MAX_DURATION.as_secs().unsigned_abs() + 1;
+    for secs in [60, too_long, u64::MAX] {
+        let err = vault
+            .set_schedule_every("svc", Some(Duration::from_secs(secs)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid", "{secs}: {err}");
+    }
     vault
         .set_schedule_every("svc", Some(Duration::from_secs(3600)))
         .await
@@ -943,4 +956,32 @@ async fn settings_changed_at_run_time_persist_and_apply() {
     vault.set_schedule_every("svc", None).await.unwrap();
     assert_eq!(vault.target("svc").unwrap().schedule, None);
     assert_eq!(vault.targets().len(), 2);
+}
+
+#[tokio::test]
+async fn texts_over_the_manifest_limits_are_refused_before_a_job_starts() {
+    let svc = Service::new();
+    let vault = local_vault(&svc).await;
+    let long = "é".repeat(cairn_manifest::MAX_LABEL_BYTES / 2 + 1);
+    let err = vault
+        .backup("svc", BackupRequest::new().label(long))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid", "{err}");
+    assert!(err.to_string().contains("label"), "{err}");
+    let err = vault
+        .upload(
+            "svc",
+            std::io::empty(),
+            cairn::UploadRequest::new()
+                .description("x".repeat(cairn_manifest::MAX_DESCRIPTION_BYTES + 1)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid", "{err}");
+    assert!(vault.jobs(None, &[], 10).await.unwrap().is_empty());
+    // At the limit: accepted and kept.
+    let label = "l".repeat(cairn_manifest::MAX_LABEL_BYTES);
+    let id = backed_up(&vault, BackupRequest::new().label(label.clone())).await;
+    assert_eq!(vault.get(&id).await.unwrap().label, Some(label));
 }

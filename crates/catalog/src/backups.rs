@@ -25,7 +25,11 @@ pub enum BackupStatus {
 }
 
 impl BackupStatus {
-    fn as_str(self) -> &'static str {
+    /// Every status.
+    pub const ALL: [Self; 3] = [Self::InProgress, Self::Ready, Self::Failed];
+
+    /// The snake_case name (as in JSON).
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::InProgress => "in_progress",
             Self::Ready => "ready",

@@ -618,3 +618,20 @@ fn target_settings_round_trip_and_a_damaged_row_is_reported() {
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("retention of web"), "{err}");
 }
+
+#[test]
+fn status_names_match_their_json() {
+    let names: Vec<String> = BackupStatus::ALL
+        .iter()
+        .map(|s| {
+            serde_json::to_value(s)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let listed: Vec<&str> = BackupStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(names, listed);
+    assert_eq!(listed, ["in_progress", "ready", "failed"]);
+}

@@ -102,6 +102,14 @@ pub enum BackupKind {
 }
 
 impl BackupKind {
+    /// Every kind.
+    pub const ALL: [Self; 4] = [
+        Self::Manual,
+        Self::Scheduled,
+        Self::PreDeploy,
+        Self::Uploaded,
+    ];
+
     /// The snake_case name used in JSON and on the command line.
     pub fn as_str(&self) -> &'static str {
         match self {

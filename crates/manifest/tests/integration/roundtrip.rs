@@ -73,3 +73,12 @@ proptest! {
         prop_assert_eq!(serde_json::to_vec(back.manifest()).unwrap(), signed.bytes().to_vec());
     }
 }
+
+#[test]
+fn backup_kind_names_match_their_json() {
+    for kind in BackupKind::ALL {
+        let json = serde_json::to_value(kind).unwrap();
+        assert_eq!(json.as_str(), Some(kind.as_str()));
+        assert_eq!(kind.as_str().parse::<BackupKind>().ok(), Some(kind));
+    }
+}
