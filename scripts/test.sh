@@ -5,7 +5,8 @@
 #
 # Formatting, lints (warnings are errors), the dependency rules, documentation,
 # every test of the workspace (unit, integration, doc tests, examples built,
-# benches run once in test mode), and the fuzz properties as a bounded smoke run.
+# benches run once in test mode), the REST server checked against its OpenAPI
+# document by schemathesis, and the fuzz properties as a bounded smoke run.
 # External tools the interop tests need are installed first when missing, and the
 # storage emulators (moto for S3, Azurite for Azure) are installed and started on
 # loopback, then stopped at the end unless they were already running. With
@@ -42,6 +43,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "tests"
 cargo test --workspace --locked
 cargo test --workspace --benches --locked
+
+step "API conformance (schemathesis against the running server)"
+scripts/api-conformance.sh
 
 step "fuzz properties (smoke run on stable)"
 cargo clippy --manifest-path fuzz/Cargo.toml --no-default-features --all-targets --locked -- -D warnings

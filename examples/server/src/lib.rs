@@ -6,10 +6,12 @@
 //! graceful shutdown that lets running jobs finish within a grace period.
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod ids;
 pub mod metrics;
 pub mod routes;
+pub mod schema;
 pub mod views;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Scope, Tokens, UrlKey};
 use crate::metrics::Metrics;
+use crate::schema::{Layer, document_errors};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -132,47 +135,69 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         limits.request_timeout,
     );
-    let read = OpenApiRouter::new()
-        .routes(routes!(routes::list_targets))
-        .routes(routes!(routes::get_target))
-        .routes(routes!(routes::list_backups))
-        .routes(routes!(routes::get_backup))
-        .routes(routes!(routes::get_manifest))
-        .routes(routes!(routes::list_jobs))
-        .routes(routes!(routes::get_job))
-        .routes(routes!(routes::restore_status))
-        .routes(routes!(routes::get_schedule))
-        .routes(routes!(routes::get_retention))
-        .layer(timeout)
-        .route_layer(guard(Scope::Read));
-    let events = OpenApiRouter::new()
-        .routes(routes!(routes::job_events))
-        .route_layer(guard(Scope::Read));
-    let write = OpenApiRouter::new()
-        .routes(routes!(routes::create_backup))
-        .routes(routes!(routes::verify_backup))
-        .routes(routes!(routes::download_url))
-        .routes(routes!(routes::cancel_job))
-        .layer(timeout)
-        .route_layer(guard(Scope::Write));
-    let streams = OpenApiRouter::new()
-        .routes(routes!(routes::get_archive))
-        .routes(routes!(routes::upload))
-        .layer(DefaultBodyLimit::disable())
-        .route_layer(guard(Scope::Write));
-    let admin = OpenApiRouter::new()
-        .routes(routes!(routes::delete_backup))
-        .routes(routes!(routes::undelete_backup))
-        .routes(routes!(routes::pin_backup))
-        .routes(routes!(routes::restore_backup))
-        .routes(routes!(routes::put_schedule))
-        .routes(routes!(routes::put_retention))
-        .routes(routes!(routes::prune))
-        .routes(routes!(routes::reset_factory))
-        .layer(timeout)
-        .route_layer(guard(Scope::Admin));
+    // Each group documents the errors its layers add (schema::document_errors).
+    let group = |mut router: OpenApiRouter<AppState>, layers: &[Layer]| {
+        document_errors(router.get_openapi_mut(), layers);
+        router
+    };
+    let read = group(
+        OpenApiRouter::new()
+            .routes(routes!(routes::list_targets))
+            .routes(routes!(routes::get_target))
+            .routes(routes!(routes::list_backups))
+            .routes(routes!(routes::get_backup))
+            .routes(routes!(routes::get_manifest))
+            .routes(routes!(routes::list_jobs))
+            .routes(routes!(routes::get_job))
+            .routes(routes!(routes::restore_status))
+            .routes(routes!(routes::get_schedule))
+            .routes(routes!(routes::get_retention)),
+        &[Layer::Auth, Layer::Timeout],
+    )
+    .layer(timeout)
+    .route_layer(guard(Scope::Read));
+    let events = group(
+        OpenApiRouter::new().routes(routes!(routes::job_events)),
+        &[Layer::Auth],
+    )
+    .route_layer(guard(Scope::Read));
+    let write = group(
+        OpenApiRouter::new()
+            .routes(routes!(routes::create_backup))
+            .routes(routes!(routes::verify_backup))
+            .routes(routes!(routes::download_url))
+            .routes(routes!(routes::cancel_job)),
+        &[Layer::Auth, Layer::Timeout],
+    )
+    .layer(timeout)
+    .route_layer(guard(Scope::Write));
+    let streams = group(
+        OpenApiRouter::new()
+            .routes(routes!(routes::get_archive))
+            .routes(routes!(routes::upload)),
+        &[Layer::Auth],
+    )
+    .layer(DefaultBodyLimit::disable())
+    .route_layer(guard(Scope::Write));
+    let admin = group(
+        OpenApiRouter::new()
+            .routes(routes!(routes::delete_backup))
+            .routes(routes!(routes::undelete_backup))
+            .routes(routes!(routes::pin_backup))
+            .routes(routes!(routes::restore_backup))
+            .routes(routes!(routes::put_schedule))
+            .routes(routes!(routes::put_retention))
+            .routes(routes!(routes::prune))
+            .routes(routes!(routes::reset_factory)),
+        &[Layer::Auth, Layer::Timeout],
+    )
+    .layer(timeout)
+    .route_layer(guard(Scope::Admin));
+    let signed = group(
+        OpenApiRouter::new().routes(routes!(routes::get_signed_archive)),
+        &[],
+    );
     let open = OpenApiRouter::new()
-        .routes(routes!(routes::get_signed_archive))
         .routes(routes!(routes::healthz))
         .routes(routes!(metrics::metrics));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -181,6 +206,7 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
         .merge(write)
         .merge(streams)
         .merge(admin)
+        .merge(signed)
         .merge(open)
         .split_for_parts();
     let api = Arc::new(api);

@@ -23,11 +23,13 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
+use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody, status_of_code};
+use crate::schema::{self, IdempotencyHeader, RangeHeader};
 use crate::views::{
-    BackupBody, BackupPage, BackupQuery, BackupView, DownloadView, Health, JobList, JobView,
-    PinBody, PruneBody, ResetBody, RestoreBody, RestoreStatusView, ScheduleBody, ScheduleView,
-    TargetList, TargetView, VerifyBody, components,
+    BackupBody, BackupPage, BackupQuery, BackupView, DownloadView, Health, JobEvent, JobList,
+    JobView, PinBody, PolicyDoc, PruneBody, ResetBody, RestoreBody, RestoreStatusView,
+    ScheduleBody, ScheduleView, TargetList, TargetView, VerifyBody, components,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -44,6 +46,15 @@ fn names(list: &[String]) -> ApiResult<Vec<ComponentName>> {
                 .map_err(|e| ApiError::bad_request(format!("component {n:?}: {e}")))
         })
         .collect()
+}
+
+/// An engine result whose `Invalid` means "not in this state" (a pinned
+/// backup to delete, an ended job to cancel): 409, not 422.
+fn state_conflict<T>(r: Result<T, cairn::Error>) -> ApiResult<T> {
+    match r {
+        Err(cairn::Error::Invalid(m)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", m)),
+        r => Ok(r?),
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>> {
@@ -113,7 +124,7 @@ pub async fn healthz() -> Json<Health> {
 
 /// The targets, with components, schedule, current job and restore status.
 #[utoipa::path(get, path = "/v1/targets", tag = "targets",
-    responses((status = 200, body = TargetList), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = TargetList)),
     security(("bearer" = ["backups:read"])))]
 pub async fn list_targets(State(state): State<AppState>) -> ApiResult<Json<TargetList>> {
     let mut items = Vec::new();
@@ -125,7 +136,7 @@ pub async fn list_targets(State(state): State<AppState>) -> ApiResult<Json<Targe
 
 /// One target.
 #[utoipa::path(get, path = "/v1/targets/{target}", tag = "targets",
-    params(("target" = String, Path, description = "Target name")),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = TargetView), (status = 404, body = ErrorBody)),
     security(("bearer" = ["backups:read"])))]
 pub async fn get_target(
@@ -137,9 +148,9 @@ pub async fn get_target(
 
 /// Starts a backup of a target.
 #[utoipa::path(post, path = "/v1/targets/{target}/backups", tag = "backups",
-    params(("target" = String, Path, description = "Target name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: same job")),
-    request_body(content = BackupBody, content_type = "application/json"),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+        IdempotencyHeader),
+    request_body(content = Option<BackupBody>, content_type = "application/json"),
     responses((status = 202, description = "Started", body = JobView),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "A job runs on the target, or the key was used for another request", body = ErrorBody),
@@ -149,9 +160,9 @@ pub async fn create_backup(
     State(state): State<AppState>,
     Path(target): Path<String>,
     headers: HeaderMap,
-    body: Option<Json<BackupBody>>,
+    body: Option<JsonBody<BackupBody>>,
 ) -> ApiResult<Response> {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let mut req = BackupRequest::new();
     if let Some(kind) = &body.kind {
         let kind: BackupKind = parse_enum("kind", kind)?;
@@ -264,29 +275,26 @@ pub async fn get_manifest(
     })?))
 }
 
-/// A `Range: bytes=...` header's one range, within `size`.
+/// A `Range: bytes=...` header's one range, within `size`; `None` for
+/// anything else (several ranges, other units, malformed, outside the
+/// object), which is answered 416.
 fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
-    let spec = value.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || size == 0 {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
-        if n == 0 {
-            return None;
-        }
-        (size.saturating_sub(n), size)
-    } else {
-        let start: u64 = a.parse().ok()?;
-        let end = if b.is_empty() {
-            size
-        } else {
-            b.parse::<u64>().ok()?.checked_add(1)?.min(size)
-        };
-        (start, end)
+    let (a, b) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let number = |t: &str| {
+        (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| t.parse::<u64>().ok())
+            .flatten()
     };
-    (start < end && start < size).then_some(start..end)
+    let range = match (number(a), number(b)) {
+        // bytes=-N: the last N bytes.
+        (None, Some(n)) if a.is_empty() => size.saturating_sub(n)..size,
+        // bytes=S-: from S to the end.
+        (Some(start), None) if b.is_empty() => start..size,
+        // bytes=S-E, E inclusive.
+        (Some(start), Some(last)) if start <= last => start..last.saturating_add(1).min(size),
+        _ => return None,
+    };
+    (range.start < range.end).then_some(range)
 }
 
 /// Streams `range` of an object in pieces of at most 8 MiB.
@@ -323,12 +331,12 @@ pub(crate) async fn serve_archive(
     let (Some(key), Some(size)) = (record.archive_key.clone(), record.archive_size) else {
         return Err(ApiError::not_found(format!("backup {id} has no archive")));
     };
-    let mut res = if let Some(r) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        let Some(range) = parse_range(r, size) else {
+    let mut res = if let Some(r) = headers.get(header::RANGE) {
+        let Some(range) = r.to_str().ok().and_then(|r| parse_range(r, size)) else {
             let mut res = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "range_not_satisfiable",
-                format!("Range {r:?}: one range within 0..{size}"),
+                format!("Range: one range bytes=START-END within the archive's {size} bytes"),
             )
             .into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -383,7 +391,7 @@ pub(crate) async fn serve_archive(
 /// The archive's bytes, streamed from the store (`Range` supported).
 #[utoipa::path(get, path = "/v1/backups/{id}/archive", tag = "backups",
     params(("id" = String, Path, description = "Backup id"),
-        ("Range" = Option<String>, Header, description = "bytes=START-END (one range)")),
+        RangeHeader),
     responses((status = 200, description = "The archive", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "A range of it", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)),
@@ -432,6 +440,7 @@ pub async fn get_signed_archive(
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// Lifetime in seconds, 1..=604800 (default 900).
+    #[param(minimum = 1, maximum = 604_800)]
     pub ttl_seconds: Option<u64>,
 }
 
@@ -505,7 +514,9 @@ pub async fn delete_backup(
     if q.force.unwrap_or(false) && state.vault.get(&id).await?.pinned {
         state.vault.pin(&id, false).await?;
     }
-    Ok(Json(BackupView::from(&state.vault.delete(&id).await?)))
+    Ok(Json(BackupView::from(&state_conflict(
+        state.vault.delete(&id).await,
+    )?)))
 }
 
 /// Brings a soft-deleted backup back.
@@ -530,7 +541,7 @@ pub async fn undelete_backup(
 pub async fn pin_backup(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(body): Json<PinBody>,
+    JsonBody(body): JsonBody<PinBody>,
 ) -> ApiResult<Json<BackupView>> {
     Ok(Json(BackupView::from(
         &state.vault.pin(&id, body.pinned).await?,
@@ -540,7 +551,7 @@ pub async fn pin_backup(
 /// Restores a backup onto its target (needs `confirm: true`).
 #[utoipa::path(post, path = "/v1/backups/{id}/restore", tag = "restore",
     params(("id" = String, Path, description = "Backup id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: same job")),
+        IdempotencyHeader),
     request_body(content = RestoreBody, content_type = "application/json"),
     responses((status = 202, description = "Started", body = JobView), (status = 404, body = ErrorBody),
         (status = 409, description = "Busy target, foreign origin without force_foreign, key reused", body = ErrorBody),
@@ -550,7 +561,7 @@ pub async fn restore_backup(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<RestoreBody>,
+    JsonBody(body): JsonBody<RestoreBody>,
 ) -> ApiResult<Response> {
     let mut req = RestoreRequest::new();
     for n in names(&body.includes)? {
@@ -575,8 +586,8 @@ pub async fn restore_backup(
 /// Verifies a backup (`quick`, `sample` or `full`).
 #[utoipa::path(post, path = "/v1/backups/{id}/verify", tag = "backups",
     params(("id" = String, Path, description = "Backup id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: same job")),
-    request_body(content = VerifyBody, content_type = "application/json"),
+        IdempotencyHeader),
+    request_body(content = Option<VerifyBody>, content_type = "application/json"),
     responses((status = 202, description = "Started", body = JobView), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = ["backups:write"])))]
@@ -584,10 +595,10 @@ pub async fn verify_backup(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Option<Json<VerifyBody>>,
+    body: Option<JsonBody<VerifyBody>>,
 ) -> ApiResult<Response> {
     let tier = body
-        .and_then(|Json(b)| b.tier)
+        .and_then(|JsonBody(b)| b.tier)
         .map_or(Ok(cairn::VerifyTier::Full), |t| {
             t.parse().map_err(|_| {
                 ApiError::bad_request(format!("tier: {t:?} is not quick, sample or full"))
@@ -612,8 +623,8 @@ pub struct UploadQuery {
 /// as the request body, as a new backup of the target. Answers when the
 /// archive has been read and stored: 201 with the finished job.
 #[utoipa::path(post, path = "/v1/targets/{target}/uploads", tag = "backups",
-    params(("target" = String, Path, description = "Target name"), UploadQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: same job")),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), UploadQuery,
+        IdempotencyHeader),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, description = "Stored", body = JobView), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, description = "Larger than the limit", body = ErrorBody),
@@ -753,10 +764,13 @@ async fn drained(task: tokio::task::JoinHandle<bool>) -> bool {
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// Only this target.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub target: Option<String>,
     /// Only this state.
+    #[param(schema_with = schema::job_state)]
     pub state: Option<String>,
     /// 1..=1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -778,6 +792,9 @@ pub async fn list_jobs(
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit: 1 to 1000"));
+    }
+    if let Some(t) = &q.target {
+        TargetName::parse(t).map_err(|e| ApiError::bad_request(format!("target: {e}")))?;
     }
     let jobs = state
         .vault
@@ -804,7 +821,7 @@ pub async fn get_job(
 /// it ends (`event: end`, carrying the final job).
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An event stream; each event is described here", content_type = "text/event-stream", body = JobEvent),
         (status = 404, body = ErrorBody)),
     security(("bearer" = ["backups:read"])))]
 pub async fn job_events(
@@ -877,7 +894,7 @@ pub async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    state.vault.cancel(&id).await?;
+    state_conflict(state.vault.cancel(&id).await)?;
     let job = state.vault.job(&id).await?.status();
     let mut res = (StatusCode::ACCEPTED, Json(JobView::from(&job))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {
@@ -888,7 +905,7 @@ pub async fn cancel_job(
 
 /// A target's last restore.
 #[utoipa::path(get, path = "/v1/targets/{target}/restore-status", tag = "restore",
-    params(("target" = String, Path, description = "Target name")),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = RestoreStatusView), (status = 404, body = ErrorBody)),
     security(("bearer" = ["backups:read"])))]
 pub async fn restore_status(
@@ -902,7 +919,7 @@ pub async fn restore_status(
 
 /// A target's automatic backups.
 #[utoipa::path(get, path = "/v1/targets/{target}/schedule", tag = "targets",
-    params(("target" = String, Path, description = "Target name")),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)),
     security(("bearer" = ["backups:read"])))]
 pub async fn get_schedule(
@@ -917,7 +934,7 @@ pub async fn get_schedule(
 /// Enables or disables automatic backups, or changes their interval.
 /// Re-enabling is refused (409, `cooldown`) until the cooldown ends.
 #[utoipa::path(put, path = "/v1/targets/{target}/schedule", tag = "targets",
-    params(("target" = String, Path, description = "Target name")),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body(content = ScheduleBody, content_type = "application/json"),
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody),
         (status = 409, description = "Cooldown not over, or a backup/restore runs", body = ErrorBody),
@@ -926,7 +943,7 @@ pub async fn get_schedule(
 pub async fn put_schedule(
     State(state): State<AppState>,
     Path(target): Path<String>,
-    Json(body): Json<ScheduleBody>,
+    JsonBody(body): JsonBody<ScheduleBody>,
 ) -> ApiResult<Json<ScheduleView>> {
     if let Some(every) = body.every_seconds {
         let every = (every > 0).then(|| Duration::from_secs(every));
@@ -942,8 +959,8 @@ pub async fn put_schedule(
 
 /// A target's retention policy.
 #[utoipa::path(get, path = "/v1/targets/{target}/retention", tag = "targets",
-    params(("target" = String, Path, description = "Target name")),
-    responses((status = 200, description = "The policy (docs/retention.md)", body = Object), (status = 404, body = ErrorBody)),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses((status = 200, description = "The policy (docs/retention.md)", body = PolicyDoc), (status = 404, body = ErrorBody)),
     security(("bearer" = ["backups:read"])))]
 pub async fn get_retention(
     State(state): State<AppState>,
@@ -955,40 +972,39 @@ pub async fn get_retention(
 
 /// Replaces a target's retention policy (kept over restarts).
 #[utoipa::path(put, path = "/v1/targets/{target}/retention", tag = "targets",
-    params(("target" = String, Path, description = "Target name")),
-    request_body(content = Object, description = "The policy (docs/retention.md)", content_type = "application/json"),
-    responses((status = 200, description = "The policy in force", body = Object), (status = 404, body = ErrorBody),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    request_body(content = PolicyDoc, description = "The policy (docs/retention.md)", content_type = "application/json"),
+    responses((status = 200, description = "The policy in force", body = PolicyDoc), (status = 404, body = ErrorBody),
         (status = 409, description = "A backup or restore runs", body = ErrorBody),
         (status = 422, description = "Not a valid policy", body = ErrorBody)),
     security(("bearer" = ["backups:admin"])))]
 pub async fn put_retention(
     State(state): State<AppState>,
     Path(target): Path<String>,
-    body: axum::body::Bytes,
+    JsonBody(body): JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     state.vault.target(&target)?;
-    let text =
-        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+    let text = serde_json::Value::Object(body).to_string();
     let policy =
-        Policy::from_json_str(text).map_err(|e| ApiError::invalid(format!("retention: {e}")))?;
+        Policy::from_json_str(&text).map_err(|e| ApiError::invalid(format!("retention: {e}")))?;
     state.vault.set_retention(&target, policy).await?;
     get_retention(State(state), Path(target)).await
 }
 
 /// Applies retention now (`dry_run`: only the plan).
 #[utoipa::path(post, path = "/v1/targets/{target}/prune", tag = "targets",
-    params(("target" = String, Path, description = "Target name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: same job")),
-    request_body(content = PruneBody, content_type = "application/json"),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+        IdempotencyHeader),
+    request_body(content = Option<PruneBody>, content_type = "application/json"),
     responses((status = 202, description = "Started", body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = ["backups:admin"])))]
 pub async fn prune(
     State(state): State<AppState>,
     Path(target): Path<String>,
     headers: HeaderMap,
-    body: Option<Json<PruneBody>>,
+    body: Option<JsonBody<PruneBody>>,
 ) -> ApiResult<Response> {
-    let dry_run = body.is_some_and(|Json(b)| b.dry_run);
+    let dry_run = body.is_some_and(|JsonBody(b)| b.dry_run);
     let handle = state
         .vault
         .prune_with_key(&target, dry_run, idempotency_key(&headers)?)
@@ -999,8 +1015,8 @@ pub async fn prune(
 /// Factory reset: restores the target's pinned `factory` backup, or empties
 /// its components (needs `confirm: true`).
 #[utoipa::path(post, path = "/v1/targets/{target}/reset-factory", tag = "restore",
-    params(("target" = String, Path, description = "Target name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: same job")),
+    params(("target" = String, Path, description = "Target name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+        IdempotencyHeader),
     request_body(content = ResetBody, content_type = "application/json"),
     responses((status = 202, description = "Started", body = JobView), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, description = "Not confirmed", body = ErrorBody)),
@@ -1009,7 +1025,7 @@ pub async fn reset_factory(
     State(state): State<AppState>,
     Path(target): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<ResetBody>,
+    JsonBody(body): JsonBody<ResetBody>,
 ) -> ApiResult<Response> {
     let handle = state
         .vault
@@ -1027,15 +1043,20 @@ mod tests {
         assert_eq!(parse_range("bytes=0-9", 100), Some(0..10));
         assert_eq!(parse_range("bytes=90-", 100), Some(90..100));
         assert_eq!(parse_range("bytes=-10", 100), Some(90..100));
+        assert_eq!(parse_range("bytes=-500", 100), Some(0..100));
         assert_eq!(parse_range("bytes=95-200", 100), Some(95..100));
         for bad in [
             "bytes=100-",
+            "bytes=100-200",
+            "bytes=-0",
             "bytes=5-4",
             "bytes=0-1,3-4",
             "items=0-1",
-            "bytes=-0",
             "bytes=a-b",
             "bytes=-",
+            "bytes=+1-2",
+            "bytes=99999999999999999999-",
+            "@iO",
         ] {
             assert_eq!(parse_range(bad, 100), None, "{bad}");
         }

@@ -7,6 +7,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::schema;
+
 /// The serde name of a unit enum value (`"running"`, `"pre_deploy"`).
 pub fn name_of<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
@@ -25,10 +27,12 @@ pub struct JobView {
     /// `job_...`.
     pub id: String,
     /// `backup`, `restore`, `verify`, `upload`, `prune`, `reset`.
+    #[schema(schema_with = schema::job_kind)]
     pub kind: String,
     /// The target it works on.
     pub target: String,
     /// `queued`, `running`, `succeeded`, `failed`, `cancelled`.
+    #[schema(schema_with = schema::job_state)]
     pub state: String,
     /// RFC 3339.
     pub created_at: String,
@@ -148,8 +152,10 @@ pub struct BackupView {
     /// Its target.
     pub target: String,
     /// `manual`, `scheduled`, `pre_deploy`, `uploaded`.
+    #[schema(schema_with = schema::backup_kind)]
     pub kind: String,
     /// `in_progress`, `ready`, `failed`.
+    #[schema(schema_with = schema::backup_status)]
     pub status: String,
     /// The operator's label.
     pub label: Option<String>,
@@ -258,20 +264,26 @@ pub struct BackupPage {
 #[into_params(parameter_in = Query)]
 pub struct BackupQuery {
     /// Only this target.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub target: Option<String>,
     /// `manual`, `scheduled`, `pre_deploy`, `uploaded`.
+    #[param(schema_with = schema::backup_kind)]
     pub kind: Option<String>,
     /// `in_progress`, `ready`, `failed`.
+    #[param(schema_with = schema::backup_status)]
     pub status: Option<String>,
     /// Exact label.
     pub label: Option<String>,
     /// RFC 3339; at or after.
+    #[param(format = DateTime)]
     pub created_after: Option<String>,
     /// RFC 3339; before.
+    #[param(format = DateTime)]
     pub created_before: Option<String>,
     /// Include soft-deleted backups.
     pub include_deleted: Option<bool>,
     /// 1..=1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
@@ -368,14 +380,16 @@ pub struct TargetList {
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupBody {
-    /// A label (at most 200 characters).
+    /// A label (at most 256 bytes of UTF-8).
     pub label: Option<String>,
-    /// A description.
+    /// A description (at most 16 KiB of UTF-8).
     pub description: Option<String>,
     /// Only these components (optional ones included); default: all required ones.
     #[serde(default)]
+    #[schema(schema_with = schema::component_names)]
     pub includes: Vec<String>,
     /// `manual` (default), `scheduled`, `pre_deploy`.
+    #[schema(schema_with = schema::requested_backup_kind)]
     pub kind: Option<String>,
 }
 
@@ -385,8 +399,10 @@ pub struct BackupBody {
 pub struct RestoreBody {
     /// Only these components.
     #[serde(default)]
+    #[schema(schema_with = schema::component_names)]
     pub includes: Vec<String>,
-    /// Must be true: the restore replaces the target's data.
+    /// Must be true (unless `dry_run`): the restore replaces the target's
+    /// data. Without it the answer is 422.
     #[serde(default)]
     pub confirm: bool,
     /// Report what would change, change nothing.
@@ -402,6 +418,7 @@ pub struct RestoreBody {
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     /// `quick` (seal and manifest), `sample` (some entries), `full` (default: every byte).
+    #[schema(schema_with = schema::verify_tier)]
     pub tier: Option<String>,
 }
 
@@ -419,8 +436,27 @@ pub struct PinBody {
 pub struct ScheduleBody {
     /// Enable or disable automatic backups (re-enabling waits for the cooldown).
     pub enabled: Option<bool>,
-    /// New interval in seconds; 0 = manual only.
+    /// New interval in seconds; 0 = manual only. At least the target's
+    /// minimum interval, at most 100 years of 366 days (else 422).
+    #[schema(maximum = 3_162_240_000_u64)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub every_seconds: Option<u64>,
+}
+
+/// A non-negative integer, also when written `60.0` (JSON Schema counts a
+/// number with a zero fraction as an integer; serde does not).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=9.0e15).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number of seconds")))
 }
 
 /// `POST /v1/targets/{t}/prune`.
@@ -450,6 +486,58 @@ pub struct DownloadView {
     pub expires_at: String,
     /// The archive's size.
     pub size_bytes: u64,
+}
+
+/// One event of `GET /v1/jobs/{id}/events` (Server-Sent Events).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobEvent {
+    /// `job` each time the job changes, `end` once with the final job (the
+    /// last event), `error` if the job can no longer be read.
+    #[schema(schema_with = schema::event_name)]
+    pub event: String,
+    /// Increasing from 1.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: Option<String>,
+    /// The job (`JobView`) as JSON text; for `error`, a message.
+    #[schema(schema_with = schema::event_data)]
+    pub data: String,
+}
+
+/// A retention policy (docs/retention.md). Every field is optional; the
+/// engine checks the policy as a whole and refuses unknown fields, wrong
+/// types and bad durations or zones (422). Documentation only: the body is
+/// read by the retention crate itself.
+#[derive(Debug, ToSchema)]
+pub struct PolicyDoc {
+    /// Keep the N newest ready backups.
+    #[schema(maximum = 4_294_967_295_u64)]
+    pub keep_last: Option<u32>,
+    /// Keep the newest backup of each of the N most recent hours that have one.
+    #[schema(maximum = 4_294_967_295_u64)]
+    pub keep_hourly: Option<u32>,
+    /// The same by days.
+    #[schema(maximum = 4_294_967_295_u64)]
+    pub keep_daily: Option<u32>,
+    /// The same by ISO weeks.
+    #[schema(maximum = 4_294_967_295_u64)]
+    pub keep_weekly: Option<u32>,
+    /// The same by months.
+    #[schema(maximum = 4_294_967_295_u64)]
+    pub keep_monthly: Option<u32>,
+    /// The same by years.
+    #[schema(maximum = 4_294_967_295_u64)]
+    pub keep_yearly: Option<u32>,
+    /// Keep everything younger than this (`"7d"`, `"72h"`, `"PT72H"`).
+    pub keep_within: Option<String>,
+    /// Never keep fewer ready backups than this.
+    #[schema(maximum = 4_294_967_295_u64)]
+    pub min_keep: Option<u32>,
+    /// How long failed backups stay (a duration).
+    pub failed_grace: Option<String>,
+    /// How long soft-deleted backups can be brought back (a duration).
+    pub deleted_grace: Option<String>,
+    /// Time zone of the calendar periods (`"UTC"`, `"Europe/Paris"`).
+    pub timezone: Option<String>,
 }
 
 /// `GET /healthz`.

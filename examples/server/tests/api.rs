@@ -147,6 +147,10 @@ impl Server {
         self.call(reqwest::Method::GET, path, READ, None).await
     }
 
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, ADMIN, None).await
+    }
+
     async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         self.call(reqwest::Method::POST, path, token, Some(body))
             .await
@@ -235,17 +239,24 @@ async fn lifecycle(server: Server) {
         format!("bytes 100-1123/{size}").as_str()
     );
     assert_eq!(part.bytes().await.unwrap(), bytes.slice(100..1124));
-    let bad = server
-        .req(
-            reqwest::Method::GET,
-            &format!("/v1/backups/{id}/archive"),
-            WRITE,
-        )
-        .header("range", format!("bytes={size}-"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    // Past the end, several ranges, malformed: 416 with the size.
+    for range in [format!("bytes={size}-"), "bytes=0-1,3-4".into(), "@".into()] {
+        let bad = server
+            .req(
+                reqwest::Method::GET,
+                &format!("/v1/backups/{id}/archive"),
+                WRITE,
+            )
+            .header("range", &range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(
+            bad.headers()["content-range"],
+            format!("bytes */{size}").as_str()
+        );
+    }
 
     // A signed URL: no token needed while it lives.
     let (status, link) = server.get(&format!("/v1/backups/{id}/download")).await;
@@ -395,11 +406,55 @@ async fn auth_and_each_class_of_error() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let doc: Value = res.json().await.unwrap();
     assert!(doc["error"]["request_id"].is_string(), "{doc}");
-    let (status, _) = server
-        .post("/v1/targets/svc/backups", WRITE, json!({"lable": "typo"}))
+    // Every body is a JSON object of known fields and types: anything else
+    // is 400, never 422 (kept for well-formed requests refused).
+    for body in [
+        json!({"lable": "typo"}),
+        json!({"kind": 7}),
+        json!({"kind": "uploaded"}),
+        json!({"includes": ["Not A Name"]}),
+        json!([null, null]),
+        json!("manual"),
+    ] {
+        let (status, doc) = server
+            .post("/v1/targets/svc/backups", WRITE, body.clone())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {doc}");
+        assert_eq!(doc["error"]["code"], "bad_request");
+    }
+    // A body that is not declared JSON: 415; an empty or `null` optional
+    // body is no body (a backup of everything).
+    let res = server
+        .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let res = server
+        .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    server.finish(&res.json().await.unwrap()).await;
+    // Well formed but refused before any job starts: 422.
+    let (status, doc) = server
+        .post(
+            "/v1/targets/svc/backups",
+            WRITE,
+            json!({"label": "x".repeat(257)}),
+        )
         .await;
-    assert!(status.is_client_error());
-    let (status, _) = server.get("/v1/backups?limit=0").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{doc}");
+    for query in ["limit=0", "limit=1001", "kind=dir", "target=Bad.Name"] {
+        let (status, _) = server.get(&format!("/v1/backups?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    let (status, _) = server.get("/v1/jobs?target=Bad.Name").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // 409: a second job on a busy target.
@@ -425,17 +480,42 @@ async fn auth_and_each_class_of_error() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (status, doc) = server
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/v1/backups/{id}"),
-            ADMIN,
-            None,
-        )
-        .await;
+    let (status, doc) = server.delete(&format!("/v1/backups/{id}")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{doc}");
     assert_eq!(server.finish(&restore).await["state"], "succeeded");
     std::fs::remove_file(server.data().join("big.bin")).unwrap();
+
+    // A component the backup lacks: 422 before any job starts.
+    let (status, doc) = server
+        .post(
+            &format!("/v1/backups/{id}/restore"),
+            ADMIN,
+            json!({"confirm": true, "includes": ["nope"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{doc}");
+
+    // 409 for a request the resource's state refuses: a pinned backup to
+    // delete, an ended job to cancel.
+    let pin_path = format!("/v1/backups/{id}/pin");
+    let pin = |pinned: bool| {
+        server.call(
+            reqwest::Method::PUT,
+            &pin_path,
+            ADMIN,
+            Some(json!({ "pinned": pinned })),
+        )
+    };
+    assert_eq!(pin(true).await.0, StatusCode::OK);
+    let (status, doc) = server.delete(&format!("/v1/backups/{id}")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{doc}");
+    assert_eq!(pin(false).await.0, StatusCode::OK);
+    let (_, jobs) = server.get("/v1/jobs?state=succeeded&limit=1").await;
+    let ended = jobs["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, doc) = server
+        .post(&format!("/v1/jobs/{ended}/cancel"), WRITE, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{doc}");
 
     // 409: re-enabling automatic backups before the cooldown ends.
     let put = |body: Value| {
@@ -542,7 +622,7 @@ async fn auth_and_each_class_of_error() {
         .await
         .unwrap();
     assert!(
-        text.contains("cairn_jobs_total{kind=\"backup\",state=\"succeeded\"} 1"),
+        text.contains("cairn_jobs_total{kind=\"backup\",state=\"succeeded\"} 2"),
         "{text}"
     );
     assert!(text.contains("cairn_http_requests_total{status=\"4xx\"}"));
@@ -680,5 +760,34 @@ async fn idempotent_retries_events_and_signed_urls() {
             "{path} missing from the OpenAPI document"
         );
     }
+    // The errors the layers add are documented where they apply: auth and
+    // a time limit on ordinary routes, no time limit on streams, the body
+    // errors where there is a JSON body.
+    let responses = |path: &str, method: &str| {
+        let r = &api["paths"][path][method]["responses"];
+        let mut codes: Vec<String> = r.as_object().unwrap().keys().cloned().collect();
+        codes.sort();
+        codes
+    };
+    let has = |codes: &[String], c: &str| codes.iter().any(|x| x == c);
+    let create = responses("/v1/targets/{target}/backups", "post");
+    for c in [
+        "202", "400", "401", "403", "404", "408", "409", "413", "415", "422", "500",
+    ] {
+        assert!(has(&create, c), "create lacks {c}: {create:?}");
+    }
+    let events = responses("/v1/jobs/{id}/events", "get");
+    assert!(has(&events, "401") && !has(&events, "408") && !has(&events, "415"));
+    let health = responses("/healthz", "get");
+    assert_eq!(health, ["200"]);
+    assert_eq!(
+        api["paths"]["/v1/backups"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "kind")
+            .unwrap()["schema"]["enum"],
+        json!(["manual", "scheduled", "pre_deploy", "uploaded"])
+    );
     server.stop().await;
 }
