@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cairn_catalog::BackupStatus;
+use cairn_catalog::{BackupRecord, BackupStatus};
 use cairn_job::JobKind;
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_retention::{Action, Backup, Plan, Status};
@@ -113,13 +113,18 @@ pub(crate) async fn apply(
     if dry_run {
         return Ok(report);
     }
+    // Only the deletions and purges need their records: looked up by id,
+    // since a target may hold a hundred thousand backups.
+    let by_id: std::collections::HashMap<String, &BackupRecord> =
+        records.iter().map(|r| (r.id.to_string(), r)).collect();
     for d in report.plan.decisions.clone() {
-        let Some(record) = records.iter().find(|r| r.id.to_string() == d.id) else {
+        if !matches!(d.action, Action::Delete | Action::Purge) {
+            continue;
+        }
+        let Some(record) = by_id.get(&d.id).copied() else {
             continue;
         };
-        if matches!(d.action, Action::Delete | Action::Purge)
-            && inner.backup_user(record).await?.is_some()
-        {
+        if inner.backup_user(record).await?.is_some() {
             continue;
         }
         let id = record.id;
