@@ -229,6 +229,36 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
         .with_state(state)
 }
 
+/// Runs the engine's scheduler every `tick` (see
+/// [`Vault::schedule_due`]), following the jobs it starts like those
+/// started over HTTP: counted in `/metrics` and waited for on shutdown.
+pub async fn run_scheduler(state: AppState, tick: Duration) {
+    let mut every = tokio::time::interval(tick);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        schedule_pass(&state).await;
+    }
+}
+
+/// One pass of [`run_scheduler`]: the ids of the jobs it started.
+pub async fn schedule_pass(state: &AppState) -> Vec<String> {
+    let ids = match state.vault.schedule_due().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduler pass failed");
+            return Vec::new();
+        }
+    };
+    for id in &ids {
+        match state.vault.job(id).await {
+            Ok(handle) => state.track(handle),
+            Err(e) => tracing::warn!(job = %id, error = %e, "a scheduled job vanished"),
+        }
+    }
+    ids
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves; then stops taking
 /// connections, lets the jobs started here run for up to `grace`, cancels
 /// those still running (they undo what they did) and waits for them.

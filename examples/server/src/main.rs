@@ -172,14 +172,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("listening on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let state = AppState {
-        vault: vault.clone(),
+        vault,
         url_key: url_key(server.url_secret_file.as_deref(), &settings.home)?,
         base_url: format!("http://{local}"),
         max_upload: server.max_upload_bytes.unwrap_or(16 << 30),
         metrics: Arc::default(),
         running: Arc::default(),
     };
-    let scheduler = tokio::spawn(vault.run_scheduler(Duration::from_secs(30)));
+    let scheduler = tokio::spawn(cairn_server::run_scheduler(
+        state.clone(),
+        Duration::from_secs(30),
+    ));
     tracing::info!(%local, targets = settings.targets.len(), auth = tokens.enabled(), "listening");
     let router = app(state.clone(), tokens, &limits);
     serve(listener, router, state, shutdown_signal(), grace)

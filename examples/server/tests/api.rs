@@ -25,6 +25,7 @@ const ADMIN: &str = "cairn_admin_token";
 
 struct Server {
     base: String,
+    state: AppState,
     http: reqwest::Client,
     tmp: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -58,10 +59,14 @@ impl Server {
             .signing_key(SigningKey::generate().unwrap())
             .origin(OriginId::parse("org_api").unwrap())
             .target(
-                TargetConfig::new(TargetName::parse("svc").unwrap()).component(ComponentSpec::dir(
-                    ComponentName::parse("data").unwrap(),
-                    data,
-                )),
+                // Hourly automatic backups: none runs unless a test calls
+                // `schedule_pass`.
+                TargetConfig::new(TargetName::parse("svc").unwrap())
+                    .component(ComponentSpec::dir(
+                        ComponentName::parse("data").unwrap(),
+                        data,
+                    ))
+                    .every(Duration::from_secs(3600)),
             )
             .open()
             .await
@@ -82,6 +87,7 @@ impl Server {
             token("admin", ADMIN, Scope::Admin),
         ]);
         let router = app(state.clone(), tokens, &Limits::default());
+        let state_for_tests = state.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             serve(
@@ -98,6 +104,7 @@ impl Server {
         });
         Self {
             base,
+            state: state_for_tests,
             http: reqwest::Client::new(),
             tmp,
             stop: Some(tx),
@@ -789,5 +796,45 @@ async fn idempotent_retries_events_and_signed_urls() {
             .unwrap()["schema"]["enum"],
         json!(["manual", "scheduled", "pre_deploy", "uploaded"])
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_are_followed_like_those_started_over_http() {
+    let server = Server::start(None, 1 << 20).await;
+    let ids = cairn_server::schedule_pass(&server.state).await;
+    assert_eq!(ids.len(), 1, "the hourly backup is due at once");
+    let job = json!({"links": {"self": format!("/v1/jobs/{}", ids[0])}});
+    let done = server.finish(&job).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let (_, backup) = server
+        .get(&format!(
+            "/v1/backups/{}",
+            done["result"]["backup_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(backup["kind"], "scheduled");
+    // Counted in /metrics, from start to end (the end is recorded by the
+    // task that follows the job, just after it ends).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("cairn_jobs_started_total{kind=\"backup\"} 1"),
+            "{text}"
+        );
+        if text.contains("cairn_jobs_total{kind=\"backup\",state=\"succeeded\"} 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Within the hour, the next pass starts nothing.
+    assert!(cairn_server::schedule_pass(&server.state).await.is_empty());
     server.stop().await;
 }
