@@ -3,7 +3,16 @@
 //!
 //! [`app`] builds the axum `Router`: routes grouped by the scope they need,
 //! the request-id layer, timeouts and body limits; [`serve`] runs it with a
-//! graceful shutdown that lets running jobs finish within a grace period.
+//! graceful shutdown that lets running jobs finish within a grace period;
+//! [`run_scheduler`] starts the automatic backups and follows them like the
+//! jobs started over HTTP.
+//!
+//! The OpenAPI document at `/v1/openapi.json` is generated from the handlers'
+//! annotations (utoipa), completed by [`schema`] with what derives cannot say
+//! (enums from the library's lists, name patterns, the errors each router
+//! group's layers add); [`body::JsonBody`] makes the server refuse exactly
+//! what the document does. `scripts/api-conformance.sh` checks the two
+//! against each other with schemathesis in CI.
 
 pub mod auth;
 pub mod body;

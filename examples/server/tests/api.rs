@@ -439,6 +439,37 @@ async fn auth_and_each_class_of_error() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A required body: absent is 415 without a JSON content type, 400 with
+    // one; over the 1 MiB limit, 413.
+    let pin = |content_type: Option<&str>, body: Vec<u8>| {
+        let mut req = server.req(
+            reqwest::Method::PUT,
+            "/v1/backups/bkp_00000000000000000000000000/pin",
+            ADMIN,
+        );
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        req.body(body).send()
+    };
+    assert_eq!(
+        pin(None, Vec::new()).await.unwrap().status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        pin(Some("application/json"), Vec::new())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    let mut big = b"{\"pinned\": true, \"x\": \"".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 2 << 20));
+    big.extend(b"\"}");
+    let res = pin(Some("application/json"), big).await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let doc: Value = res.json().await.unwrap();
+    assert_eq!(doc["error"]["code"], "too_large");
     let res = server
         .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
         .header("content-type", "application/json")
@@ -539,6 +570,15 @@ async fn auth_and_each_class_of_error() {
     let (status, doc) = put(json!({"enabled": true})).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(doc["error"]["code"], "cooldown");
+    // The interval: a whole number, also written with a zero fraction
+    // (JSON Schema's integer); a fraction of a second is malformed.
+    let (status, schedule) = put(json!({"every_seconds": 7200.0})).await;
+    assert_eq!(status, StatusCode::OK, "{schedule}");
+    assert_eq!(schedule["every_seconds"], 7200);
+    let (status, _) = put(json!({"every_seconds": 1.5})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = put(json!({"every_seconds": 4_000_000_000u64})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "over 100 years");
 
     // Retention: replaced, read back; a bad policy is 422.
     let (status, policy) = server
