@@ -825,6 +825,22 @@ async fn idempotent_retries_events_and_signed_urls() {
     }
     let events = responses("/v1/jobs/{id}/events", "get");
     assert!(has(&events, "401") && !has(&events, "408") && !has(&events, "415"));
+    // Every target name, in a path or a query, has the engine's name rule.
+    let mut targets = 0;
+    for item in api["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["name"] == "target" {
+                    assert_eq!(p["schema"]["pattern"], cairn_server::schema::NAME_PATTERN);
+                    targets += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        targets, 12,
+        "10 routes under /v1/targets/{{target}}, 2 filters"
+    );
     let health = responses("/healthz", "get");
     assert_eq!(health, ["200"]);
     assert_eq!(
