@@ -15,6 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
+# A CI run builds once from a clean clone: incremental compilation would only
+# add gigabytes of disk (a CI run once failed for lack of space).
+if [ "${CI:-}" = "true" ]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 step "tools"
 scripts/ensure-tools.sh
 
