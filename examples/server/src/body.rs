@@ -50,13 +50,13 @@ fn declared_json(req: &Request) -> bool {
             .is_some_and(|s| s.ends_with("+json"))
 }
 
-/// The body as `T`, or `None` when it is empty.
-async fn read<T, S>(req: Request, state: &S) -> Result<Option<T>, ApiError>
+/// The body as `T`, or `None` when it is empty; `declared` is
+/// [`declared_json`] of the request, which the caller needs too.
+async fn read<T, S>(req: Request, declared: bool, state: &S) -> Result<Option<T>, ApiError>
 where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    let declared = declared_json(&req);
     let bytes = Bytes::from_request(req, state).await.map_err(|e| {
         let status = e.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -89,7 +89,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let declared = declared_json(&req);
-        match read(req, state).await? {
+        match read(req, declared, state).await? {
             Some(v) => Ok(Self(v)),
             None if declared => Err(ApiError::bad_request("a JSON body is required")),
             None => Err(not_json()),
@@ -105,6 +105,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
-        Ok(read(req, state).await?.map(Self))
+        let declared = declared_json(&req);
+        Ok(read(req, declared, state).await?.map(Self))
     }
 }

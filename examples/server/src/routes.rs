@@ -984,9 +984,10 @@ pub async fn put_retention(
     JsonBody(body): JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     state.vault.target(&target)?;
-    let text = serde_json::Value::Object(body).to_string();
-    let policy =
-        Policy::from_json_str(&text).map_err(|e| ApiError::invalid(format!("retention: {e}")))?;
+    // The body is already a JSON object: deserialise it in place rather than
+    // through `Policy::from_json_str`, which would re-read it from text.
+    let policy: Policy = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::invalid(format!("retention: {e}")))?;
     state.vault.set_retention(&target, policy).await?;
     get_retention(State(state), Path(target)).await
 }

@@ -122,6 +122,23 @@ impl Server {
             .bearer_auth(token)
     }
 
+    /// Sends `body` as is, with `content_type` when given: for bodies the
+    /// JSON helpers cannot send (malformed, mislabelled, absent, oversized).
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut req = self.req(method, path, token);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        req.body(body).send().await.unwrap()
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -403,13 +420,11 @@ async fn auth_and_each_class_of_error() {
     let (status, doc) = server.get("/v1/no/such/route").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{doc}");
     // 400: bad JSON, unknown field, bad query.
+    const BACKUPS: &str = "/v1/targets/svc/backups";
+    const JSON: Option<&str> = Some("application/json");
     let res = server
-        .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+        .raw(reqwest::Method::POST, BACKUPS, WRITE, JSON, "{not json")
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let doc: Value = res.json().await.unwrap();
     assert!(doc["error"]["request_id"].is_string(), "{doc}");
@@ -432,51 +447,44 @@ async fn auth_and_each_class_of_error() {
     // A body that is not declared JSON: 415; an empty or `null` optional
     // body is no body (a backup of everything).
     let res = server
-        .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .raw(
+            reqwest::Method::POST,
+            BACKUPS,
+            WRITE,
+            Some("text/plain"),
+            "{}",
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // A required body: absent is 415 without a JSON content type, 400 with
     // one; over the 1 MiB limit, 413.
-    let pin = |content_type: Option<&str>, body: Vec<u8>| {
-        let mut req = server.req(
+    let pin = |content_type: Option<&'static str>, body: Vec<u8>| {
+        server.raw(
             reqwest::Method::PUT,
             "/v1/backups/bkp_00000000000000000000000000/pin",
             ADMIN,
-        );
-        if let Some(t) = content_type {
-            req = req.header("content-type", t);
-        }
-        req.body(body).send()
+            content_type,
+            body,
+        )
     };
     assert_eq!(
-        pin(None, Vec::new()).await.unwrap().status(),
+        pin(None, Vec::new()).await.status(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE
     );
     assert_eq!(
-        pin(Some("application/json"), Vec::new())
-            .await
-            .unwrap()
-            .status(),
+        pin(JSON, Vec::new()).await.status(),
         StatusCode::BAD_REQUEST
     );
     let mut big = b"{\"pinned\": true, \"x\": \"".to_vec();
     big.extend(std::iter::repeat_n(b'a', 2 << 20));
     big.extend(b"\"}");
-    let res = pin(Some("application/json"), big).await.unwrap();
+    let res = pin(JSON, big).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let doc: Value = res.json().await.unwrap();
     assert_eq!(doc["error"]["code"], "too_large");
     let res = server
-        .req(reqwest::Method::POST, "/v1/targets/svc/backups", WRITE)
-        .header("content-type", "application/json")
-        .body("null")
-        .send()
-        .await
-        .unwrap();
+        .raw(reqwest::Method::POST, BACKUPS, WRITE, JSON, "null")
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     server.finish(&res.json().await.unwrap()).await;
     // Well formed but refused before any job starts: 422.
