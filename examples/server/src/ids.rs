@@ -65,7 +65,9 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     let doc = if is_json {
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(serde_json::Value::Object(mut map)) => {
-                match map.get_mut("error") {
+                // Only an error response's `error` is the error document: a
+                // failed job has an `error` of its own.
+                match map.get_mut("error").filter(|_| is_error) {
                     Some(serde_json::Value::Object(e)) => {
                         e.insert("request_id".into(), id.clone().into());
                     }

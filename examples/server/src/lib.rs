@@ -39,7 +39,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Scope, Tokens, UrlKey};
 use crate::metrics::Metrics;
-use crate::schema::{Layer, document_errors};
+use crate::schema::{Layer, document_errors, document_response_additions};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -209,7 +209,7 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
     let open = OpenApiRouter::new()
         .routes(routes!(routes::healthz))
         .routes(routes!(metrics::metrics));
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(read)
         .merge(events)
         .merge(write)
@@ -218,6 +218,7 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
         .merge(signed)
         .merge(open)
         .split_for_parts();
+    document_response_additions(&mut api);
     let api = Arc::new(api);
     router
         .route(

@@ -8,13 +8,16 @@
 //! (`scripts/api-conformance.sh`): a value the schema allows and the server
 //! refuses as malformed (400) is a bug of one or the other.
 
+use std::collections::BTreeSet;
+
 use cairn::VerifyTier;
 use cairn_catalog::BackupStatus;
 use cairn_job::{JobKind, JobState};
 use cairn_manifest::BackupKind;
 use serde_json::Value;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
 /// Target and component names: `[a-z0-9][a-z0-9_-]{0,62}`.
@@ -158,38 +161,133 @@ fn add(op: &mut Operation, status: &str, description: &str) {
 /// can give: 400 (malformed parameters or body), 413 and 415 (a JSON body
 /// too large or not JSON), 401/403 and 408 from the layers, 500.
 pub fn document_errors(api: &mut OpenApi, layers: &[Layer]) {
-    for item in api.paths.paths.values_mut() {
-        let ops = [
+    for op in operations(api) {
+        let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+        let json_body = op.request_body.as_ref().is_some_and(|b| match b {
+            RefOr::T(b) => b.content.contains_key("application/json"),
+            RefOr::Ref(_) => false,
+        });
+        if has_params || op.request_body.is_some() {
+            add(op, "400", "Malformed parameters or body");
+        }
+        if json_body {
+            add(op, "413", "The body is larger than the limit");
+            add(op, "415", "The body is not `application/json`");
+        }
+        for layer in layers {
+            match layer {
+                Layer::Auth => {
+                    add(op, "401", "No valid bearer token");
+                    add(op, "403", "The token lacks the scope");
+                }
+                Layer::Timeout => add(op, "408", "The request took longer than the limit"),
+            }
+        }
+        add(op, "500", "The store or the catalog failed");
+    }
+}
+
+/// Every operation of `api`, mutably.
+fn operations(api: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    api.paths.paths.values_mut().flat_map(|item| {
+        [
             &mut item.get,
             &mut item.put,
             &mut item.post,
             &mut item.delete,
             &mut item.patch,
-        ];
-        for op in ops.into_iter().flatten() {
-            let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
-            let json_body = op.request_body.as_ref().is_some_and(|b| match b {
-                RefOr::T(b) => b.content.contains_key("application/json"),
-                RefOr::Ref(_) => false,
-            });
-            if has_params || op.request_body.is_some() {
-                add(op, "400", "Malformed parameters or body");
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// The JSON document of error responses (`request_id` inside `error`).
+const ERROR_BODY: &str = "#/components/schemas/ErrorBody";
+
+/// Documents what the request-id layer (`crate::ids`) and the job routes add
+/// to responses: the `X-Request-Id` header on every response, `request_id`
+/// at the top of every JSON document that is not an error (an error carries
+/// it inside `error`), and `Location` on 201 and 202 answers.
+///
+/// A response document `X` becomes the component `XResponse`: a copy of `X`
+/// with `request_id` required. `X` itself stays as it is, since a job inside
+/// a list or an event has no `request_id` of its own. A copy rather than an
+/// `allOf`, so that tools reading the response's properties (schemathesis
+/// follows ids from one answer into the next request) still see them.
+pub fn document_response_additions(api: &mut OpenApi) {
+    let id_property = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[A-Za-z0-9._-]{1,64}$"))
+            .description(Some("The request's id (also in `X-Request-Id`)"))
+    };
+    let with_id = |schema: &mut Object| {
+        schema
+            .properties
+            .insert("request_id".to_owned(), id_property().into());
+        schema.required.push("request_id".to_owned());
+    };
+    let objects: BTreeSet<String> = api
+        .components
+        .iter()
+        .flat_map(|c| &c.schemas)
+        .filter(|(_, s)| matches!(s, RefOr::T(Schema::Object(_))))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let mut copies = BTreeSet::new();
+    for op in operations(api) {
+        for (status, response) in &mut op.responses.responses {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            response.headers.insert(
+                "X-Request-Id".to_owned(),
+                HeaderBuilder::new()
+                    .schema(Some(id_property()))
+                    .description(Some(
+                        "The client's id when it sent a sane one, else one made here",
+                    ))
+                    .build()
+                    .into(),
+            );
+            if status == "201" || status == "202" {
+                response.headers.insert(
+                    "Location".to_owned(),
+                    HeaderBuilder::new()
+                        .description(Some("The job, or the stored backup for an upload"))
+                        .build()
+                        .into(),
+                );
             }
-            if json_body {
-                add(op, "413", "The body is larger than the limit");
-                add(op, "415", "The body is not `application/json`");
-            }
-            for layer in layers {
-                match layer {
-                    Layer::Auth => {
-                        add(op, "401", "No valid bearer token");
-                        add(op, "403", "The token lacks the scope");
+            let Some(RefOr::T(content)) = response.content.get_mut("application/json") else {
+                continue;
+            };
+            match &mut content.schema {
+                Some(RefOr::Ref(r)) if r.ref_location != ERROR_BODY => {
+                    let name = r.ref_location.trim_start_matches("#/components/schemas/");
+                    if objects.contains(name) {
+                        copies.insert(name.to_owned());
+                        *r = Ref::from_schema_name(format!("{name}Response"));
                     }
-                    Layer::Timeout => add(op, "408", "The request took longer than the limit"),
                 }
+                Some(RefOr::T(Schema::Object(inline))) => with_id(inline),
+                _ => {}
             }
-            add(op, "500", "The store or the catalog failed");
         }
+    }
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    for name in copies {
+        let Some(RefOr::T(Schema::Object(original))) = components.schemas.get(&name) else {
+            continue;
+        };
+        let mut copy = original.clone();
+        with_id(&mut copy);
+        components
+            .schemas
+            .insert(format!("{name}Response"), RefOr::T(Schema::Object(copy)));
     }
 }
 

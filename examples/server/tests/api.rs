@@ -158,11 +158,17 @@ impl Server {
             .map(|v| v.to_str().unwrap().to_owned())
             .expect("every response has X-Request-Id");
         let doc: Value = res.json().await.unwrap();
-        let in_body = doc
-            .get("request_id")
-            .or_else(|| doc["error"].get("request_id"))
+        // At the top of a document, inside `error` of an error; never in a
+        // failed job's own `error`.
+        let in_body = if status.is_success() {
+            assert!(doc["error"].get("request_id").is_none(), "{doc}");
+            doc.get("request_id")
+        } else {
+            doc["error"].get("request_id")
+        };
+        let in_body = in_body
             .and_then(Value::as_str)
-            .expect("every body has a request_id");
+            .unwrap_or_else(|| panic!("no request_id where expected: {doc}"));
         assert_eq!(in_body, header);
         (status, doc)
     }
@@ -668,6 +674,15 @@ async fn auth_and_each_class_of_error() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Its failed job reads as a job: the request id at the top, the job's
+    // own error untouched.
+    let (_, failed) = server.get("/v1/jobs?state=failed").await;
+    let job = &failed["items"][0];
+    assert_eq!(job["kind"], "upload", "{failed}");
+    let (status, doc) = server.get(job["links"]["self"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["error"]["code"], "verification_failed", "{doc}");
+    assert!(doc["error"].get("request_id").is_none(), "{doc}");
 
     // Metrics count what happened.
     let text = reqwest::get(format!("{}/metrics", server.base))
@@ -860,6 +875,40 @@ async fn idempotent_retries_events_and_signed_urls() {
             .unwrap()["schema"]["enum"],
         json!(["manual", "scheduled", "pre_deploy", "uploaded"])
     );
+    // What the request-id layer and the job routes add is documented on
+    // every response: the header everywhere, `request_id` required at the
+    // top of JSON documents (errors carry it inside `error`), `Location`
+    // on 201/202.
+    let mut json_bodies = 0;
+    for (path, item) in api["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, r) in op["responses"].as_object().unwrap() {
+                let at = format!("{method} {path} {status}");
+                assert!(r["headers"].get("X-Request-Id").is_some(), "{at}");
+                if status == "201" || status == "202" {
+                    assert!(r["headers"].get("Location").is_some(), "{at}");
+                }
+                let schema = &r["content"]["application/json"]["schema"];
+                if schema.is_null() || schema["$ref"] == "#/components/schemas/ErrorBody" {
+                    continue;
+                }
+                let document = match schema["$ref"].as_str() {
+                    Some(r) => {
+                        let name = r.strip_prefix("#/components/schemas/").unwrap();
+                        &api["components"]["schemas"][name]
+                    }
+                    None => schema,
+                };
+                let required = document["required"].as_array().unwrap();
+                assert!(required.contains(&json!("request_id")), "{at}: {document}");
+                json_bodies += 1;
+            }
+        }
+    }
+    assert!(json_bodies >= 20, "{json_bodies} success documents");
+    // The documents inside others keep their shape.
+    let job = &api["components"]["schemas"]["JobView"];
+    assert!(job["properties"].get("request_id").is_none(), "{job}");
     server.stop().await;
 }
 
