@@ -11,7 +11,8 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, OptionalFromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -108,4 +109,31 @@ where
         let declared = declared_json(&req);
         Ok(read(req, declared, state).await?.map(Self))
     }
+}
+
+/// Whether a request comes with a body: a non-zero `Content-Length`, or
+/// any `Transfer-Encoding`.
+fn has_body(req: &Request) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// The layer (`axum::middleware::from_fn`) that answers an error to a
+/// request with a body with `Connection: close`. An error may come before
+/// the body was read (a token refused, a body over the limit); hyper then
+/// closes the connection after the answer, and a client that was not told
+/// would send its next request on a dead connection.
+pub async fn close_after_refused_body(req: Request, next: axum::middleware::Next) -> Response {
+    let with_body = has_body(&req);
+    let mut res = next.run(req).await;
+    let status = res.status();
+    if with_body && (status.is_client_error() || status.is_server_error()) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
 }

@@ -235,6 +235,7 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
             metrics::count_requests,
         ))
         .layer(middleware::from_fn(ids::layer))
+        .layer(middleware::from_fn(body::close_after_refused_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

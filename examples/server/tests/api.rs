@@ -486,6 +486,9 @@ async fn auth_and_each_class_of_error() {
     big.extend(b"\"}");
     let res = pin(JSON, big).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The rest of the body was not read: the server closes the connection
+    // and says so, so that the client's next request takes a new one.
+    assert_eq!(res.headers()["connection"], "close");
     let doc: Value = res.json().await.unwrap();
     assert_eq!(doc["error"]["code"], "too_large");
     let res = server
