@@ -2,7 +2,8 @@
 //! else made; returned in the `X-Request-Id` header and in every JSON body
 //! (`request_id` at the top, or inside `error`). Error responses that are not
 //! JSON (axum's rejections: bad JSON, wrong method, ...) become the error
-//! document here, so that clients see one shape.
+//! document here, so that clients see one shape. A response marked
+//! [`Verbatim`] (the OpenAPI document) keeps its body as it is.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -15,6 +16,13 @@ use crate::error::code_of_status;
 /// The request's id, in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// A response extension: the body is served as the handler made it, with
+/// the `X-Request-Id` header only. For documents whose shape belongs to a
+/// standard (the OpenAPI document), where a `request_id` field would be
+/// foreign.
+#[derive(Debug, Clone, Copy)]
+pub struct Verbatim;
 
 /// The header.
 pub const HEADER: &str = "x-request-id";
@@ -55,7 +63,8 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         .to_owned();
     let is_json = content_type.starts_with("application/json");
     let is_error = parts.status.is_client_error() || parts.status.is_server_error();
-    if !is_json && !is_error {
+    let verbatim = parts.extensions.get::<Verbatim>().is_some();
+    if (!is_json || verbatim) && !is_error {
         return Response::from_parts(parts, body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_REWRITE).await else {

@@ -29,6 +29,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use cairn::{Job, JobHandle, Vault};
 use tower_http::timeout::TimeoutLayer;
@@ -225,7 +226,11 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
             "/v1/openapi.json",
             get(move || {
                 let api = Arc::clone(&api);
-                async move { axum::Json(api.as_ref().clone()) }
+                async move {
+                    let mut res = axum::Json(api.as_ref().clone()).into_response();
+                    res.extensions_mut().insert(ids::Verbatim);
+                    res
+                }
             }),
         )
         .fallback(|| async { error::ApiError::not_found("no such route") })

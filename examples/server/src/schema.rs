@@ -54,6 +54,16 @@ pub fn requested_backup_kind() -> Object {
     )
 }
 
+/// A `confirm` that must be given as `true`: what the engine refuses
+/// otherwise (422) is outside the schema too, so that generated clients
+/// and conformance tools know it.
+pub fn must_be_true() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Boolean))
+        .enum_values(Some([true]))
+        .build()
+}
+
 /// Every backup status.
 pub fn backup_status() -> Object {
     one_of(BackupStatus::ALL.iter().map(|s| s.as_str()), false)

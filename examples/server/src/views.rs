@@ -472,8 +472,10 @@ pub struct PruneBody {
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
-    /// Must be true.
+    /// Must be true: a reset replaces every component of the target.
+    /// Missing or false is refused with 422.
     #[serde(default)]
+    #[schema(schema_with = schema::must_be_true, required = true)]
     pub confirm: bool,
 }
 

@@ -800,8 +800,18 @@ async fn idempotent_retries_events_and_signed_urls() {
     let doc: Value = res.json().await.unwrap();
     assert_eq!(doc["error"]["code"], "forbidden");
 
-    // The OpenAPI document lists every route of SPEC §8.
-    let (_, api) = server.get("/v1/openapi.json").await;
+    // The OpenAPI document lists every route of SPEC §8. It is served as
+    // generated: the request id in the header only, no foreign field.
+    let res = server
+        .req(reqwest::Method::GET, "/v1/openapi.json", READ)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("x-request-id").is_some());
+    let api: Value = res.json().await.unwrap();
+    assert!(api.get("request_id").is_none(), "{}", api["request_id"]);
+    assert!(api["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/v1/targets",
         "/v1/targets/{target}",
@@ -878,6 +888,14 @@ async fn idempotent_retries_events_and_signed_urls() {
             .unwrap()["schema"]["enum"],
         json!(["manual", "scheduled", "pre_deploy", "uploaded"])
     );
+    // A reset must be confirmed, and the document says so.
+    let reset = &api["components"]["schemas"]["ResetBody"];
+    assert_eq!(
+        reset["properties"]["confirm"]["enum"],
+        json!([true]),
+        "{reset}"
+    );
+    assert_eq!(reset["required"], json!(["confirm"]), "{reset}");
     // What the request-id layer and the job routes add is documented on
     // every response: the header everywhere, `request_id` required at the
     // top of JSON documents (errors carry it inside `error`), `Location`
@@ -952,5 +970,43 @@ async fn scheduled_backups_are_followed_like_those_started_over_http() {
     }
     // Within the hour, the next pass starts nothing.
     assert!(cairn_server::schedule_pass(&server.state).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_loop_starts_a_due_backup_once() {
+    let server = Server::start(None, 1 << 20).await;
+    let scheduler = tokio::spawn(cairn_server::run_scheduler(
+        server.state.clone(),
+        Duration::from_millis(20),
+    ));
+    let backup_jobs = || async {
+        let (_, jobs) = server.get("/v1/jobs").await;
+        jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["kind"] == "backup")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        if let Some(job) = backup_jobs().await.pop() {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "no scheduled backup");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let done = server.finish(&job).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let id = done["result"]["backup_id"].as_str().unwrap();
+    let (_, backup) = server.get(&format!("/v1/backups/{id}")).await;
+    assert_eq!(backup["kind"], "scheduled", "{backup}");
+    // Dozens of ticks later, the hourly schedule has started nothing more.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    scheduler.abort();
+    let jobs = backup_jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
     server.stop().await;
 }
