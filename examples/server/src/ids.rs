@@ -31,6 +31,10 @@ pub const HEADER: &str = "x-request-id";
 /// server's documents is near it; archives and event streams are not JSON).
 const MAX_REWRITE: usize = 8 << 20;
 
+/// The ids [`sane`] accepts, as the OpenAPI document states them.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+/// A client's id is kept when it matches [`ID_PATTERN`].
 fn sane(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id

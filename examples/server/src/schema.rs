@@ -229,7 +229,7 @@ pub fn document_response_additions(api: &mut OpenApi) {
     let id_property = || {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .pattern(Some("^[A-Za-z0-9._-]{1,64}$"))
+            .pattern(Some(crate::ids::ID_PATTERN))
             .description(Some("The request's id (also in `X-Request-Id`)"))
     };
     let with_id = |schema: &mut Object| {

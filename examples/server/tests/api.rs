@@ -398,6 +398,26 @@ async fn lifecycle_on_the_s3_emulator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_and_each_class_of_error() {
     let server = Server::start(None, 1 << 20).await;
+    // A client's sane X-Request-Id is kept, in the header and the body;
+    // anything else (too long, a character outside the pattern) is replaced.
+    let long = "a".repeat(65);
+    for (sent, kept) in [
+        ("client-7.a_B", true),
+        (long.as_str(), false),
+        ("a b", false),
+    ] {
+        let res = server
+            .req(reqwest::Method::GET, "/v1/targets", READ)
+            .header("x-request-id", sent)
+            .send()
+            .await
+            .unwrap();
+        let header = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let doc: Value = res.json().await.unwrap();
+        assert_eq!(doc["request_id"], header);
+        assert_eq!(header == sent, kept, "{sent} -> {header}");
+        assert!(kept || header.starts_with("req_"), "{header}");
+    }
     // 401 without or with a wrong token, with the challenge header.
     for t in ["", "nope"] {
         let res = server
@@ -803,10 +823,8 @@ async fn idempotent_retries_events_and_signed_urls() {
     // The OpenAPI document lists every route of SPEC §8. It is served as
     // generated: the request id in the header only, no foreign field.
     let res = server
-        .req(reqwest::Method::GET, "/v1/openapi.json", READ)
-        .send()
-        .await
-        .unwrap();
+        .raw(reqwest::Method::GET, "/v1/openapi.json", READ, None, "")
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers().get("x-request-id").is_some());
     let api: Value = res.json().await.unwrap();
