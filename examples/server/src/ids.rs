@@ -31,7 +31,8 @@ pub const HEADER: &str = "x-request-id";
 /// server's documents is near it; archives and event streams are not JSON).
 const MAX_REWRITE: usize = 8 << 20;
 
-/// The ids [`sane`] accepts, as the OpenAPI document states them.
+/// The client ids kept (1–64 of `A-Za-z0-9._-`), as the OpenAPI document
+/// states them.
 pub const ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 
 /// A client's id is kept when it matches [`ID_PATTERN`].
