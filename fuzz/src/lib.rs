@@ -428,6 +428,8 @@ pub enum FuzzEvent {
     Timeout,
     /// Interrupted.
     Interrupted,
+    /// Interrupted after the commit point, with or without something missed.
+    InterruptedAfterCommit(bool),
 }
 
 /// Job transitions: terminal states are final, progress never goes backwards,
@@ -467,6 +469,12 @@ pub fn job_events(input: &JobInput) {
             FuzzEvent::Cancelled => Event::Cancelled,
             FuzzEvent::Timeout => Event::Timeout,
             FuzzEvent::Interrupted => Event::Interrupted,
+            FuzzEvent::InterruptedAfterCommit(missed) => {
+                Event::InterruptedAfterCommit(cairn_job::Committed {
+                    done: "in place".to_owned(),
+                    missed: missed.then(|| "a hook".to_owned()),
+                })
+            }
         };
         match job.apply(&event, now) {
             Ok(next) => {

@@ -54,4 +54,7 @@ pub use idempotency::{Fingerprint, IdempotencyKey};
 pub use kind::JobKind;
 pub use progress::{Phase, Progress, ProgressUpdate};
 pub use restore::{RestoreOutcome, RestoreStatus, RestoreStatusKind};
-pub use state::{DEFAULT_TIMEOUT, Event, IllegalTransition, Job, JobError, JobState};
+pub use state::{
+    Committed, DEFAULT_TIMEOUT, Event, IllegalTransition, Job, JobError, JobState, Resource,
+    ResourceKind,
+};

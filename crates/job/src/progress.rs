@@ -117,10 +117,7 @@ impl Progress {
             self.percent = self.percent.max(pct);
         }
 
-        let elapsed_ms = now.duration_since(started_at).as_millis();
-        if elapsed_ms > 0 {
-            let rate = u128::from(self.processed_bytes) * 1000 / elapsed_ms.unsigned_abs();
-            let rate = u64::try_from(rate).unwrap_or(u64::MAX);
+        if let Some(rate) = mean_rate(self.processed_bytes, started_at, now) {
             self.bytes_per_second = Some(rate);
             self.eta_seconds = match self.total_bytes {
                 Some(total) if rate > 0 => Some((total - self.processed_bytes).div_ceil(rate)),
@@ -129,12 +126,40 @@ impl Progress {
         }
     }
 
-    /// Marks the work complete: 100 %, nothing left.
-    pub(crate) fn finish(&mut self) {
+    /// Marks the work complete at `now`: 100 %, nothing left, the totals
+    /// equal to what was processed (they were estimates), and the mean rate
+    /// over the whole run.
+    pub(crate) fn finish(&mut self, started_at: Timestamp, now: Timestamp) {
         self.percent = 100;
+        if self.total_files.is_some() || self.processed_files > 0 {
+            self.total_files = Some(self.processed_files);
+        }
+        if self.total_bytes.is_some() || self.processed_bytes > 0 {
+            self.total_bytes = Some(self.processed_bytes);
+        }
         self.eta_seconds = Some(0);
         self.phase = Phase::Finishing;
+        self.bytes_per_second = mean_rate(self.processed_bytes, started_at, now);
     }
+
+    /// The job ended without finishing its work (failed, cancelled): the
+    /// counts stay what was processed, the rate is the mean over the run and
+    /// no time is left to estimate.
+    pub(crate) fn stop(&mut self, started_at: Timestamp, now: Timestamp) {
+        self.eta_seconds = None;
+        if let Some(rate) = mean_rate(self.processed_bytes, started_at, now) {
+            self.bytes_per_second = Some(rate);
+        }
+    }
+}
+
+/// Bytes per second between `from` and `to`, once any time has passed.
+fn mean_rate(bytes: u64, from: Timestamp, to: Timestamp) -> Option<u64> {
+    let elapsed_ms = to.duration_since(from).as_millis();
+    (elapsed_ms > 0).then(|| {
+        let rate = u128::from(bytes) * 1000 / elapsed_ms.unsigned_abs();
+        u64::try_from(rate).unwrap_or(u64::MAX)
+    })
 }
 
 #[cfg(test)]
@@ -202,8 +227,9 @@ mod tests {
             now,
         );
         assert_eq!((p.percent, p.total_bytes), (99, Some(5000)));
-        p.finish();
+        p.finish(start, ts("2026-11-20T10:00:10Z"));
         assert_eq!(p.percent, 100);
+        assert_eq!(p.bytes_per_second, Some(500), "the mean over the whole run");
     }
 
     #[test]

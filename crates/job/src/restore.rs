@@ -52,6 +52,7 @@ impl Job {
         match self.state {
             JobState::Succeeded => Some(RestoreOutcome::Completed),
             JobState::Failed if self.partial => Some(RestoreOutcome::CompletedWithErrors),
+            JobState::Failed if self.committed => Some(RestoreOutcome::Completed),
             _ => None,
         }
     }
@@ -94,6 +95,10 @@ impl RestoreStatus {
                     job.id,
                     error()
                 ),
+            ),
+            JobState::Failed if job.committed => (
+                RestoreStatusKind::Completed,
+                format!("{} {} completed{}", job.kind, job.id, error()),
             ),
             JobState::Failed => (
                 RestoreStatusKind::Failed,

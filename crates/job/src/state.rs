@@ -125,6 +125,24 @@ pub enum Event {
     Timeout,
     /// The process running the job ended (crash, restart) before it finished.
     Interrupted,
+    /// The process running the job ended after the job's commit point (a
+    /// backup's seal published, a restore's renames all done) but before the
+    /// job recorded its end: start-up recovery found the work in place.
+    InterruptedAfterCommit(Committed),
+}
+
+/// What recovery found in place after a job's process ended past its commit
+/// point ([`Event::InterruptedAfterCommit`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// What is in place, for the job's error message (`"backup bkp_… is
+    /// sealed and ready"`).
+    pub done: String,
+    /// What the job still had to do and did not (`"the post-restore hook"`).
+    /// For a restore or reset, something missing makes the outcome
+    /// `completed_with_errors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<String>,
 }
 
 impl Event {
@@ -139,6 +157,7 @@ impl Event {
             Self::Cancelled => "cancelled",
             Self::Timeout => "timeout",
             Self::Interrupted => "interrupted",
+            Self::InterruptedAfterCommit(_) => "interrupted_after_commit",
         }
     }
 }
@@ -188,8 +207,46 @@ pub struct Job {
     pub error: Option<JobError>,
     /// For a restore that failed after applying some components.
     pub partial: bool,
+    /// For a restore whose process stopped after every component was in
+    /// place ([`Event::InterruptedAfterCommit`]): the job failed, the restore
+    /// did not.
+    #[serde(default)]
+    pub committed: bool,
+    /// The backup the job makes (backup, upload) or reads (restore, verify,
+    /// reset), known from the start.
+    #[serde(default)]
+    pub resource: Option<Resource>,
     /// What it produced.
     pub result: Option<serde_json::Value>,
+}
+
+/// What a job works on: `{"type": "backup", "id": "bkp_…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Resource {
+    /// The kind of thing (`backup`).
+    #[serde(rename = "type")]
+    pub kind: ResourceKind,
+    /// Its id.
+    pub id: String,
+}
+
+impl Resource {
+    /// A backup.
+    pub fn backup(id: impl Into<String>) -> Self {
+        Self {
+            kind: ResourceKind::Backup,
+            id: id.into(),
+        }
+    }
+}
+
+/// The kinds of [`Resource`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResourceKind {
+    /// A backup.
+    Backup,
 }
 
 mod seconds {
@@ -231,8 +288,17 @@ impl Job {
             progress: Progress::default(),
             error: None,
             partial: false,
+            committed: false,
+            resource: None,
             result: None,
         }
+    }
+
+    /// Sets what the job works on.
+    #[must_use]
+    pub fn with_resource(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
     }
 
     /// Sets the timeout, in whole seconds; less than one second counts as one.
@@ -288,7 +354,8 @@ impl Job {
             // its work is complete and consistent.
             (JobState::Running, Event::Succeed { result }) => {
                 next.state = JobState::Succeeded;
-                next.progress.finish();
+                next.progress
+                    .finish(self.started_at.unwrap_or(self.created_at), now);
                 next.result.clone_from(result);
                 next.finished_at = Some(now);
             }
@@ -345,9 +412,34 @@ impl Job {
                 ));
                 next.finished_at = Some(now);
             }
+            (JobState::Running, Event::InterruptedAfterCommit(c)) => {
+                next.state = JobState::Failed;
+                let missed = c
+                    .missed
+                    .as_ref()
+                    .map(|m| format!("; {m} did not run"))
+                    .unwrap_or_default();
+                next.error = Some(JobError::new(
+                    "interrupted",
+                    format!(
+                        "the process running the job stopped after its commit point: {}{missed}",
+                        c.done
+                    ),
+                ));
+                next.committed = true;
+                next.partial = self.kind.is_restore() && c.missed.is_some();
+                next.finished_at = Some(now);
+            }
+            (JobState::Queued, Event::InterruptedAfterCommit(_)) => {
+                return Err(illegal("the job has not started"));
+            }
             (JobState::Succeeded | JobState::Failed | JobState::Cancelled, _) => {
                 unreachable!("terminal states return early")
             }
+        }
+        if next.state.is_terminal() && next.state != JobState::Succeeded {
+            let started = self.started_at.unwrap_or(self.created_at);
+            next.progress.stop(started, now);
         }
         Ok(next)
     }

@@ -42,6 +42,12 @@ fn arb_event() -> impl Strategy<Value = Event> {
         1 => Just(Event::Cancelled),
         1 => Just(Event::Timeout),
         1 => Just(Event::Interrupted),
+        1 => proptest::option::of("[a-z ]{0,12}").prop_map(|missed| {
+            Event::InterruptedAfterCommit(cairn_job::Committed {
+                done: "in place".to_owned(),
+                missed,
+            })
+        }),
     ]
 }
 

@@ -1,8 +1,8 @@
 //! Every legal and illegal transition, and the serde forms.
 
 use cairn_job::{
-    Event, IllegalTransition, Job, JobError, JobKind, JobState, Phase, ProgressUpdate,
-    RestoreOutcome, RestoreStatus, RestoreStatusKind,
+    Committed, Event, IllegalTransition, Job, JobError, JobKind, JobState, Phase, ProgressUpdate,
+    Resource, RestoreOutcome, RestoreStatus, RestoreStatusKind,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -59,7 +59,16 @@ fn events() -> Vec<Event> {
         Event::Cancelled,
         Event::Timeout,
         Event::Interrupted,
+        after_commit(None),
+        after_commit(Some("the post-restore hook")),
     ]
+}
+
+fn after_commit(missed: Option<&str>) -> Event {
+    Event::InterruptedAfterCommit(Committed {
+        done: "the restore of bkp_1 is in place".to_owned(),
+        missed: missed.map(str::to_owned),
+    })
 }
 
 /// The expected next state, or `None` if the event is illegal.
@@ -83,7 +92,7 @@ fn expected(
         (Running, Event::Fail { partial, .. }) => (!partial || kind.is_restore()).then_some(Failed),
         (Running, Event::Cancelled) => cancel.then_some(Cancelled),
         (Running, Event::Timeout) => overdue.then_some(Failed),
-        (Running, Event::Interrupted) => Some(Failed),
+        (Running, Event::Interrupted | Event::InterruptedAfterCommit(_)) => Some(Failed),
         _ => unreachable!(),
     }
 }
@@ -127,7 +136,7 @@ fn every_transition() {
             }
         }
     }
-    assert_eq!(checked, 2 * 6 * 9 * 2);
+    assert_eq!(checked, 2 * 6 * events().len() * 2);
 }
 
 #[test]
@@ -285,6 +294,7 @@ fn stable_serde_forms() {
         keys,
         [
             "cancel_requested",
+            "committed",
             "created_at",
             "error",
             "finished_at",
@@ -292,6 +302,7 @@ fn stable_serde_forms() {
             "kind",
             "partial",
             "progress",
+            "resource",
             "result",
             "started_at",
             "state",
@@ -349,4 +360,111 @@ fn stable_serde_forms() {
         serde_json::from_str::<Job>(&serde_json::to_string(&job).unwrap().replace("7200", "0"))
             .is_err()
     );
+}
+
+#[test]
+fn a_finished_job_keeps_its_final_counts_and_mean_rate() {
+    let job = job_in(JobKind::Backup, JobState::Running, false)
+        .apply(
+            &Event::Progress(ProgressUpdate {
+                total_bytes: Some(1000),
+                total_files: Some(4),
+                processed_bytes: Some(400),
+                processed_files: Some(1),
+                ..ProgressUpdate::default()
+            }),
+            t(2),
+        )
+        .unwrap()
+        .apply(
+            &Event::Progress(ProgressUpdate {
+                processed_bytes: Some(900),
+                processed_files: Some(3),
+                ..ProgressUpdate::default()
+            }),
+            t(3),
+        )
+        .unwrap();
+    // Started at t(1): 900 bytes in 10 s.
+    let done = job.apply(&Event::Succeed { result: None }, t(11)).unwrap();
+    let p = done.progress;
+    assert_eq!((p.processed_bytes, p.total_bytes), (900, Some(900)));
+    assert_eq!((p.processed_files, p.total_files), (3, Some(3)));
+    assert_eq!(
+        (p.percent, p.bytes_per_second, p.eta_seconds),
+        (100, Some(90), Some(0))
+    );
+
+    let failed = job.apply(&fail(false), t(11)).unwrap();
+    let p = failed.progress;
+    assert_eq!((p.processed_bytes, p.total_bytes), (900, Some(1000)));
+    assert_eq!((p.bytes_per_second, p.eta_seconds), (Some(90), None));
+
+    // A job that never counted anything keeps no totals.
+    let prune = job_in(JobKind::Prune, JobState::Running, false)
+        .apply(&Event::Succeed { result: None }, t(5))
+        .unwrap();
+    assert_eq!(prune.progress.total_bytes, None);
+}
+
+#[test]
+fn a_restore_interrupted_after_its_commit_completed() {
+    let running =
+        job_in(JobKind::Restore, JobState::Running, false).with_resource(Resource::backup("bkp_1"));
+    let done = running.apply(&after_commit(None), t(5)).unwrap();
+    assert_eq!(done.state, JobState::Failed);
+    assert!(done.committed && !done.partial);
+    assert_eq!(done.restore_outcome(), Some(RestoreOutcome::Completed));
+    let error = done.error.clone().unwrap();
+    assert_eq!(error.code, "interrupted");
+    assert!(
+        error
+            .message
+            .contains("after its commit point: the restore of bkp_1 is in place"),
+        "{}",
+        error.message
+    );
+    let status = RestoreStatus::of(Some(&done));
+    assert_eq!(status.status, RestoreStatusKind::Completed);
+    assert!(
+        status.status_message.contains("commit point"),
+        "{}",
+        status.status_message
+    );
+
+    let hookless = running
+        .apply(&after_commit(Some("the post-restore hook")), t(5))
+        .unwrap();
+    assert!(hookless.committed && hookless.partial);
+    assert_eq!(
+        RestoreStatus::of(Some(&hookless)).status,
+        RestoreStatusKind::CompletedWithErrors
+    );
+    assert!(
+        hookless
+            .error
+            .unwrap()
+            .message
+            .ends_with("the post-restore hook did not run"),
+    );
+
+    // A backup past its commit point is not a partial restore.
+    let backup = job_in(JobKind::Backup, JobState::Running, false)
+        .apply(&after_commit(Some("retention")), t(5))
+        .unwrap();
+    assert!(backup.committed && !backup.partial);
+    assert_eq!(backup.restore_outcome(), None);
+
+    let json = serde_json::to_value(&done).unwrap();
+    assert_eq!(
+        json["resource"],
+        serde_json::json!({"type": "backup", "id": "bkp_1"})
+    );
+    assert_eq!(json["committed"], true);
+    // A record stored before these fields existed reads with their defaults.
+    let mut old = json.clone();
+    old.as_object_mut().unwrap().remove("committed");
+    old.as_object_mut().unwrap().remove("resource");
+    let back: Job = serde_json::from_value(old).unwrap();
+    assert!(!back.committed && back.resource.is_none());
 }
