@@ -43,5 +43,13 @@ pub fn catalog_record(n: u64, target: &str) -> BackupRecord {
         pinned: false,
         deleted_at: None,
         verification: None,
+        status_message: None,
+        hostname: None,
+        model: None,
+        serial: None,
+        software_version: None,
+        component_kinds: std::collections::BTreeMap::new(),
+        source_signer: None,
+        source_trusted: None,
     }
 }

@@ -2,8 +2,11 @@
 
 use std::io::{self, BufRead, Read, Write};
 
-use cairn_integrity::{Sha256Digest, SigningKey};
-use cairn_manifest::{ComponentKind, ComponentName, EntryKind, EntryPath, LinkTarget};
+use cairn_integrity::{PublicKey, Sha256Digest, SigningKey};
+use cairn_manifest::{
+    ComponentKind, ComponentName, EntryKind, EntryPath, LinkTarget, UnverifiedManifest,
+    UploadSource,
+};
 
 use crate::codec::Format;
 use crate::decode::Decoder;
@@ -24,6 +27,14 @@ pub struct IngestOptions {
     /// The component that receives files found at the top level, outside any
     /// folder (default `root`).
     pub root_component: ComponentName,
+    /// What the receiving target's components are: a top-level folder of a
+    /// foreign tarball named like a `file` or `sqlite` component that holds
+    /// exactly one regular file becomes that kind of component (and an
+    /// optional one stays optional). Others stay `dir`.
+    pub components: Vec<(ComponentName, ComponentKind, bool)>,
+    /// Keys whose signature on an uploaded Cairn archive's own manifest is
+    /// trusted (recorded in the new manifest's `source`).
+    pub trusted: Vec<PublicKey>,
 }
 
 impl Default for IngestOptions {
@@ -33,6 +44,8 @@ impl Default for IngestOptions {
             read: ReadOptions::default(),
             root_component: ComponentName::parse("root")
                 .unwrap_or_else(|_| unreachable!("valid name")),
+            components: Vec::new(),
+            trusted: Vec::new(),
         }
     }
 }
@@ -55,6 +68,18 @@ impl IngestOptions {
         self.root_component = name;
         self
     }
+
+    /// Adds a component of the receiving target (see [`IngestOptions::components`]).
+    pub fn component(mut self, name: ComponentName, kind: ComponentKind, optional: bool) -> Self {
+        self.components.push((name, kind, optional));
+        self
+    }
+
+    /// Adds a trusted key (see [`IngestOptions::trusted`]).
+    pub fn trust(mut self, key: PublicKey) -> Self {
+        self.trusted.push(key);
+        self
+    }
 }
 
 /// What [`ingest`] produced.
@@ -74,18 +99,27 @@ pub struct Ingested<W> {
 /// Reads a foreign tar stream (plain, gzip or zstd, detected by magic bytes) and
 /// writes it as a Cairn archive to `out`, signed with `key`.
 ///
-/// Each top-level folder becomes a `dir` component named after it (names must
+/// Each top-level folder becomes a component named after it (names must
 /// follow the component rule: `a-z`, `0-9`, `_`, `-`); files at the top level go to
 /// `opts.root_component`. Leading `./` is removed from paths. Special files are
-/// skipped and listed in the manifest; an existing `.cairn/` directory (a Cairn
-/// archive uploaded again) is dropped, as the new manifest replaces it.
+/// skipped and listed in the manifest.
+///
+/// What kind each component is: a Cairn archive uploaded again carries its
+/// own `.cairn/manifest.json`, whose components' kinds and optional flags are
+/// kept (the content must fit them: a `file` or `sqlite` component holds one
+/// regular file); the new manifest's `source` records the key that signed
+/// it and whether one of `opts.trusted` verifies that signature. The old
+/// `.cairn/` entries themselves are dropped: the new manifest replaces them.
+/// In a foreign tarball, a folder named like one of `opts.components` takes
+/// that component's kind when its content fits, and stays `dir` otherwise.
 ///
 /// # Errors
 ///
 /// [`Error::Unsafe`] for absolute paths, `..` or hard links leaving their folder;
 /// [`Error::InvalidInput`] for folder names that cannot be component names or
 /// duplicate paths; [`Error::Corrupt`] for damaged input; [`Error::Limit`];
-/// [`Error::Unsupported`] for sparse files.
+/// [`Error::Unsupported`] for sparse files; [`Error::InvalidInput`] when an
+/// uploaded Cairn archive's manifest names a kind its content does not fit.
 pub fn ingest<R: Read, W: Write>(
     input: R,
     out: W,
@@ -98,9 +132,26 @@ pub fn ingest<R: Read, W: Write>(
     let source_format = decoder.format();
     let mut writer = ArchiveWriter::new(out, meta, opts.writer.clone())?;
     let mut budget = Budget::default();
+    let mut own = OwnManifest::default();
     {
         let mut tar = TarReader::new(&mut decoder, 0, limits.max_extension_bytes);
         while let Some(raw) = tar.next_entry()? {
+            if let Some(slot) = own.slot(&raw) {
+                let cap = limits.max_manifest_bytes;
+                let mut bytes = Vec::new();
+                TarData { tar: &mut tar }
+                    .take(cap + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| Error::from_io("reading", None, e))?;
+                if bytes.len() as u64 > cap {
+                    return Err(Error::invalid(format!(
+                        "the uploaded archive's {} is larger than {cap} bytes",
+                        String::from_utf8_lossy(&raw.path)
+                    )));
+                }
+                *slot = Some(bytes);
+                continue;
+            }
             let Some(path) = normalise(&raw, &opts.root_component)? else {
                 continue;
             };
@@ -151,15 +202,107 @@ pub fn ingest<R: Read, W: Write>(
         tar.check_trailing()?;
     }
     let summary = decoder.finish()?;
+    let source_sha256 = summary
+        .sha256
+        .ok_or_else(|| Error::corrupt("source digest missing"))?;
+    let (signer, trusted) = own.apply(&mut writer, opts)?;
+    writer.set_source(UploadSource {
+        compression: match source_format {
+            Format::Zstd => "zstd",
+            Format::Gzip => "gzip",
+            Format::Tar => "none",
+        }
+        .to_owned(),
+        size: summary.size,
+        sha256: source_sha256,
+        signer,
+        trusted,
+    });
     let archive = writer.finish(key)?;
     Ok(Ingested {
         archive,
         source_format,
         source_size: summary.size,
-        source_sha256: summary
-            .sha256
-            .ok_or_else(|| Error::corrupt("source digest missing"))?,
+        source_sha256,
     })
+}
+
+/// The `.cairn/manifest.json` and `.cairn/manifest.sig` of an uploaded Cairn
+/// archive, as read.
+#[derive(Default)]
+struct OwnManifest {
+    json: Option<Vec<u8>>,
+    sig: Option<Vec<u8>>,
+}
+
+impl OwnManifest {
+    /// Where entry `raw` goes, if it is one of the two.
+    fn slot(&mut self, raw: &RawEntry) -> Option<&mut Option<Vec<u8>>> {
+        if raw.kind != RawKind::Entry(EntryKind::File) {
+            return None;
+        }
+        let mut path = &raw.path[..];
+        while let Some(rest) = path.strip_prefix(b"./") {
+            path = rest;
+        }
+        match path {
+            b".cairn/manifest.json" => Some(&mut self.json),
+            b".cairn/manifest.sig" => Some(&mut self.sig),
+            _ => None,
+        }
+    }
+
+    /// Gives the writer's components their kinds: the uploaded archive's
+    /// own manifest's if it has one, else the receiving target's where the
+    /// content fits. Returns the old manifest's signer and whether a trusted
+    /// key verifies it.
+    fn apply<W: Write>(
+        self,
+        writer: &mut ArchiveWriter<W>,
+        opts: &IngestOptions,
+    ) -> Result<(Option<cairn_integrity::KeyId>, bool)> {
+        let max = opts.read.limits.max_manifest_bytes;
+        let parsed = match (self.json, self.sig) {
+            (Some(json), Some(sig)) => Some(UnverifiedManifest::parse(json, &sig, max)),
+            _ => None,
+        };
+        match parsed {
+            Some(Ok(own)) => {
+                let claimed = own.claimed().clone();
+                let trusted = opts.trusted.iter().any(|k| own.clone().verify(k).is_ok());
+                for c in &claimed.components {
+                    if writer.has_component(&c.name) {
+                        writer
+                            .set_component(&c.name, c.kind, c.optional)
+                            .map_err(|e| {
+                                Error::invalid(format!("the uploaded archive's manifest says: {e}"))
+                            })?;
+                    }
+                }
+                Ok((Some(claimed.signer), trusted))
+            }
+            other => {
+                if let Some(Err(e)) = other {
+                    let path = EntryPath::parse(b".cairn/manifest.json")?;
+                    writer.warn(
+                        path,
+                        format!(
+                            "not a Cairn manifest ({e}); its folders were read as dir components"
+                        ),
+                    );
+                }
+                for (name, kind, optional) in &opts.components {
+                    if writer.has_component(name)
+                        && writer.set_component(name, *kind, *optional).is_err()
+                    {
+                        // A folder whose content does not fit stays a dir.
+                        writer.set_component(name, ComponentKind::Dir, *optional)?;
+                    }
+                }
+                Ok((None, false))
+            }
+        }
+    }
 }
 
 /// The Cairn path of a foreign entry, or `None` for entries that are dropped.

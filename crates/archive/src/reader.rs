@@ -160,7 +160,7 @@ impl<R: Read> ArchiveReader<R> {
         // Every entry and the manifest are authenticated: the archive's own digest
         // would cost a third of the CPU of an unpack for nothing.
         self.decoder.stop_hashing();
-        let staging = staging_dir(staging_parent)?;
+        let staging = staging_dir(staging_parent, opts)?;
         let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;
         let sel = Selection::new(opts.components.as_deref());
         let verified = self.run(key, Some(&mut x), &sel)?;

@@ -213,7 +213,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     ) -> Result<Staged> {
         let sel = Selection::new(opts.components.as_deref());
         sel.check_against(self.manifest.manifest())?;
-        let staging = staging_dir(staging_parent)?;
+        let staging = staging_dir(staging_parent, opts)?;
         let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;
         let wanted: Vec<usize> = (0..self.manifest.manifest().entries.len())
             .filter(|&i| sel.wants(&self.manifest.manifest().entries[i].path))

@@ -234,6 +234,9 @@ pub struct UnpackOptions {
     /// Whether to restore owners: `None` (default) restores them when running as
     /// root, `Some(false)` never, `Some(true)` always (fails when not permitted).
     pub restore_owner: Option<bool>,
+    /// The staging directory's name prefix (default `.cairn-staging-`): a
+    /// caller that must find it again after a crash names it after its job.
+    pub staging_prefix: Option<String>,
 }
 
 impl UnpackOptions {
@@ -246,6 +249,12 @@ impl UnpackOptions {
     /// Sets the owner policy.
     pub fn restore_owner(mut self, restore: bool) -> Self {
         self.restore_owner = Some(restore);
+        self
+    }
+
+    /// Sets the staging directory's name prefix.
+    pub fn staging_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.staging_prefix = Some(prefix.into());
         self
     }
 
@@ -356,10 +365,10 @@ impl Staged {
     }
 }
 
-/// Creates a staging directory in `parent`.
-pub(crate) fn staging_dir(parent: &Path) -> Result<tempfile::TempDir> {
+/// Creates a staging directory in `parent`, named after `opts`.
+pub(crate) fn staging_dir(parent: &Path, opts: &UnpackOptions) -> Result<tempfile::TempDir> {
     tempfile::Builder::new()
-        .prefix(".cairn-staging-")
+        .prefix(opts.staging_prefix.as_deref().unwrap_or(".cairn-staging-"))
         .tempdir_in(parent)
         .map_err(Error::io(
             "creating staging directory in",

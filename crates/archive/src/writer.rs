@@ -11,7 +11,7 @@ use cairn_integrity::{Hasher, Seal, Sha256Digest, SignedSeal, SigningKey};
 use cairn_manifest::{
     BackupId, BackupKind, Component, ComponentKind, ComponentName, Compression, Entry, EntryKind,
     EntryPath, FORMAT_TAG, FormatVersion, Manifest, Mtime, Origin, OriginId, SignedManifest,
-    SkipReason, Skipped, TargetName, Warning,
+    SkipReason, Skipped, TargetName, UploadSource, Warning,
 };
 
 use crate::codec::Footer;
@@ -102,6 +102,24 @@ impl ArchiveMeta {
         self.origin.hostname = Some(hostname.into());
         self
     }
+
+    /// Sets the origin's device model.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.origin.model = Some(model.into());
+        self
+    }
+
+    /// Sets the origin's device serial number.
+    pub fn serial(mut self, serial: impl Into<String>) -> Self {
+        self.origin.serial = Some(serial.into());
+        self
+    }
+
+    /// Sets the software that writes the archive (default `cairn/<version>`).
+    pub fn software_version(mut self, version: impl Into<String>) -> Self {
+        self.origin.software_version = version.into();
+        self
+    }
 }
 
 /// Metadata of one entry.
@@ -182,6 +200,7 @@ pub struct ArchiveWriter<W: Write> {
     kinds: HashMap<Box<[u8]>, EntryKind>,
     skipped: Vec<Skipped>,
     warnings: Vec<Warning>,
+    source: Option<UploadSource>,
     started: Instant,
 }
 
@@ -250,8 +269,59 @@ impl<W: Write> ArchiveWriter<W> {
             kinds: HashMap::new(),
             skipped: Vec::new(),
             warnings: Vec::new(),
+            source: None,
             started: Instant::now(),
         })
+    }
+
+    /// Makes component `name` a `kind` component, optional or not (an
+    /// ingest learns what a folder is only once it has read it). A `file` or
+    /// `sqlite` component must hold exactly one regular file, directly under
+    /// its root, and nothing else but the root directory itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an unknown component or one whose entries
+    /// do not fit `kind`.
+    pub fn set_component(
+        &mut self,
+        name: &ComponentName,
+        kind: ComponentKind,
+        optional: bool,
+    ) -> Result<()> {
+        let i = *self
+            .component_index
+            .get(name)
+            .ok_or_else(|| Error::invalid(format!("no component {name} in the archive")))?;
+        if kind != ComponentKind::Dir {
+            let mut entries = self
+                .entries
+                .iter()
+                .filter(|e| e.path.first() == name.as_str().as_bytes())
+                .filter(|e| !(e.path.depth() == 1 && e.kind == EntryKind::Dir));
+            let one_file = matches!(
+                (entries.next(), entries.next()),
+                (Some(e), None) if e.path.depth() == 2 && e.kind == EntryKind::File
+            );
+            if !one_file {
+                return Err(Error::invalid(format!(
+                    "component {name} cannot be a {kind}: it must hold exactly one regular file and nothing else"
+                )));
+            }
+        }
+        self.components[i].kind = kind;
+        self.components[i].optional = optional;
+        Ok(())
+    }
+
+    /// Records a caveat about `path` in the manifest.
+    pub(crate) fn warn(&mut self, path: EntryPath, message: String) {
+        self.warnings.push(Warning { path, message });
+    }
+
+    /// Records what an uploaded archive was made from (the manifest's `source`).
+    pub fn set_source(&mut self, source: UploadSource) {
+        self.source = Some(source);
     }
 
     /// Starts a component; entries appended next belong to it.
@@ -639,6 +709,7 @@ impl<W: Write> ArchiveWriter<W> {
             frames,
             skipped: std::mem::take(&mut self.skipped),
             warnings: std::mem::take(&mut self.warnings),
+            source: self.source.take(),
         };
         let signed = SignedManifest::sign(manifest, key)?;
 

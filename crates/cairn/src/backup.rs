@@ -1,14 +1,14 @@
 //! The backup pipeline: capture → archive (blocking threads) → streaming
 //! upload → seal → catalog → retention.
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cairn_archive::{ArchiveMeta, ArchiveWriter, WriterOptions};
-use cairn_catalog::BackupRecord;
+use cairn_catalog::{BackupRecord, BackupStatus};
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{JobKind, Phase, ProgressUpdate};
 use cairn_manifest::{BackupId, BackupKind, ComponentKind, ComponentName, TargetName};
@@ -104,16 +104,35 @@ impl Vault {
         let config = self.inner.target(target)?.clone();
         check_texts(req.label.as_deref(), req.description.as_deref())?;
         let components = select(&config, &req.include)?;
+        let mut record = self.inner.creating(
+            &config.name,
+            req.kind.unwrap_or(BackupKind::Manual),
+            req.label.as_deref(),
+            req.description.as_deref(),
+        );
+        record.components = components.iter().map(|c| c.name.to_string()).collect();
+        record.component_kinds = components
+            .iter()
+            .map(|c| (c.name.to_string(), c.kind))
+            .collect();
         let spec = Spec::new(
             JobKind::Backup,
             target,
             None,
             req.idempotency_key.as_ref(),
             &req,
-        )?;
+        )?
+        .making(record.clone());
         let inner = Arc::clone(&self.inner);
         self.inner
-            .start(spec, move |ctx| run(inner, ctx, config, components, req))
+            .start(spec, move |ctx| {
+                let inner2 = Arc::clone(&inner);
+                recording(
+                    inner2,
+                    record.id,
+                    run(inner, ctx, config, components, record),
+                )
+            })
             .await
     }
 }
@@ -154,28 +173,6 @@ fn select(config: &TargetConfig, include: &[ComponentName]) -> Result<Vec<Compon
             })
         })
         .collect()
-}
-
-/// Counters the archive writer updates and the job's progress reads.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) bytes: AtomicU64,
-    pub(crate) files: AtomicU64,
-    pub(crate) cancel: Arc<AtomicBool>,
-}
-
-impl cairn_archive::Progress for Counters {
-    fn bytes(&self, n: u64) {
-        self.bytes.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn entry(&self, _path: &cairn_manifest::EntryPath) {
-        self.files.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
 }
 
 /// What the blocking half of a backup produced.
@@ -226,17 +223,46 @@ impl Write for ArchiveSink {
     }
 }
 
+/// Runs the body of a job that makes backup `id`; if it fails before the
+/// backup is ready, the backup's record says so (`failed`, with why).
+pub(crate) async fn recording<F>(
+    inner: Arc<Inner>,
+    id: BackupId,
+    body: F,
+) -> Result<serde_json::Value, Failure>
+where
+    F: Future<Output = Result<serde_json::Value, Failure>>,
+{
+    let outcome = body.await;
+    if let Err(f) = &outcome {
+        let message = f.error.to_string();
+        // Only a backup still being made: one that is ready stays ready
+        // when a later step (retention) fails.
+        let marked = inner
+            .blocking(move |c| match c.get_backup(&id)? {
+                Some(r) if r.status.is_in_progress() => {
+                    c.set_status(&id, BackupStatus::Failed, Some(&message))
+                }
+                _ => Ok(()),
+            })
+            .await;
+        if let Err(e) = marked {
+            tracing::warn!(backup = %id, error = %e, "recording the failed backup failed");
+        }
+    }
+    outcome
+}
+
 /// Publishes a new backup: `produce` writes the archive on a blocking thread
-/// while it streams to the store as a multipart upload; then the seal is
-/// published (put-if-absent, after checking the archive's size) and the
-/// backup recorded in the catalog. On failure or cancellation the upload is
-/// aborted and nothing is left.
+/// while it streams to the store as a multipart upload (the record reads
+/// `uploading`); then the seal is published (put-if-absent, after checking
+/// the archive's size) and the record completed (`ready`). On failure or
+/// cancellation the upload is aborted and nothing is left.
 pub(crate) async fn publish<F>(
     inner: &Arc<Inner>,
     ctx: &JobCtx,
     target: &TargetName,
     id: BackupId,
-    counters: &Arc<Counters>,
     produce: F,
 ) -> Result<(BackupRecord, Written), Failure>
 where
@@ -245,6 +271,9 @@ where
     let start = Instant::now();
     let key = archive_key(target, &id, EXTENSION);
     let mut upload = inner.store.upload(&key).await.map_err(Error::from)?;
+    inner
+        .blocking(move |c| c.set_status(&id, BackupStatus::Uploading, None))
+        .await?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || {
         produce(ArchiveSink {
@@ -269,11 +298,7 @@ where
                 }
                 None => break,
             },
-            _ = tick.tick() => ctx.progress(ProgressUpdate {
-                processed_bytes: Some(counters.bytes.load(Ordering::Relaxed)),
-                processed_files: Some(counters.files.load(Ordering::Relaxed)),
-                ..ProgressUpdate::default()
-            }),
+            _ = tick.tick() => ctx.report(),
         }
     }
     let written = writer.await.map_err(task)?;
@@ -304,11 +329,12 @@ where
         let _ = inner.store.delete(&key).await;
         return Err(Error::from(e).into());
     }
+    inner.checkpoint("backup:sealed");
     let mut record = BackupRecord::from_sealed(written.manifest.manifest(), &written.seal, &key);
     record.duration_ms = Some(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     {
         let r = record.clone();
-        inner.blocking(move |c| c.insert_backup(&r)).await?;
+        inner.blocking(move |c| c.complete_backup(&r)).await?;
     }
     tracing::info!(backup = %id, size = written.size, "backup sealed");
     Ok((record, written))
@@ -329,19 +355,20 @@ pub(crate) async fn finish(
             phase: Some(Phase::Verifying),
             ..ProgressUpdate::default()
         });
-        let report = crate::verify::verify_backup(inner, record, tier).await?;
+        let report = crate::verify::verify_backup(inner, record, tier, None).await?;
         if !report.ok {
-            let bid = record.id;
-            inner
-                .blocking(move |c| c.set_status(&bid, cairn_catalog::BackupStatus::Failed))
-                .await?;
-            return Err(Error::Verification(format!(
+            // The archive stays for a look until retention purges it.
+            let why = format!(
                 "verify-after-write ({}) of backup {}: {}",
                 tier.as_str(),
                 record.id,
                 report.message
-            ))
-            .into());
+            );
+            let (bid, message) = (record.id, why.clone());
+            inner
+                .blocking(move |c| c.set_status(&bid, BackupStatus::Failed, Some(&message)))
+                .await?;
+            return Err(Error::Verification(why).into());
         }
         verified = Some(report);
     }
@@ -370,9 +397,9 @@ async fn run(
     ctx: JobCtx,
     config: TargetConfig,
     components: Vec<ComponentSpec>,
-    req: BackupRequest,
+    record: BackupRecord,
 ) -> Result<serde_json::Value, Failure> {
-    let id = BackupId::generate();
+    let id = record.id;
     tracing::info!(backup = %id, target = %config.name, "backup started");
 
     // Totals for progress: one pass of metadata reads.
@@ -388,24 +415,15 @@ async fn run(
         total_bytes: Some(total.1),
         ..ProgressUpdate::default()
     });
-    let counters = Arc::new(Counters {
-        cancel: Arc::clone(&ctx.cancel),
-        ..Counters::default()
-    });
-    let meta = archive_meta(
-        &inner,
-        &config.name,
-        id,
-        req.kind.unwrap_or(BackupKind::Manual),
-        req.label.as_deref(),
-        req.description.as_deref(),
-    );
+    let meta = archive_meta(&inner, &record);
     let opts = WriterOptions::default()
         .threads(inner.threads)
-        .progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>);
+        .progress(ctx.archive_progress());
     let signing = Arc::clone(&inner.key);
-    let scratch = inner.scratch.clone();
-    let (record, written) = publish(&inner, &ctx, &config.name, id, &counters, move |out| {
+    let scratch = ctx.scratch();
+    let (record, written) = publish(&inner, &ctx, &config.name, id, move |out| {
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| Error::Config(format!("creating {}: {e}", scratch.display())))?;
         let mut w = ArchiveWriter::new(out, meta, opts)?;
         for spec in &components {
             capture(&mut w, spec, &scratch, &CaptureOptions::default())?;
@@ -419,25 +437,28 @@ async fn run(
     finish(&inner, &ctx, &config, &record, &written).await
 }
 
-/// The metadata of a new archive of this vault.
-pub(crate) fn archive_meta(
-    inner: &Inner,
-    target: &TargetName,
-    id: BackupId,
-    kind: BackupKind,
-    label: Option<&str>,
-    description: Option<&str>,
-) -> ArchiveMeta {
-    let mut meta = ArchiveMeta::new(target.clone(), inner.origin.clone())
-        .backup_id(id)
-        .kind(kind)
-        .created_at(inner.now())
-        .hostname(inner.hostname.clone());
-    if let Some(l) = label {
+/// The metadata of the archive of backup `record` (just started), made by
+/// this vault.
+pub(crate) fn archive_meta(inner: &Inner, record: &BackupRecord) -> ArchiveMeta {
+    let mut meta = ArchiveMeta::new(record.target.clone(), inner.origin.clone())
+        .backup_id(record.id)
+        .kind(record.kind)
+        .created_at(record.created_at)
+        .hostname(inner.identity.hostname.clone());
+    if let Some(l) = &record.label {
         meta = meta.label(l);
     }
-    if let Some(d) = description {
+    if let Some(d) = &record.description {
         meta = meta.description(d);
+    }
+    if let Some(m) = &inner.identity.model {
+        meta = meta.model(m);
+    }
+    if let Some(s) = &inner.identity.serial {
+        meta = meta.serial(s);
+    }
+    if let Some(v) = &inner.identity.software_version {
+        meta = meta.software_version(v);
     }
     meta
 }

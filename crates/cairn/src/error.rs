@@ -98,6 +98,19 @@ pub enum Error {
         /// When its window ended.
         until: Timestamp,
     },
+    /// The signing key is not the one this installation signs with (its
+    /// catalog recorded another key id when the installation was made), and
+    /// that key is not among the trusted ones, as it would be after a
+    /// rotation made on purpose.
+    #[error(
+        "the signing key (key id {key}) is not this installation's signing key (key id {expected}, recorded in its catalog)"
+    )]
+    WrongKey {
+        /// The id of the key given.
+        key: String,
+        /// The id the catalog recorded.
+        expected: String,
+    },
     /// The idempotency key was used for a different request.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyConflict),
@@ -126,7 +139,7 @@ impl Error {
             Error::ForeignOrigin { .. } => "foreign_origin",
             Error::Gone { .. } => "gone",
             Error::Unsupported(_) => "unsupported",
-            Error::Config(_) => "config",
+            Error::Config(_) | Error::WrongKey { .. } => "config",
             Error::Verification(_) => "verification_failed",
             Error::Archive(e) if is_verification(e) => "verification_failed",
             Error::Source(cairn_source::Error::Archive(e)) if is_verification(e) => {

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use std::sync::atomic::AtomicU64;
+
+use cairn_catalog::BackupRecord;
 use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
-use cairn_job::{Event, Job, JobError, JobKind, ProgressUpdate};
+use cairn_job::{Event, Job, JobError, JobKind, ProgressUpdate, Resource};
 use cairn_storage::Lease;
 use tokio::sync::watch;
 
@@ -88,17 +91,70 @@ impl From<Error> for Failure {
     }
 }
 
+/// What a job has processed: the archive code updates it as it goes, the
+/// job's progress reads it, and the runner writes its final values with the
+/// job's end.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) bytes: AtomicU64,
+    pub(crate) files: AtomicU64,
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+impl Counters {
+    /// What was processed so far, as a progress report.
+    pub(crate) fn update(&self) -> ProgressUpdate {
+        ProgressUpdate {
+            processed_bytes: Some(self.bytes.load(Ordering::Relaxed)),
+            processed_files: Some(self.files.load(Ordering::Relaxed)),
+            ..ProgressUpdate::default()
+        }
+    }
+}
+
+impl cairn_archive::Progress for Counters {
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn entry(&self, _path: &cairn_manifest::EntryPath) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
 /// What a job body gets: its id, progress reporting, cancellation.
 #[derive(Debug, Clone)]
 pub(crate) struct JobCtx {
     pub(crate) id: String,
     tx: Arc<watch::Sender<Job>>,
     pub(crate) cancel: Arc<AtomicBool>,
+    /// What the job processed (files, bytes).
+    pub(crate) counters: Arc<Counters>,
     inner: Arc<Inner>,
     last_saved: Arc<std::sync::Mutex<Instant>>,
 }
 
 impl JobCtx {
+    /// The archive code's view of the counters and cancel flag.
+    pub(crate) fn archive_progress(&self) -> Arc<dyn cairn_archive::Progress> {
+        Arc::clone(&self.counters) as Arc<dyn cairn_archive::Progress>
+    }
+
+    /// This job's own scratch folder (made on first use, removed when the
+    /// job ends, and by crash recovery if it never ended).
+    pub(crate) fn scratch(&self) -> std::path::PathBuf {
+        self.inner.scratch.join(&self.id)
+    }
+
+    /// Reports what the counters say now.
+    pub(crate) fn report(&self) {
+        self.progress(self.counters.update());
+    }
+
     /// Applies a progress report; saves it to the catalog at most once a second.
     pub(crate) fn progress(&self, update: ProgressUpdate) {
         let now = self.inner.now();
@@ -139,6 +195,11 @@ pub(crate) struct Spec {
     pub(crate) target: String,
     /// The backup it reads: leased against delete and prune while it runs.
     pub(crate) backup: Option<String>,
+    /// The backup it makes or reads, from the start (the job's `resource`).
+    pub(crate) resource: Option<Resource>,
+    /// The record of the backup it makes (`creating`), stored once the
+    /// target is taken.
+    pub(crate) creating: Option<BackupRecord>,
     pub(crate) idempotency: Option<(IdempotencyKey, Fingerprint)>,
 }
 
@@ -162,9 +223,18 @@ impl Spec {
         Ok(Spec {
             kind,
             target: target.to_owned(),
+            resource: backup.clone().map(Resource::backup),
             backup,
+            creating: None,
             idempotency,
         })
+    }
+
+    /// A job that makes the backup `record` describes.
+    pub(crate) fn making(mut self, record: BackupRecord) -> Self {
+        self.resource = Some(Resource::backup(record.id.to_string()));
+        self.creating = Some(record);
+        self
     }
 }
 
@@ -183,7 +253,8 @@ impl Inner {
     {
         let now = self.now();
         let id = format!("job_{}", ulid::Ulid::generate().to_string().to_lowercase());
-        let job = Job::new(&id, spec.kind, &spec.target, now).with_timeout(self.job_timeout);
+        let mut job = Job::new(&id, spec.kind, &spec.target, now).with_timeout(self.job_timeout);
+        job.resource.clone_from(&spec.resource);
         // One mutating job per target in this process (checked again, and
         // taken, once the job record exists). With an idempotency key the
         // replay comes first: a client retrying while its job runs must get
@@ -211,17 +282,21 @@ impl Inner {
             let (c, i, owner) = (
                 Arc::clone(&self.catalog),
                 id.clone(),
-                owner_name(&self.hostname),
+                owner_name(&self.identity.hostname),
             );
             tokio::task::spawn_blocking(move || c.set_job_owner(&i, &owner, now))
                 .await
                 .map_err(task)??;
         }
         let lease = if spec.kind.is_mutating() {
-            match self
+            let taken = match self
                 .take_target(&spec.target, &id, spec.kind, spec.backup.as_deref())
                 .await
             {
+                Ok(lease) => self.record_creating(&spec, lease).await,
+                Err(e) => Err(e),
+            };
+            match taken {
                 Ok(lease) => Some(lease),
                 Err(e) => {
                     let now = self.now();
@@ -241,6 +316,10 @@ impl Inner {
             None
         };
         let cancel = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters {
+            cancel: Arc::clone(&cancel),
+            ..Counters::default()
+        });
         let (tx, rx) = watch::channel(job.clone());
         let tx = Arc::new(tx);
         {
@@ -261,6 +340,7 @@ impl Inner {
             id: id.clone(),
             tx: Arc::clone(&tx),
             cancel: Arc::clone(&cancel),
+            counters,
             inner: Arc::clone(self),
             last_saved: Arc::new(std::sync::Mutex::new(Instant::now())),
         };
@@ -319,7 +399,8 @@ impl Inner {
                 for tick in 1u64.. {
                     tokio::time::sleep(CANCEL_POLL).await;
                     let (c, i) = (Arc::clone(&inner.catalog), id.clone());
-                    let beat = (tick % 4 == 0).then(|| (owner_name(&inner.hostname), inner.now()));
+                    let beat = (tick % 4 == 0)
+                        .then(|| (owner_name(&inner.identity.hostname), inner.now()));
                     let asked = tokio::task::spawn_blocking(move || {
                         if let Some((owner, now)) = beat {
                             c.set_job_owner(&i, &owner, now)?;
@@ -336,6 +417,9 @@ impl Inner {
         let outcome = body(ctx.clone()).await;
         deadline.abort();
         watcher.abort();
+        // The final counts go with the end, not a second late.
+        self.event(&ctx, &Event::Progress(ctx.counters.update()))
+            .await;
         let event = match outcome {
             Ok(result) => Event::Succeed {
                 result: Some(result),
@@ -385,11 +469,66 @@ impl Inner {
                 }
             }
         }
+        let cancelled = matches!(event, Event::Cancelled);
         self.event(&ctx, &event).await;
         self.jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&ctx.id);
+        // A backup cancelled on request never existed: it leaves no record.
+        if cancelled && let Some(record) = &spec.creating {
+            let id = record.id;
+            if let Err(e) = self.blocking(move |c| c.remove_backup(&id)).await {
+                tracing::warn!(backup = %id, error = %e, "removing a cancelled backup's record failed");
+            }
+        }
+        self.forget_leftovers(&ctx, spec.kind).await;
+    }
+
+    /// Once a job's end is recorded: its scratch folder goes, and a restore's
+    /// committed journal (kept so that a crash before the end was recorded
+    /// would still show the restore as done) is no longer needed.
+    async fn forget_leftovers(&self, ctx: &JobCtx, kind: JobKind) {
+        let (scratch, journals, id) = (ctx.scratch(), self.journals.clone(), ctx.id.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            if scratch.exists() {
+                std::fs::remove_dir_all(&scratch)
+                    .map_err(|e| format!("removing {}: {e}", scratch.display()))?;
+            }
+            if kind.is_restore() {
+                cairn_source::forget(&journals, &id).map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cleaning up after the job failed; the next start does it");
+            }
+            Err(e) => tracing::warn!(error = %e, "cleaning up after the job failed"),
+        }
+    }
+
+    /// Stores the `creating` record of the backup a job makes, once the
+    /// target is taken; on failure the lease is given back.
+    async fn record_creating(&self, spec: &Spec, lease: Lease) -> Result<Lease, Error> {
+        let Some(record) = spec.creating.clone() else {
+            return Ok(lease);
+        };
+        match self.blocking(move |c| c.insert_backup(&record)).await {
+            Ok(()) => Ok(lease),
+            Err(e) => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&spec.target);
+                if let Err(e) = lease.release(self.now()).await {
+                    tracing::warn!(error = %e, "releasing the target's lease failed; it expires by itself");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Applies an event, saves the job, then publishes it: whoever sees a
@@ -482,7 +621,7 @@ impl Inner {
             busy(&running, target)?;
             running.insert(target.to_owned(), job.to_owned());
         }
-        let holder = holder_name(job, kind, backup, &self.hostname);
+        let holder = holder_name(job, kind, backup, &self.identity.hostname);
         let name =
             cairn_manifest::TargetName::parse(target).map_err(|e| Error::Invalid(e.to_string()))?;
         match self

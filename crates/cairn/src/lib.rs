@@ -87,6 +87,8 @@ pub use crate::prune::PruneReport;
 pub use crate::rebuild::{RebuildReport, rebuild_catalog};
 pub use crate::restore::RestoreRequest;
 pub use crate::upload::UploadRequest;
+#[doc(hidden)]
+pub use crate::vault::CrashHook;
 pub use crate::vault::{
     Clock, DEFAULT_JOB_TIMEOUT, DEFAULT_LEASE_TTL, Recovery, Vault, VaultBuilder,
 };

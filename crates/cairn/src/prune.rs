@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use cairn_catalog::{BackupRecord, BackupStatus};
+use cairn_catalog::BackupRecord;
 use cairn_job::JobKind;
 use cairn_job::idempotency::IdempotencyKey;
-use cairn_retention::{Action, Backup, Plan, Status};
+use cairn_retention::{Action, Backup, Plan};
 use serde::Serialize;
 
 use crate::config::TargetConfig;
@@ -89,11 +89,7 @@ pub(crate) async fn apply(
         .map(|r| Backup {
             id: r.id.to_string(),
             created_at: r.created_at,
-            status: match r.status {
-                BackupStatus::Ready => Status::Ready,
-                BackupStatus::Failed => Status::Failed,
-                _ => Status::InProgress,
-            },
+            status: r.status,
             pinned: r.pinned,
             leases: leases.get(&r.id.to_string()).cloned().unwrap_or_default(),
             deleted_at: r.deleted_at,

@@ -85,34 +85,96 @@ async fn read_backup(
     key: &PublicKey,
     report: &mut RebuildReport,
 ) -> Result<Option<BackupRecord>, Error> {
-    let (Some(archive), Some(_)) = (&stored.archive, &stored.seal) else {
+    if stored.archive.is_none() || stored.seal.is_none() {
         report.incomplete.push((target.clone(), stored.id));
         return Ok(None);
-    };
-    let invalid = |report: &mut RebuildReport, why: String| {
-        report.invalid.push((target.clone(), stored.id, why));
-        Ok(None)
-    };
-    let bytes = match store.read_seal(target, &stored.id).await {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+    }
+    let (outcome, read) =
+        check_sealed(store, target, &stored.id, std::slice::from_ref(key)).await?;
+    report.archive_bytes_read += read;
+    match outcome {
+        Sealed::Ready(record) => Ok(Some(*record)),
+        Sealed::Incomplete => {
             report.incomplete.push((target.clone(), stored.id));
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) if e.kind() == ErrorKind::Other => return invalid(report, e.to_string()),
+        Sealed::Invalid(why) => {
+            report.invalid.push((target.clone(), stored.id, why));
+            Ok(None)
+        }
+    }
+}
+
+/// What the store holds for one backup id.
+enum Sealed {
+    /// Sealed, the seal and manifest verified: its record.
+    Ready(Box<BackupRecord>),
+    /// No seal, or no archive.
+    Incomplete,
+    /// Sealed, but it does not check out (why).
+    Invalid(String),
+}
+
+/// The record of backup `id` of `target` if the store holds it sealed, its
+/// seal verified by one of `keys` and its manifest (read by range) checked
+/// against the seal; else why not. Store failures are errors.
+pub(crate) async fn sealed_record(
+    store: &Store,
+    target: &TargetName,
+    id: &BackupId,
+    keys: &[PublicKey],
+) -> Result<Result<BackupRecord, String>, Error> {
+    Ok(match check_sealed(store, target, id, keys).await?.0 {
+        Sealed::Ready(record) => Ok(*record),
+        Sealed::Incomplete => Err(format!("backup {id} has no seal or no archive")),
+        Sealed::Invalid(why) => Err(why),
+    })
+}
+
+/// [`sealed_record`] with the bytes it read from the archive.
+async fn check_sealed(
+    store: &Store,
+    target: &TargetName,
+    id: &BackupId,
+    keys: &[PublicKey],
+) -> Result<(Sealed, u64), Error> {
+    let bytes = match store.read_seal(target, id).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Sealed::Incomplete, 0)),
+        Err(e) if e.kind() == ErrorKind::Other => return Ok((Sealed::Invalid(e.to_string()), 0)),
         Err(e) => return Err(e.into()),
     };
-    let seal: SignedSeal = match SignedSeal::parse(&bytes).and_then(|s| s.verify(key)) {
-        Ok(s) => s,
-        Err(e) => return invalid(report, format!("seal: {e}")),
-    };
-    if seal.seal().backup_id != stored.id.to_string() {
-        return invalid(report, format!("the seal is for {}", seal.seal().backup_id));
+    let mut verified = Err(String::from("no trusted key"));
+    for key in keys {
+        match SignedSeal::parse(&bytes).and_then(|s| s.verify(key)) {
+            Ok(seal) => {
+                verified = Ok((seal, *key));
+                break;
+            }
+            Err(e) => verified = Err(format!("seal: {e}")),
+        }
     }
+    let (seal, key) = match verified {
+        Ok(v) => v,
+        Err(why) => return Ok((Sealed::Invalid(why), 0)),
+    };
+    if seal.seal().backup_id != id.to_string() {
+        let why = format!("the seal is for {}", seal.seal().backup_id);
+        return Ok((Sealed::Invalid(why), 0));
+    }
+    let archive = store
+        .list_backups(target)
+        .await?
+        .into_iter()
+        .find(|b| b.id == *id)
+        .and_then(|b| b.archive);
+    let Some(archive) = archive else {
+        return Ok((Sealed::Incomplete, 0));
+    };
     let reader =
         StoreRangeReader::new(store.clone(), &archive.key, archive.size, Handle::current());
     let counter = reader.clone();
-    let (key, archive_key, target_owned) = (*key, archive.key.clone(), target.clone());
+    let (archive_key, target_owned) = (archive.key.clone(), target.clone());
     let outcome = tokio::task::spawn_blocking(move || -> Result<BackupRecord, String> {
         let opened = SeekableArchive::open_sealed(reader, &seal, &key, ReadOptions::default())
             .map_err(|e| format!("manifest: {e}"))?;
@@ -124,9 +186,9 @@ async fn read_backup(
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))?;
-    report.archive_bytes_read += counter.fetched();
-    match outcome {
-        Ok(record) => Ok(Some(record)),
-        Err(why) => invalid(report, why),
-    }
+    let sealed = match outcome {
+        Ok(record) => Sealed::Ready(Box::new(record)),
+        Err(why) => Sealed::Invalid(why),
+    };
+    Ok((sealed, counter.fetched()))
 }

@@ -12,10 +12,7 @@ use cairn_job::{JobKind, Phase, ProgressUpdate};
 use cairn_manifest::{ComponentKind, ComponentName, Manifest};
 use cairn_source::{Replacement, RestoreItem, RestoreOptions, StepCheck};
 use serde::Serialize;
-use tokio::runtime::Handle;
 
-use crate::backup::Counters;
-use crate::bridge::StoreRangeReader;
 use crate::config::TargetConfig;
 use crate::error::{Error, task};
 use crate::jobs::{Failure, JobCtx, JobHandle, Spec};
@@ -158,6 +155,20 @@ impl Vault {
                 });
             }
         };
+        // What the job would refuse half-way is refused now, from the
+        // authenticated manifest (which the job reads again).
+        let manifest = self.manifest(id).await?;
+        if let Some(e) = foreign(&self.inner, &manifest, &target, &req) {
+            return Err(e);
+        }
+        if req.to.is_none()
+            && let Some(config) = &config
+        {
+            let selected = select(&manifest, &req.include)?;
+            for name in &selected {
+                check_kind(&manifest, config, name)?;
+            }
+        }
         let spec = Spec::new(
             JobKind::Restore,
             &target,
@@ -274,62 +285,33 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
         phase: Some(Phase::Preparing),
         ..ProgressUpdate::default()
     });
-    let (seal, public) = crate::verify::read_seal(&inner, &record)
-        .await?
-        .map_err(|why| Error::Verification(format!("backup {}: {why}", record.id)))?;
-    let key = record
-        .archive_key
-        .clone()
-        .ok_or_else(|| Error::Invalid(format!("backup {} has no archive", record.id)))?;
-    let reader = StoreRangeReader::new(
-        inner.store.clone(),
-        &key,
-        seal.seal().archive_size,
-        Handle::current(),
-    );
+    let (reader, seal, public) = crate::verify::open_sealed(&inner, &record).await?;
     let fetched = reader.clone();
-    let counters = Arc::new(Counters {
-        cancel: Arc::clone(&ctx.cancel),
-        ..Counters::default()
-    });
-    let read_opts =
-        ReadOptions::default().progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>);
-    let origin = inner.origin.to_string();
+    let read_opts = ReadOptions::default().progress(ctx.archive_progress());
     let journals = inner.journals.clone();
     let job_id = ctx.id.clone();
     let cancel = Arc::clone(&ctx.cancel);
     let ctx2 = ctx.clone();
     let backup_id = record.id.to_string();
+    let inner2 = Arc::clone(&inner);
     // Report the bytes read and checked while the blocking work runs.
     let ticker = {
-        let (ctx, counters) = (ctx.clone(), Arc::clone(&counters));
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
             loop {
                 tick.tick().await;
-                ctx.progress(ProgressUpdate {
-                    processed_bytes: Some(counters.bytes.load(Ordering::Relaxed)),
-                    processed_files: Some(counters.files.load(Ordering::Relaxed)),
-                    ..ProgressUpdate::default()
-                });
+                ctx.report();
             }
         })
     };
     let outcome = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, Failure> {
+        let inner = inner2;
         let mut archive =
             SeekableArchive::open_sealed(reader, &seal, &public, read_opts).map_err(Error::from)?;
         let manifest = archive.manifest().manifest().clone();
-        if req.to.is_none()
-            && !req.force
-            && (manifest.origin.origin_id.as_str() != origin || manifest.target.as_str() != target)
-        {
-            return Err(Error::ForeignOrigin {
-                backup: backup_id,
-                origin: manifest.origin.origin_id.to_string(),
-                target: manifest.target.to_string(),
-                ours: format!("{origin}, target {target}"),
-            }
-            .into());
+        if let Some(e) = foreign(&inner, &manifest, &target, &req) {
+            return Err(e.into());
         }
         let selected = select(&manifest, &req.include)?;
         let total: u64 = manifest
@@ -348,15 +330,18 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
             "target": target,
             "components": selected.iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
+        // Staging folders are named after the job, and noted before they
+        // exist: crash recovery finds them whenever the process dies.
+        let staging =
+            UnpackOptions::default().staging_prefix(cairn_source::staging_prefix(&job_id));
         if let Some(to) = &req.to {
             let parent = parent_of(to)?;
             std::fs::create_dir_all(&parent)
                 .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", parent.display())))?;
+            cairn_source::note_staging(&journals, &job_id, std::slice::from_ref(&parent))
+                .map_err(Error::from)?;
             let staged = archive
-                .unpack_to_staging(
-                    &parent,
-                    &UnpackOptions::default().components(selected.clone()),
-                )
+                .unpack_to_staging(&parent, &staging.components(selected.clone()))
                 .map_err(Error::from)?;
             let stats = staged.stats();
             staged.commit(to).map_err(Error::from)?;
@@ -373,26 +358,7 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
         })?;
         let specs = selected
             .iter()
-            .map(|name| {
-                let spec = config.find(name).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "component {name} of the backup is not configured on target {target}"
-                    ))
-                })?;
-                let kind = manifest
-                    .components
-                    .iter()
-                    .find(|c| &c.name == name)
-                    .map(|c| c.kind);
-                if kind != Some(spec.kind) {
-                    return Err(Error::Invalid(format!(
-                        "component {name} is a {} in the backup and a {} on target {target}",
-                        kind.map_or("?", |k| k.as_str()),
-                        spec.kind.as_str()
-                    )));
-                }
-                Ok(spec.clone())
-            })
+            .map(|name| check_kind(&manifest, &config, name).cloned())
             .collect::<Result<Vec<_>, Error>>()?;
         if req.dry_run {
             let items: Vec<_> = specs.iter().map(|s| (s.clone(), true)).collect();
@@ -400,17 +366,20 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
             return Ok(with(base, serde_json::json!({ "dry_run": preview })));
         }
         // Stage each component beside its destination: renames stay on one filesystem.
+        let parents = specs
+            .iter()
+            .map(|spec| parent_of(&spec.path))
+            .collect::<Result<Vec<_>, Error>>()?;
+        for parent in &parents {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        cairn_source::note_staging(&journals, &job_id, &parents).map_err(Error::from)?;
         let mut staged: Vec<Staged> = Vec::new();
         let mut items = Vec::new();
-        for spec in &specs {
-            let parent = parent_of(&spec.path)?;
-            std::fs::create_dir_all(&parent)
-                .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", parent.display())))?;
+        for (spec, parent) in specs.iter().zip(&parents) {
             let s = archive
-                .unpack_to_staging(
-                    &parent,
-                    &UnpackOptions::default().components([spec.name.clone()]),
-                )
+                .unpack_to_staging(parent, &staging.clone().components([spec.name.clone()]))
                 .map_err(Error::from)?;
             let mut path = s.component_path(&spec.name);
             if spec.kind != ComponentKind::Dir {
@@ -426,7 +395,7 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
             phase: Some(Phase::Swapping),
             ..ProgressUpdate::default()
         });
-        let outcome = swap(&journals, &job_id, &config, &items, &backup_id, cancel)?;
+        let outcome = swap(&inner, &job_id, &config, &items, &backup_id, cancel)?;
         drop(staged);
         Ok(with(base, outcome))
     })
@@ -438,12 +407,52 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
     outcome.map(|v| with(v, serde_json::json!({ "bytes_read": fetched.fetched() })))
 }
 
+/// A backup from another origin or target, restored in place without force.
+fn foreign(
+    inner: &Inner,
+    manifest: &Manifest,
+    target: &str,
+    req: &RestoreRequest,
+) -> Option<Error> {
+    let origin = inner.origin.as_str();
+    let ours = manifest.origin.origin_id.as_str() == origin && manifest.target.as_str() == target;
+    (req.to.is_none() && !req.force && !ours).then(|| Error::ForeignOrigin {
+        backup: manifest.backup_id.to_string(),
+        origin: manifest.origin.origin_id.to_string(),
+        target: manifest.target.to_string(),
+        ours: format!("{origin}, target {target}"),
+    })
+}
+
+/// The target's component `name`, if the backup's component of that name
+/// is of its kind and can be restored onto it in place.
+fn check_kind<'a>(
+    manifest: &Manifest,
+    config: &'a TargetConfig,
+    name: &ComponentName,
+) -> Result<&'a cairn_source::ComponentSpec, Error> {
+    let target = &config.name;
+    let spec = config.find(name).ok_or_else(|| {
+        Error::Invalid(format!(
+            "component {name} of the backup is not configured on target {target}"
+        ))
+    })?;
+    let kind = manifest.component(name).map(|c| c.kind);
+    if kind != Some(spec.kind) {
+        return Err(Error::Invalid(format!(
+            "component {name} is a {} in the backup and a {} on target {target}: it cannot be restored in place (restore it with --to DIR instead)",
+            kind.map_or("?", |k| k.as_str()),
+            spec.kind.as_str()
+        )));
+    }
+    Ok(spec)
+}
+
 async fn empty(
     inner: Arc<Inner>,
     ctx: JobCtx,
     config: TargetConfig,
 ) -> Result<serde_json::Value, Failure> {
-    let journals = inner.journals.clone();
     let cancel = Arc::clone(&ctx.cancel);
     tokio::task::spawn_blocking(move || {
         let items: Vec<RestoreItem> = config
@@ -454,7 +463,13 @@ async fn empty(
                 replacement: Replacement::Empty,
             })
             .collect();
-        let outcome = swap(&journals, &ctx.id, &config, &items, "-", cancel)?;
+        let parents = config
+            .components
+            .iter()
+            .map(|spec| parent_of(&spec.path))
+            .collect::<Result<Vec<_>, Error>>()?;
+        cairn_source::note_staging(&inner.journals, &ctx.id, &parents).map_err(Error::from)?;
+        let outcome = swap(&inner, &ctx.id, &config, &items, "-", cancel)?;
         Ok(with(
             serde_json::json!({
                 "target": config.name.to_string(),
@@ -468,9 +483,11 @@ async fn empty(
     .map_err(task)?
 }
 
-/// Runs the transaction with the target's hooks; a cancel stops it before the next rename.
+/// Runs the transaction with the target's hooks; a cancel stops it before
+/// the next rename. The committed journal is kept until the job's end is
+/// recorded (the runner forgets it then).
 fn swap(
-    journals: &Path,
+    inner: &Inner,
     job_id: &str,
     config: &TargetConfig,
     items: &[RestoreItem],
@@ -493,13 +510,17 @@ fn swap(
             ("CAIRN_JOB_ID".to_owned(), job_id.to_owned()),
         ],
         step_check: Some(check),
+        keep_journal: true,
     };
-    match cairn_source::apply(job_id, journals, items, &opts) {
-        Ok(done) => Ok(serde_json::json!({
+    match cairn_source::apply(job_id, &inner.journals, items, &opts) {
+        Ok(done) => Ok({
+            inner.checkpoint("restore:committed");
+            serde_json::json!({
             "kept": done.kept,
             "post_hook_error": done.post_hook_error,
             "outcome": "completed",
-        })),
+            })
+        }),
         Err(e @ cairn_source::Error::RollbackFailed { .. }) => Err(Failure {
             error: Box::new(e.into()),
             partial: true,

@@ -4,15 +4,17 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use cairn_archive::{IngestOptions, WriterOptions, ingest};
+use cairn_catalog::BackupRecord;
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{JobKind, Phase, ProgressUpdate};
-use cairn_manifest::{BackupId, BackupKind, ComponentName};
+use cairn_manifest::{BackupKind, ComponentName};
 use serde::Serialize;
 
-use crate::backup::{Counters, archive_meta, finish, publish, split};
+use crate::backup::{archive_meta, finish, publish, recording, split};
+use crate::config::TargetConfig;
 use crate::error::Error;
-use crate::jobs::{JobHandle, Spec};
-use crate::vault::Vault;
+use crate::jobs::{Failure, JobCtx, JobHandle, Spec};
+use crate::vault::{Inner, Vault};
 
 /// How an external archive becomes a backup.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,8 +76,14 @@ impl Vault {
     /// archive from elsewhere) read from `input` as a new backup of `target`,
     /// of kind `uploaded`, signed with this vault's key. Paths are checked
     /// as hostile: absolute paths, `..`, links leaving their folder and
-    /// absurd sizes are refused. The job's result is a backup's plus
-    /// `source_format`, `source_size` and `source_sha256`.
+    /// absurd sizes are refused.
+    ///
+    /// A Cairn archive keeps its components and their kinds (its manifest
+    /// says them; the new manifest's `source` records its signer and whether
+    /// this vault trusts that key). In a foreign tarball, a top-level folder
+    /// named like one of the target's `file` or `sqlite` components that
+    /// holds one file becomes that component. The job's result is a backup's
+    /// plus `source_format`, `source_size` and `source_sha256`.
     ///
     /// # Errors
     ///
@@ -93,67 +101,85 @@ impl Vault {
     {
         let config = self.inner.target(target)?.clone();
         crate::backup::check_texts(req.label.as_deref(), req.description.as_deref())?;
+        let record = self.inner.creating(
+            &config.name,
+            BackupKind::Uploaded,
+            req.label.as_deref(),
+            req.description.as_deref(),
+        );
         let spec = Spec::new(
             JobKind::Upload,
             target,
             None,
             req.idempotency_key.as_ref(),
             &req,
-        )?;
+        )?
+        .making(record.clone());
         let inner = Arc::clone(&self.inner);
         self.inner
-            .start(spec, move |ctx| async move {
-                ctx.progress(ProgressUpdate {
-                    phase: Some(Phase::Ingesting),
-                    ..ProgressUpdate::default()
-                });
-                let id = BackupId::generate();
-                let counters = Arc::new(Counters {
-                    cancel: Arc::clone(&ctx.cancel),
-                    ..Counters::default()
-                });
-                let meta = archive_meta(
-                    &inner,
-                    &config.name,
+            .start(spec, move |ctx| {
+                let id = record.id;
+                recording(
+                    Arc::clone(&inner),
                     id,
-                    BackupKind::Uploaded,
-                    req.label.as_deref(),
-                    req.description.as_deref(),
-                );
-                let mut opts = IngestOptions::default().writer(
-                    WriterOptions::default()
-                        .threads(inner.threads)
-                        .progress(Arc::clone(&counters) as Arc<dyn cairn_archive::Progress>),
-                );
-                if let Some(root) = req.root_component.clone() {
-                    opts = opts.root_component(root);
-                }
-                let signing = Arc::clone(&inner.key);
-                let source = Arc::new(Mutex::new(serde_json::Value::Null));
-                let seen = Arc::clone(&source);
-                let (record, written) =
-                    publish(&inner, &ctx, &config.name, id, &counters, move |out| {
-                        let ingested = ingest(input, out, meta, &signing, &opts)?;
-                        *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = serde_json::json!({
-                            "source_format": format!("{:?}", ingested.source_format).to_lowercase(),
-                            "source_size": ingested.source_size,
-                            "source_sha256": ingested.source_sha256.to_string(),
-                        });
-                        let (out, written) = split(ingested.archive);
-                        out.close()?;
-                        Ok(written)
-                    })
-                    .await?;
-                let mut result = finish(&inner, &ctx, &config, &record, &written).await?;
-                let extra = source
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
-                if let (Some(r), serde_json::Value::Object(e)) = (result.as_object_mut(), extra) {
-                    r.extend(e);
-                }
-                Ok(result)
+                    ingest_upload(inner, ctx, config, record, input, req),
+                )
             })
             .await
     }
+}
+
+async fn ingest_upload<R: Read + Send + 'static>(
+    inner: Arc<Inner>,
+    ctx: JobCtx,
+    config: TargetConfig,
+    record: BackupRecord,
+    input: R,
+    req: UploadRequest,
+) -> Result<serde_json::Value, Failure> {
+    ctx.progress(ProgressUpdate {
+        phase: Some(Phase::Ingesting),
+        ..ProgressUpdate::default()
+    });
+    let meta = archive_meta(&inner, &record);
+    let mut opts = IngestOptions::default().writer(
+        WriterOptions::default()
+            .threads(inner.threads)
+            .progress(ctx.archive_progress()),
+    );
+    for c in &config.components {
+        opts = opts.component(c.name.clone(), c.kind, c.optional);
+    }
+    for key in &inner.trusted {
+        opts = opts.trust(*key);
+    }
+    if let Some(root) = req.root_component.clone() {
+        opts = opts.root_component(root);
+    }
+    let signing = Arc::clone(&inner.key);
+    let source = Arc::new(Mutex::new(serde_json::Value::Null));
+    let seen = Arc::clone(&source);
+    let (record, written) = publish(&inner, &ctx, &config.name, record.id, move |out| {
+        let ingested = ingest(input, out, meta, &signing, &opts)?;
+        *seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = serde_json::json!({
+            "source_format": format!("{:?}", ingested.source_format).to_lowercase(),
+            "source_size": ingested.source_size,
+            "source_sha256": ingested.source_sha256.to_string(),
+        });
+        let (out, written) = split(ingested.archive);
+        out.close()?;
+        Ok(written)
+    })
+    .await?;
+    let mut result = finish(&inner, &ctx, &config, &record, &written).await?;
+    let extra = source
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let (Some(r), serde_json::Value::Object(e)) = (result.as_object_mut(), extra) {
+        r.extend(e);
+    }
+    Ok(result)
 }

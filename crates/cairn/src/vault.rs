@@ -22,6 +22,19 @@ use crate::jobs::{JobHandle, holder_backup, holder_job};
 /// Where the vault gets the time: the system clock, or a test's.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
+/// Called at the named points of a job where a crash matters most (see
+/// [`VaultBuilder::crash_points`]).
+pub type CrashHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Who makes this vault's backups, as their manifests record it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Identity {
+    pub(crate) hostname: String,
+    pub(crate) model: Option<String>,
+    pub(crate) serial: Option<String>,
+    pub(crate) software_version: Option<String>,
+}
+
 /// Default time a job may run: 2 hours.
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
 /// Default time to live of a target's lease (renewed every third of it).
@@ -40,7 +53,8 @@ pub struct VaultBuilder {
     lease_ttl: Duration,
     threads: usize,
     clock: Clock,
-    hostname: String,
+    identity: Identity,
+    crash: Option<CrashHook>,
 }
 
 impl std::fmt::Debug for VaultBuilder {
@@ -135,21 +149,65 @@ impl VaultBuilder {
         self
     }
 
-    /// The host name recorded in backups and leases (default: `$HOSTNAME`
-    /// or `localhost`).
+    /// The host name recorded in backups and leases (default: the
+    /// system's host name, as `uname -n` prints it).
     #[must_use]
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
-        self.hostname = name.into();
+        self.identity.hostname = name.into();
         self
     }
 
-    /// Opens the store and the catalog, then recovers from a crash: jobs
-    /// left running are marked failed ("interrupted"), their leases freed,
-    /// partial backups removed, interrupted restores rolled back.
+    /// The device model recorded in every backup's manifest and record
+    /// (default: none).
+    #[must_use]
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.identity.model = Some(model.into());
+        self
+    }
+
+    /// The device serial number recorded in every backup (default: none).
+    #[must_use]
+    pub fn serial(mut self, serial: impl Into<String>) -> Self {
+        self.identity.serial = Some(serial.into());
+        self
+    }
+
+    /// The software version recorded in every backup (default
+    /// `cairn/<version>`; an embedder may give its own name and version).
+    #[must_use]
+    pub fn software_version(mut self, version: impl Into<String>) -> Self {
+        self.identity.software_version = Some(version.into());
+        self
+    }
+
+    /// For crash tests: `hook` is called with the name of each point where a
+    /// crash matters most (`backup:sealed`, after a backup's seal is
+    /// published and before it is recorded; `restore:committed`, after a
+    /// restore's last rename and before its job records the end). A test
+    /// kills its own process there.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn crash_points(mut self, hook: CrashHook) -> Self {
+        self.crash = Some(hook);
+        self
+    }
+
+    /// Opens the store and the catalog, checks that the signing key is this
+    /// installation's, then recovers from a crash: jobs whose process is
+    /// gone are ended as interrupted and their leases freed; a backup they
+    /// had sealed is recorded as ready, anything else they stored removed;
+    /// interrupted restores are rolled back, or found committed; their
+    /// staging and scratch folders removed.
+    ///
+    /// The first open records the signing key's id in the catalog. A later
+    /// open with another key is refused ([`Error::WrongKey`]) unless the
+    /// recorded key is among the trusted ones ([`VaultBuilder::trust`]): that
+    /// is a rotation made on purpose, and the new key is recorded.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a missing or invalid setting, store and catalog errors.
+    /// [`Error::Config`] for a missing or invalid setting, [`Error::WrongKey`],
+    /// store and catalog errors.
     pub async fn open(self) -> Result<Vault, Error> {
         let url = self
             .store_url
@@ -192,6 +250,9 @@ impl VaultBuilder {
                     .map_err(task)??,
             )
         };
+        let mut trusted = vec![key.public_key()];
+        trusted.extend(self.trusted);
+        check_signer(&catalog, &trusted, (self.clock)()).await?;
         {
             let c = Arc::clone(&catalog);
             let settings = tokio::task::spawn_blocking(move || c.target_settings())
@@ -203,8 +264,6 @@ impl VaultBuilder {
                 }
             }
         }
-        let mut trusted = vec![key.public_key()];
-        trusted.extend(self.trusted);
         let inner = Arc::new(Inner {
             store,
             catalog,
@@ -214,12 +273,14 @@ impl VaultBuilder {
             targets: std::sync::RwLock::new(targets),
             journals: state_dir.join("journals"),
             scratch: state_dir.join("scratch"),
+            state_dir,
             job_timeout: SignedDuration::try_from(self.job_timeout)
                 .map_err(|e| Error::Config(format!("job timeout: {e}")))?,
             lease_ttl: self.lease_ttl,
             threads: self.threads,
             clock: self.clock,
-            hostname: self.hostname,
+            identity: self.identity,
+            crash: self.crash,
             running: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
             backup_leases: Mutex::new(HashMap::new()),
@@ -233,14 +294,20 @@ impl VaultBuilder {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Recovery {
-    /// Jobs left running by a crash, now failed as interrupted.
+    /// Jobs whose process had died, now ended: `interrupted`, or, past
+    /// their commit point, failed with what they left in place named.
     pub interrupted: Vec<Job>,
+    /// Backups a dead job had sealed: complete, now recorded as ready.
+    pub sealed: Vec<(TargetName, BackupId)>,
     /// Partial backups (archives without a seal) removed from the store.
     pub removed: Vec<(TargetName, BackupId)>,
     /// Files of interrupted uploads removed from a local store.
     pub leftovers: Vec<String>,
-    /// Restores rolled back from their journals.
-    pub rolled_back: Vec<cairn_source::Recovered>,
+    /// Restores cleaned up after: rolled back from their journals, or found
+    /// committed; with the staging folders removed.
+    pub restores: Vec<cairn_source::Recovered>,
+    /// Scratch folders (database snapshots) of dead jobs removed.
+    pub scratch: Vec<PathBuf>,
 }
 
 type LiveJob = (Arc<watch::Sender<Job>>, Arc<AtomicBool>);
@@ -255,11 +322,13 @@ pub(crate) struct Inner {
     pub(crate) targets: std::sync::RwLock<BTreeMap<String, TargetConfig>>,
     pub(crate) journals: PathBuf,
     pub(crate) scratch: PathBuf,
+    state_dir: PathBuf,
     pub(crate) job_timeout: SignedDuration,
     pub(crate) lease_ttl: Duration,
     pub(crate) threads: usize,
     clock: Clock,
-    pub(crate) hostname: String,
+    pub(crate) identity: Identity,
+    crash: Option<CrashHook>,
     /// Target → the mutating job running on it.
     pub(crate) running: Mutex<HashMap<String, String>>,
     /// Job id → its live state and cancel flag.
@@ -280,6 +349,39 @@ impl std::fmt::Debug for Inner {
 impl Inner {
     pub(crate) fn now(&self) -> Timestamp {
         (self.clock)()
+    }
+
+    /// Tells a crash test's hook where a job is.
+    pub(crate) fn checkpoint(&self, point: &str) {
+        if let Some(hook) = &self.crash {
+            hook(point);
+        }
+    }
+
+    /// The record of a backup of `target` starting now: `creating`, made
+    /// by this vault.
+    pub(crate) fn creating(
+        &self,
+        target: &TargetName,
+        kind: cairn_manifest::BackupKind,
+        label: Option<&str>,
+        description: Option<&str>,
+    ) -> BackupRecord {
+        let mut r = BackupRecord::creating(BackupId::generate(), target.clone(), kind, self.now());
+        r.label = label.map(str::to_owned);
+        r.description = description.map(str::to_owned);
+        r.origin = Some(self.origin.to_string());
+        r.signer = Some(self.key.key_id().to_string());
+        r.hostname = Some(self.identity.hostname.clone());
+        r.model.clone_from(&self.identity.model);
+        r.serial.clone_from(&self.identity.serial);
+        r.software_version = Some(
+            self.identity
+                .software_version
+                .clone()
+                .unwrap_or_else(|| concat!("cairn/", env!("CARGO_PKG_VERSION")).to_owned()),
+        );
+        r
     }
 
     /// A target's configuration as it is now.
@@ -352,21 +454,44 @@ impl Inner {
         Ok(None)
     }
 
+    /// Crash recovery (see [`VaultBuilder::open`]). Processes sharing the
+    /// state folder recover one at a time (an exclusive lock on
+    /// `recovery.lock`), so that two never undo the same journal.
     async fn recover(&self) -> Result<Recovery, Error> {
+        let lock = {
+            let dir = self.state_dir.clone();
+            tokio::task::spawn_blocking(move || lock_recovery(&dir))
+                .await
+                .map_err(task)??
+        };
         let now = self.now();
-        let host = self.hostname.clone();
-        let interrupted = self
-            .blocking(move |c| {
-                c.interrupt_dead(now, |job, owner, beat| {
-                    owner_is_gone(job, owner, beat, &host, now)
-                })
+        let host = self.identity.hostname.clone();
+        let unfinished = self.blocking(Catalog::unfinished_jobs).await?;
+        let (dead, live): (Vec<_>, Vec<_>) = unfinished
+            .into_iter()
+            .partition(|u| owner_is_gone(&u.job, u.owner.as_deref(), u.heartbeat, &host, now));
+        let live: std::collections::HashSet<String> = live.into_iter().map(|u| u.job.id).collect();
+        let mut report = Recovery::default();
+        {
+            let (journals, live) = (self.journals.clone(), live.clone());
+            report.restores = tokio::task::spawn_blocking(move || {
+                cairn_source::recover(&journals, |id| !live.contains(id))
             })
-            .await?;
-        let mut removed = Vec::new();
-        let mut leftovers = Vec::new();
-        let mut seen = Vec::new();
-        for job in &interrupted {
+            .await
+            .map_err(task)??;
+        }
+        let mut swept = Vec::new();
+        for u in dead {
+            let job = u.job;
             tracing::warn!(job = %job.id, kind = %job.kind, target = %job.target, "job interrupted by a crash");
+            let event = self.settle(&job, &mut report).await?;
+            let (id, ev) = (job.id.clone(), event);
+            if let Some(ended) = self
+                .blocking(move |c| c.end_unfinished(&id, &ev, now))
+                .await?
+            {
+                report.interrupted.push(ended);
+            }
             if !job.kind.is_mutating() {
                 continue;
             }
@@ -379,8 +504,8 @@ impl Inner {
             {
                 self.store.break_lease(&target, &lease.holder, now).await?;
             }
-            if job.kind == JobKind::Backup && !seen.contains(&target) {
-                seen.push(target.clone());
+            if matches!(job.kind, JobKind::Backup | JobKind::Upload) && !swept.contains(&target) {
+                swept.push(target.clone());
                 // Only when nobody else holds the target: then no upload runs.
                 let busy = self
                     .store
@@ -389,22 +514,180 @@ impl Inner {
                     .is_some_and(|l| l.is_active(now));
                 if !busy {
                     for id in self.store.remove_incomplete(&target, now).await? {
-                        removed.push((target.clone(), id));
+                        report.removed.push((target.clone(), id));
                     }
-                    leftovers.extend(self.store.remove_upload_leftovers(&target).await?);
+                    report
+                        .leftovers
+                        .extend(self.store.remove_upload_leftovers(&target).await?);
                 }
             }
         }
-        let journals = self.journals.clone();
-        let rolled_back = tokio::task::spawn_blocking(move || cairn_source::recover(&journals))
-            .await
-            .map_err(task)??;
-        Ok(Recovery {
-            interrupted,
-            removed,
-            leftovers,
-            rolled_back,
-        })
+        {
+            let (scratch, live) = (self.scratch.clone(), live);
+            report.scratch = tokio::task::spawn_blocking(move || sweep_scratch(&scratch, &live))
+                .await
+                .map_err(task)??;
+        }
+        drop(lock);
+        Ok(report)
+    }
+
+    /// Settles what a dead job left and says how it ended: a backup it had
+    /// sealed is recorded as ready, anything else it stored removed; a
+    /// restore found committed is reported done.
+    async fn settle(&self, job: &Job, report: &mut Recovery) -> Result<cairn_job::Event, Error> {
+        use cairn_job::{Committed, Event};
+        let backup = job
+            .resource
+            .as_ref()
+            .and_then(|r| BackupId::parse(&r.id).ok());
+        let target = TargetName::parse(&job.target).ok();
+        match (job.kind, backup, target) {
+            (JobKind::Backup | JobKind::Upload, Some(id), Some(target)) => {
+                match crate::rebuild::sealed_record(&self.store, &target, &id, &self.trusted)
+                    .await?
+                {
+                    Ok(record) => {
+                        self.blocking(move |c| match c.get_backup(&record.id)? {
+                            Some(_) => c.complete_backup(&record),
+                            None => c.insert_backup(&record),
+                        })
+                        .await?;
+                        tracing::info!(backup = %id, "a dead job's backup was sealed: recorded as ready");
+                        report.sealed.push((target, id));
+                        let verify = self
+                            .find_target(&job.target)
+                            .is_some_and(|t| t.verify_after_write.is_some());
+                        Ok(Event::InterruptedAfterCommit(Committed {
+                            done: format!("backup {id} is sealed and ready"),
+                            missed: Some(if verify {
+                                "the verification after writing and retention".to_owned()
+                            } else {
+                                "retention".to_owned()
+                            }),
+                        }))
+                    }
+                    Err(_) => {
+                        self.store.delete_backup(&target, &id).await?;
+                        let message = "the process making it stopped before it was sealed; what it had stored was removed";
+                        self.blocking(move |c| match c.get_backup(&id)? {
+                            Some(r) if !r.status.is_ready() => c.set_status(
+                                &id,
+                                cairn_catalog::BackupStatus::Failed,
+                                Some(message),
+                            ),
+                            _ => Ok(()),
+                        })
+                        .await?;
+                        report.removed.push((target, id));
+                        Ok(Event::Interrupted)
+                    }
+                }
+            }
+            (JobKind::Restore | JobKind::Reset, _, _) => {
+                let committed = report
+                    .restores
+                    .iter()
+                    .find(|r| r.id == job.id && r.committed);
+                Ok(match committed {
+                    Some(r) => Event::InterruptedAfterCommit(Committed {
+                        done: match backup {
+                            Some(b) => format!("the restore of backup {b} is in place"),
+                            None => "the factory reset is in place".to_owned(),
+                        },
+                        missed: (!r.post_hook_ran).then(|| "the post-restore hook".to_owned()),
+                    }),
+                    None => Event::Interrupted,
+                })
+            }
+            _ => Ok(Event::Interrupted),
+        }
+    }
+}
+
+/// Refuses a signing key that is not this installation's (see
+/// [`VaultBuilder::open`]); records it on first use and after a rotation.
+async fn check_signer(
+    catalog: &Arc<Catalog>,
+    trusted: &[PublicKey],
+    now: Timestamp,
+) -> Result<(), Error> {
+    let current = trusted[0].key_id().to_string();
+    let earlier: Vec<String> = trusted[1..]
+        .iter()
+        .map(|k| k.key_id().to_string())
+        .collect();
+    let c = Arc::clone(catalog);
+    tokio::task::spawn_blocking(move || match c.recorded_signer()? {
+        Some(r) if r == current => Ok(()),
+        Some(r) if !earlier.contains(&r) => Err(Error::WrongKey {
+            key: current,
+            expected: r,
+        }),
+        _ => Ok(c.record_signer(&current, now)?),
+    })
+    .await
+    .map_err(task)?
+}
+
+/// Takes the state folder's recovery lock (released when the file is dropped).
+fn lock_recovery(state_dir: &Path) -> Result<std::fs::File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join("recovery.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::Config(format!("opening {}: {e}", path.display())))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::Config(format!("locking {}: {e}", path.display())))?;
+    Ok(file)
+}
+
+/// Removes what the scratch folder holds for jobs that no longer run:
+/// `scratch/<job id>/` folders of jobs not in `live`, and snapshot folders
+/// of earlier versions (`.cairn-snapshot-*`) when no job runs at all.
+fn sweep_scratch(
+    scratch: &Path,
+    live: &std::collections::HashSet<String>,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(scratch) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(Error::Config(format!("reading {}: {e}", scratch.display()))),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = (name.starts_with("job_") && !live.contains(&name))
+            || (name.starts_with(".cairn-snapshot-") && live.is_empty());
+        if !stale {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        gone.map_err(|e| Error::Config(format!("removing {}: {e}", path.display())))?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+/// The system's host name (`uname -n`), or `localhost` if it has none.
+fn system_hostname() -> String {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    if name.is_empty() {
+        "localhost".to_owned()
+    } else {
+        name
     }
 }
 
@@ -476,10 +759,11 @@ impl Vault {
             lease_ttl: DEFAULT_LEASE_TTL,
             threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             clock: Arc::new(Timestamp::now),
-            hostname: std::env::var("HOSTNAME")
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".to_owned()),
+            identity: Identity {
+                hostname: system_hostname(),
+                ..Identity::default()
+            },
+            crash: None,
         }
     }
 

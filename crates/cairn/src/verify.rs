@@ -16,7 +16,7 @@ use tokio::runtime::Handle;
 use crate::bridge::StoreRangeReader;
 use crate::config::VerifyTier;
 use crate::error::{Error, task};
-use crate::jobs::{JobHandle, Spec};
+use crate::jobs::{JobCtx, JobHandle, Spec};
 use crate::vault::{Inner, Vault};
 
 /// The outcome of a verification.
@@ -73,8 +73,8 @@ impl Vault {
             &(id, tier.as_str()),
         )?;
         self.inner
-            .start(spec, move |_ctx| async move {
-                let report = verify_backup(&inner, &record, tier).await?;
+            .start(spec, move |ctx| async move {
+                let report = verify_backup(&inner, &record, tier, Some(&ctx)).await?;
                 Ok(serde_json::to_value(&report).unwrap_or_default())
             })
             .await
@@ -92,19 +92,7 @@ impl Vault {
     /// [`Error::NotFound`], [`Error::Verification`], store errors.
     pub async fn manifest(&self, id: &str) -> Result<cairn_manifest::Manifest, Error> {
         let record = self.inner.backup_record(id).await?;
-        let (seal, public) = read_seal(&self.inner, &record)
-            .await?
-            .map_err(|why| Error::Verification(format!("backup {id}: {why}")))?;
-        let key = record
-            .archive_key
-            .clone()
-            .ok_or_else(|| Error::Invalid(format!("backup {id} has no archive")))?;
-        let reader = StoreRangeReader::new(
-            self.inner.store.clone(),
-            &key,
-            seal.seal().archive_size,
-            Handle::current(),
-        );
+        let (reader, seal, public) = open_sealed(&self.inner, &record).await?;
         tokio::task::spawn_blocking(move || {
             SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())
                 .map(|a| a.manifest().manifest().clone())
@@ -113,6 +101,41 @@ impl Vault {
         .map_err(task)?
         .map_err(Error::from)
     }
+}
+
+/// A reader of a ready backup's archive, with its verified seal and the key
+/// that signed it. An archive that is missing or whose size is not the
+/// seal's (truncated, or grown) is a failed verification, like a seal that
+/// does not verify.
+pub(crate) async fn open_sealed(
+    inner: &Inner,
+    record: &BackupRecord,
+) -> Result<(StoreRangeReader, SignedSeal, PublicKey), Error> {
+    let id = record.id;
+    let (seal, public) = read_seal(inner, record)
+        .await?
+        .map_err(|why| Error::Verification(format!("backup {id}: {why}")))?;
+    let key = record
+        .archive_key
+        .clone()
+        .ok_or_else(|| Error::Invalid(format!("backup {id} has no archive")))?;
+    let size = seal.seal().archive_size;
+    match inner.store.head(&key).await? {
+        None => {
+            return Err(Error::Verification(format!(
+                "backup {id}: the archive {key} is missing from the store"
+            )));
+        }
+        Some(info) if info.size != size => {
+            return Err(Error::Verification(format!(
+                "backup {id}: the archive is {} bytes, its seal says {size}",
+                info.size
+            )));
+        }
+        Some(_) => {}
+    }
+    let reader = StoreRangeReader::new(inner.store.clone(), &key, size, Handle::current());
+    Ok((reader, seal, public))
 }
 
 /// Reads and verifies a backup's seal with the trusted keys; returns it
@@ -140,11 +163,15 @@ pub(crate) async fn read_seal(
     Ok(Err(format!("seal: {last}")))
 }
 
+/// Verifies `record` at `tier` and records the result; `ctx` (a verify
+/// job's) gets the bytes read as they are read.
 pub(crate) async fn verify_backup(
     inner: &Arc<Inner>,
     record: &BackupRecord,
     tier: VerifyTier,
+    ctx: Option<&JobCtx>,
 ) -> Result<VerifyReport, Error> {
+    let progress = ctx.map(JobCtx::archive_progress);
     let start = Instant::now();
     let mut report = VerifyReport {
         backup_id: record.id.to_string(),
@@ -172,10 +199,11 @@ pub(crate) async fn verify_backup(
                 let reader =
                     StoreRangeReader::new(inner.store.clone(), &key, info.size, Handle::current());
                 let counter = reader.clone();
-                let result =
-                    tokio::task::spawn_blocking(move || check(reader, &seal, &public, tier))
-                        .await
-                        .map_err(task)?;
+                let result = tokio::task::spawn_blocking(move || {
+                    check(reader, &seal, &public, tier, progress)
+                })
+                .await
+                .map_err(task)?;
                 report.bytes_read = counter.fetched();
                 // A store that cannot be read says nothing about the backup:
                 // the job fails instead of recording a failed verification.
@@ -215,8 +243,13 @@ fn check(
     seal: &SignedSeal,
     key: &PublicKey,
     tier: VerifyTier,
+    progress: Option<Arc<dyn cairn_archive::Progress>>,
 ) -> Result<(u64, String), cairn_archive::Error> {
-    let mut archive = SeekableArchive::open_sealed(reader, seal, key, ReadOptions::default())?;
+    let mut opts = ReadOptions::default();
+    if let Some(p) = progress {
+        opts = opts.progress(p);
+    }
+    let mut archive = SeekableArchive::open_sealed(reader, seal, key, opts)?;
     let m = archive.manifest().manifest().clone();
     match tier {
         VerifyTier::Quick => Ok((

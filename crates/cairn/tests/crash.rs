@@ -122,11 +122,21 @@ async fn killed_backup_is_cleaned_up_on_the_next_open() {
         "the interrupted upload's staging file is still there: {leftovers:?}"
     );
     assert_eq!(recovery.leftovers.len(), 1, "{:?}", recovery.leftovers);
+    // The backup's record tells what happened to it.
     let page = vault
         .list(cairn::BackupFilter::default(), 10, None)
         .await
         .unwrap();
-    assert!(page.items.is_empty());
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].status, cairn_catalog::BackupStatus::Failed);
+    assert!(
+        page.items[0]
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("before it was sealed")),
+        "{:?}",
+        page.items[0].status_message
+    );
     // The dead job's lease was freed: the next backup runs at once, and
     // nothing incomplete is left once it is done.
     std::fs::remove_dir_all(dir.join("data")).unwrap();

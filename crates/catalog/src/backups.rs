@@ -3,49 +3,16 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_integrity::SignedSeal;
-use cairn_manifest::{BackupId, BackupKind, Manifest, TargetName};
+use std::collections::BTreeMap;
+
+use cairn_manifest::{BackupId, BackupKind, ComponentKind, Manifest, TargetName};
+pub use cairn_retention::BackupStatus;
 use jiff::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::{Catalog, Error, ErrorKind, from_nanos, to_nanos};
-
-/// Where a backup stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum BackupStatus {
-    /// Being written.
-    InProgress,
-    /// Sealed and complete.
-    Ready,
-    /// Ended without a seal.
-    Failed,
-}
-
-impl BackupStatus {
-    /// Every status.
-    pub const ALL: [Self; 3] = [Self::InProgress, Self::Ready, Self::Failed];
-
-    /// The snake_case name (as in JSON).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InProgress => "in_progress",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "in_progress" => Self::InProgress,
-            "ready" => Self::Ready,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-}
 
 /// The last verification of a backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,12 +76,74 @@ pub struct BackupRecord {
     pub deleted_at: Option<Timestamp>,
     /// Its last verification.
     pub verification: Option<Verification>,
+    /// Why it failed (or what it is doing), for operators.
+    pub status_message: Option<String>,
+    /// The host it was made on.
+    pub hostname: Option<String>,
+    /// The device model of the installation that made it.
+    pub model: Option<String>,
+    /// The device serial number of the installation that made it.
+    pub serial: Option<String>,
+    /// The software that made it (`cairn/0.1.0`, or the embedder's own).
+    pub software_version: Option<String>,
+    /// Each component's kind; empty when not known (records from before
+    /// catalog schema 4).
+    pub component_kinds: BTreeMap<String, ComponentKind>,
+    /// For an uploaded Cairn archive: the key id that signed it where it
+    /// was made.
+    pub source_signer: Option<String>,
+    /// Whether this installation trusted that key when the archive was uploaded.
+    pub source_trusted: Option<bool>,
 }
 
 impl BackupRecord {
+    /// The record of a backup that has just started: `creating`, with what
+    /// is known before its archive exists.
+    pub fn creating(
+        id: BackupId,
+        target: TargetName,
+        kind: BackupKind,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            target,
+            kind,
+            status: BackupStatus::Creating,
+            label: None,
+            description: None,
+            created_at,
+            duration_ms: None,
+            origin: None,
+            signer: None,
+            codec: None,
+            components: Vec::new(),
+            entries: 0,
+            data_bytes: 0,
+            archive_key: None,
+            archive_size: None,
+            archive_sha256: None,
+            manifest_sha256: None,
+            manifest_offset: None,
+            manifest_length: None,
+            pinned: false,
+            deleted_at: None,
+            verification: None,
+            status_message: None,
+            hostname: None,
+            model: None,
+            serial: None,
+            software_version: None,
+            component_kinds: BTreeMap::new(),
+            source_signer: None,
+            source_trusted: None,
+        }
+    }
+
     /// A ready backup's record from its verified manifest and seal.
     pub fn from_sealed(manifest: &Manifest, seal: &SignedSeal, archive_key: &str) -> Self {
         let s = seal.seal();
+        let source = manifest.source.as_ref();
         Self {
             id: manifest.backup_id,
             target: manifest.target.clone(),
@@ -148,7 +177,24 @@ impl BackupRecord {
             pinned: false,
             deleted_at: None,
             verification: None,
+            status_message: None,
+            hostname: manifest.origin.hostname.clone(),
+            model: manifest.origin.model.clone(),
+            serial: manifest.origin.serial.clone(),
+            software_version: Some(manifest.origin.software_version.clone()),
+            component_kinds: manifest
+                .components
+                .iter()
+                .map(|c| (c.name.to_string(), c.kind))
+                .collect(),
+            source_signer: source.and_then(|s| s.signer).map(|k| k.to_string()),
+            source_trusted: source.filter(|s| s.signer.is_some()).map(|s| s.trusted),
         }
+    }
+
+    /// The kind of component `name`, if the record knows it.
+    pub fn component_kind(&self, name: &str) -> Option<ComponentKind> {
+        self.component_kinds.get(name).copied()
     }
 }
 
@@ -225,7 +271,17 @@ pub struct Page {
 /// The largest page.
 pub const MAX_PAGE: usize = 1000;
 
-const COLUMNS: &str = "id, target, kind, status, label, description, created_at, duration_ms, origin, signer, codec, components, entries, data_bytes, archive_key, archive_size, archive_sha256, manifest_sha256, manifest_offset, manifest_length, pinned, deleted_at, verified_at, verify_tier, verify_ok, verify_message";
+/// The stored columns, in the order of [`read_row`].
+const COLUMNS: &str = "id, target, kind, status, label, description, created_at, duration_ms, origin, signer, codec, components, entries, data_bytes, archive_key, archive_size, archive_sha256, manifest_sha256, manifest_offset, manifest_length, pinned, deleted_at, verified_at, verify_tier, verify_ok, verify_message, status_message, hostname, model, serial, software_version, component_kinds, source_signer, source_trusted";
+
+/// A backup's status as it is now: the stored one, except that a ready
+/// backup read by an unfinished restore or reset job is `restoring`.
+const STATUS: &str = "(CASE WHEN backups.status = 'ready' AND EXISTS (SELECT 1 FROM jobs j WHERE j.backup_id = backups.id AND j.kind IN ('restore', 'reset') AND j.state IN ('queued', 'running')) THEN 'restoring' ELSE backups.status END)";
+
+/// [`COLUMNS`] as selected: the status as it is now.
+fn select_columns() -> String {
+    COLUMNS.replacen(", status,", &format!(", {STATUS} AS status,"), 1)
+}
 
 fn kind_str(kind: BackupKind) -> String {
     serde_json::to_value(kind)
@@ -256,6 +312,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<BackupRecord> {
     let status: String = row.get(3)?;
     let components: String = row.get(11)?;
     let verified_at: Option<i64> = row.get(22)?;
+    let kinds: String = row.get(31)?;
     Ok(BackupRecord {
         id: BackupId::parse(&id).map_err(|e| bad(0, format!("backup id {id:?}: {e}")))?,
         target: TargetName::parse(&target)
@@ -291,15 +348,35 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<BackupRecord> {
             }),
             None => None,
         },
+        status_message: row.get(26)?,
+        hostname: row.get(27)?,
+        model: row.get(28)?,
+        serial: row.get(29)?,
+        software_version: row.get(30)?,
+        component_kinds: serde_json::from_str(&kinds)
+            .map_err(|e| bad(31, format!("component kinds: {e}")))?,
+        source_signer: row.get(32)?,
+        source_trusted: row.get::<_, Option<i64>>(33)?.map(|v| v != 0),
     })
 }
 
 impl Catalog {
     fn insert_with(tx: &rusqlite::Connection, r: &BackupRecord) -> rusqlite::Result<usize> {
+        Self::write_with(tx, r, "INSERT INTO")
+    }
+
+    /// Writes every column of `r` with `verb` (`INSERT INTO`, `REPLACE INTO`).
+    fn write_with(
+        tx: &rusqlite::Connection,
+        r: &BackupRecord,
+        verb: &str,
+    ) -> rusqlite::Result<usize> {
         let components = serde_json::to_string(&r.components).expect("strings serialise");
+        let kinds = serde_json::to_string(&r.component_kinds).expect("kinds serialise");
         let v = r.verification.as_ref();
+        let slots: Vec<String> = (1..=34).map(|i| format!("?{i}")).collect();
         tx.execute(
-            &format!("INSERT INTO backups ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"),
+            &format!("{verb} backups ({COLUMNS}) VALUES ({})", slots.join(", ")),
             params![
                 r.id.to_string(),
                 r.target.to_string(),
@@ -327,6 +404,14 @@ impl Catalog {
                 v.map(|v| v.tier.clone()),
                 v.map(|v| i64::from(v.ok)),
                 v.map(|v| v.message.clone()),
+                r.status_message,
+                r.hostname,
+                r.model,
+                r.serial,
+                r.software_version,
+                kinds,
+                r.source_signer,
+                r.source_trusted.map(i64::from),
             ],
         )
     }
@@ -345,7 +430,7 @@ impl Catalog {
         let conn = self.conn();
         let row = conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM backups WHERE id = ?1"),
+                &format!("SELECT {} FROM backups WHERE id = ?1", select_columns()),
                 [id.to_string()],
                 read_row,
             )
@@ -371,14 +456,53 @@ impl Catalog {
         Ok(())
     }
 
-    /// Sets a backup's status (for example `ready` once its seal is published).
-    pub fn set_status(&self, id: &BackupId, status: BackupStatus) -> Result<(), Error> {
+    /// Sets a backup's status and its message (`uploading` once its archive
+    /// is being sent, `failed` with why). `restoring` is not stored: it is
+    /// how a ready backup reads while a restore of it runs.
+    pub fn set_status(
+        &self,
+        id: &BackupId,
+        status: BackupStatus,
+        message: Option<&str>,
+    ) -> Result<(), Error> {
+        if status == BackupStatus::Restoring {
+            return Err(self.error(
+                ErrorKind::Other,
+                format!("{id}: `restoring` follows from the restore jobs and is not stored"),
+            ));
+        }
         self.update(
             id,
             "updating",
-            "UPDATE backups SET status = ?2 WHERE id = ?1",
-            &[&id.to_string(), &status.as_str()],
+            "UPDATE backups SET status = ?2, status_message = ?3 WHERE id = ?1",
+            &[&id.to_string(), &status.as_str(), &message],
         )
+    }
+
+    /// Replaces a backup's record with `record` (a started backup that is
+    /// now sealed), keeping its pin, soft delete and verification when
+    /// `record` has none. An unknown id is of kind [`ErrorKind::NotFound`].
+    pub fn complete_backup(&self, record: &BackupRecord) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let what = format!("recording {}", record.id);
+        let tx = conn.transaction().map_err(|e| self.err(&what, e))?;
+        let old = tx
+            .query_row(
+                &format!("SELECT {} FROM backups WHERE id = ?1", select_columns()),
+                [record.id.to_string()],
+                read_row,
+            )
+            .optional()
+            .map_err(|e| self.err(&what, e))?
+            .ok_or_else(|| self.error(ErrorKind::NotFound, format!("no backup {}", record.id)))?;
+        let mut r = record.clone();
+        r.pinned |= old.pinned;
+        r.deleted_at = r.deleted_at.or(old.deleted_at);
+        if r.verification.is_none() {
+            r.verification = old.verification;
+        }
+        Self::write_with(&tx, &r, "REPLACE INTO").map_err(|e| self.err(&what, e))?;
+        tx.commit().map_err(|e| self.err(&what, e))
     }
 
     /// Pins or unpins a backup.
@@ -436,7 +560,10 @@ impl Catalog {
             std::collections::HashMap::new();
         {
             let mut stmt = tx
-                .prepare(&format!("SELECT {COLUMNS} FROM backups WHERE target = ?1"))
+                .prepare(&format!(
+                    "SELECT {} FROM backups WHERE target = ?1",
+                    select_columns()
+                ))
                 .map_err(|e| self.err(&what, e))?;
             let rows = stmt
                 .query_map([target.to_string()], read_row)
@@ -491,7 +618,7 @@ impl Catalog {
         cursor: Option<&Cursor>,
     ) -> Result<Page, Error> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let mut sql = format!("SELECT {COLUMNS} FROM backups WHERE 1=1");
+        let mut sql = format!("SELECT {} FROM backups WHERE 1=1", select_columns());
         let mut args: Vec<Value> = Vec::new();
         let mut arg = |sql: &mut String, clause: &str, v: Value| {
             args.push(v);
@@ -506,7 +633,7 @@ impl Catalog {
         if let Some(s) = filter.status {
             arg(
                 &mut sql,
-                " AND status = ?",
+                &format!(" AND {STATUS} = ?"),
                 Value::Text(s.as_str().to_owned()),
             );
         }

@@ -16,11 +16,23 @@ pub enum JobCreated {
     Replay(Job),
 }
 
+/// A job left `queued` or `running`, with the process recorded as running
+/// it (`<host> <pid>`) and that process's last heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedJob {
+    /// The job as stored.
+    pub job: Job,
+    /// Who runs it, if recorded.
+    pub owner: Option<String>,
+    /// When the owner last said so.
+    pub heartbeat: Option<Timestamp>,
+}
+
 fn upsert(conn: &rusqlite::Connection, job: &Job) -> rusqlite::Result<usize> {
     let record = serde_json::to_string(job).expect("a job serialises");
     conn.execute(
-        "INSERT INTO jobs (id, kind, target, state, created_at, updated_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record",
+        "INSERT INTO jobs (id, kind, target, state, created_at, updated_at, record, backup_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record, backup_id = excluded.backup_id",
         params![
             job.id,
             job.kind.as_str(),
@@ -29,6 +41,7 @@ fn upsert(conn: &rusqlite::Connection, job: &Job) -> rusqlite::Result<usize> {
             to_nanos(job.created_at),
             to_nanos(job.updated_at),
             record,
+            job.resource.as_ref().map(|r| r.id.as_str()),
         ],
     )
 }
@@ -165,6 +178,76 @@ impl Catalog {
         Ok(())
     }
 
+    /// Every job left `queued` or `running`, with its owner and heartbeat:
+    /// what crash recovery judges.
+    pub fn unfinished_jobs(&self) -> Result<Vec<UnfinishedJob>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT j.id, j.record, o.owner, o.heartbeat FROM jobs j
+                 LEFT JOIN job_owners o ON o.job_id = j.id
+                 WHERE j.state IN ('queued', 'running')
+                 ORDER BY j.created_at, j.id",
+            )
+            .map_err(|e| self.err("listing unfinished jobs", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .map_err(|e| self.err("listing unfinished jobs", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, text, owner, beat) =
+                row.map_err(|e| self.err("listing unfinished jobs", e))?;
+            out.push(UnfinishedJob {
+                job: self.parse_job(&id, &text)?,
+                owner,
+                heartbeat: beat.map(from_nanos),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Ends job `id` with `event` (one of the interruption events of crash
+    /// recovery) if it is still `queued` or `running`, in one immediate
+    /// transaction: when two processes recover the same dead job, one ends
+    /// it and the other gets `None`. Returns the ended job.
+    pub fn end_unfinished(
+        &self,
+        id: &str,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<Option<Job>, Error> {
+        let mut conn = self.conn();
+        let what = format!("ending job {id}");
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(&what, e))?;
+        let text: Option<String> = tx
+            .query_row(
+                "SELECT record FROM jobs WHERE id = ?1 AND state IN ('queued', 'running')",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&what, e))?;
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let job = self.parse_job(id, &text)?;
+        let ended = job
+            .apply(event, now)
+            .map_err(|e| self.error(ErrorKind::Other, format!("job {id}: {e}")))?;
+        upsert(&tx, &ended).map_err(|e| self.err(&what, e))?;
+        tx.commit().map_err(|e| self.err(&what, e))?;
+        Ok(Some(ended))
+    }
+
     /// Crash recovery for a catalog shared by several processes: every job
     /// left `queued` or `running` for which `is_dead(job, owner, heartbeat)`
     /// says its process is gone gets the `interrupted` event (it becomes
@@ -175,46 +258,15 @@ impl Catalog {
         now: Timestamp,
         is_dead: impl Fn(&Job, Option<&str>, Option<Timestamp>) -> bool,
     ) -> Result<Vec<Job>, Error> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.err("recovering jobs", e))?;
-        let mut jobs = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT j.id, j.record, o.owner, o.heartbeat FROM jobs j
-                     LEFT JOIN job_owners o ON o.job_id = j.id
-                     WHERE j.state IN ('queued', 'running')",
-                )
-                .map_err(|e| self.err("recovering jobs", e))?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<i64>>(3)?,
-                    ))
-                })
-                .map_err(|e| self.err("recovering jobs", e))?;
-            for row in rows {
-                let (id, text, owner, beat) = row.map_err(|e| self.err("recovering jobs", e))?;
-                let job = self.parse_job(&id, &text)?;
-                if !is_dead(&job, owner.as_deref(), beat.map(from_nanos)) {
-                    continue;
-                }
-                let failed = job
-                    .apply(&Event::Interrupted, now)
-                    .map_err(|e| self.error(ErrorKind::Other, format!("job {id}: {e}")))?;
-                jobs.push(failed);
+        let mut out = Vec::new();
+        for u in self.unfinished_jobs()? {
+            if is_dead(&u.job, u.owner.as_deref(), u.heartbeat)
+                && let Some(job) = self.end_unfinished(&u.job.id, &Event::Interrupted, now)?
+            {
+                out.push(job);
             }
         }
-        for job in &jobs {
-            upsert(&tx, job).map_err(|e| self.err("recovering jobs", e))?;
-        }
-        tx.commit().map_err(|e| self.err("recovering jobs", e))?;
-        Ok(jobs)
+        Ok(out)
     }
 
     /// Crash recovery for a catalog used by one process: every job left

@@ -34,7 +34,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 
 pub use backups::{BackupFilter, BackupRecord, BackupStatus, Cursor, MAX_PAGE, Page, Verification};
-pub use jobs::JobCreated;
+pub use jobs::{JobCreated, UnfinishedJob};
 pub use schedules::TargetSettings;
 
 /// The schema, one migration per version: `MIGRATIONS[i]` takes a database
@@ -44,10 +44,14 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("schema/v1.sql"),
     include_str!("schema/v2.sql"),
     include_str!("schema/v3.sql"),
+    include_str!("schema/v4.sql"),
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// How long a call waits for another process's write to finish.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What kind of failure, for callers that branch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,13 +207,25 @@ impl Catalog {
 
     fn configure(&self) -> Result<(), Error> {
         let conn = self.conn();
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+        conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| self.err("setting the busy timeout", e))?;
         // The first statement reads the header: a file that is not a
-        // database fails here, with a clear message.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| self.err("enabling WAL", e))?;
+        // database fails here, with a clear message. Switching a new file
+        // to WAL needs it alone, and SQLite does not wait for that on its
+        // busy timeout: another process creating the same catalog at the
+        // same instant makes it busy, so wait here as the timeout would.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other.map_err(|e| self.err("enabling WAL", e))?,
+            }
+        };
         if mode != "wal" && mode != "memory" {
             return Err(self.error(
                 ErrorKind::Other,
@@ -227,9 +243,16 @@ impl Catalog {
             .map_err(|e| self.err("reading the schema version", e))
     }
 
+    /// Brings the schema up to date in one immediate transaction: the
+    /// version is read under the write lock, so two processes opening a new
+    /// catalog at once migrate it once (the second waits, then finds it
+    /// current), and a failed step leaves the previous version whole.
     fn migrate(&self) -> Result<(), Error> {
         let mut conn = self.conn();
-        let version: u32 = conn
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err("starting a migration", e))?;
+        let version: u32 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.err("reading the schema version", e))?;
         if version > SCHEMA_VERSION {
@@ -240,19 +263,18 @@ impl Catalog {
                 ),
             ));
         }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
         for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let to = i64::try_from(from + 1).expect("few migrations");
-            let tx = conn
-                .transaction()
-                .map_err(|e| self.err("starting a migration", e))?;
+            let to = from + 1;
             tx.execute_batch(sql)
                 .map_err(|e| self.err(&format!("migrating to schema version {to}"), e))?;
-            tx.pragma_update(None, "user_version", to)
-                .map_err(|e| self.err("recording the schema version", e))?;
-            tx.commit()
-                .map_err(|e| self.err("committing a migration", e))?;
         }
-        Ok(())
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| self.err("recording the schema version", e))?;
+        tx.commit()
+            .map_err(|e| self.err("committing a migration", e))
     }
 
     /// Runs SQLite's own consistency check (`PRAGMA quick_check`).

@@ -133,3 +133,31 @@ impl Catalog {
         Ok(())
     }
 }
+
+impl Catalog {
+    /// The key id new backups of this installation are signed with, as
+    /// recorded when the installation first opened its catalog.
+    pub fn recorded_signer(&self) -> Result<Option<String>, Error> {
+        self.conn()
+            .query_row(
+                "SELECT value FROM installation WHERE name = 'signer'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err("reading the installation's signer", e))
+    }
+
+    /// Records the key id new backups are signed with (on first use, and
+    /// when a key is rotated on purpose).
+    pub fn record_signer(&self, key_id: &str, now: Timestamp) -> Result<(), Error> {
+        self.conn()
+            .execute(
+                "INSERT INTO installation (name, value, updated_at) VALUES ('signer', ?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![key_id, to_nanos(now)],
+            )
+            .map_err(|e| self.err("recording the installation's signer", e))?;
+        Ok(())
+    }
+}

@@ -43,6 +43,14 @@ fn record(target: &str, n: u64, at: Timestamp) -> BackupRecord {
         pinned: false,
         deleted_at: None,
         verification: None,
+        status_message: None,
+        hostname: None,
+        model: None,
+        serial: None,
+        software_version: None,
+        component_kinds: std::collections::BTreeMap::new(),
+        source_signer: None,
+        source_trusted: None,
     }
 }
 
@@ -218,7 +226,9 @@ fn backups_round_trip_filter_and_change() {
         message: "3 entries".to_owned(),
     };
     catalog.record_verification(&b.id, &v).unwrap();
-    catalog.set_status(&c.id, BackupStatus::Ready).unwrap();
+    catalog
+        .set_status(&c.id, BackupStatus::Ready, None)
+        .unwrap();
     let b2 = catalog.get_backup(&b.id).unwrap().unwrap();
     assert_eq!(b2.verification, Some(v));
     assert!(catalog.get_backup(&a.id).unwrap().unwrap().pinned);
@@ -633,5 +643,164 @@ fn status_names_match_their_json() {
         .collect();
     let listed: Vec<&str> = BackupStatus::ALL.iter().map(|s| s.as_str()).collect();
     assert_eq!(names, listed);
-    assert_eq!(listed, ["in_progress", "ready", "failed"]);
+    assert_eq!(
+        listed,
+        ["creating", "uploading", "ready", "restoring", "failed"]
+    );
+}
+
+#[test]
+fn a_backup_reads_restoring_while_a_restore_of_it_runs() {
+    use cairn_job::Resource;
+    let catalog = Catalog::in_memory().unwrap();
+    let a = record("app", 1, t(10));
+    let b = record("app", 2, t(20));
+    catalog.insert_backup(&a).unwrap();
+    catalog.insert_backup(&b).unwrap();
+    let restore = Job::new("job_r", JobKind::Restore, "app", t(30))
+        .with_resource(Resource::backup(a.id.to_string()))
+        .apply(&Event::Start, t(30))
+        .unwrap();
+    catalog.put_job(&restore).unwrap();
+    // A verify reading `b` does not make it `restoring`.
+    let verify = Job::new("job_v", JobKind::Verify, "app", t(30))
+        .with_resource(Resource::backup(b.id.to_string()))
+        .apply(&Event::Start, t(30))
+        .unwrap();
+    catalog.put_job(&verify).unwrap();
+    let status = |id: &BackupId| catalog.get_backup(id).unwrap().unwrap().status;
+    assert_eq!(status(&a.id), BackupStatus::Restoring);
+    assert_eq!(status(&b.id), BackupStatus::Ready);
+    let only = |s: BackupStatus| -> Vec<BackupId> {
+        let f = BackupFilter {
+            status: Some(s),
+            ..BackupFilter::default()
+        };
+        catalog
+            .list_backups(&f, 10, None)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(only(BackupStatus::Restoring), [a.id]);
+    assert_eq!(only(BackupStatus::Ready), [b.id]);
+    assert!(
+        catalog
+            .set_status(&a.id, BackupStatus::Restoring, None)
+            .is_err(),
+        "restoring is not stored"
+    );
+    let done = restore
+        .apply(&Event::Succeed { result: None }, t(40))
+        .unwrap();
+    catalog.put_job(&done).unwrap();
+    assert_eq!(status(&a.id), BackupStatus::Ready);
+}
+
+#[test]
+fn a_started_backup_is_completed_in_place_and_keeps_operator_state() {
+    let catalog = Catalog::in_memory().unwrap();
+    let ready = record("app", 1, t(10));
+    let mut started =
+        BackupRecord::creating(ready.id, ready.target.clone(), BackupKind::Manual, t(10));
+    started.label = Some("v2".to_owned());
+    catalog.insert_backup(&started).unwrap();
+    catalog.set_pinned(&started.id, true).unwrap();
+    catalog
+        .set_status(&started.id, BackupStatus::Uploading, Some("sending"))
+        .unwrap();
+    let now = catalog.get_backup(&started.id).unwrap().unwrap();
+    assert_eq!(now.status, BackupStatus::Uploading);
+    assert_eq!(now.status_message.as_deref(), Some("sending"));
+    catalog.complete_backup(&ready).unwrap();
+    let done = catalog.get_backup(&ready.id).unwrap().unwrap();
+    assert_eq!(done.status, BackupStatus::Ready);
+    assert_eq!(done.archive_size, Some(1000));
+    assert!(done.pinned, "the pin set while it was made is kept");
+    let other = record("app", 9, t(10));
+    assert_eq!(
+        catalog.complete_backup(&other).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn a_schema_3_backup_in_progress_reads_as_creating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap())
+                .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO backups (id, target, kind, status, created_at) VALUES (?1, 'app', 'manual', 'in_progress', 1)",
+            [BackupId::from_parts(5, 5).to_string()],
+        )
+        .unwrap();
+    }
+    let catalog = Catalog::open(&path).unwrap();
+    let r = catalog
+        .get_backup(&BackupId::from_parts(5, 5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, BackupStatus::Creating);
+    assert!(r.component_kinds.is_empty());
+}
+
+#[test]
+fn processes_opening_a_new_catalog_at_once_migrate_it_once() {
+    // Each thread opens its own connection, as separate processes do.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Catalog::open(&path).map(|c| c.schema_version().unwrap())
+                })
+            })
+            .collect();
+        for t in threads {
+            let version = t.join().unwrap();
+            assert_eq!(version.unwrap(), SCHEMA_VERSION, "round {round}");
+        }
+    }
+}
+
+#[test]
+fn a_dead_job_is_ended_once_and_the_signer_is_remembered() {
+    let catalog = Catalog::in_memory().unwrap();
+    let job = Job::new("job_1", JobKind::Backup, "app", t(0))
+        .apply(&Event::Start, t(1))
+        .unwrap();
+    catalog.put_job(&job).unwrap();
+    let unfinished = catalog.unfinished_jobs().unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].job, job);
+    let ended = catalog
+        .end_unfinished("job_1", &Event::Interrupted, t(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.state, JobState::Failed);
+    assert!(
+        catalog
+            .end_unfinished("job_1", &Event::Interrupted, t(6))
+            .unwrap()
+            .is_none(),
+        "a second recovery finds it ended"
+    );
+    assert!(catalog.unfinished_jobs().unwrap().is_empty());
+
+    assert_eq!(catalog.recorded_signer().unwrap(), None);
+    catalog.record_signer("k1", t(1)).unwrap();
+    catalog.record_signer("k2", t(2)).unwrap();
+    assert_eq!(catalog.recorded_signer().unwrap().as_deref(), Some("k2"));
 }

@@ -35,6 +35,14 @@ fn record(n: u64, second: i64) -> BackupRecord {
         pinned: false,
         deleted_at: None,
         verification: None,
+        status_message: None,
+        hostname: None,
+        model: None,
+        serial: None,
+        software_version: None,
+        component_kinds: std::collections::BTreeMap::new(),
+        source_signer: None,
+        source_trusted: None,
     }
 }
 

@@ -52,6 +52,7 @@
 //!     frames: vec![],
 //!     skipped: vec![],
 //!     warnings: vec![],
+//!     source: None,
 //! };
 //! let signed = SignedManifest::sign(manifest, &key)?;
 //!
@@ -90,6 +91,6 @@ pub use crate::signed::{
 pub use crate::time::Mtime;
 pub use crate::v1::{
     BackupKind, Codec, Component, ComponentKind, Compression, Entry, EntryKind, FORMAT_TAG,
-    FormatVersion, Frame, Manifest, Origin, SkipReason, Skipped, Span, Warning,
+    FormatVersion, Frame, Manifest, Origin, SkipReason, Skipped, Span, UploadSource, Warning,
 };
 pub use crate::validate::{MAX_DESCRIPTION_BYTES, MAX_LABEL_BYTES};

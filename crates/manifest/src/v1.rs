@@ -23,7 +23,7 @@ pub const FORMAT_TAG: &str = "cairn-manifest";
 /// The major version this build reads and writes.
 pub const MAJOR: u32 = 1;
 /// The minor version this build writes.
-pub const MINOR: u32 = 0;
+pub const MINOR: u32 = 1;
 
 /// A format version, `major.minor`. Readers accept any minor version of a major
 /// version they know (minor versions only add fields) and refuse other majors.
@@ -396,6 +396,28 @@ pub struct Manifest {
     /// What was archived with a caveat.
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// For an uploaded backup, what was uploaded (since 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<UploadSource>,
+}
+
+/// What an uploaded backup was made from: the file as it arrived, and, for
+/// a Cairn archive made elsewhere, who had signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSource {
+    /// How the uploaded file was compressed: `none`, `gzip` or `zstd`.
+    pub compression: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: Sha256Digest,
+    /// For a Cairn archive: the key its own manifest names as signer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<KeyId>,
+    /// Whether that manifest's signature checked out with a key the
+    /// uploading installation trusts.
+    #[serde(default)]
+    pub trusted: bool,
 }
 
 /// Where an entry lies in the archive.

@@ -10,32 +10,67 @@ use crate::Error;
 /// durations bounded keeps every `instant ± duration` inside jiff's range.
 pub const MAX_DURATION: SignedDuration = SignedDuration::from_hours(100 * 366 * 24);
 
+/// Why a text is not a duration: one sentence, without the text's key
+/// (the caller names it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DurationError(String);
+
 /// Parses a duration written in jiff's friendly form (`"72h"`, `"7 days"`,
-/// `"1w 2d"`, `"90m"`) or in ISO 8601 (`"PT72H"`, `"P7D"`).
+/// `"1w 2d"`, `"90m"`, `"1h30m"`) or in ISO 8601 (`"PT72H"`, `"P7D"`): the
+/// one duration syntax of Cairn's policies, schedules and configuration.
 ///
 /// Days and weeks count as 24 hours and 7 days. Months and years are refused:
-/// their length depends on the date they start from, and a retention period
-/// must mean the same thing every time it is read.
-pub(crate) fn parse(field: &'static str, text: &str) -> Result<SignedDuration, Error> {
-    let invalid = |reason: String| Error::InvalidValue {
-        field,
-        value: text.to_owned(),
-        reason,
-    };
+/// their length depends on the date they start from, and a period must mean
+/// the same thing every time it is read. Negative durations and durations
+/// over [`MAX_DURATION`] are refused, so nothing overflows later.
+///
+/// ```
+/// use cairn_retention::parse_duration;
+/// use jiff::SignedDuration;
+///
+/// assert_eq!(parse_duration("1w")?, SignedDuration::from_hours(168));
+/// assert_eq!(parse_duration("1h30m")?, SignedDuration::from_mins(90));
+/// assert!(parse_duration("1 month").is_err());
+/// assert!(parse_duration("1000000000h").is_err());
+/// # Ok::<(), cairn_retention::DurationError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`DurationError`] saying what is wrong with the text.
+pub fn parse_duration(text: &str) -> Result<SignedDuration, DurationError> {
     let span: Span = text.trim().parse().map_err(|e: jiff::Error| {
-        invalid(format!(
-            "not a duration ({e}); write it like \"72h\", \"7 days\" or \"PT72H\""
+        DurationError(format!(
+            "{text:?} is not a duration ({e}); write it like \"72h\", \"7 days\" or \"PT72H\""
         ))
     })?;
     if span.get_years() != 0 || span.get_months() != 0 {
-        return Err(invalid(
-            "months and years have no fixed length; use days or weeks".to_owned(),
-        ));
+        return Err(DurationError(format!(
+            "{text:?}: months and years have no fixed length; use days or weeks"
+        )));
     }
     let duration = span
         .to_duration(SpanRelativeTo::days_are_24_hours())
-        .map_err(|e| invalid(e.to_string()))?;
-    check(field, text, duration)
+        .map_err(|e| DurationError(format!("{text:?}: {e}")))?;
+    if duration.is_negative() {
+        return Err(DurationError(format!(
+            "{text:?}: a duration cannot be negative"
+        )));
+    }
+    if duration > MAX_DURATION {
+        return Err(DurationError(format!("{text:?} is longer than 100 years")));
+    }
+    Ok(duration)
+}
+
+/// [`parse_duration`] for the policy key `field`.
+pub(crate) fn parse(field: &'static str, text: &str) -> Result<SignedDuration, Error> {
+    parse_duration(text).map_err(|e| Error::InvalidValue {
+        field,
+        value: text.to_owned(),
+        reason: e.0,
+    })
 }
 
 /// Checks a duration given in code rather than text.

@@ -49,8 +49,8 @@ pub use calendar::{Bucket, Period};
 pub use cooldown::{
     CooldownActive, DEFAULT_COOLDOWN, GraceOver, RunRefused, ScheduleRules, ScheduleState,
 };
-pub use duration::MAX_DURATION;
-pub use plan::{Action, Backup, Decision, Plan, Reason, Status};
+pub use duration::{DurationError, MAX_DURATION, parse_duration};
+pub use plan::{Action, Backup, BackupStatus, Decision, Plan, Reason};
 pub use policy::{DEFAULT_DELETED_GRACE, DEFAULT_FAILED_GRACE, DEFAULT_KEEP_LAST, Policy};
 
 /// Errors from parsing a policy or planning.

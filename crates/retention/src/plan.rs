@@ -9,17 +9,75 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::{Bucket, Period};
 use crate::{Error, Policy, duration};
 
-/// Where a backup stands, as far as retention cares.
+/// Where a backup stands: the one status the catalog records, the API and
+/// the CLI show, and retention reads.
+///
+/// ```text
+/// creating ──▶ uploading ──▶ ready ◀──▶ restoring
+///    │             │
+///    └─────────────┴──▶ failed
+/// ```
+///
+/// Retention never touches a backup being written (`creating`,
+/// `uploading`), treats one being restored from as ready, and purges a
+/// failed one's leftovers after `failed_grace`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Status {
-    /// Being written: never touched by retention.
-    InProgress,
+pub enum BackupStatus {
+    /// Started: capturing its components.
+    Creating,
+    /// Its archive is being sent to the store.
+    Uploading,
     /// Sealed and complete.
     Ready,
-    /// Ended without a seal; its leftovers are purged after `failed_grace`.
+    /// Ready, and a restore is reading it now.
+    Restoring,
+    /// Ended without a seal (`status_message` says why).
     Failed,
+}
+
+impl BackupStatus {
+    /// Every status, in the order of a backup's life.
+    pub const ALL: [Self; 5] = [
+        Self::Creating,
+        Self::Uploading,
+        Self::Ready,
+        Self::Restoring,
+        Self::Failed,
+    ];
+
+    /// The snake_case name (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Uploading => "uploading",
+            Self::Ready => "ready",
+            Self::Restoring => "restoring",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status [`BackupStatus::as_str`] names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Still being written: not yet a backup anyone may count on.
+    pub fn is_in_progress(self) -> bool {
+        matches!(self, Self::Creating | Self::Uploading)
+    }
+
+    /// Sealed and complete (whether or not a restore reads it now).
+    pub fn is_ready(self) -> bool {
+        matches!(self, Self::Ready | Self::Restoring)
+    }
+}
+
+impl fmt::Display for BackupStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What retention needs to know about one backup of the target.
@@ -30,7 +88,7 @@ pub struct Backup {
     /// When it was taken.
     pub created_at: Timestamp,
     /// Whether it is complete.
-    pub status: Status,
+    pub status: BackupStatus,
     /// Pinned by an operator: always kept.
     #[serde(default)]
     pub pinned: bool,
@@ -50,7 +108,7 @@ impl Backup {
         Self {
             id: id.into(),
             created_at,
-            status: Status::Ready,
+            status: BackupStatus::Ready,
             pinned: false,
             leases: Vec::new(),
             deleted_at: None,
@@ -58,7 +116,7 @@ impl Backup {
     }
 
     fn is_live_ready(&self) -> bool {
-        self.status == Status::Ready && self.deleted_at.is_none()
+        self.status.is_ready() && self.deleted_at.is_none()
     }
 }
 
@@ -329,11 +387,11 @@ impl Policy {
                 )
             } else {
                 match b.status {
-                    Status::InProgress => {
+                    BackupStatus::Creating | BackupStatus::Uploading => {
                         why.push(Reason::InProgress);
                         Action::Keep
                     }
-                    Status::Failed => grace(
+                    BackupStatus::Failed => grace(
                         &mut why,
                         held,
                         duration::after(b.created_at, self.failed_grace),
@@ -341,7 +399,7 @@ impl Policy {
                         |until| Reason::FailedGrace { until },
                         |since| Reason::FailedExpired { since },
                     ),
-                    Status::Ready => {
+                    BackupStatus::Ready | BackupStatus::Restoring => {
                         rank += 1;
                         if why.is_empty() {
                             why.push(Reason::NotKept {

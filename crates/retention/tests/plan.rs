@@ -1,7 +1,7 @@
 //! Table tests of `Policy::plan` over fixed calendars, with the expected
 //! results worked out by hand.
 
-use cairn_retention::{Action, Backup, Error, Period, Plan, Policy, Reason, Status};
+use cairn_retention::{Action, Backup, BackupStatus, Error, Period, Plan, Policy, Reason};
 use jiff::{SignedDuration, Timestamp};
 
 fn ts(s: &str) -> Timestamp {
@@ -219,19 +219,19 @@ fn failed_deleted_and_running_backups() {
     let mut b = vec![
         Backup::ready("ok", at("2026-11-10T00:00:00Z")),
         Backup {
-            status: Status::InProgress,
+            status: BackupStatus::Creating,
             ..Backup::ready("running", at("2026-11-10T11:00:00Z"))
         },
         Backup {
-            status: Status::Failed,
+            status: BackupStatus::Failed,
             ..Backup::ready("failed-recent", at("2026-11-10T01:00:00Z"))
         },
         Backup {
-            status: Status::Failed,
+            status: BackupStatus::Failed,
             ..Backup::ready("failed-old", at("2026-11-08T00:00:00Z"))
         },
         Backup {
-            status: Status::Failed,
+            status: BackupStatus::Failed,
             pinned: true,
             ..Backup::ready("failed-pinned", at("2026-11-01T00:00:00Z"))
         },
@@ -287,7 +287,7 @@ fn failed_deleted_and_running_backups() {
 #[test]
 fn grace_periods_come_from_the_policy() {
     let failed = Backup {
-        status: Status::Failed,
+        status: BackupStatus::Failed,
         ..Backup::ready("f", ts("2026-11-10T00:00:00Z"))
     };
     let p = Policy::default()

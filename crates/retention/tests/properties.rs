@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_retention::{Action, Backup, Period, Plan, Policy, Reason, Status};
+use cairn_retention::{Action, Backup, BackupStatus, Period, Plan, Policy, Reason};
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
@@ -17,7 +17,7 @@ fn at(minutes: i64) -> Timestamp {
 fn arb_backup(i: usize) -> impl Strategy<Value = Backup> {
     (
         0..SPAN_MINUTES,
-        prop_oneof![8 => Just(Status::Ready), 1 => Just(Status::Failed), 1 => Just(Status::InProgress)],
+        prop_oneof![7 => Just(BackupStatus::Ready), 1 => Just(BackupStatus::Restoring), 1 => Just(BackupStatus::Failed), 1 => Just(BackupStatus::Creating), 1 => Just(BackupStatus::Uploading)],
         prop::bool::weighted(0.1),
         prop::bool::weighted(0.1),
         prop::option::weighted(0.1, 0..(60 * 24 * 3i64)),
@@ -103,7 +103,7 @@ fn kept(plan: &Plan) -> BTreeSet<&str> {
 fn newest_ready(backups: &[Backup]) -> Option<&Backup> {
     backups
         .iter()
-        .filter(|b| b.status == Status::Ready && b.deleted_at.is_none())
+        .filter(|b| b.status.is_ready() && b.deleted_at.is_none())
         .max_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
@@ -126,15 +126,15 @@ proptest! {
             if b.pinned || !b.leases.is_empty() {
                 prop_assert!(!d.action.evicts(), "{} is pinned or leased: {:?}", b.id, d);
             }
-            if b.status == Status::InProgress && b.deleted_at.is_none() {
+            if b.status.is_in_progress() && b.deleted_at.is_none() {
                 prop_assert_eq!(d.action, Action::Keep);
             }
             // Only live ready backups are soft-deleted; only dead ones purged.
             if d.action == Action::Delete {
-                prop_assert!(b.status == Status::Ready && b.deleted_at.is_none());
+                prop_assert!(b.status.is_ready() && b.deleted_at.is_none());
             }
             if d.action == Action::Purge {
-                prop_assert!(b.status == Status::Failed || b.deleted_at.is_some());
+                prop_assert!(b.status == BackupStatus::Failed || b.deleted_at.is_some());
             }
         }
         if let Some(newest) = newest_ready(&backups) {
@@ -143,7 +143,7 @@ proptest! {
             prop_assert!(d.reasons.contains(&Reason::NewestReady));
         }
         // The floor holds whenever there are enough ready backups.
-        let ready = backups.iter().filter(|b| b.status == Status::Ready && b.deleted_at.is_none()).count();
+        let ready = backups.iter().filter(|b| b.status.is_ready() && b.deleted_at.is_none()).count();
         let kept_ready = plan
             .decisions
             .iter()

@@ -6,6 +6,18 @@
 //! and its destination does not, so after a crash the renames that happened
 //! are exactly those whose source is gone and whose destination exists:
 //! [`recover`] undoes them in reverse order, whatever point the crash hit.
+//!
+//! Once every rename is done the journal is rewritten as *committed* (the
+//! commit point), and again once the post-restore hook ran. A caller that
+//! must report the outcome elsewhere (the engine's job record) keeps the
+//! committed journal ([`RestoreOptions::keep_journal`]) until it has, then
+//! calls [`forget`]: a crash in between leaves a committed journal, and
+//! [`recover`] reports the restore as done rather than rolling it back.
+//!
+//! Staging folders are named `.cairn-staging-<id>-…` ([`staging_prefix`]),
+//! and a caller notes where it will make them ([`note_staging`]) before it
+//! does: [`recover`] removes the staging folders of a restore that died
+//! while unpacking, before any journal existed.
 
 use std::fs;
 use std::io::Write;
@@ -58,6 +70,9 @@ pub struct RestoreOptions {
     pub hook_env: Vec<(String, String)>,
     /// Asked before each rename.
     pub step_check: Option<StepCheck>,
+    /// Keep the journal, marked committed, when [`apply`] returns: the caller
+    /// removes it with [`forget`] once it has recorded the outcome.
+    pub keep_journal: bool,
 }
 
 impl std::fmt::Debug for RestoreOptions {
@@ -67,6 +82,7 @@ impl std::fmt::Debug for RestoreOptions {
             .field("post_hook", &self.post_hook)
             .field("hook_env", &self.hook_env)
             .field("step_check", &self.step_check.as_ref().map(|_| "..."))
+            .field("keep_journal", &self.keep_journal)
             .finish()
     }
 }
@@ -91,6 +107,25 @@ struct Journal {
     cleanup: Vec<PathBuf>,
     /// Removed once the restore rolled back (staged copies, empty directories).
     discard: Vec<PathBuf>,
+    /// Every rename is done: recovery must not roll it back.
+    #[serde(default)]
+    committed: bool,
+    /// The post-restore hook's state once committed.
+    #[serde(default)]
+    post_hook: HookState,
+}
+
+/// Whether the post-restore hook of a committed restore ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum HookState {
+    /// There is none.
+    #[default]
+    None,
+    /// It has not run (yet).
+    Pending,
+    /// It ran (successfully or not).
+    Ran,
 }
 
 /// What a completed restore did.
@@ -107,14 +142,22 @@ pub struct Restored {
     pub post_hook_error: Option<String>,
 }
 
-/// A journal found and replayed by [`recover`].
+/// A restore that [`recover`] found unfinished and cleaned up after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Recovered {
     /// The restore's id.
     pub id: String,
-    /// Renames undone.
+    /// Renames undone (0 for a committed restore or one that died before
+    /// its journal existed).
     pub undone: usize,
+    /// The restore had committed: every component is in place, nothing was
+    /// rolled back.
+    pub committed: bool,
+    /// For a committed restore with a post-restore hook: whether the hook ran.
+    pub post_hook_ran: bool,
+    /// Staging folders and other leftovers removed.
+    pub removed: Vec<PathBuf>,
 }
 
 /// Swaps the items in, as one transaction.
@@ -142,18 +185,14 @@ pub fn apply(
     items: &[RestoreItem],
     opts: &RestoreOptions,
 ) -> Result<Restored> {
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(Error::Invalid(format!("restore id {id:?} is not usable")));
-    }
+    check_id(id)?;
     let mut journal = Journal {
         id: id.to_owned(),
         steps: Vec::new(),
         cleanup: Vec::new(),
         discard: Vec::new(),
+        committed: false,
+        post_hook: HookState::None,
     };
     for item in items {
         if let Err(e) = plan_item(id, item, &mut journal) {
@@ -214,17 +253,36 @@ pub fn apply(
             },
         });
     }
-    // Committed: the journal goes first, then the older copies.
-    fs::remove_file(&journal_path).map_err(Error::io("removing", &journal_path))?;
-    sync_dir(journal_dir)?;
+    // The commit point: from here on a crash leaves the restore done.
+    journal.committed = true;
+    journal.post_hook = if opts.post_hook.is_some() {
+        HookState::Pending
+    } else {
+        HookState::None
+    };
+    if opts.keep_journal {
+        write_journal(&journal_path, &journal)?;
+    } else {
+        fs::remove_file(&journal_path).map_err(Error::io("removing", &journal_path))?;
+        sync_dir(journal_dir)?;
+    }
     for p in &journal.cleanup {
         remove_any(p);
     }
-    let post_hook_error = opts
-        .post_hook
-        .as_ref()
-        .and_then(|hook| run_hook("post_restore", hook, &opts.hook_env).err())
-        .map(|e| e.to_string());
+    // Staging folders emptied by the renames.
+    discard(&journal);
+    let post_hook_error = opts.post_hook.as_ref().and_then(|hook| {
+        let ran = run_hook("post_restore", hook, &opts.hook_env);
+        if opts.keep_journal {
+            journal.post_hook = HookState::Ran;
+            if let Err(e) = write_journal(&journal_path, &journal) {
+                return Some(format!(
+                    "the post-restore hook ran, but recording it failed: {e}"
+                ));
+            }
+        }
+        ran.err().map(|e| e.to_string())
+    });
     Ok(Restored {
         components: items.iter().map(|i| i.spec.name.clone()).collect(),
         kept: items
@@ -237,27 +295,68 @@ pub fn apply(
     })
 }
 
-/// Replays the journals left in `journal_dir` by restores that did not
-/// finish (a crash, a kill): the renames they did are undone in reverse, and
-/// their staged copies removed. Returns what was recovered.
+/// Cleans up after the restores that did not finish (a crash, a kill) and
+/// whose process is gone, as `is_dead(id)` tells: journals, and the staging
+/// folders noted with [`note_staging`]. The renames of an uncommitted
+/// journal are undone in reverse and its staged copies removed; a committed
+/// journal (the process died after its commit point, see
+/// [`RestoreOptions::keep_journal`]) is left applied, its leftovers removed.
+/// Journals and notes of restores that `is_dead` says still run are left alone.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] if a journal cannot be read or a rename cannot be undone (the
-/// journal is then kept).
-pub fn recover(journal_dir: &Path) -> Result<Vec<Recovered>> {
-    let mut out = Vec::new();
+/// journal is then kept); [`Error::Invalid`] for a damaged journal.
+pub fn recover(journal_dir: &Path, is_dead: impl Fn(&str) -> bool) -> Result<Vec<Recovered>> {
+    let mut out: Vec<Recovered> = Vec::new();
     let entries = match fs::read_dir(journal_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(Error::io("reading", journal_dir)(e)),
     };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {
+        // `<id>.json`, `<id>.staging`, and their `.tmp` while being written.
+        let Some((id, ext)) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split_once('.'))
+            .map(|(id, ext)| (id.to_owned(), ext.to_owned()))
+        else {
+            continue;
+        };
+        if !matches!(
+            ext.as_str(),
+            "json" | NOTE_EXTENSION | "json.tmp" | "staging.tmp"
+        ) || !is_dead(&id)
+        {
+            continue;
+        }
+        let slot = match out.iter().position(|r| r.id == id) {
+            Some(i) => i,
+            None => {
+                out.push(Recovered {
+                    id: id.clone(),
+                    undone: 0,
+                    committed: false,
+                    post_hook_ran: false,
+                    removed: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        if ext.ends_with(".tmp") {
+            remove_any(&path);
+            out[slot].removed.push(path);
+            continue;
+        }
+        if ext == NOTE_EXTENSION {
+            let removed = remove_noted_staging(&path, &id)?;
+            out[slot].removed.extend(removed);
+            fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+            continue;
+        }
         let bytes = fs::read(&path).map_err(Error::io("reading", &path))?;
         let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
             Error::Invalid(format!(
@@ -265,19 +364,113 @@ pub fn recover(journal_dir: &Path) -> Result<Vec<Recovered>> {
                 path.display()
             ))
         })?;
-        let undone = undo(&journal.steps).map_err(|why| Error::Io {
-            op: "rolling back the restore of",
-            path: path.clone(),
-            source: std::io::Error::other(why),
-        })?;
-        discard(&journal);
+        let r = &mut out[slot];
+        if journal.committed {
+            for p in &journal.cleanup {
+                if p.symlink_metadata().is_ok() {
+                    remove_any(p);
+                    r.removed.push(p.clone());
+                }
+            }
+            r.committed = true;
+            r.post_hook_ran = journal.post_hook != HookState::Pending;
+        } else {
+            r.undone = undo(&journal.steps).map_err(|why| Error::Io {
+                op: "rolling back the restore of",
+                path: path.clone(),
+                source: std::io::Error::other(why),
+            })?;
+        }
+        for p in &journal.discard {
+            if p.symlink_metadata().is_ok() {
+                remove_any(p);
+                r.removed.push(p.clone());
+            }
+        }
         fs::remove_file(&path).map_err(Error::io("removing", &path))?;
-        out.push(Recovered {
-            id: journal.id,
-            undone,
-        });
+    }
+    if !out.is_empty() {
+        sync_dir(journal_dir)?;
     }
     Ok(out)
+}
+
+/// The extension of the notes of [`note_staging`].
+const NOTE_EXTENSION: &str = "staging";
+
+/// The name prefix of restore `id`'s staging folders: `.cairn-staging-<id>-`.
+pub fn staging_prefix(id: &str) -> String {
+    format!(".cairn-staging-{id}-")
+}
+
+/// Records, before restore `id` makes its staging folders (named with
+/// [`staging_prefix`]) in `dirs`, where they will be, so that [`recover`]
+/// removes them if the process dies first. [`forget`] removes the note.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the note cannot be written; [`Error::Invalid`] for an id
+/// that is not usable as a file name.
+pub fn note_staging(journal_dir: &Path, id: &str, dirs: &[PathBuf]) -> Result<()> {
+    check_id(id)?;
+    fs::create_dir_all(journal_dir).map_err(Error::io("creating", journal_dir))?;
+    let path = journal_dir.join(format!("{id}.{NOTE_EXTENSION}"));
+    let bytes = serde_json::to_vec_pretty(dirs)
+        .map_err(|e| Error::Invalid(format!("encoding the staging note: {e}")))?;
+    write_atomic(&path, &bytes)
+}
+
+/// Removes what restore `id` kept for [`recover`] (its committed journal,
+/// its staging note) once the caller has recorded how it ended.
+///
+/// # Errors
+///
+/// [`Error::Io`] if a file exists and cannot be removed.
+pub fn forget(journal_dir: &Path, id: &str) -> Result<()> {
+    check_id(id)?;
+    for ext in ["json", NOTE_EXTENSION] {
+        let path = journal_dir.join(format!("{id}.{ext}"));
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", &path)(e)),
+        }
+    }
+    sync_dir(journal_dir)
+}
+
+/// Removes the staging folders of restore `id` in the folders its note lists.
+fn remove_noted_staging(note: &Path, id: &str) -> Result<Vec<PathBuf>> {
+    let bytes = fs::read(note).map_err(Error::io("reading", note))?;
+    let dirs: Vec<PathBuf> = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Invalid(format!("staging note {} is damaged: {e}", note.display())))?;
+    let prefixes = [staging_prefix(id), format!(".cairn-empty-{id}-")];
+    let mut removed = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                remove_any(&entry.path());
+                removed.push(entry.path());
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::Invalid(format!("restore id {id:?} is not usable")));
+    }
+    Ok(())
 }
 
 fn plan_item(id: &str, item: &RestoreItem, journal: &mut Journal) -> Result<()> {
@@ -337,10 +530,12 @@ fn plan_item(id: &str, item: &RestoreItem, journal: &mut Journal) -> Result<()> 
                 check_database(&spec.name, p)?;
             }
             journal.discard.push(p.clone());
-            if let Some(staging) = p.parent().filter(|d| {
+            // The staging folder the copy is in (for a file, two levels up).
+            if let Some(staging) = p.ancestors().skip(1).find(|d| {
                 d.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(".cairn-staging-"))
-            }) {
+            }) && !journal.discard.iter().any(|d| d == staging)
+            {
                 journal.discard.push(staging.to_owned());
             }
             Some(p.clone())
@@ -444,11 +639,16 @@ fn remove_any(p: &Path) {
 }
 
 fn write_journal(path: &Path, journal: &Journal) -> Result<()> {
-    let tmp = with_suffix(path, ".tmp");
     let bytes = serde_json::to_vec_pretty(journal)
         .map_err(|e| Error::Invalid(format!("encoding the journal: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = with_suffix(path, ".tmp");
     let mut f = fs::File::create(&tmp).map_err(Error::io("creating", &tmp))?;
-    f.write_all(&bytes).map_err(Error::io("writing", &tmp))?;
+    f.write_all(bytes).map_err(Error::io("writing", &tmp))?;
     f.sync_all().map_err(Error::io("syncing", &tmp))?;
     fs::rename(&tmp, path).map_err(Error::io("moving", &tmp))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))

@@ -256,13 +256,13 @@ fn a_crash_mid_restore_is_rolled_back_from_the_journal() {
                 "crash at {crash_at} changed nothing"
             );
         }
-        let recovered = recover(&t.journals).unwrap();
+        let recovered = recover(&t.journals, |_| true).unwrap();
         assert_eq!(recovered.len(), 1);
         assert_eq!(recovered[0].undone, crash_at - 1);
         let mut after = state(&t.root);
         after.retain(|(p, _)| !p.starts_with(b".cairn-staging-"));
         assert!(after == before, "crash at {crash_at} was not rolled back");
-        assert!(recover(&t.journals).unwrap().is_empty());
+        assert!(recover(&t.journals, |_| true).unwrap().is_empty());
     }
 }
 
@@ -439,4 +439,143 @@ fn capture_refuses_missing_and_mistyped_components() {
         );
     }
     drop(w.finish(&key));
+}
+
+/// Names left under the target root that start with `prefix`.
+fn leftovers(root: &Path, prefix: &str) -> Vec<String> {
+    fs::read_dir(root)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn recovery_removes_the_staging_folder_of_a_file_component_too() {
+    // One staging folder per component, as the engine stages them: a file
+    // component's staged copy is two levels below its staging folder.
+    let t = target();
+    let (archive, key) = backup(&t);
+    let _open = damage(&t);
+    let config = &t.specs[1];
+    let staged = ArchiveReader::new(&archive[..])
+        .unwrap()
+        .unpack_to_staging(
+            &key.public_key(),
+            &t.root,
+            &UnpackOptions::default().components([config.name.clone()]),
+        )
+        .unwrap();
+    let file = fs::read_dir(staged.component_path(&config.name))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let items = vec![RestoreItem {
+        spec: config.clone(),
+        replacement: Replacement::Staged(file),
+    }];
+    let check: cairn_source::StepCheck = Arc::new(|step| {
+        if step.to.ends_with("app.toml") {
+            panic!("crash before the last rename");
+        }
+        Ok(())
+    });
+    let opts = RestoreOptions {
+        step_check: Some(check),
+        ..RestoreOptions::default()
+    };
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        apply("r1", &t.journals, &items, &opts)
+    }));
+    assert!(crashed.is_err());
+    let _ = staged.keep(); // a dead process removes nothing
+    assert_eq!(leftovers(&t.root, ".cairn-staging-").len(), 1);
+    let recovered = recover(&t.journals, |_| true).unwrap();
+    assert_eq!(recovered[0].undone, 1);
+    assert!(!recovered[0].committed);
+    assert_eq!(
+        leftovers(&t.root, ".cairn-staging-"),
+        Vec::<String>::new(),
+        "the staging folder is left behind"
+    );
+    assert_eq!(
+        fs::read_to_string(t.root.join("app.toml")).unwrap(),
+        "port = 9999\n"
+    );
+}
+
+#[test]
+fn a_committed_journal_is_reported_done_not_rolled_back() {
+    let t = target();
+    let (archive, key) = backup(&t);
+    let _open = damage(&t);
+    let (staged, items) = stage(&t, &archive, &key);
+    let opts = RestoreOptions {
+        keep_journal: true,
+        ..RestoreOptions::default()
+    };
+    apply("r1", &t.journals, &items, &opts).unwrap();
+    drop(staged);
+    let restored = state(&t.root);
+    assert!(t.journals.join("r1.json").exists(), "kept until forgotten");
+    // The process dies before it records the outcome: the journal stays.
+    assert!(
+        recover(&t.journals, |id| id != "r1").unwrap().is_empty(),
+        "a live restore's journal is left alone"
+    );
+    let recovered = recover(&t.journals, |_| true).unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert!(recovered[0].committed && recovered[0].post_hook_ran);
+    assert_eq!(recovered[0].undone, 0);
+    assert!(state(&t.root) == restored, "a committed restore was undone");
+    assert_eq!(
+        fs::read_to_string(t.root.join("app.toml")).unwrap(),
+        "port = 8080\n"
+    );
+    assert!(fs::read_dir(&t.journals).unwrap().next().is_none());
+
+    // Once the outcome is recorded, `forget` removes the journal.
+    let _open = damage(&t);
+    let (staged, items) = stage(&t, &archive, &key);
+    apply("r2", &t.journals, &items, &opts).unwrap();
+    drop(staged);
+    cairn_source::forget(&t.journals, "r2").unwrap();
+    assert!(fs::read_dir(&t.journals).unwrap().next().is_none());
+}
+
+#[test]
+fn noted_staging_folders_of_a_dead_restore_are_removed() {
+    let t = target();
+    let (archive, key) = backup(&t);
+    let stage_for = |id: &str| {
+        let dir = tempfile::Builder::new()
+            .prefix(&cairn_source::staging_prefix(id))
+            .tempdir_in(&t.root)
+            .unwrap()
+            .keep();
+        ArchiveReader::new(&archive[..])
+            .unwrap()
+            .unpack(
+                &key.public_key(),
+                &dir.join("copy"),
+                &UnpackOptions::default(),
+            )
+            .unwrap();
+        dir
+    };
+    cairn_source::note_staging(&t.journals, "dead", std::slice::from_ref(&t.root)).unwrap();
+    cairn_source::note_staging(&t.journals, "live", std::slice::from_ref(&t.root)).unwrap();
+    let dead = stage_for("dead");
+    let live = stage_for("live");
+    let recovered = recover(&t.journals, |id| id == "dead").unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].id, "dead");
+    assert_eq!(recovered[0].removed, vec![dead.clone()]);
+    assert!(!dead.exists());
+    assert!(live.exists(), "a live restore's staging folder was removed");
+    assert!(t.journals.join("live.staging").exists());
+    assert!(!t.journals.join("dead.staging").exists());
 }

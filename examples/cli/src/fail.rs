@@ -114,7 +114,7 @@ impl From<cairn::Error> for Fail {
             cairn::Error::Catalog(_) => Some(
                 "if the catalog is damaged, `cairn catalog rebuild` recreates it from the store",
             ),
-            cairn::Error::Verification(_) => {
+            _ if e.code() == "verification_failed" => {
                 Some("the backup cannot be trusted; restore another one")
             }
             _ => None,

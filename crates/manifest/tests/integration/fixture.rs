@@ -107,5 +107,6 @@ pub(crate) fn sample(key: &SigningKey) -> Manifest {
             reason: SkipReason::Socket,
         }],
         warnings: vec![],
+        source: None,
     }
 }

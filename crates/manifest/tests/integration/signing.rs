@@ -83,7 +83,9 @@ fn unknown_major_version_is_a_clear_error() {
     let key = SigningKey::generate().unwrap();
     let signed = SignedManifest::sign(sample(&key), &key).unwrap();
     let text = String::from_utf8(signed.bytes().to_vec()).unwrap();
-    let v2 = text.replace("\"version\":\"1.0\"", "\"version\":\"2.0\"");
+    let current = format!("\"version\":\"{}\"", FormatVersion::CURRENT);
+    assert!(text.contains(&current));
+    let v2 = text.replace(&current, "\"version\":\"2.0\"");
     // Even with a shape this build cannot parse, the version is what is reported.
     let v2 = v2.replace("\"entries\":[", "\"entries_v2\":[");
     let err = parse(v2.as_bytes(), signed.signature().as_bytes()).unwrap_err();

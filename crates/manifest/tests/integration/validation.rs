@@ -22,7 +22,10 @@ fn refused(change: impl FnOnce(&mut Manifest), needle: &str) {
 #[test]
 fn contradictions() {
     refused(|m| m.format = "other".into(), "format");
-    refused(|m| m.version.major = 2, "version 2.0 is not supported");
+    refused(
+        |m| m.version = FormatVersion { major: 2, minor: 0 },
+        "version 2.0 is not supported",
+    );
     refused(
         |m| m.origin.target = TargetName::parse("other").unwrap(),
         "origin target",
