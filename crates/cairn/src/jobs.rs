@@ -469,20 +469,27 @@ impl Inner {
                 }
             }
         }
-        let cancelled = matches!(event, Event::Cancelled);
-        self.event(&ctx, &event).await;
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&ctx.id);
+        // The end is saved, then what was kept for a crash before it is
+        // cleaned up, then the end is published: whoever sees the job end
+        // finds nothing of it left.
+        let ended = self.transition(&ctx, &event).await;
         // A backup cancelled on request never existed: it leaves no record.
-        if cancelled && let Some(record) = &spec.creating {
+        if matches!(event, Event::Cancelled)
+            && let Some(record) = &spec.creating
+        {
             let id = record.id;
             if let Err(e) = self.blocking(move |c| c.remove_backup(&id)).await {
                 tracing::warn!(backup = %id, error = %e, "removing a cancelled backup's record failed");
             }
         }
         self.forget_leftovers(&ctx, spec.kind).await;
+        if let Some(job) = ended {
+            ctx.tx.send_replace(job);
+        }
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&ctx.id);
     }
 
     /// Once a job's end is recorded: its scratch folder goes, and a restore's
@@ -534,6 +541,13 @@ impl Inner {
     /// Applies an event, saves the job, then publishes it: whoever sees a
     /// new state can rely on it being in the catalog.
     async fn event(&self, ctx: &JobCtx, event: &Event) {
+        if let Some(next) = self.transition(ctx, event).await {
+            ctx.tx.send_replace(next);
+        }
+    }
+
+    /// Applies an event and saves the job, without publishing it.
+    async fn transition(&self, ctx: &JobCtx, event: &Event) -> Option<Job> {
         let now = self.now();
         let current = ctx.tx.borrow().clone();
         match current.apply(event, now) {
@@ -541,9 +555,12 @@ impl Inner {
                 if let Err(e) = self.save(&next).await {
                     tracing::error!(error = %e, job = %next.id, "saving the job failed");
                 }
-                ctx.tx.send_replace(next);
+                Some(next)
             }
-            Err(e) => tracing::error!(error = %e, "illegal job transition"),
+            Err(e) => {
+                tracing::error!(error = %e, "illegal job transition");
+                None
+            }
         }
     }
 

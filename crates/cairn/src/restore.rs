@@ -494,7 +494,11 @@ fn swap(
     backup_id: &str,
     cancel: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<serde_json::Value, Failure> {
+    let crash = inner.crash_hook();
     let check: StepCheck = Arc::new(move |_| {
+        if let Some(hook) = &crash {
+            hook("restore:rename");
+        }
         if cancel.load(Ordering::SeqCst) {
             Err("cancelled".to_owned())
         } else {
@@ -514,7 +518,7 @@ fn swap(
     };
     match cairn_source::apply(job_id, &inner.journals, items, &opts) {
         Ok(done) => Ok({
-            inner.checkpoint("restore:committed");
+            inner.checkpoint("restore:applied");
             serde_json::json!({
             "kept": done.kept,
             "post_hook_error": done.post_hook_error,

@@ -181,10 +181,11 @@ impl VaultBuilder {
     }
 
     /// For crash tests: `hook` is called with the name of each point where a
-    /// crash matters most (`backup:sealed`, after a backup's seal is
-    /// published and before it is recorded; `restore:committed`, after a
-    /// restore's last rename and before its job records the end). A test
-    /// kills its own process there.
+    /// crash matters most: `backup:sealed` (a backup's seal is published, the
+    /// backup not yet recorded), `restore:rename` (before each rename of an
+    /// in-place restore), `restore:applied` (every rename done and the
+    /// journal committed, the job's end not yet recorded). A test kills its
+    /// own process there.
     #[doc(hidden)]
     #[must_use]
     pub fn crash_points(mut self, hook: CrashHook) -> Self {
@@ -356,6 +357,11 @@ impl Inner {
         if let Some(hook) = &self.crash {
             hook(point);
         }
+    }
+
+    /// The crash test's hook, for code that runs away from the vault.
+    pub(crate) fn crash_hook(&self) -> Option<CrashHook> {
+        self.crash.clone()
     }
 
     /// The record of a backup of `target` starting now: `creating`, made

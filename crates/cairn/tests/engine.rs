@@ -369,7 +369,13 @@ async fn tampered_archive_wrong_key_and_foreign_origin_are_refused() {
     // catalog from before installations recorded their signer.)
     let copy = svc.tmp.path().join("copy");
     std::fs::create_dir_all(&copy).unwrap();
-    std::fs::copy(svc.state().join("catalog.db"), copy.join("catalog.db")).unwrap();
+    Connection::open(svc.state().join("catalog.db"))
+        .unwrap()
+        .execute(
+            "VACUUM INTO ?1",
+            [copy.join("catalog.db").to_str().unwrap()],
+        )
+        .unwrap();
     Connection::open(copy.join("catalog.db"))
         .unwrap()
         .execute("DELETE FROM installation", [])
