@@ -485,7 +485,11 @@ impl Catalog {
     pub fn complete_backup(&self, record: &BackupRecord) -> Result<(), Error> {
         let mut conn = self.conn();
         let what = format!("recording {}", record.id);
-        let tx = conn.transaction().map_err(|e| self.err(&what, e))?;
+        // Immediate: it reads then writes, and a read lock cannot wait to
+        // become a write lock (SQLite answers busy at once).
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(&what, e))?;
         let old = tx
             .query_row(
                 &format!("SELECT {} FROM backups WHERE id = ?1", select_columns()),
@@ -555,7 +559,11 @@ impl Catalog {
     ) -> Result<(), Error> {
         let mut conn = self.conn();
         let what = format!("rebuilding the backups of {target}");
-        let tx = conn.transaction().map_err(|e| self.err(&what, e))?;
+        // Immediate: it reads then writes, and a read lock cannot wait to
+        // become a write lock (SQLite answers busy at once).
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(&what, e))?;
         let mut kept: std::collections::HashMap<String, BackupRecord> =
             std::collections::HashMap::new();
         {

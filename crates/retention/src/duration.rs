@@ -64,6 +64,26 @@ pub fn parse_duration(text: &str) -> Result<SignedDuration, DurationError> {
     Ok(duration)
 }
 
+/// A duration as a policy file writes it: parsed (and refused, naming the
+/// text) as the value is read, so that the error is the key's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Text(pub(crate) SignedDuration);
+
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text)
+            .map(Text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// [`parse_duration`] for the policy key `field`.
 pub(crate) fn parse(field: &'static str, text: &str) -> Result<SignedDuration, Error> {
     parse_duration(text).map_err(|e| Error::InvalidValue {

@@ -239,13 +239,13 @@ struct PolicyFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     keep_yearly: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    keep_within: Option<String>,
+    keep_within: Option<duration::Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     min_keep: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    failed_grace: Option<String>,
+    failed_grace: Option<duration::Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    deleted_grace: Option<String>,
+    deleted_grace: Option<duration::Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timezone: Option<String>,
 }
@@ -262,23 +262,9 @@ impl TryFrom<PolicyFile> for Policy {
             file.keep_monthly,
             file.keep_yearly,
         ];
-        let keep_within = file
-            .keep_within
-            .as_deref()
-            .map(|t| duration::parse("keep_within", t))
-            .transpose()?;
-        let failed_grace = file
-            .failed_grace
-            .as_deref()
-            .map(|t| duration::parse("failed_grace", t))
-            .transpose()?
-            .unwrap_or(defaults.failed_grace);
-        let deleted_grace = file
-            .deleted_grace
-            .as_deref()
-            .map(|t| duration::parse("deleted_grace", t))
-            .transpose()?
-            .unwrap_or(defaults.deleted_grace);
+        let keep_within = file.keep_within.map(|t| t.0);
+        let failed_grace = file.failed_grace.map_or(defaults.failed_grace, |t| t.0);
+        let deleted_grace = file.deleted_grace.map_or(defaults.deleted_grace, |t| t.0);
         let timezone = match file.timezone.as_deref() {
             Some(name) => Zone::get(name)?,
             None => defaults.timezone,
@@ -305,10 +291,10 @@ impl From<Policy> for PolicyFile {
             keep_weekly: Some(weekly),
             keep_monthly: Some(monthly),
             keep_yearly: Some(yearly),
-            keep_within: p.keep_within.map(duration::format),
+            keep_within: p.keep_within.map(duration::Text),
             min_keep: Some(p.min_keep),
-            failed_grace: Some(duration::format(p.failed_grace)),
-            deleted_grace: Some(duration::format(p.deleted_grace)),
+            failed_grace: Some(duration::Text(p.failed_grace)),
+            deleted_grace: Some(duration::Text(p.deleted_grace)),
             timezone: Some(p.timezone.name),
         }
     }

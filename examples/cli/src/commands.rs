@@ -207,6 +207,13 @@ pub(crate) enum KeyCommand {
     },
     /// Print the public key (PEM) that verifies this installation's backups.
     ExportPublic,
+    /// Start signing with a new key on purpose; the old key stays trusted
+    /// for the backups it signed (its public key is kept in the state folder).
+    Rotate {
+        /// Sign with this key (PKCS#8 PEM) instead of a new one.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,7 +240,7 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
         return init(output, *force, ui);
     }
     if let Command::Key(KeyCommand::Generate { output }) = &cmd {
-        config::key(output)?;
+        config::key(output, None)?;
         ui.out(&serde_json::json!({ "key": output }), || {
             format!("wrote {}", output.display())
         });
@@ -248,6 +255,9 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
         return detach(ui);
     }
     let mut settings = config::load(config_path)?;
+    if let Command::Key(KeyCommand::Rotate { key }) = &cmd {
+        return rotate(&mut settings, key.as_deref(), ui).await;
+    }
     if ui.verbose {
         ui.note(&format!(
             "configuration: {}; state folder {}",
@@ -311,8 +321,9 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
                 .map_err(|_| Fail::new(Kind::Usage, "invalid --cursor"))?;
             let page = vault.list(filter, limit.clamp(1, 1000), cursor).await?;
             let next = page.next.as_ref().map(Cursor::encode);
-            ui.out(
+            ui.listed(
                 &serde_json::json!({ "items": page.items, "next": next, "has_more": page.has_more }),
+                page.items.iter().map(|r| r.id),
                 || {
                     let mut lines: Vec<String> = page.items.iter().map(line).collect();
                     if page.items.is_empty() {
@@ -374,7 +385,7 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
                 req = req.confirm();
             }
             let job = ui.wait(vault.restore(&id, req).await?).await;
-            finished(&job, ui, restore_text)
+            finished(&job, ui, nothing, restore_text)
         }
         Command::Verify { id, public_key, .. } if Path::new(&id).is_file() => {
             let key = match public_key {
@@ -455,7 +466,15 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
                 )?;
             }
             let job = ui.wait(vault.prune(&target, dry_run).await?).await;
-            finished(&job, ui, |job| {
+            let changed = |job: &Job| {
+                let r = job.result.clone().unwrap_or_default();
+                ["deleted", "purged"]
+                    .iter()
+                    .flat_map(|k| r[k].as_array().cloned().unwrap_or_default())
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            };
+            finished(&job, ui, changed, |job| {
                 let r = job.result.clone().unwrap_or_default();
                 let mut out = Vec::new();
                 for d in r["plan"]["decisions"].as_array().into_iter().flatten() {
@@ -488,7 +507,7 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
                 yes,
             )?;
             let job = ui.wait(vault.reset(&target, true).await?).await;
-            finished(&job, ui, restore_text)
+            finished(&job, ui, nothing, restore_text)
         }
         Command::Upload {
             file,
@@ -502,14 +521,15 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
                 req = req.label(l);
             }
             let job = ui.wait(vault.upload(&target, input, req).await?).await;
-            finished(&job, ui, backup_text)
+            finished(&job, ui, made, backup_text)
         }
         Command::Download { id, output } => download(&vault, &id, output, ui).await,
         Command::Url { id, ttl } => {
             let ttl = config::duration("--ttl", &ttl)?;
             let url = vault.download_url(&id, ttl).await?;
-            ui.out(
+            ui.listed(
                 &serde_json::json!({ "url": url.url, "expires_at": url.expires_at }),
+                [&url.url],
                 || url.url.clone(),
             );
             Ok(())
@@ -555,9 +575,11 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
                 .public_key()
                 .to_public_key_pem()
                 .map_err(|e| Fail::new(Kind::Other, e.to_string()))?;
-            ui.out(&serde_json::json!({ "public_key": pem }), || {
-                pem.trim_end().to_owned()
-            });
+            ui.listed(
+                &serde_json::json!({ "public_key": pem }),
+                [pem.trim_end()],
+                || pem.trim_end().to_owned(),
+            );
             Ok(())
         }
         Command::Catalog(CatalogCommand::Rebuild) => {
@@ -583,7 +605,7 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             let jobs = vault
                 .jobs(target.as_deref(), &[], limit.clamp(1, 1000))
                 .await?;
-            ui.out(&jobs, || {
+            ui.listed(&jobs, jobs.iter().map(|j| &j.id), || {
                 jobs.iter()
                     .map(|j| format!("{}  {:8} {:10} {}", j.id, j.kind, j.state, j.target))
                     .collect::<Vec<_>>()
@@ -605,8 +627,33 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             );
             Ok(())
         }
-        Command::Init { .. } | Command::Key(KeyCommand::Generate { .. }) => unreachable!(),
+        Command::Init { .. }
+        | Command::Key(KeyCommand::Generate { .. } | KeyCommand::Rotate { .. }) => {
+            unreachable!()
+        }
     }
+}
+
+/// `key rotate`: the new key signs from now on; the vault is opened once so
+/// that its catalog records the new signer.
+async fn rotate(settings: &mut Settings, new: Option<&Path>, ui: &Ui) -> Result<(), Fail> {
+    let new = new.map(|p| config::key(p, None)).transpose()?;
+    let rotated = settings.rotate_key(new)?;
+    open(settings).await?;
+    ui.listed(
+        &serde_json::json!({ "old": rotated.old, "new": rotated.new, "trusted": rotated.trusted, "retired": rotated.retired }),
+        [&rotated.new],
+        || {
+            format!(
+                "new backups are signed by key {}; key {} stays trusted ({}), its secret key moved to {}",
+                rotated.new,
+                rotated.old,
+                rotated.trusted.display(),
+                rotated.retired.display()
+            )
+        },
+    );
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -650,7 +697,7 @@ async fn backup(
         return Ok(());
     }
     let job = ui.wait(handle).await;
-    finished(&job, ui, backup_text)
+    finished(&job, ui, made, backup_text)
 }
 
 /// `backup --no-wait`: runs this same command again as a background
@@ -698,38 +745,45 @@ fn detach(ui: &Ui) -> Result<(), Fail> {
     }
     let job: Job = serde_json::from_value(doc)
         .map_err(|e| Fail::new(Kind::Other, format!("background process: {e}")))?;
-    ui.out(&job, || {
-        if ui.quiet {
-            job.id.clone()
-        } else {
-            format!(
-                "{}  started in the background (pid {}); `cairn job {} --watch` follows it",
-                job.id,
-                child.id(),
-                job.id
-            )
-        }
+    ui.listed(&job, [&job.id], || {
+        format!(
+            "{}  started in the background (pid {}); `cairn job {} --watch` follows it",
+            job.id,
+            child.id(),
+            job.id
+        )
     });
     Ok(())
 }
 
-/// Prints a finished job's result, or turns its failure into one.
-fn finished(job: &Job, ui: &Ui, text: impl FnOnce(&Job) -> String) -> Result<(), Fail> {
+/// Prints a finished job's result (with `-q`, the `ids` it made), or turns
+/// its failure into one.
+fn finished(
+    job: &Job,
+    ui: &Ui,
+    ids: impl FnOnce(&Job) -> Vec<String>,
+    text: impl FnOnce(&Job) -> String,
+) -> Result<(), Fail> {
     if let Some(f) = job_failure(job) {
         return Err(f);
     }
-    ui.out(&job.result, || {
-        if ui.quiet {
-            job.result
-                .as_ref()
-                .and_then(|r| r["backup_id"].as_str())
-                .unwrap_or_default()
-                .to_owned()
-        } else {
-            text(job)
-        }
-    });
+    ui.listed(&job.result, ids(job), || text(job));
     Ok(())
+}
+
+/// The backup a backup or upload job made.
+fn made(job: &Job) -> Vec<String> {
+    job.result
+        .as_ref()
+        .and_then(|r| r["backup_id"].as_str())
+        .map(str::to_owned)
+        .into_iter()
+        .collect()
+}
+
+/// Nothing: a job that made nothing new (a restore, a reset).
+fn nothing(_: &Job) -> Vec<String> {
+    Vec::new()
 }
 
 fn backup_text(job: &Job) -> String {
@@ -796,13 +850,11 @@ fn restore_text(job: &Job) -> String {
 
 fn line(r: &BackupRecord) -> String {
     format!(
-        "{}  {:8} {:10} {:>12}  {}{}{}",
+        "{}  {:8} {:10} {:9} {:>12}  {}{}{}",
         r.id,
         r.target,
-        serde_json::to_value(r.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        r.kind.as_str(),
+        r.status.as_str(),
         r.archive_size.unwrap_or(0),
         r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         if r.pinned { "  pinned" } else { "" },
@@ -817,6 +869,14 @@ fn details(r: &BackupRecord) -> String {
     let mut s = vec![
         format!("id          {}", r.id),
         format!("target      {}", r.target),
+        format!(
+            "status      {}{}",
+            r.status.as_str(),
+            r.status_message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
         format!("created     {}", r.created_at),
         format!("components  {}", r.components.join(", ")),
         format!("entries     {}", r.entries),
@@ -830,6 +890,28 @@ fn details(r: &BackupRecord) -> String {
     ];
     if let Some(l) = &r.label {
         s.push(format!("label       {l}"));
+    }
+    let machine: Vec<String> = [
+        ("host", &r.hostname),
+        ("model", &r.model),
+        ("serial", &r.serial),
+        ("software", &r.software_version),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+    .collect();
+    if !machine.is_empty() {
+        s.push(format!("made by     {}", machine.join(", ")));
+    }
+    if let Some(signer) = &r.source_signer {
+        s.push(format!(
+            "uploaded    a Cairn archive signed by key {signer} ({})",
+            if r.source_trusted == Some(true) {
+                "trusted here"
+            } else {
+                "not a key trusted here"
+            }
+        ));
     }
     if let Some(d) = r.deleted_at {
         s.push(format!("deleted     {d}"));

@@ -111,8 +111,11 @@ impl From<cairn::Error> for Fail {
             cairn::Error::ForeignOrigin { .. } => {
                 Some("add --force to restore it anyway, or --to DIR to look at it")
             }
-            cairn::Error::Catalog(_) => Some(
-                "if the catalog is damaged, `cairn catalog rebuild` recreates it from the store",
+            cairn::Error::Catalog(c) if c.kind() == cairn_catalog::ErrorKind::Corrupt => Some(
+                "move the damaged catalog aside; `cairn catalog rebuild` recreates it from the store",
+            ),
+            cairn::Error::WrongKey { .. } => Some(
+                "put the right signing key back from your copy of it, or start signing with a new key on purpose with `cairn key rotate`",
             ),
             _ if e.code() == "verification_failed" => {
                 Some("the backup cannot be trusted; restore another one")
@@ -138,7 +141,11 @@ impl From<cairn_config::Error> for Fail {
             _ => Kind::Other,
         };
         let mut fail = Fail::new(kind, e.to_string());
-        fail.hint = e.hint_text().map(str::to_owned);
+        fail.hint = e.hint_text().map(str::to_owned).or_else(|| {
+            (kind == Kind::Usage).then(|| {
+                "`cairn init --output example.toml` writes an annotated configuration".to_owned()
+            })
+        });
         fail
     }
 }

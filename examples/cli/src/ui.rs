@@ -30,12 +30,29 @@ impl Ui {
         }
     }
 
-    /// Prints a result: its JSON form with `--json`, else `text`.
+    /// Prints a result: its JSON form with `--json`, nothing with `-q`,
+    /// else `text`.
     pub(crate) fn out<T: Serialize + ?Sized>(&self, value: &T, text: impl FnOnce() -> String) {
+        self.listed(value, std::iter::empty::<String>(), text);
+    }
+
+    /// Prints a result that names what it made or found: its JSON form with
+    /// `--json`, those `ids` one per line with `-q` (what scripts feed to
+    /// the next command), else `text`.
+    pub(crate) fn listed<T, I>(&self, value: &T, ids: I, text: impl FnOnce() -> String)
+    where
+        T: Serialize + ?Sized,
+        I: IntoIterator,
+        I::Item: std::fmt::Display,
+    {
         if self.json {
             match serde_json::to_string_pretty(value) {
                 Ok(s) => println!("{s}"),
                 Err(e) => eprintln!("cannot encode the result: {e}"),
+            }
+        } else if self.quiet {
+            for id in ids {
+                println!("{id}");
             }
         } else {
             let t = text();
@@ -46,14 +63,14 @@ impl Ui {
     }
 
     /// Prints one item of a stream: a compact JSON line with `--json`,
-    /// else `text`.
+    /// nothing with `-q`, else `text`.
     pub(crate) fn line<T: Serialize + ?Sized>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {
             match serde_json::to_string(value) {
                 Ok(s) => println!("{s}"),
                 Err(e) => eprintln!("cannot encode the result: {e}"),
             }
-        } else {
+        } else if !self.quiet {
             println!("{}", text());
         }
     }

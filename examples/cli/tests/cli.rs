@@ -332,3 +332,403 @@ fn no_wait_backs_up_in_the_background_and_watch_streams_json_lines() {
     assert!(err.contains("missing"), "{err}");
     env.fails(&["job", "job_00000000000000000000000000", "--watch"], 3);
 }
+
+/// Runs two `cairn ARGS` at once (each given its own arguments), returning
+/// their outputs.
+fn at_once(env: &Env, a: &[&str], b: &[&str]) -> (Output, Output) {
+    let start = |args: &[&str]| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+            .current_dir(env.tmp.path())
+            .env("CAIRN_HOME", env.home())
+            .env_remove("CAIRN_CONFIG")
+            .env("NO_COLOR", "1")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (x, y) = (start(a), start(b));
+    (x.wait_with_output().unwrap(), y.wait_with_output().unwrap())
+}
+
+#[test]
+fn two_commands_at_once_on_a_fresh_machine() {
+    for round in 0..4 {
+        let env = Env::new();
+        let (a, b) = (env.path("alpha"), env.path("beta"));
+        for d in [&a, &b] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("f"), "data").unwrap();
+        }
+        // Two new directories at once: both backed up, both remembered.
+        let (x, y) = at_once(&env, &["backup", s(&a), "-q"], &["backup", s(&b), "-q"]);
+        for out in [&x, &y] {
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let targets: std::collections::BTreeSet<String> = env.json(&["list"])["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["target"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(targets.len(), 2, "round {round}: {targets:?}");
+        let paths = std::fs::read_to_string(env.home().join("paths.toml")).unwrap();
+        assert!(paths.contains("alpha") && paths.contains("beta"), "{paths}");
+
+        // One directory twice at once: each either backs it up or is told the
+        // target is busy (exit 5, the holder named) — never a "damaged" error.
+        let (x, y) = at_once(&env, &["backup", s(&a)], &["backup", s(&a)]);
+        for out in [&x, &y] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            match out.status.code() {
+                Some(0) => {}
+                Some(5) => assert!(err.contains("is busy") && err.contains("job_"), "{err}"),
+                other => panic!("round {round}: exit {other:?}: {err}"),
+            }
+            assert!(!err.contains("damaged"), "{err}");
+        }
+        assert!(x.status.success() || y.status.success());
+    }
+}
+
+#[test]
+fn a_damaged_signing_key_is_refused_and_a_rotation_keeps_old_backups() {
+    let env = Env::new();
+    let dir = env.path("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f"), "v1").unwrap();
+    let first = env.ok(&["backup", s(&dir), "-q"]).trim().to_owned();
+    let key = env.home().join("key.pem");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    // One character of the base64 body changed: still a key, another one.
+    let lines: Vec<&str> = pem.lines().collect();
+    let mut body: Vec<char> = lines[1].chars().collect();
+    let at = body.len() - 3;
+    body[at] = if body[at] == 'A' { 'B' } else { 'A' };
+    let damaged = format!(
+        "{}\n{}\n{}\n",
+        lines[0],
+        body.into_iter().collect::<String>(),
+        lines[2]
+    );
+    std::fs::write(&key, damaged).unwrap();
+    for args in [&["backup", s(&dir)][..], &["verify", &first]] {
+        let err = env.fails(args, 2);
+        assert!(err.contains(s(&key)), "names the key file: {err}");
+        assert!(err.contains("not this installation's key"), "{err}");
+        assert!(err.contains("hint:") && err.contains("key rotate"), "{err}");
+    }
+
+    // The right key back; then a new key on purpose.
+    std::fs::write(&key, &pem).unwrap();
+    let rotated = env.json(&["key", "rotate"]);
+    assert_ne!(rotated["old"], rotated["new"]);
+    let second = env.ok(&["backup", s(&dir), "-q"]).trim().to_owned();
+    for id in [&first, &second] {
+        let v = env.json(&["verify", id, "--tier", "full"]);
+        assert_eq!(v["ok"], true, "{id}: {v}");
+    }
+    assert_ne!(
+        env.json(&["show", &first])["signer"],
+        env.json(&["show", &second])["signer"]
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_file_the_line_and_the_key() {
+    let env = Env::new();
+    let config = env.path("cairn.toml");
+    let target = "[[target]]\nname = \"web\"\n[[target.component]]\nname = \"site\"\nkind = \"dir\"\npath = \"site\"\n";
+    for (text, at, key) in [
+        ("job_timeout = 5\n".to_owned(), ":1:", "job_timeout"),
+        (
+            format!("{target}[target.retention]\nkeep_lats = 3\n"),
+            ":8:",
+            "target[0].retention.keep_lats",
+        ),
+        (
+            format!("{target}[target.retention]\nkeep_last = \"ten\"\n"),
+            ":8:",
+            "target[0].retention.keep_last",
+        ),
+        (
+            "[[target]]\nname = \"web\"\nevery = \"soon\"\n".to_owned(),
+            ":3:",
+            "target[0].every",
+        ),
+        (
+            "[[target]]\nname = \"Web\"\n".to_owned(),
+            ":2:",
+            "target[0].name",
+        ),
+        (
+            "[[target]]\nname = \"web\"\n[[target.component]]\nname = \"site\"\nkind = \"dir\"\n"
+                .to_owned(),
+            ":3:",
+            "target[0].component[0]",
+        ),
+    ] {
+        std::fs::write(&config, &text).unwrap();
+        let err = env.fails(&["list"], 2);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "an error line and a hint: {err}");
+        let want = format!("error: {}{at}", s(&config));
+        assert!(lines[0].starts_with(&want), "{err}");
+        assert!(lines[0].contains(&format!(" {key}: ")), "{err}");
+        assert!(lines[1].starts_with("hint: "), "{err}");
+    }
+}
+
+#[test]
+fn a_truncated_or_shortened_archive_is_a_verification_failure() {
+    let env = Env::new();
+    let dir = env.path("d");
+    random_tree(&dir, 9, &TreeOptions::default().entries(40)).unwrap();
+    let id = env.ok(&["backup", s(&dir), "-q"]).trim().to_owned();
+    let archive = env
+        .home()
+        .join("store")
+        .join(env.json(&["show", &id])["archive_key"].as_str().unwrap());
+    let before = cairn_testkit::snapshot(&dir).unwrap();
+    let len = std::fs::metadata(&archive).unwrap().len();
+    for cut in [len / 2, len - 1] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&archive)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let err = env.fails(&["restore", &id, "--to", s(&env.path("out"))], 4);
+        assert!(err.contains("its seal says"), "{err}");
+        env.fails(&["restore", &id, "--yes"], 4);
+        env.fails(&["verify", &id], 4);
+        env.fails(&["show", &id, "--manifest"], 4);
+        assert!(!env.path("out").exists());
+        assert!(
+            cairn_testkit::snapshot(&dir).unwrap() == before,
+            "the target changed"
+        );
+    }
+}
+
+#[test]
+fn quiet_output_is_the_ids_one_per_line() {
+    let env = Env::new();
+    let dir = env.path("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f"), "v1").unwrap();
+    let a = env.ok(&["backup", s(&dir), "-q"]);
+    std::fs::write(dir.join("f"), "v2").unwrap();
+    let b = env.ok(&["backup", s(&dir), "-q"]);
+    for out in [&a, &b] {
+        assert!(
+            out.trim().starts_with("bkp_") && out.lines().count() == 1,
+            "{out:?}"
+        );
+    }
+    let listed = env.ok(&["list", "-q"]);
+    assert_eq!(listed, format!("{b}{a}"), "newest first, ids only");
+    // What `cairn restore "$(cairn list -q | head -1)"` does.
+    let newest = listed.lines().next().unwrap();
+    let out = env.path("out");
+    assert_eq!(env.ok(&["restore", newest, "--to", s(&out), "-q"]), "");
+    assert_eq!(std::fs::read_to_string(out.join("data/f")).unwrap(), "v2");
+    for args in [
+        &["show", newest, "-q"][..],
+        &["verify", newest, "-q"],
+        &["pin", newest, "-q"],
+        &["unpin", newest, "-q"],
+        &["restore-status", "d", "-q"],
+        &["schedule", "status", "d", "-q"],
+    ] {
+        assert_eq!(env.ok(args), "", "{args:?} prints nothing with -q");
+    }
+    let jobs = env.ok(&["jobs", "-q"]);
+    assert!(jobs.lines().all(|l| l.starts_with("job_")), "{jobs}");
+    assert!(jobs.lines().count() >= 4, "{jobs}");
+}
+
+#[test]
+fn a_backup_record_names_its_machine_and_its_job_names_the_backup() {
+    let env = Env::new();
+    let site = env.path("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "x".repeat(8205)).unwrap();
+    std::fs::write(
+        env.path("cairn.toml"),
+        format!(
+            "model = \"CX-100\"\nserial = \"SN-42\"\nsoftware_version = \"shop/2.1\"\n[[target]]\nname = \"web\"\n[[target.component]]\nname = \"site\"\nkind = \"dir\"\npath = \"{}\"\n",
+            s(&site)
+        ),
+    )
+    .unwrap();
+    let done = env.json(&["backup", "web"]);
+    let id = done["backup_id"].as_str().unwrap();
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    for record in [
+        env.json(&["show", id]),
+        env.json(&["list"])["items"][0].clone(),
+    ] {
+        assert_eq!(record["status"], "ready");
+        assert_eq!(record["hostname"], hostname.as_str());
+        assert_eq!(record["model"], "CX-100");
+        assert_eq!(record["serial"], "SN-42");
+        assert_eq!(record["software_version"], "shop/2.1");
+        assert_eq!(record["component_kinds"]["site"], "dir");
+    }
+    let m = env.json(&["show", id, "--manifest"]);
+    assert_eq!(m["origin"]["model"], "CX-100");
+    assert_eq!(m["origin"]["hostname"], hostname.as_str());
+    let job = &env.json(&["jobs"])[0];
+    assert_eq!(
+        job["resource"],
+        serde_json::json!({"type": "backup", "id": id})
+    );
+    // The finished job keeps its final counts, not its last report.
+    let p = &job["progress"];
+    assert_eq!(p["percent"], 100);
+    assert_eq!(p["processed_bytes"], 8205);
+    assert_eq!(p["total_bytes"], 8205);
+    assert_eq!(p["processed_files"], p["total_files"]);
+}
+
+/// A target `web` of a folder, a file and a live SQLite database.
+fn shop(env: &Env) {
+    let site = env.path("srv/site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>v1</h1>").unwrap();
+    std::fs::write(env.path("srv/app.toml"), "port = 1\n").unwrap();
+    let db = rusqlite::Connection::open(env.path("srv/web.db")).unwrap();
+    db.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v); INSERT INTO t VALUES (1);")
+        .unwrap();
+    std::fs::write(
+        env.path("cairn.toml"),
+        "[[target]]\nname = \"web\"\n\
+         [[target.component]]\nname = \"site\"\nkind = \"dir\"\npath = \"srv/site\"\n\
+         [[target.component]]\nname = \"config\"\nkind = \"file\"\npath = \"srv/app.toml\"\n\
+         [[target.component]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"srv/web.db\"\n",
+    )
+    .unwrap();
+}
+
+fn rows(env: &Env) -> i64 {
+    rusqlite::Connection::open(env.path("srv/web.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_archive_downloaded_and_uploaded_again_keeps_what_it_is() {
+    let env = Env::new();
+    shop(&env);
+    let id = env.json(&["backup", "web"])["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = env.path("copy.tar.zst");
+    env.ok(&["download", &id, "-o", s(&file)]);
+    let signer = env.json(&["show", &id])["signer"].clone();
+    let up = env.json(&["upload", s(&file), "--target", "web"]);
+    let uploaded = up["backup_id"].as_str().unwrap().to_owned();
+    let record = env.json(&["show", &uploaded]);
+    assert_eq!(record["kind"], "uploaded");
+    assert_eq!(
+        record["components"],
+        serde_json::json!(["site", "config", "db"])
+    );
+    assert_eq!(
+        record["component_kinds"],
+        serde_json::json!({"site": "dir", "config": "file", "db": "sqlite"})
+    );
+    assert_eq!(record["source_signer"], signer);
+    assert_eq!(record["source_trusted"], true);
+    // It restores in place like the original.
+    std::fs::write(env.path("srv/app.toml"), "port = 2\n").unwrap();
+    rusqlite::Connection::open(env.path("srv/web.db"))
+        .unwrap()
+        .execute_batch("INSERT INTO t VALUES (2);")
+        .unwrap();
+    env.ok(&["restore", &uploaded, "--yes"]);
+    assert_eq!(
+        std::fs::read_to_string(env.path("srv/app.toml")).unwrap(),
+        "port = 1\n"
+    );
+    assert_eq!(rows(&env), 1);
+
+    // Another installation: the signer is recorded as not trusted there.
+    let other = Env::new();
+    shop(&other);
+    let up = other.json(&["upload", s(&file), "--target", "web"]);
+    let record = other.json(&["show", up["backup_id"].as_str().unwrap()]);
+    assert_eq!(record["source_trusted"], false);
+    assert_eq!(record["component_kinds"]["db"], "sqlite");
+}
+
+#[test]
+fn a_foreign_tarball_becomes_the_target_s_components_or_is_refused_before_a_job() {
+    let Some(tar) = require_tool("tar") else {
+        return;
+    };
+    let env = Env::new();
+    shop(&env);
+    env.ok(&["backup", "web"]);
+    let src = env.path("tarball");
+    std::fs::create_dir_all(src.join("site")).unwrap();
+    std::fs::write(src.join("site/index.html"), "<h1>from tar</h1>").unwrap();
+    std::fs::create_dir_all(src.join("config")).unwrap();
+    std::fs::write(src.join("config/app.toml"), "port = 9\n").unwrap();
+    std::fs::create_dir_all(src.join("db")).unwrap();
+    std::fs::copy(env.path("srv/web.db"), src.join("db/web.db")).unwrap();
+    let tarball = env.path("shop.tar.gz");
+    let pack = |t: &Path| {
+        assert!(
+            std::process::Command::new(&tar)
+                .args(["-czf", s(t), "-C", s(&src), "site", "config", "db"])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    pack(&tarball);
+    let up = env.json(&["upload", s(&tarball), "--target", "web"]);
+    let id = up["backup_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        env.json(&["show", &id])["component_kinds"],
+        serde_json::json!({"site": "dir", "config": "file", "db": "sqlite"})
+    );
+    env.ok(&["restore", &id, "--yes"]);
+    assert_eq!(
+        std::fs::read_to_string(env.path("srv/app.toml")).unwrap(),
+        "port = 9\n"
+    );
+
+    // A `config` folder of two files cannot be the file component: refused
+    // before any job starts, saying why.
+    std::fs::write(src.join("config/extra.toml"), "x").unwrap();
+    let second = env.path("two.tar.gz");
+    pack(&second);
+    let id = env.json(&["upload", s(&second), "--target", "web"])["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jobs = env.json(&["jobs"]).as_array().unwrap().len();
+    let err = env.fails(&["restore", &id, "--yes"], 2);
+    assert!(
+        err.contains("component config is a dir in the backup and a file on target web"),
+        "{err}"
+    );
+    assert_eq!(env.json(&["jobs"]).as_array().unwrap().len(), jobs);
+    // It can still be looked at elsewhere.
+    env.ok(&["restore", &id, "--to", s(&env.path("look"))]);
+    assert!(env.path("look/config/extra.toml").exists());
+}

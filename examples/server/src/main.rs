@@ -108,12 +108,6 @@ fn logging(json: bool) {
     }
 }
 
-fn duration(what: &str, v: Option<&str>, default: Duration) -> Result<Duration, String> {
-    v.map_or(Ok(default), |d| {
-        cairn_config::duration(what, d).map_err(|e| e.to_string())
-    })
-}
-
 /// The secret of the server's signed URLs: the configured file, else
 /// `<home>/url-secret`, made (mode 0600) on first use.
 fn url_key(configured: Option<&Path>, home: &Path) -> Result<UrlKey, String> {
@@ -149,18 +143,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         ));
     }
     let limits = Limits {
-        request_timeout: duration(
-            "request_timeout",
-            server.request_timeout.as_deref(),
-            Duration::from_secs(30),
-        )?,
+        request_timeout: server
+            .request_timeout
+            .map_or(Duration::from_secs(30), |i| i.0),
         ..Limits::default()
     };
-    let grace = duration(
-        "shutdown_grace",
-        server.shutdown_grace.as_deref(),
-        Duration::from_secs(60),
-    )?;
+    let grace = server
+        .shutdown_grace
+        .map_or(Duration::from_secs(60), |i| i.0);
     let vault = settings
         .vault_builder()
         .map_err(|e| e.to_string())?

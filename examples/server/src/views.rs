@@ -52,11 +52,26 @@ pub struct JobView {
     pub error: Option<JobErrorView>,
     /// A restore that failed after applying some components.
     pub partial: bool,
+    /// A restore whose process stopped after every component was in
+    /// place: the job failed, the restore did not.
+    pub committed: bool,
+    /// The backup it makes or reads, from the start.
+    pub resource: Option<ResourceView>,
     /// What it produced (a backup's id and sizes, a restore's outcome, ...).
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Where to follow it.
     pub links: JobLinks,
+}
+
+/// What a job works on.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResourceView {
+    /// `backup`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its id.
+    pub id: String,
 }
 
 /// Progress of a job.
@@ -128,6 +143,11 @@ impl From<&Job> for JobView {
                 message: e.message.clone(),
             }),
             partial: j.partial,
+            committed: j.committed,
+            resource: j.resource.as_ref().map(|r| ResourceView {
+                kind: name_of(&r.kind),
+                id: r.id.clone(),
+            }),
             result: j.result.clone(),
             links: JobLinks {
                 self_: format!("/v1/jobs/{}", j.id),
@@ -154,9 +174,11 @@ pub struct BackupView {
     /// `manual`, `scheduled`, `pre_deploy`, `uploaded`.
     #[schema(schema_with = schema::backup_kind)]
     pub kind: String,
-    /// `in_progress`, `ready`, `failed`.
+    /// `creating`, `uploading`, `ready`, `restoring`, `failed`.
     #[schema(schema_with = schema::backup_status)]
     pub status: String,
+    /// Why it failed, for operators.
+    pub status_message: Option<String>,
     /// The operator's label.
     pub label: Option<String>,
     /// The operator's description.
@@ -167,12 +189,20 @@ pub struct BackupView {
     pub duration_ms: Option<u64>,
     /// Origin id of the installation it came from.
     pub origin: Option<String>,
+    /// The machine that made it: host name, device model and serial,
+    /// software version.
+    pub origin_identity: OriginView,
     /// Id of the key that signed it.
     pub signer: Option<String>,
+    /// For an uploaded Cairn archive: who had signed it where it was made.
+    pub source: Option<SourceView>,
     /// `zstd` or `gzip`.
     pub codec: Option<String>,
     /// Its components.
     pub components: Vec<String>,
+    /// Each component's kind (`dir`, `file`, `sqlite`), when known.
+    #[schema(value_type = Object)]
+    pub component_kinds: std::collections::BTreeMap<String, String>,
     /// Entries in its manifest.
     pub entries: u64,
     /// Bytes of file content.
@@ -187,6 +217,28 @@ pub struct BackupView {
     pub deleted_at: Option<String>,
     /// Its last verification.
     pub verification: Option<VerificationView>,
+}
+
+/// Who made a backup.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OriginView {
+    /// The host's name.
+    pub hostname: Option<String>,
+    /// The device model.
+    pub model: Option<String>,
+    /// The device serial number.
+    pub serial: Option<String>,
+    /// The software that made it.
+    pub software_version: Option<String>,
+}
+
+/// Where an uploaded Cairn archive came from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceView {
+    /// The key id its own manifest was signed with.
+    pub signer: String,
+    /// Whether this installation trusted that key when it was uploaded.
+    pub trusted: bool,
 }
 
 /// The archive of a backup.
@@ -220,14 +272,30 @@ impl From<&BackupRecord> for BackupView {
             target: r.target.to_string(),
             kind: name_of(&r.kind),
             status: name_of(&r.status),
+            status_message: r.status_message.clone(),
             label: r.label.clone(),
             description: r.description.clone(),
             created_at: time(r.created_at),
             duration_ms: r.duration_ms,
             origin: r.origin.clone(),
+            origin_identity: OriginView {
+                hostname: r.hostname.clone(),
+                model: r.model.clone(),
+                serial: r.serial.clone(),
+                software_version: r.software_version.clone(),
+            },
             signer: r.signer.clone(),
+            source: r.source_signer.clone().map(|signer| SourceView {
+                signer,
+                trusted: r.source_trusted.unwrap_or(false),
+            }),
             codec: r.codec.clone(),
             components: r.components.clone(),
+            component_kinds: r
+                .component_kinds
+                .iter()
+                .map(|(n, k)| (n.clone(), k.as_str().to_owned()))
+                .collect(),
             entries: r.entries,
             data_bytes: r.data_bytes,
             archive: ArchiveView {

@@ -52,11 +52,18 @@ impl Server {
                 StoreOptions::default(),
             )
         });
+        let key = SigningKey::generate().unwrap();
+        // Kept for tests that open another installation with the same key.
+        std::fs::write(
+            tmp.path().join("key.pem"),
+            key.to_pkcs8_pem().unwrap().as_bytes(),
+        )
+        .unwrap();
         let vault = Vault::builder()
             .store(url)
             .store_options(opts)
             .catalog(tmp.path().join("state/catalog.db"))
-            .signing_key(SigningKey::generate().unwrap())
+            .signing_key(key)
             .origin(OriginId::parse("org_api").unwrap())
             .target(
                 // Hourly automatic backups: none runs unless a test calls
@@ -1026,5 +1033,141 @@ async fn the_scheduler_loop_starts_a_due_backup_once() {
     scheduler.abort();
     let jobs = backup_jobs().await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_from_the_start_foreign_backups_at_once_and_truncated_archives() {
+    let server = Server::start(None, 1 << 30).await;
+    let (status, job) = server
+        .post("/v1/targets/svc/backups", WRITE, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // The running job names its backup from the start, and the backup has
+    // a record while it is made.
+    let id = job["resource"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(job["resource"]["type"], "backup");
+    let (status, record) = server.get(&format!("/v1/backups/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        ["creating", "uploading", "ready"].contains(&record["status"].as_str().unwrap()),
+        "{record}"
+    );
+    let done = server.finish(&job).await;
+    assert_eq!(done["result"]["backup_id"], id.as_str());
+    assert_eq!(
+        done["progress"]["processed_bytes"],
+        done["progress"]["total_bytes"]
+    );
+    let (_, record) = server.get(&format!("/v1/backups/{id}")).await;
+    assert_eq!(record["status"], "ready");
+    assert_eq!(record["status_message"], Value::Null);
+    assert_eq!(record["component_kinds"], json!({"data": "dir"}));
+    assert!(
+        record["origin_identity"]["hostname"].is_string(),
+        "{record}"
+    );
+    assert!(
+        record["origin_identity"]["software_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("cairn/"),
+        "{record}"
+    );
+    let (status, page) = server.get("/v1/backups?status=ready").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let (status, page) = server.get("/v1/backups?status=creating").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page["items"].as_array().unwrap().is_empty());
+
+    // A backup of another installation (same key, same store, another
+    // origin) is refused before any job starts.
+    let other = tempfile::tempdir().unwrap();
+    let pem = std::fs::read_to_string(server.tmp.path().join("key.pem")).unwrap();
+    let foreign = Vault::builder()
+        .store(server.tmp.path().join("store").to_str().unwrap())
+        .catalog(other.path().join("catalog.db"))
+        .signing_key(SigningKey::from_pkcs8_pem(&pem).unwrap())
+        .origin(OriginId::parse("org_elsewhere").unwrap())
+        .target(
+            TargetConfig::new(TargetName::parse("svc").unwrap()).component(ComponentSpec::dir(
+                ComponentName::parse("data").unwrap(),
+                server.data(),
+            )),
+        )
+        .open()
+        .await
+        .unwrap();
+    let job = foreign
+        .backup("svc", cairn::BackupRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    let theirs = job.result.unwrap()["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop(foreign);
+    server.state.vault.rebuild_catalog().await.unwrap();
+    let jobs_before = server.get("/v1/jobs").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let (status, err) = server
+        .post(
+            &format!("/v1/backups/{theirs}/restore"),
+            ADMIN,
+            json!({"confirm": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["error"]["code"], "foreign_origin");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("org_elsewhere"),
+        "{err}"
+    );
+    let jobs = server.get("/v1/jobs").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(jobs, jobs_before, "a job was started");
+
+    // A truncated archive: 422 verification_failed, at once, target unchanged.
+    let archive = server
+        .tmp
+        .path()
+        .join("store")
+        .join(record["archive"]["key"].as_str().unwrap());
+    let len = std::fs::metadata(&archive).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&archive)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let before = cairn_testkit::snapshot(&server.data()).unwrap();
+    let (status, err) = server
+        .post(
+            &format!("/v1/backups/{id}/restore"),
+            ADMIN,
+            json!({"confirm": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["code"], "verification_failed");
+    let (status, err) = server.get(&format!("/v1/backups/{id}/manifest")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["code"], "verification_failed");
+    assert!(cairn_testkit::snapshot(&server.data()).unwrap() == before);
+    let jobs_after = server.get("/v1/jobs").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(jobs_after, jobs_before, "a job was started");
     server.stop().await;
 }
