@@ -20,9 +20,13 @@
 //!   `<path>.before-restore` and putting everything back on failure.
 //! - One mutating job per target, in this process and, through a lease in
 //!   the store, across processes sharing the store.
-//! - Jobs are saved in the catalog; opening a vault after a crash marks the
-//!   jobs that were running as interrupted, removes their partial uploads
-//!   and rolls back interrupted restores.
+//! - Jobs and backups are saved in the catalog from their start (a backup's
+//!   record reads `creating`, `uploading`, then `ready` or `failed`; the job
+//!   names it as its `resource`). Opening a vault after a crash ends the jobs
+//!   whose process died and settles what they left: a backup they had sealed
+//!   is recorded as ready, anything else they stored is removed; a restore
+//!   they had committed is reported completed, one they had not is rolled
+//!   back; their staging and scratch folders are removed.
 //!
 //! Cairn starts no runtime and prints nothing: it runs on the caller's Tokio
 //! runtime and reports through `tracing` spans and job progress.

@@ -555,7 +555,7 @@ pub async fn pin_backup(
     request_body(content = RestoreBody, content_type = "application/json"),
     responses((status = 202, description = "Started", body = JobView), (status = 404, body = ErrorBody),
         (status = 409, description = "Busy target, foreign origin without force_foreign, key reused", body = ErrorBody),
-        (status = 422, description = "Not confirmed", body = ErrorBody)),
+        (status = 422, description = "Not confirmed, a component that cannot be restored in place, or an archive that fails verification (truncated, damaged)", body = ErrorBody)),
     security(("bearer" = ["backups:admin"])))]
 pub async fn restore_backup(
     State(state): State<AppState>,
