@@ -15,18 +15,16 @@ use jiff::Timestamp;
 /// If `target` is not a valid name or `n` is beyond a billion.
 pub fn catalog_record(n: u64, target: &str) -> BackupRecord {
     let second = 1_700_000_000 + i64::try_from(n).expect("n is small");
+    let id = BackupId::from_parts(1_700_000_000_000 + n * 1000, u128::from(n));
+    let kind = if n.is_multiple_of(10) {
+        BackupKind::Manual
+    } else {
+        BackupKind::Scheduled
+    };
+    let at = Timestamp::from_second(second).expect("in range");
     BackupRecord {
-        id: BackupId::from_parts(1_700_000_000_000 + n * 1000, u128::from(n)),
-        target: TargetName::parse(target).expect("a valid target name"),
-        kind: if n.is_multiple_of(10) {
-            BackupKind::Manual
-        } else {
-            BackupKind::Scheduled
-        },
         status: BackupStatus::Ready,
         label: (n.is_multiple_of(100)).then(|| format!("release-{n}")),
-        description: None,
-        created_at: Timestamp::from_second(second).expect("in range"),
         duration_ms: Some(1200),
         origin: Some("org_bench".to_owned()),
         signer: Some("0123456789abcdef0123456789abcdef".to_owned()),
@@ -40,16 +38,11 @@ pub fn catalog_record(n: u64, target: &str) -> BackupRecord {
         manifest_sha256: Some("cd".repeat(32)),
         manifest_offset: Some(300 << 20),
         manifest_length: Some(400_000),
-        pinned: false,
-        deleted_at: None,
-        verification: None,
-        status_message: None,
-        hostname: None,
-        model: None,
-        serial: None,
-        software_version: None,
-        component_kinds: std::collections::BTreeMap::new(),
-        source_signer: None,
-        source_trusted: None,
+        ..BackupRecord::creating(
+            id,
+            TargetName::parse(target).expect("a valid target name"),
+            kind,
+            at,
+        )
     }
 }

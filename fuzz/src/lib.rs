@@ -315,7 +315,7 @@ pub struct PlanInput {
 /// every backup gets a decision with a reason, and re-planning after applying
 /// the plan deletes nothing more.
 pub fn retention_plan(input: &PlanInput) {
-    use cairn_retention::{Action, Backup, Period, Policy, Status};
+    use cairn_retention::{Action, Backup, BackupStatus, Period, Policy};
     use jiff::{SignedDuration, Timestamp};
     let start = 1_767_225_600i64; // 2026-01-01T00:00:00Z
     // Ten years of minutes keeps every instant (and grace end) in jiff's range.
@@ -353,7 +353,7 @@ pub fn retention_plan(input: &PlanInput) {
         .map(|(i, b)| Backup {
             id: format!("b{i}"),
             created_at: at(i64::from(b.minute)),
-            status: [Status::Ready, Status::Failed, Status::InProgress][usize::from(b.status % 3)],
+            status: BackupStatus::ALL[usize::from(b.status) % BackupStatus::ALL.len()],
             pinned: b.pinned,
             leases: if b.leased {
                 vec![format!("job {i}")]

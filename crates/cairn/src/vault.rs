@@ -573,7 +573,8 @@ impl Inner {
                             }),
                         }))
                     }
-                    Err(_) => {
+                    Err(why) => {
+                        tracing::info!(backup = %id, %why, "a dead job's backup was not sealed: removed");
                         self.store.delete_backup(&target, &id).await?;
                         let message = "the process making it stopped before it was sealed; what it had stored was removed";
                         self.blocking(move |c| match c.get_backup(&id)? {

@@ -198,18 +198,7 @@ impl Crash {
     /// Makes a backup of `target` here (not killed) and leaves its id for
     /// the child.
     async fn backup(&self, target: &str) -> String {
-        let vault = self.open().await;
-        let job = vault
-            .backup(target, BackupRequest::new())
-            .await
-            .unwrap()
-            .wait()
-            .await;
-        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-        let id = job.result.unwrap()["backup_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = backed_up(&self.open().await, target).await;
         std::fs::write(self.dir.join("backup-id"), &id).unwrap();
         id
     }
@@ -237,6 +226,21 @@ impl Crash {
             .unwrap_or_else(|| panic!("{scenario}: no job started: {stdout}"))
             .to_owned()
     }
+}
+
+/// Backs up `target` (the backup must succeed) and returns its id.
+async fn backed_up(vault: &Vault, target: &str) -> String {
+    let job = vault
+        .backup(target, BackupRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    job.result.unwrap()["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// A database of about 100 MiB: its snapshot takes long enough to be killed in.
@@ -325,17 +329,7 @@ async fn nothing_left(dir: &Path, vault: &Vault) {
 /// The next backup of `target` and a restore of it into a new folder work,
 /// and give back exactly what was there.
 async fn next_backup_and_restore_work(dir: &Path, vault: &Vault, target: &str, data: &Path) {
-    let job = vault
-        .backup(target, BackupRequest::new())
-        .await
-        .unwrap()
-        .wait()
-        .await;
-    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    let id = job.result.unwrap()["backup_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = backed_up(vault, target).await;
     let out = dir.join(format!("out-{id}"));
     let job = vault
         .restore(&id, RestoreRequest::new().to(&out))
@@ -437,13 +431,7 @@ async fn a_backup_killed_during_its_database_snapshot_leaves_no_copy() {
     let id = job.resource.unwrap().id;
     assert_eq!(vault.get(&id).await.unwrap().status, BackupStatus::Failed);
     nothing_left(&c.dir, &vault).await;
-    let job = vault
-        .backup("db", BackupRequest::new())
-        .await
-        .unwrap()
-        .wait()
-        .await;
-    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    backed_up(&vault, "db").await;
     nothing_left(&c.dir, &vault).await;
 }
 

@@ -19,38 +19,21 @@ fn t(secs: i64) -> Timestamp {
 }
 
 fn record(target: &str, n: u64, at: Timestamp) -> BackupRecord {
+    let id = BackupId::from_parts(1_795_000_000_000 + n, u128::from(n));
     BackupRecord {
-        id: BackupId::from_parts(1_795_000_000_000 + n, u128::from(n)),
-        target: TargetName::parse(target).unwrap(),
-        kind: BackupKind::Manual,
         status: BackupStatus::Ready,
-        label: None,
-        description: None,
-        created_at: at,
         duration_ms: Some(12),
-        origin: None,
-        signer: None,
         codec: Some("zstd".to_owned()),
         components: vec!["data".to_owned()],
         entries: 3,
         data_bytes: 100,
-        archive_key: None,
         archive_size: Some(1000),
-        archive_sha256: None,
-        manifest_sha256: None,
-        manifest_offset: None,
-        manifest_length: None,
-        pinned: false,
-        deleted_at: None,
-        verification: None,
-        status_message: None,
-        hostname: None,
-        model: None,
-        serial: None,
-        software_version: None,
-        component_kinds: std::collections::BTreeMap::new(),
-        source_signer: None,
-        source_trusted: None,
+        ..BackupRecord::creating(
+            id,
+            TargetName::parse(target).unwrap(),
+            BackupKind::Manual,
+            at,
+        )
     }
 }
 

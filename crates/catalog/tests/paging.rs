@@ -10,39 +10,13 @@ use jiff::Timestamp;
 use proptest::prelude::*;
 
 fn record(n: u64, second: i64) -> BackupRecord {
+    let id = BackupId::from_parts(1_000 + n, u128::from(n));
+    let target = TargetName::parse(if n.is_multiple_of(3) { "db" } else { "app" }).unwrap();
+    // Few distinct seconds: many ties, broken by id.
+    let at = Timestamp::from_second(1_795_000_000 + second).unwrap();
     BackupRecord {
-        id: BackupId::from_parts(1_000 + n, u128::from(n)),
-        target: TargetName::parse(if n.is_multiple_of(3) { "db" } else { "app" }).unwrap(),
-        kind: BackupKind::Scheduled,
         status: BackupStatus::Ready,
-        label: None,
-        description: None,
-        // Few distinct seconds: many ties, broken by id.
-        created_at: Timestamp::from_second(1_795_000_000 + second).unwrap(),
-        duration_ms: None,
-        origin: None,
-        signer: None,
-        codec: None,
-        components: Vec::new(),
-        entries: 0,
-        data_bytes: 0,
-        archive_key: None,
-        archive_size: None,
-        archive_sha256: None,
-        manifest_sha256: None,
-        manifest_offset: None,
-        manifest_length: None,
-        pinned: false,
-        deleted_at: None,
-        verification: None,
-        status_message: None,
-        hostname: None,
-        model: None,
-        serial: None,
-        software_version: None,
-        component_kinds: std::collections::BTreeMap::new(),
-        source_signer: None,
-        source_trusted: None,
+        ..BackupRecord::creating(id, target, BackupKind::Scheduled, at)
     }
 }
 

@@ -42,8 +42,31 @@ pub fn home() -> Result<PathBuf, Error> {
 pub fn create_once(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, &e))?;
+    let made = beside(path, bytes, mode, |tmp| {
+        match std::fs::hard_link(tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })
+    .map_err(|e| Error::io("creating", path, &e))?;
+    if made {
+        sync_dir(dir)?;
+    }
+    Ok(made)
+}
+
+/// Writes `bytes` (synced, with `mode`) to a temporary file beside `path`,
+/// hands it to `place` (which links or renames it into place), and removes
+/// whatever is left of it.
+fn beside<T>(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    place: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
     let tmp = tmp_name(path);
-    let made = (|| {
+    let done = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -51,18 +74,10 @@ pub fn create_once(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, Error> 
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        }
+        place(&tmp)
     })();
     let _ = std::fs::remove_file(&tmp);
-    let made = made.map_err(|e| Error::io("creating", path, &e))?;
-    if made {
-        sync_dir(dir)?;
-    }
-    Ok(made)
+    done
 }
 
 /// Writes a new file with `mode`, refusing to overwrite one.
@@ -85,21 +100,8 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
 /// over it).
 pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tmp_name(path);
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(|e| Error::io("writing", path, &e))?;
+    beside(path, bytes, mode, |tmp| std::fs::rename(tmp, path))
+        .map_err(|e| Error::io("writing", path, &e))?;
     sync_dir(dir)
 }
 
