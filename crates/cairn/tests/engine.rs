@@ -1003,3 +1003,142 @@ async fn texts_over_the_manifest_limits_are_refused_before_a_job_starts() {
     let id = backed_up(&vault, BackupRequest::new().label(label.clone())).await;
     assert_eq!(vault.get(&id).await.unwrap().label, Some(label));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_record_lives_from_its_start_and_says_why_it_failed() {
+    let svc = Service::new();
+    for i in 0..6 {
+        std::fs::write(svc.root.join(format!("data/big{i}")), noise(8 << 20, i)).unwrap();
+    }
+    let vault = local_vault(&svc).await;
+    let handle = vault.backup("svc", BackupRequest::new()).await.unwrap();
+    let id = handle.status().resource.unwrap().id;
+    // The record exists before the job ends, and moves through the
+    // lifecycle in order.
+    let order = [
+        cairn_catalog::BackupStatus::Creating,
+        cairn_catalog::BackupStatus::Uploading,
+        cairn_catalog::BackupStatus::Ready,
+    ];
+    let mut seen = vec![vault.get(&id).await.unwrap().status];
+    while !handle.status().state.is_terminal() {
+        let now = vault.get(&id).await.unwrap().status;
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let job = handle.wait().await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    seen.push(vault.get(&id).await.unwrap().status);
+    seen.dedup();
+    let ranks: Vec<usize> = seen
+        .iter()
+        .map(|s| order.iter().position(|o| o == s).unwrap())
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert!(
+        seen.contains(&cairn_catalog::BackupStatus::Uploading),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&cairn_catalog::BackupStatus::Ready));
+    let record = vault.get(&id).await.unwrap();
+    assert_eq!(record.component_kinds.len(), 3);
+    assert_eq!(
+        record.software_version.as_deref(),
+        Some(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+    );
+
+    // A failed backup keeps a failed record that says why.
+    std::fs::remove_file(svc.root.join("app.toml")).unwrap();
+    let job = vault
+        .backup("svc", BackupRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Failed);
+    let failed = vault.get(&job.resource.unwrap().id).await.unwrap();
+    assert_eq!(failed.status, cairn_catalog::BackupStatus::Failed);
+    assert!(
+        failed
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("app.toml")),
+        "{:?}",
+        failed.status_message
+    );
+    let listed = vault
+        .list(
+            cairn::BackupFilter {
+                status: Some(cairn_catalog::BackupStatus::Failed),
+                ..cairn::BackupFilter::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_signing_key_is_refused_unless_the_recorded_one_is_trusted() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    let old = SigningKey::generate().unwrap();
+    let old_pem = old.to_pkcs8_pem().unwrap();
+    let vault = builder(&svc, &store, StoreOptions::default(), old)
+        .open()
+        .await
+        .unwrap();
+    let id = backed_up(&vault, BackupRequest::new()).await;
+    let old_public = vault.public_key();
+    drop(vault);
+    let new = SigningKey::generate().unwrap();
+    let new_pem = new.to_pkcs8_pem().unwrap();
+    let err = builder(&svc, &store, StoreOptions::default(), new)
+        .open()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongKey { .. }), "{err}");
+    assert_eq!(err.code(), "config");
+    assert!(
+        err.to_string().contains(&old_public.key_id().to_string()),
+        "{err}"
+    );
+    // A rotation on purpose: the old key trusted, the new one recorded.
+    let rotated = builder(
+        &svc,
+        &store,
+        StoreOptions::default(),
+        SigningKey::from_pkcs8_pem(&new_pem).unwrap(),
+    )
+    .trust(old_public)
+    .open()
+    .await
+    .unwrap();
+    let job = rotated
+        .verify(&id, VerifyTier::Full)
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(
+        job.result.unwrap()["ok"],
+        true,
+        "the old backup still verifies"
+    );
+    drop(rotated);
+    // From now on the old key alone is the stranger.
+    let err = builder(
+        &svc,
+        &store,
+        StoreOptions::default(),
+        SigningKey::from_pkcs8_pem(&old_pem).unwrap(),
+    )
+    .open()
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::WrongKey { .. }), "{err}");
+}
