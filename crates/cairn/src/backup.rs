@@ -203,8 +203,13 @@ impl ArchiveSink {
 
     /// Hands over the last chunk; call once the archive is finished.
     pub(crate) fn close(mut self) -> Result<(), Error> {
-        self.send()
-            .map_err(|e| Error::Task(format!("handing the archive to the upload: {e}")))
+        self.send().map_err(|source| {
+            Error::Archive(cairn_archive::Error::Io {
+                op: "handing the archive to the upload",
+                path: None,
+                source,
+            })
+        })
     }
 }
 

@@ -301,7 +301,7 @@ impl Inner {
                 Err(e) => {
                     let now = self.now();
                     let fail = Event::Fail {
-                        error: JobError::new(e.code(), e.to_string()),
+                        error: JobError::new(e.code(), e.report()),
                         partial: false,
                     };
                     let failed = job
@@ -435,7 +435,7 @@ impl Inner {
             Err(f) => {
                 tracing::warn!(job = %ctx.id, error = %f.error, "job failed");
                 Event::Fail {
-                    error: JobError::new(f.error.code(), f.error.to_string()),
+                    error: JobError::new(f.error.code(), f.error.report()),
                     partial: f.partial,
                 }
             }

@@ -85,7 +85,7 @@ mod verify;
 pub use crate::backup::BackupRequest;
 pub use crate::bridge::{FETCH_SIZE, StoreRangeReader};
 pub use crate::config::{TargetConfig, VerifyTier};
-pub use crate::error::Error;
+pub use crate::error::{Error, ErrorKind};
 pub use crate::jobs::JobHandle;
 pub use crate::prune::PruneReport;
 pub use crate::rebuild::{RebuildReport, rebuild_catalog};

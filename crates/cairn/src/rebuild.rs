@@ -50,7 +50,7 @@ pub async fn rebuild_catalog(
         let c = Arc::clone(&catalog);
         tokio::task::spawn_blocking(move || c.backup_targets())
             .await
-            .map_err(|e| Error::Task(e.to_string()))??
+            .map_err(Error::Task)??
     };
     for t in known {
         if !targets.contains(&t) {
@@ -70,7 +70,7 @@ pub async fn rebuild_catalog(
         let c = Arc::clone(&catalog);
         tokio::task::spawn_blocking(move || c.replace_target_backups(&target, &records))
             .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+            .map_err(Error::Task)??;
     }
     Ok(report)
 }
@@ -185,7 +185,7 @@ async fn check_sealed(
         Ok(BackupRecord::from_sealed(manifest, &seal, &archive_key))
     })
     .await
-    .map_err(|e| Error::Task(e.to_string()))?;
+    .map_err(Error::Task)?;
     let sealed = match outcome {
         Ok(record) => Sealed::Ready(Box::new(record)),
         Err(why) => Sealed::Invalid(why),

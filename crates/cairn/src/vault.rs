@@ -858,13 +858,13 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], [`Error::Leased`], [`Error::Invalid`] (pinned).
+    /// [`Error::NotFound`], [`Error::Leased`], [`Error::Pinned`].
     pub async fn delete(&self, id: &str) -> Result<BackupRecord, Error> {
         let record = self.inner.backup_record(id).await?;
         if record.pinned {
-            return Err(Error::Invalid(format!(
-                "backup {id} is pinned: unpin it first"
-            )));
+            return Err(Error::Pinned {
+                backup: id.to_owned(),
+            });
         }
         if let Some(job) = self.inner.backup_user(&record).await? {
             return Err(Error::Leased {
@@ -1017,7 +1017,7 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] for an unknown job, [`Error::Invalid`] if it has ended.
+    /// [`Error::NotFound`] for an unknown job, [`Error::Ended`] if it has ended.
     pub async fn cancel(&self, id: &str) -> Result<(), Error> {
         let live = self
             .inner
@@ -1038,10 +1038,10 @@ impl Vault {
             }
             let i = id.to_owned();
             return match self.inner.blocking(move |c| c.get_job(&i)).await? {
-                Some(job) => Err(Error::Invalid(format!(
-                    "job {id} has already ended ({})",
-                    job.state
-                ))),
+                Some(job) => Err(Error::Ended {
+                    job: id.to_owned(),
+                    state: job.state,
+                }),
                 None => Err(Error::NotFound {
                     what: "job",
                     id: id.to_owned(),

@@ -67,6 +67,8 @@ pub enum ErrorKind {
     Conflict,
     /// A cursor that this catalog did not issue.
     BadCursor,
+    /// Another process held the catalog's write lock past the busy timeout.
+    Busy,
     /// Anything else from SQLite or the filesystem.
     Other,
 }
@@ -92,28 +94,33 @@ impl Error {
         }
     }
 
+    /// An SQLite failure while doing `what`. The SQLite error is the
+    /// source: the message says what it means for the catalog, not what
+    /// SQLite said (a report of the chain prints both, once each).
     fn sqlite(path: &Path, what: &str, e: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode;
-        if let rusqlite::Error::FromSqlConversionFailure(_, _, cause) = &e {
-            let message = format!(
-                "{what}: a stored value does not decode ({cause}); rebuild the catalog from the store (`cairn catalog rebuild`)"
-            );
-            return Self {
-                path: path.display().to_string(),
-                kind: ErrorKind::Corrupt,
-                message,
-                source: Some(e),
-            };
-        }
-        let (kind, message) = match e.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => (
+        let (kind, message) = match (&e, e.sqlite_error_code()) {
+            (rusqlite::Error::FromSqlConversionFailure(..), _) => (
                 ErrorKind::Corrupt,
                 format!(
-                    "{what}: the file is not a Cairn catalog or is damaged ({e}); move it aside and rebuild it from the store (`cairn catalog rebuild`)"
+                    "{what}: a stored value does not decode; rebuild the catalog from the store"
                 ),
             ),
-            Some(ErrorCode::ConstraintViolation) => (ErrorKind::Conflict, format!("{what}: {e}")),
-            _ => (ErrorKind::Other, format!("{what}: {e}")),
+            (_, Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)) => (
+                ErrorKind::Corrupt,
+                format!(
+                    "{what}: the file is not a Cairn catalog or is damaged; move it aside and rebuild the catalog from the store"
+                ),
+            ),
+            (_, Some(ErrorCode::ConstraintViolation)) => (ErrorKind::Conflict, what.to_owned()),
+            (_, Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) => (
+                ErrorKind::Busy,
+                format!(
+                    "{what}: another process held the catalog longer than {} s",
+                    BUSY_TIMEOUT.as_secs()
+                ),
+            ),
+            _ => (ErrorKind::Other, what.to_owned()),
         };
         Self {
             path: path.display().to_string(),
@@ -126,6 +133,12 @@ impl Error {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// Whether trying again later may succeed (another process held the
+    /// catalog's lock past the timeout).
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Busy
     }
 
     /// The catalog file.
@@ -259,7 +272,7 @@ impl Catalog {
             return Err(self.error(
                 ErrorKind::TooNew,
                 format!(
-                    "schema version {version} was written by a newer Cairn (this one knows up to {SCHEMA_VERSION}); upgrade Cairn or rebuild the catalog"
+                    "schema version {version} was written by a newer Cairn (this one knows up to {SCHEMA_VERSION}); upgrade Cairn or rebuild the catalog from the store"
                 ),
             ));
         }
@@ -288,7 +301,7 @@ impl Catalog {
         } else {
             Err(self.error(
                 ErrorKind::Corrupt,
-                format!("quick_check: {result}; move the file aside and rebuild it from the store"),
+                format!("quick_check: {result}; move the file aside and rebuild the catalog from the store"),
             ))
         }
     }

@@ -102,14 +102,26 @@ impl Error {
         }
     }
 
-    /// Wraps an `object_store` error, classifying it.
+    /// Wraps an `object_store` error, classifying it. The message says what
+    /// the failure means; what the store said is the source (a report of
+    /// the chain prints both, once each).
     pub(crate) fn store(op: Op, key: impl Into<String>, e: object_store::Error) -> Self {
         let kind = classify(&e);
+        let message = match kind {
+            ErrorKind::NotFound => "no such object",
+            ErrorKind::AlreadyExists => "the object exists already",
+            ErrorKind::Precondition => "the object is not in the state the request required",
+            ErrorKind::Denied => "the store refused the credentials or the permission",
+            ErrorKind::Config => "the store's URL or options are wrong",
+            ErrorKind::Unsupported => "this store cannot do it",
+            ErrorKind::Transient => "the store did not answer, through the retries",
+            _ => "the store failed",
+        };
         Self {
             op,
             key: key.into(),
             kind,
-            message: e.to_string(),
+            message: message.to_owned(),
             source: Some(Box::new(e)),
         }
     }

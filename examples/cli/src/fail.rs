@@ -51,15 +51,22 @@ impl Kind {
         .unwrap_or(Kind::Other)
     }
 
-    /// The kind of an engine error code (`Error::code`, `JobError::code`).
-    pub(crate) fn of_code(code: &str) -> Self {
-        match code {
-            "not_found" => Kind::NotFound,
-            "invalid" | "config" | "foreign_origin" | "unsupported" => Kind::Usage,
-            "verification_failed" => Kind::Verification,
-            "conflict" | "cooldown" | "gone" => Kind::Conflict,
+    /// The exit class of an engine error kind.
+    pub(crate) fn of(kind: cairn::ErrorKind) -> Self {
+        use cairn::ErrorKind as E;
+        match kind {
+            E::NotFound => Kind::NotFound,
+            E::Invalid | E::Config | E::ForeignOrigin | E::Unsupported => Kind::Usage,
+            E::VerificationFailed => Kind::Verification,
+            E::Conflict | E::Cooldown | E::Gone => Kind::Conflict,
             _ => Kind::Other,
         }
+    }
+
+    /// The exit class of a failed job's `error.code` (a kind's name, or the
+    /// runner's own `timeout` and `interrupted`).
+    pub(crate) fn of_code(code: &str) -> Self {
+        cairn::ErrorKind::from_code(code).map_or(Kind::Other, Kind::of)
     }
 }
 
@@ -102,7 +109,7 @@ impl fmt::Display for Fail {
 
 impl From<cairn::Error> for Fail {
     fn from(e: cairn::Error) -> Self {
-        let kind = Kind::of_code(e.code());
+        let kind = Kind::of(e.kind());
         let hint = match &e {
             cairn::Error::Busy { .. } => {
                 Some("wait for the running job (`cairn jobs`) or cancel it")
@@ -117,12 +124,12 @@ impl From<cairn::Error> for Fail {
             cairn::Error::WrongKey { .. } => Some(
                 "put the right signing key back from your copy of it, or start signing with a new key on purpose with `cairn key rotate`",
             ),
-            _ if e.code() == "verification_failed" => {
+            _ if e.kind() == cairn::ErrorKind::VerificationFailed => {
                 Some("the backup cannot be trusted; restore another one")
             }
             _ => None,
         };
-        let mut fail = Fail::new(kind, e.to_string());
+        let mut fail = Fail::new(kind, e.report());
         fail.hint = hint.map(str::to_owned);
         fail
     }

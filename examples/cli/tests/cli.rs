@@ -732,3 +732,27 @@ fn a_foreign_tarball_becomes_the_target_s_components_or_is_refused_before_a_job(
     env.ok(&["restore", &id, "--to", s(&env.path("look"))]);
     assert!(env.path("look/config/extra.toml").exists());
 }
+
+#[test]
+fn a_damaged_catalog_is_named_with_the_command_that_rebuilds_it() {
+    let env = Env::new();
+    let dir = env.path("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f"), "v1").unwrap();
+    let id = env.ok(&["backup", s(&dir), "-q"]).trim().to_owned();
+    let catalog = env.home().join("catalog.db");
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(env.home().join(format!("catalog.db{side}")));
+    }
+    std::fs::write(&catalog, vec![0x5a; 8192]).unwrap();
+    let err = env.fails(&["list"], 1);
+    assert!(err.contains(s(&catalog)), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("cairn catalog rebuild"),
+        "{err}"
+    );
+    // Moved aside, the catalog is rebuilt from the store.
+    std::fs::rename(&catalog, env.home().join("catalog.db.damaged")).unwrap();
+    env.ok(&["catalog", "rebuild"]);
+    assert_eq!(env.ok(&["list", "-q"]).trim(), id);
+}

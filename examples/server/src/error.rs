@@ -19,6 +19,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// One line for a human.
     pub message: String,
+    /// For a server error: what happened, logged (with the request's id)
+    /// instead of sent.
+    pub internal: Option<String>,
 }
 
 /// The body of every error response.
@@ -48,6 +51,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            internal: None,
         }
     }
 
@@ -72,29 +76,56 @@ impl ApiError {
     }
 }
 
-/// The status and stable code of an engine error code (`Error::code`, or
-/// a failed job's `error.code`); unknown codes are `internal`.
-pub fn status_of_code(code: &str) -> (StatusCode, &'static str) {
-    match code {
-        "not_found" => (StatusCode::NOT_FOUND, "not_found"),
-        "invalid" => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-        "verification_failed" => (StatusCode::UNPROCESSABLE_ENTITY, "verification_failed"),
-        "conflict" => (StatusCode::CONFLICT, "conflict"),
-        "cooldown" => (StatusCode::CONFLICT, "cooldown"),
-        "foreign_origin" => (StatusCode::CONFLICT, "foreign_origin"),
-        "gone" => (StatusCode::GONE, "gone"),
-        "unsupported" => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    }
+/// The status of an engine error kind, and the code the error document
+/// carries (the kind's name, except for the catch-all).
+pub fn status_of(kind: cairn::ErrorKind) -> (StatusCode, &'static str) {
+    use cairn::ErrorKind as K;
+    let status = match kind {
+        K::NotFound => StatusCode::NOT_FOUND,
+        K::Invalid | K::VerificationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        K::Conflict | K::Cooldown | K::ForeignOrigin => StatusCode::CONFLICT,
+        K::Gone => StatusCode::GONE,
+        K::Unsupported => StatusCode::NOT_IMPLEMENTED,
+        K::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let code = match kind {
+        K::Config => "internal",
+        k => k.as_str(),
+    };
+    (status, code)
 }
+
+/// The status and code of a failed job's `error.code` (an engine kind's
+/// name; the runner's own `timeout` and `interrupted` are server errors).
+pub fn status_of_code(code: &str) -> (StatusCode, &'static str) {
+    cairn::ErrorKind::from_code(code)
+        .map_or((StatusCode::INTERNAL_SERVER_ERROR, "internal"), status_of)
+}
+
+/// What a server error really was: kept out of the answer, logged with the
+/// request's id by the request-id layer (`crate::ids`).
+#[derive(Debug, Clone)]
+pub struct Internal(pub String);
 
 impl From<cairn::Error> for ApiError {
     fn from(e: cairn::Error) -> Self {
-        let (status, code) = status_of_code(e.code());
-        if status.is_server_error() {
-            tracing::error!(error = %e, code = e.code(), "request failed");
+        // A pinned backup to delete, an ended job to cancel: refused for the
+        // resource's state, which HTTP calls a conflict.
+        if matches!(e, cairn::Error::Pinned { .. } | cairn::Error::Ended { .. }) {
+            return Self::new(StatusCode::CONFLICT, "conflict", e.report());
         }
-        Self::new(status, code, e.to_string())
+        let (status, code) = status_of(e.kind());
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            let mut err = Self::new(
+                status,
+                code,
+                "internal error: the server's log has the details under this request's id",
+            );
+            err.internal = Some(e.report());
+            return err;
+        }
+        Self::new(status, code, e.report())
     }
 }
 
@@ -105,6 +136,9 @@ impl IntoResponse for ApiError {
             "error": { "code": self.code, "message": self.message }
         });
         let mut res = (self.status, Json(body)).into_response();
+        if let Some(detail) = self.internal {
+            res.extensions_mut().insert(Internal(detail));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -129,5 +163,50 @@ pub fn code_of_status(status: StatusCode) -> &'static str {
         StatusCode::REQUEST_TIMEOUT => "timeout",
         s if s.is_server_error() => "internal",
         _ => "bad_request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_error_keeps_its_details_out_of_the_answer() {
+        let e = cairn::Error::Archive(cairn_archive::Error::Io {
+            op: "reading",
+            path: Some("/var/lib/secret/place".into()),
+            source: std::io::Error::other("disk on fire"),
+        });
+        let err = ApiError::from(e);
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.code, "internal");
+        assert!(!err.message.contains("secret") && !err.message.contains("fire"));
+        let detail = err.internal.clone().unwrap();
+        assert!(
+            detail.contains("/var/lib/secret/place") && detail.contains("disk on fire"),
+            "{detail}"
+        );
+        let res = err.into_response();
+        assert!(
+            res.extensions().get::<Internal>().is_some(),
+            "the layer logs it"
+        );
+
+        // A client's error says what is wrong.
+        let e = cairn::Error::NotFound {
+            what: "backup",
+            id: "bkp_x".into(),
+        };
+        let err = ApiError::from(e);
+        assert_eq!((err.status, err.code), (StatusCode::NOT_FOUND, "not_found"));
+        assert_eq!(err.message, "backup bkp_x not found");
+        assert!(err.internal.is_none());
+        let pinned = ApiError::from(cairn::Error::Pinned {
+            backup: "bkp_x".into(),
+        });
+        assert_eq!(
+            (pinned.status, pinned.code),
+            (StatusCode::CONFLICT, "conflict")
+        );
     }
 }

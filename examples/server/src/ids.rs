@@ -55,8 +55,13 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
             str::to_owned,
         );
     req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let uri = req.uri().path().to_owned();
     let res = next.run(req).await;
     let (mut parts, body) = res.into_parts();
+    if let Some(crate::error::Internal(detail)) = parts.extensions.remove() {
+        tracing::error!(request_id = %id, %method, path = %uri, error = %detail, "request failed");
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         parts.headers.insert(HEADER, v);
     }

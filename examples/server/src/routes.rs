@@ -48,15 +48,6 @@ fn names(list: &[String]) -> ApiResult<Vec<ComponentName>> {
         .collect()
 }
 
-/// An engine result whose `Invalid` means "not in this state" (a pinned
-/// backup to delete, an ended job to cancel): 409, not 422.
-fn state_conflict<T>(r: Result<T, cairn::Error>) -> ApiResult<T> {
-    match r {
-        Err(cairn::Error::Invalid(m)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", m)),
-        r => Ok(r?),
-    }
-}
-
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>> {
     headers
         .get("idempotency-key")
@@ -514,9 +505,7 @@ pub async fn delete_backup(
     if q.force.unwrap_or(false) && state.vault.get(&id).await?.pinned {
         state.vault.pin(&id, false).await?;
     }
-    Ok(Json(BackupView::from(&state_conflict(
-        state.vault.delete(&id).await,
-    )?)))
+    Ok(Json(BackupView::from(&state.vault.delete(&id).await?)))
 }
 
 /// Brings a soft-deleted backup back.
@@ -894,7 +883,7 @@ pub async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    state_conflict(state.vault.cancel(&id).await)?;
+    state.vault.cancel(&id).await?;
     let job = state.vault.job(&id).await?.status();
     let mut res = (StatusCode::ACCEPTED, Json(JobView::from(&job))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {
