@@ -76,6 +76,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if job.state != JobState::Succeeded {
         return Err(format!("{} {}: {:?}", job.kind, job.state, job.error).into());
     }
-    println!("{}", job.result.unwrap_or_default());
+    println!("{}", serde_json::to_string(&job.result)?);
     Ok(())
 }

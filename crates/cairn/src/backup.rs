@@ -10,16 +10,16 @@ use bytes::{Bytes, BytesMut};
 use cairn_archive::{ArchiveMeta, ArchiveWriter, WriterOptions};
 use cairn_catalog::{BackupRecord, BackupStatus};
 use cairn_job::idempotency::IdempotencyKey;
-use cairn_job::{JobKind, Phase, ProgressUpdate};
+use cairn_job::{BackupResult, JobKind, JobResult, Phase, ProgressUpdate};
 use cairn_manifest::{BackupId, BackupKind, ComponentKind, ComponentName, TargetName};
 use cairn_source::{CaptureOptions, ComponentSpec, capture};
 use cairn_storage::layout::archive_key;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::config::TargetConfig;
 use crate::error::{Error, task};
 use crate::jobs::{Failure, JobCtx, JobHandle, Spec};
+use crate::target::TargetConfig;
 use crate::vault::{Inner, Vault};
 
 /// The archive extension of new backups.
@@ -234,9 +234,9 @@ pub(crate) async fn recording<F>(
     inner: Arc<Inner>,
     id: BackupId,
     body: F,
-) -> Result<serde_json::Value, Failure>
+) -> Result<JobResult, Failure>
 where
-    F: Future<Output = Result<serde_json::Value, Failure>>,
+    F: Future<Output = Result<JobResult, Failure>>,
 {
     let outcome = body.await;
     if let Err(f) = &outcome {
@@ -353,7 +353,7 @@ pub(crate) async fn finish(
     config: &TargetConfig,
     record: &BackupRecord,
     written: &Written,
-) -> Result<serde_json::Value, Failure> {
+) -> Result<BackupResult, Failure> {
     let mut verified = None;
     if let Some(tier) = config.verify_after_write {
         ctx.progress(ProgressUpdate {
@@ -383,18 +383,22 @@ pub(crate) async fn finish(
     });
     let pruned = crate::prune::apply(inner, config, false).await?;
     let manifest = written.manifest.manifest();
-    Ok(serde_json::json!({
-        "backup_id": record.id.to_string(),
-        "archive_key": record.archive_key,
-        "size": written.size,
-        "sha256": written.sha256.to_string(),
-        "entries": manifest.entries.len(),
-        "data_bytes": record.data_bytes,
-        "components": record.components,
-        "skipped": manifest.skipped.iter().map(|s| s.path.to_string()).collect::<Vec<_>>(),
-        "verified": verified,
-        "pruned": pruned.changed(),
-    }))
+    let mut made = BackupResult::default();
+    made.backup_id = record.id.to_string();
+    made.archive_key.clone_from(&record.archive_key);
+    made.size = written.size;
+    made.sha256 = written.sha256.to_string();
+    made.entries = manifest.entries.len() as u64;
+    made.data_bytes = record.data_bytes;
+    made.components.clone_from(&record.components);
+    made.skipped = manifest
+        .skipped
+        .iter()
+        .map(|s| s.path.to_string())
+        .collect();
+    made.verified = verified;
+    made.pruned = pruned.changed();
+    Ok(made)
 }
 
 async fn run(
@@ -403,7 +407,7 @@ async fn run(
     config: TargetConfig,
     components: Vec<ComponentSpec>,
     record: BackupRecord,
-) -> Result<serde_json::Value, Failure> {
+) -> Result<JobResult, Failure> {
     let id = record.id;
     tracing::info!(backup = %id, target = %config.name, "backup started");
 
@@ -439,7 +443,9 @@ async fn run(
         Ok(written)
     })
     .await?;
-    finish(&inner, &ctx, &config, &record, &written).await
+    Ok(JobResult::Backup(
+        finish(&inner, &ctx, &config, &record, &written).await?,
+    ))
 }
 
 /// The metadata of the archive of backup `record` (just started), made by

@@ -141,6 +141,9 @@ pub enum Error {
     /// The store cannot do this (a signed URL from a local store).
     #[error("{0}")]
     Unsupported(String),
+    /// The vault is shutting down ([`crate::Vault::shutdown`]): no new job starts.
+    #[error("the vault is shutting down: no new job starts")]
+    ShuttingDown,
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -245,6 +248,7 @@ impl Error {
             Error::Gone { .. } => ErrorKind::Gone,
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Config(_) | Error::WrongKey { .. } => ErrorKind::Config,
+            Error::ShuttingDown => ErrorKind::Unavailable,
             Error::Verification(_) => ErrorKind::VerificationFailed,
             Error::Archive(e) => archive_kind(e),
             Error::Source(cairn_source::Error::Archive(e)) => archive_kind(e),
@@ -272,6 +276,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Busy { .. } | Error::Leased { .. } | Error::Locked { .. } => true,
+            Error::ShuttingDown => true,
             Error::Storage(e) => e.is_transient(),
             Error::Archive(e) | Error::Source(cairn_source::Error::Archive(e)) => e.is_transient(),
             Error::Catalog(e) => e.is_transient(),

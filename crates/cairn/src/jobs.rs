@@ -9,12 +9,101 @@ use std::sync::atomic::AtomicU64;
 
 use cairn_catalog::BackupRecord;
 use cairn_job::idempotency::{Fingerprint, IdempotencyKey};
-use cairn_job::{Event, Job, JobError, JobKind, ProgressUpdate, Resource};
+use cairn_job::{Event, Job, JobError, JobKind, JobResult, ProgressUpdate, Resource};
 use cairn_storage::Lease;
 use tokio::sync::watch;
 
 use crate::error::{Error, task};
-use crate::vault::{Inner, owner_name};
+use crate::recovery::owner_name;
+use crate::vault::Inner;
+
+/// Told when each job of a vault starts and ends (`VaultBuilder::observe`):
+/// metrics, logs. Called on the runtime's threads: keep it quick.
+pub trait JobObserver: Send + Sync + std::fmt::Debug {
+    /// The job was created and will run.
+    fn started(&self, _job: &Job) {}
+    /// The job reached its terminal state (and it is in the catalog).
+    fn ended(&self, _job: &Job) {}
+}
+
+/// What [`Vault::shutdown`](crate::Vault::shutdown) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Shutdown {
+    /// Jobs that ended by themselves within the grace period.
+    pub finished: usize,
+    /// Jobs cancelled after it, that then stopped (undoing what they did).
+    pub cancelled: usize,
+    /// Jobs still running after the cancel's wait: the next start of a
+    /// vault on this catalog finds them interrupted.
+    pub left: usize,
+}
+
+/// How long jobs cancelled by a shutdown get to stop.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl crate::vault::Vault {
+    /// Stops this vault's jobs for a shutdown: no new job starts
+    /// ([`Error::ShuttingDown`]); the jobs running in this process get
+    /// `grace` to end by themselves, then are cancelled (a backup leaves
+    /// nothing, a restore puts back what it swapped) and waited for 30 s
+    /// more. Stop taking requests first.
+    pub async fn shutdown(&self, grace: std::time::Duration) -> Shutdown {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        let running: Vec<JobHandle> = self
+            .inner
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(id, (tx, cancel))| JobHandle {
+                id: id.clone(),
+                rx: tx.subscribe(),
+                cancel: Some(Arc::clone(cancel)),
+            })
+            // A job that has just ended leaves the list a moment later.
+            .filter(|h| !h.status().state.is_terminal())
+            .collect();
+        let mut report = Shutdown::default();
+        if running.is_empty() {
+            return report;
+        }
+        tracing::info!(jobs = running.len(), ?grace, "waiting for running jobs");
+        let all = futures::future::join_all(running.iter().cloned().map(JobHandle::wait));
+        if tokio::time::timeout(grace, all).await.is_ok() {
+            report.finished = running.len();
+            return report;
+        }
+        tracing::warn!("grace period over: cancelling the jobs still running");
+        let (done, left): (Vec<_>, Vec<_>) = running
+            .into_iter()
+            .partition(|h| h.status().state.is_terminal());
+        report.finished = done.len();
+        for h in &left {
+            h.cancel();
+        }
+        let stopped = tokio::time::timeout(
+            CANCEL_WAIT,
+            futures::future::join_all(left.iter().cloned().map(JobHandle::wait)),
+        )
+        .await;
+        match stopped {
+            Ok(_) => report.cancelled = left.len(),
+            Err(_) => {
+                report.left = left
+                    .iter()
+                    .filter(|h| !h.status().state.is_terminal())
+                    .count();
+                report.cancelled = left.len() - report.left;
+                tracing::error!(
+                    jobs = report.left,
+                    "jobs did not stop within 30 s of their cancel; the next start marks them interrupted"
+                );
+            }
+        }
+        report
+    }
+}
 
 /// How often a running job looks for a cancel request from another process.
 const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -249,8 +338,11 @@ impl Inner {
     ) -> Result<JobHandle, Error>
     where
         F: FnOnce(JobCtx) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<serde_json::Value, Failure>> + Send + 'static,
+        Fut: Future<Output = Result<JobResult, Failure>> + Send + 'static,
     {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
         let now = self.now();
         let id = format!("job_{}", ulid::Ulid::generate().to_string().to_lowercase());
         let mut job = Job::new(&id, spec.kind, &spec.target, now).with_timeout(self.job_timeout);
@@ -344,6 +436,9 @@ impl Inner {
             inner: Arc::clone(self),
             last_saved: Arc::new(std::sync::Mutex::new(Instant::now())),
         };
+        for o in &self.observers {
+            o.started(&job);
+        }
         let inner = Arc::clone(self);
         // Everything the job logs carries its id, kind and target.
         let span =
@@ -362,7 +457,7 @@ impl Inner {
     async fn run<F, Fut>(self: Arc<Self>, spec: Spec, ctx: JobCtx, lease: Option<Lease>, body: F)
     where
         F: FnOnce(JobCtx) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<serde_json::Value, Failure>> + Send + 'static,
+        Fut: Future<Output = Result<JobResult, Failure>> + Send + 'static,
     {
         self.event(&ctx, &Event::Start).await;
         // The lease is renewed while the job runs; losing it stops the job.
@@ -422,7 +517,7 @@ impl Inner {
             .await;
         let event = match outcome {
             Ok(result) => Event::Succeed {
-                result: Some(result),
+                result: Some(Box::new(result)),
             },
             Err(_) if timed_out.load(Ordering::SeqCst) => Event::Timeout,
             Err(f) if ctx.is_cancelled() && !f.partial => {
@@ -484,6 +579,9 @@ impl Inner {
         }
         self.forget_leftovers(&ctx, spec.kind).await;
         if let Some(job) = ended {
+            for o in &self.observers {
+                o.ended(&job);
+            }
             ctx.tx.send_replace(job);
         }
         self.jobs

@@ -5,11 +5,22 @@
 //! origin id and the targets to protect; then [`Vault::backup`],
 //! [`Vault::restore`], [`Vault::verify`], [`Vault::prune`], [`Vault::upload`]
 //! and [`Vault::reset`] start jobs, each returning a [`JobHandle`] that can be
-//! awaited, polled, watched for progress or cancelled, while
+//! awaited, polled, watched for progress or cancelled ([`Vault::follow`]
+//! streams a job of this process or another until it ends), while
 //! [`Vault::list`], [`Vault::get`], [`Vault::delete`], [`Vault::undelete`],
-//! [`Vault::pin`], [`Vault::download_url`], [`Vault::restore_status`] and
-//! [`Vault::schedule`] answer at once. [`Vault::run_scheduler`] makes the
-//! automatic backups.
+//! [`Vault::pin`], [`Vault::restore_status`] and [`Vault::schedule`] answer
+//! at once. An archive leaves through [`Vault::open_archive`] (a stream,
+//! whole or a byte range) or [`Vault::download_url`]; a copy kept elsewhere
+//! is checked with [`Vault::verify_file`]. [`Vault::run_scheduler`] makes
+//! the automatic backups, a [`JobObserver`] given to the builder hears every
+//! job start and end (metrics), and [`Vault::shutdown`] lets running jobs
+//! finish, or cancels them, before a process exits.
+//!
+//! Every job's result is typed ([`JobResult`]: [`BackupResult`],
+//! [`RestoreResult`], [`VerifyReport`], [`PruneReport`], [`UploadResult`]),
+//! and every error has a kind ([`Error::kind`]) that a binary maps to an
+//! exit code or an HTTP status, and a one-line report ([`Error::report`])
+//! that names each cause once.
 //!
 //! - A backup streams: components are captured (databases through a
 //!   consistent snapshot) and compressed on blocking threads while the
@@ -33,11 +44,14 @@
 //!
 //! # Example
 //!
+//! An embedder depends on this crate alone: names, ids, kinds, statuses,
+//! policies, requests and results are all re-exported here.
+//!
 //! ```
-//! use cairn::{BackupRequest, RestoreRequest, TargetConfig, Vault};
-//! use cairn_integrity::SigningKey;
-//! use cairn_manifest::{ComponentName, OriginId, TargetName};
-//! use cairn_source::ComponentSpec;
+//! use cairn::{
+//!     BackupRequest, ComponentName, ComponentSpec, JobState, OriginId, RestoreRequest,
+//!     SigningKey, TargetConfig, TargetName, Vault,
+//! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,44 +73,83 @@
 //!     .await?;
 //!
 //! let job = vault.backup("web", BackupRequest::new()).await?.wait().await;
-//! let id = job.result.unwrap()["backup_id"].as_str().unwrap().to_owned();
+//! let made = job.result.as_ref().and_then(|r| r.backup()).expect("a backup");
+//! assert!(made.size > 0);
+//! let id = made.backup_id.clone();
 //!
 //! std::fs::write(site.join("index.html"), "<h1>broken</h1>")?;
 //! let job = vault.restore(&id, RestoreRequest::new().confirm()).await?.wait().await;
-//! assert_eq!(job.state, cairn_job::JobState::Succeeded);
+//! assert_eq!(job.state, JobState::Succeeded);
 //! assert_eq!(std::fs::read_to_string(site.join("index.html"))?, "<h1>v1</h1>");
 //! assert!(tmp.path().join("site.before-restore/index.html").exists());
 //! # Ok(()) }
 //! ```
+//!
+//! # Crate features
+//!
+//! - `clap` (off by default): the request and option enums a command line
+//!   takes ([`VerifyTier`], [`BackupKind`], [`ComponentKind`]) derive
+//!   `clap::ValueEnum`, so a CLI takes them as they are.
 
 mod backup;
 mod bridge;
-mod config;
+mod builder;
+mod download;
 mod error;
+mod follow;
 mod jobs;
 mod prune;
 mod rebuild;
+mod recovery;
 mod restore;
 mod scheduler;
+mod settings;
+mod target;
 mod upload;
 mod vault;
 mod verify;
 
 pub use crate::backup::BackupRequest;
-pub use crate::bridge::{FETCH_SIZE, StoreRangeReader};
-pub use crate::config::{TargetConfig, VerifyTier};
-pub use crate::error::{Error, ErrorKind};
-pub use crate::jobs::JobHandle;
-pub use crate::prune::PruneReport;
-pub use crate::rebuild::{RebuildReport, rebuild_catalog};
-pub use crate::restore::RestoreRequest;
-pub use crate::upload::UploadRequest;
 #[doc(hidden)]
-pub use crate::vault::CrashHook;
-pub use crate::vault::{
-    Clock, DEFAULT_JOB_TIMEOUT, DEFAULT_LEASE_TTL, Recovery, Vault, VaultBuilder,
-};
-pub use crate::verify::VerifyReport;
+pub use crate::builder::CrashHook;
+pub use crate::builder::{Clock, DEFAULT_JOB_TIMEOUT, DEFAULT_LEASE_TTL, VaultBuilder};
+pub use crate::download::ArchiveStream;
+pub use crate::error::{Error, ErrorKind};
+pub use crate::jobs::{JobHandle, JobObserver, Shutdown};
+pub use crate::prune::PruneRequest;
+pub use crate::rebuild::RebuildReport;
+pub use crate::recovery::Recovery;
+pub use crate::restore::{ResetRequest, RestoreRequest};
+pub use crate::settings::Schedule;
+pub use crate::target::TargetConfig;
+pub use crate::upload::UploadRequest;
+pub use crate::vault::Vault;
+pub use crate::verify::{FileVerification, VerifyRequest};
 
-pub use cairn_catalog::{BackupFilter, BackupRecord, Cursor, Page};
-pub use cairn_job::{Job, JobKind, JobState, RestoreStatus};
+// What an embedder names, reads and matches, from the crates below.
+pub use cairn_catalog::{BackupFilter, BackupRecord, Cursor, Page, Verification};
+pub use cairn_integrity::{KeyId, PublicKey, SigningKey};
+pub use cairn_job::idempotency::{IdempotencyConflict, IdempotencyKey};
+pub use cairn_job::{
+    BackupResult, Job, JobError, JobKind, JobResult, JobState, Phase, Progress, PruneReport,
+    Resource, ResourceKind, RestoreOutcome, RestorePreview, RestoreResult, RestoreStatus,
+    RestoreStatusKind, Restored, UnknownTier, UploadResult, VerifyReport, VerifyTier,
+};
+pub use cairn_manifest::{
+    BackupId, BackupKind, Component, ComponentKind, ComponentName, Entry, EntryKind, EntryPath,
+    Manifest, OriginId, TargetName,
+};
+pub use cairn_retention::{
+    Action, BackupStatus, Decision, Period, Plan, Policy, Reason, ScheduleRules, ScheduleState,
+    parse_duration,
+};
+pub use cairn_source::{ComponentSpec, Hook};
+pub use cairn_storage::{SignedUrl, StoreOptions};
+
+/// The errors of the crates below, as [`Error`]'s variants carry them.
+pub mod errors {
+    pub use cairn_archive::{Error as ArchiveError, ErrorKind as ArchiveErrorKind};
+    pub use cairn_catalog::{Error as CatalogError, ErrorKind as CatalogErrorKind};
+    pub use cairn_source::Error as SourceError;
+    pub use cairn_storage::{Error as StorageError, ErrorKind as StorageErrorKind};
+}

@@ -3,34 +3,45 @@
 use std::sync::Arc;
 
 use cairn_catalog::BackupRecord;
-use cairn_job::JobKind;
 use cairn_job::idempotency::IdempotencyKey;
-use cairn_retention::{Action, Backup, Plan};
+use cairn_job::{JobKind, JobResult, PruneReport};
+use cairn_retention::{Action, Backup};
 use serde::Serialize;
 
-use crate::config::TargetConfig;
 use crate::error::Error;
 use crate::jobs::{JobHandle, Spec};
+use crate::target::TargetConfig;
 use crate::vault::{Inner, Vault};
 
-/// What retention decided and did.
-#[derive(Debug, Clone, Serialize)]
+/// How to apply retention now.
+#[derive(Debug, Clone, Default, Serialize)]
 #[non_exhaustive]
-pub struct PruneReport {
-    /// Every backup with its decision and reasons.
-    pub plan: Plan,
-    /// Backups soft-deleted now.
-    pub deleted: Vec<String>,
-    /// Backups removed from the store and the catalog.
-    pub purged: Vec<String>,
-    /// Whether nothing was changed (dry run).
+pub struct PruneRequest {
+    /// Only plan: change nothing.
     pub dry_run: bool,
+    /// Makes retries safe (see [`crate::VerifyRequest::idempotency_key`]).
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
-impl PruneReport {
-    /// The ids deleted or purged.
-    pub fn changed(&self) -> Vec<String> {
-        self.deleted.iter().chain(&self.purged).cloned().collect()
+impl PruneRequest {
+    /// Applying the policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes it a dry run.
+    #[must_use]
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
     }
 }
 
@@ -42,29 +53,21 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], [`Error::Busy`].
-    pub async fn prune(&self, target: &str, dry_run: bool) -> Result<JobHandle, Error> {
-        self.prune_with_key(target, dry_run, None).await
-    }
-
-    /// [`Vault::prune`] with an idempotency key (see [`Vault::verify_with_key`]).
-    ///
-    /// # Errors
-    ///
     /// [`Error::NotFound`], [`Error::Busy`], [`Error::Idempotency`].
-    pub async fn prune_with_key(
-        &self,
-        target: &str,
-        dry_run: bool,
-        key: Option<IdempotencyKey>,
-    ) -> Result<JobHandle, Error> {
+    pub async fn prune(&self, target: &str, req: PruneRequest) -> Result<JobHandle, Error> {
         let config = self.inner.target(target)?;
         let inner = Arc::clone(&self.inner);
-        let spec = Spec::new(JobKind::Prune, target, None, key.as_ref(), &dry_run)?;
+        let dry_run = req.dry_run;
+        let spec = Spec::new(
+            JobKind::Prune,
+            target,
+            None,
+            req.idempotency_key.as_ref(),
+            &dry_run,
+        )?;
         self.inner
             .start(spec, move |_ctx| async move {
-                let report = apply(&inner, &config, dry_run).await?;
-                Ok(serde_json::to_value(&report).unwrap_or_default())
+                Ok(JobResult::Prune(apply(&inner, &config, dry_run).await?))
             })
             .await
     }
@@ -100,12 +103,7 @@ pub(crate) async fn apply(
         .retention
         .plan(&backups, now)
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    let mut report = PruneReport {
-        plan,
-        deleted: Vec::new(),
-        purged: Vec::new(),
-        dry_run,
-    };
+    let mut report = PruneReport::new(plan, dry_run);
     if dry_run {
         return Ok(report);
     }

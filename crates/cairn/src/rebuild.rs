@@ -31,7 +31,7 @@ pub struct RebuildReport {
 }
 
 /// Rebuilds the backup records of `catalog` from what `store` holds: for each
-/// target, each sealed backup's seal is verified with `key`, its manifest is
+/// target, each sealed backup's seal is verified with one of `keys`, its manifest is
 /// read with range requests and checked against the seal, and the target's
 /// records are replaced in one transaction (keeping the pins, soft deletes and
 /// verification results of backups the catalog already knew). Targets the
@@ -39,10 +39,10 @@ pub struct RebuildReport {
 ///
 /// Jobs, schedules and idempotency keys are not in the store and are left as
 /// they are.
-pub async fn rebuild_catalog(
+pub(crate) async fn rebuild_catalog(
     store: &Store,
     catalog: Arc<Catalog>,
-    key: &PublicKey,
+    keys: &[PublicKey],
 ) -> Result<RebuildReport, Error> {
     let mut report = RebuildReport::default();
     let mut targets = store.list_targets().await?;
@@ -60,7 +60,7 @@ pub async fn rebuild_catalog(
     for target in targets {
         let mut records = Vec::new();
         for stored in store.list_backups(&target).await? {
-            match read_backup(store, &target, &stored, key, &mut report).await? {
+            match read_backup(store, &target, &stored, keys, &mut report).await? {
                 Some(record) => records.push(record),
                 None => continue,
             }
@@ -82,15 +82,14 @@ async fn read_backup(
     store: &Store,
     target: &TargetName,
     stored: &StoredBackup,
-    key: &PublicKey,
+    keys: &[PublicKey],
     report: &mut RebuildReport,
 ) -> Result<Option<BackupRecord>, Error> {
     if stored.archive.is_none() || stored.seal.is_none() {
         report.incomplete.push((target.clone(), stored.id));
         return Ok(None);
     }
-    let (outcome, read) =
-        check_sealed(store, target, &stored.id, std::slice::from_ref(key)).await?;
+    let (outcome, read) = check_sealed(store, target, &stored.id, keys).await?;
     report.archive_bytes_read += read;
     match outcome {
         Sealed::Ready(record) => Ok(Some(*record)),

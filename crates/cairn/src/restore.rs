@@ -8,14 +8,16 @@ use std::sync::atomic::Ordering;
 use cairn_archive::{ReadOptions, SeekableArchive, Staged, UnpackOptions};
 use cairn_catalog::{BackupRecord, BackupStatus};
 use cairn_job::idempotency::IdempotencyKey;
-use cairn_job::{JobKind, Phase, ProgressUpdate};
+use cairn_job::{
+    JobKind, JobResult, Phase, ProgressUpdate, RestoreOutcome, RestoreResult, Restored,
+};
 use cairn_manifest::{ComponentKind, ComponentName, Manifest};
 use cairn_source::{Replacement, RestoreItem, RestoreOptions, StepCheck};
 use serde::Serialize;
 
-use crate::config::TargetConfig;
 use crate::error::{Error, task};
 use crate::jobs::{Failure, JobCtx, JobHandle, Spec};
+use crate::target::TargetConfig;
 use crate::vault::{Inner, Vault};
 
 /// What to restore, where, and how.
@@ -196,22 +198,10 @@ impl Vault {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], [`Error::Invalid`] (not confirmed), [`Error::Busy`].
-    pub async fn reset(&self, target: &str, confirm: bool) -> Result<JobHandle, Error> {
-        self.reset_with_key(target, confirm, None).await
-    }
-
-    /// [`Vault::reset`] with an idempotency key (see [`Vault::verify_with_key`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`Vault::reset`], and [`Error::Idempotency`].
-    pub async fn reset_with_key(
-        &self,
-        target: &str,
-        confirm: bool,
-        key: Option<IdempotencyKey>,
-    ) -> Result<JobHandle, Error> {
+    /// [`Error::NotFound`], [`Error::Invalid`] (not confirmed), [`Error::Busy`],
+    /// [`Error::Idempotency`].
+    pub async fn reset(&self, target: &str, req: ResetRequest) -> Result<JobHandle, Error> {
+        let (confirm, key) = (req.confirm, req.idempotency_key);
         let config = self.inner.target(target)?;
         if !confirm {
             return Err(Error::Invalid(format!(
@@ -267,6 +257,38 @@ impl Vault {
     }
 }
 
+/// A factory reset.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct ResetRequest {
+    /// Required: a reset replaces the target's data.
+    pub confirm: bool,
+    /// Makes retries safe (see [`crate::VerifyRequest::idempotency_key`]).
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl ResetRequest {
+    /// A reset, not yet confirmed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Confirms it.
+    #[must_use]
+    pub fn confirm(mut self) -> Self {
+        self.confirm = true;
+        self
+    }
+
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+}
+
 struct Plan {
     record: BackupRecord,
     target: String,
@@ -274,7 +296,7 @@ struct Plan {
     req: RestoreRequest,
 }
 
-async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::Value, Failure> {
+async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Failure> {
     let Plan {
         record,
         target,
@@ -305,7 +327,7 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
             }
         })
     };
-    let outcome = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, Failure> {
+    let outcome = tokio::task::spawn_blocking(move || -> Result<RestoreResult, Failure> {
         let inner = inner2;
         let mut archive =
             SeekableArchive::open_sealed(reader, &seal, &public, read_opts).map_err(Error::from)?;
@@ -325,11 +347,12 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
             total_bytes: Some(total),
             ..ProgressUpdate::default()
         });
-        let base = serde_json::json!({
-            "backup_id": backup_id,
-            "target": target,
-            "components": selected.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        });
+        let names: Vec<String> = selected.iter().map(ToString::to_string).collect();
+        let result = |done: Restored| {
+            let mut r = RestoreResult::new(&target, names.clone(), done);
+            r.backup_id = Some(backup_id.clone());
+            r
+        };
         // Staging folders are named after the job, and noted before they
         // exist: crash recovery finds them whenever the process dies.
         let staging =
@@ -345,12 +368,11 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
                 .map_err(Error::from)?;
             let stats = staged.stats();
             staged.commit(to).map_err(Error::from)?;
-            return Ok(with(
-                base,
-                serde_json::json!({
-                    "to": to, "entries": stats.entries, "bytes": stats.bytes,
-                }),
-            ));
+            return Ok(result(Restored::Into {
+                to: to.clone(),
+                entries: stats.entries,
+                bytes: stats.bytes,
+            }));
         }
         let config = config.ok_or_else(|| Error::NotFound {
             what: "target",
@@ -362,8 +384,8 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
             .collect::<Result<Vec<_>, Error>>()?;
         if req.dry_run {
             let items: Vec<_> = specs.iter().map(|s| (s.clone(), true)).collect();
-            let preview = cairn_source::dry_run(&manifest, &items).map_err(Error::from)?;
-            return Ok(with(base, serde_json::json!({ "dry_run": preview })));
+            let dry_run = cairn_source::dry_run(&manifest, &items).map_err(Error::from)?;
+            return Ok(result(Restored::Preview { dry_run }));
         }
         // Stage each component beside its destination: renames stay on one filesystem.
         let parents = specs
@@ -395,16 +417,17 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<serde_json::V
             phase: Some(Phase::Swapping),
             ..ProgressUpdate::default()
         });
-        let outcome = swap(&inner, &job_id, &config, &items, &backup_id, cancel)?;
+        let done = swap(&inner, &job_id, &config, &items, &backup_id, cancel)?;
         drop(staged);
-        Ok(with(base, outcome))
+        Ok(result(done))
     })
     .await
     .map_err(task);
     ticker.abort();
-    let outcome = outcome?;
+    let mut result = outcome??;
     // How much of the archive was read: a partial restore reads only its frames.
-    outcome.map(|v| with(v, serde_json::json!({ "bytes_read": fetched.fetched() })))
+    result.bytes_read = Some(fetched.fetched());
+    Ok(JobResult::Restore(result))
 }
 
 /// A backup from another origin or target, restored in place without force.
@@ -448,11 +471,7 @@ fn check_kind<'a>(
     Ok(spec)
 }
 
-async fn empty(
-    inner: Arc<Inner>,
-    ctx: JobCtx,
-    config: TargetConfig,
-) -> Result<serde_json::Value, Failure> {
+async fn empty(inner: Arc<Inner>, ctx: JobCtx, config: TargetConfig) -> Result<JobResult, Failure> {
     let cancel = Arc::clone(&ctx.cancel);
     tokio::task::spawn_blocking(move || {
         let items: Vec<RestoreItem> = config
@@ -469,15 +488,13 @@ async fn empty(
             .map(|spec| parent_of(&spec.path))
             .collect::<Result<Vec<_>, Error>>()?;
         cairn_source::note_staging(&inner.journals, &ctx.id, &parents).map_err(Error::from)?;
-        let outcome = swap(&inner, &ctx.id, &config, &items, "-", cancel)?;
-        Ok(with(
-            serde_json::json!({
-                "target": config.name.to_string(),
-                "factory_backup": null,
-                "components": items.iter().map(|i| i.spec.name.to_string()).collect::<Vec<_>>(),
-            }),
-            outcome,
-        ))
+        let done = swap(&inner, &ctx.id, &config, &items, "-", cancel)?;
+        let names = items.iter().map(|i| i.spec.name.to_string()).collect();
+        Ok(JobResult::Restore(RestoreResult::new(
+            config.name.to_string(),
+            names,
+            done,
+        )))
     })
     .await
     .map_err(task)?
@@ -493,8 +510,10 @@ fn swap(
     items: &[RestoreItem],
     backup_id: &str,
     cancel: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<serde_json::Value, Failure> {
+) -> Result<Restored, Failure> {
     let crash = inner.crash_hook();
+    let asked = Arc::clone(&cancel);
+    let stop: cairn_source::Stop = Arc::new(move || asked.load(Ordering::SeqCst));
     let check: StepCheck = Arc::new(move |_| {
         if let Some(hook) = &crash {
             hook("restore:rename");
@@ -514,17 +533,18 @@ fn swap(
             ("CAIRN_JOB_ID".to_owned(), job_id.to_owned()),
         ],
         step_check: Some(check),
+        stop: Some(stop),
         keep_journal: true,
     };
     match cairn_source::apply(job_id, &inner.journals, items, &opts) {
-        Ok(done) => Ok({
+        Ok(done) => {
             inner.checkpoint("restore:applied");
-            serde_json::json!({
-            "kept": done.kept,
-            "post_hook_error": done.post_hook_error,
-            "outcome": "completed",
+            Ok(Restored::InPlace {
+                kept: done.kept,
+                post_hook_error: done.post_hook_error,
+                outcome: RestoreOutcome::Completed,
             })
-        }),
+        }
         Err(e @ cairn_source::Error::RollbackFailed { .. }) => Err(Failure {
             error: Box::new(e.into()),
             partial: true,
@@ -579,11 +599,4 @@ fn only_file(dir: &Path) -> Result<PathBuf, Error> {
             dir.display()
         ))),
     }
-}
-
-fn with(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
-    if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
-        a.extend(b);
-    }
-    a
 }

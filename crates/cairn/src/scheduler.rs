@@ -46,7 +46,7 @@ impl Vault {
             })
             .collect();
         for (target, every, rules) in due {
-            let state = self.schedule_status(&target).await?;
+            let state = self.inner.schedule_state(&target).await?;
             let now = self.inner.now();
             if state.check_run(&rules, now).is_err() {
                 continue;

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use cairn_archive::{IngestOptions, WriterOptions, ingest};
 use cairn_catalog::BackupRecord;
 use cairn_job::idempotency::IdempotencyKey;
-use cairn_job::{JobKind, Phase, ProgressUpdate};
+use cairn_job::{JobKind, JobResult, Phase, ProgressUpdate, UploadResult};
 use cairn_manifest::{BackupKind, ComponentName};
 use serde::Serialize;
 
 use crate::backup::{archive_meta, finish, publish, recording, split};
-use crate::config::TargetConfig;
 use crate::error::Error;
 use crate::jobs::{Failure, JobCtx, JobHandle, Spec};
+use crate::target::TargetConfig;
 use crate::vault::{Inner, Vault};
 
 /// How an external archive becomes a backup.
@@ -74,7 +74,8 @@ impl UploadRequest {
 impl Vault {
     /// Ingests an external `.tar`, `.tar.gz` or `.tar.zst` (or a Cairn
     /// archive from elsewhere) read from `input` as a new backup of `target`,
-    /// of kind `uploaded`, signed with this vault's key. Paths are checked
+    /// of kind `uploaded`, signed with this vault's key (`input` is read as
+    /// the ingest goes: a file, a request body). Paths are checked
     /// as hostile: absolute paths, `..`, links leaving their folder and
     /// absurd sizes are refused.
     ///
@@ -97,8 +98,10 @@ impl Vault {
         req: UploadRequest,
     ) -> Result<JobHandle, Error>
     where
-        R: Read + Send + 'static,
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
     {
+        // The ingest reads synchronously on a blocking thread.
+        let input = tokio_util::io::SyncIoBridge::new(input);
         let config = self.inner.target(target)?.clone();
         crate::backup::check_texts(req.label.as_deref(), req.description.as_deref())?;
         let record = self.inner.creating(
@@ -136,7 +139,7 @@ async fn ingest_upload<R: Read + Send + 'static>(
     record: BackupRecord,
     input: R,
     req: UploadRequest,
-) -> Result<serde_json::Value, Failure> {
+) -> Result<JobResult, Failure> {
     ctx.progress(ProgressUpdate {
         phase: Some(Phase::Ingesting),
         ..ProgressUpdate::default()
@@ -157,29 +160,28 @@ async fn ingest_upload<R: Read + Send + 'static>(
         opts = opts.root_component(root);
     }
     let signing = Arc::clone(&inner.key);
-    let source = Arc::new(Mutex::new(serde_json::Value::Null));
+    let source = Arc::new(Mutex::new(UploadResult::default()));
     let seen = Arc::clone(&source);
     let (record, written) = publish(&inner, &ctx, &config.name, record.id, move |out| {
         let ingested = ingest(input, out, meta, &signing, &opts)?;
-        *seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = serde_json::json!({
-            "source_format": format!("{:?}", ingested.source_format).to_lowercase(),
-            "source_size": ingested.source_size,
-            "source_sha256": ingested.source_sha256.to_string(),
-        });
+        {
+            let mut s = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            s.source_format = format!("{:?}", ingested.source_format).to_lowercase();
+            s.source_size = ingested.source_size;
+            s.source_sha256 = ingested.source_sha256.to_string();
+        }
         let (out, written) = split(ingested.archive);
         out.close()?;
         Ok(written)
     })
     .await?;
-    let mut result = finish(&inner, &ctx, &config, &record, &written).await?;
-    let extra = source
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    if let (Some(r), serde_json::Value::Object(e)) = (result.as_object_mut(), extra) {
-        r.extend(e);
-    }
-    Ok(result)
+    let mut made = std::mem::take(
+        &mut *source
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    made.backup = finish(&inner, &ctx, &config, &record, &written).await?;
+    Ok(JobResult::Upload(made))
 }

@@ -6,76 +6,88 @@ use std::time::Instant;
 use cairn_archive::{ReadOptions, SeekableArchive};
 use cairn_catalog::{BackupRecord, Verification};
 use cairn_integrity::{PublicKey, SignedSeal};
-use cairn_job::JobKind;
 use cairn_job::idempotency::IdempotencyKey;
+use cairn_job::{JobKind, JobResult, VerifyReport, VerifyTier};
 use cairn_manifest::EntryKind;
 use rand::seq::IndexedRandom;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::bridge::StoreRangeReader;
-use crate::config::VerifyTier;
 use crate::error::{Error, task};
 use crate::jobs::{JobCtx, JobHandle, Spec};
 use crate::vault::{Inner, Vault};
 
-/// The outcome of a verification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// How to verify a backup.
+#[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
-pub struct VerifyReport {
-    /// The backup.
-    pub backup_id: String,
-    /// The tier.
+pub struct VerifyRequest {
+    /// How thoroughly (default: every byte).
     pub tier: VerifyTier,
-    /// Whether everything checked out.
-    pub ok: bool,
-    /// What was checked, or what differed.
-    pub message: String,
-    /// Entries whose content was checked.
-    pub entries_checked: u64,
-    /// Bytes read from the store.
-    pub bytes_read: u64,
-    /// How long it took, in milliseconds.
-    pub duration_ms: u64,
+    /// Makes retries safe: the same key with the same request returns the
+    /// same job, with another request it is refused.
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl VerifyRequest {
+    /// A verification at `tier`.
+    pub fn new(tier: VerifyTier) -> Self {
+        Self {
+            tier,
+            idempotency_key: None,
+        }
+    }
+
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+}
+
+impl Default for VerifyRequest {
+    fn default() -> Self {
+        Self::new(VerifyTier::Full)
+    }
+}
+
+impl From<VerifyTier> for VerifyRequest {
+    fn from(tier: VerifyTier) -> Self {
+        Self::new(tier)
+    }
 }
 
 impl Vault {
-    /// Verifies a backup at `tier`; the result is recorded on the backup
-    /// and is the job's result ([`VerifyReport`]). A verification that
-    /// finds a difference succeeds as a job with `ok: false`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`].
-    pub async fn verify(&self, id: &str, tier: VerifyTier) -> Result<JobHandle, Error> {
-        self.verify_with_key(id, tier, None).await
-    }
-
-    /// [`Vault::verify`] with an idempotency key: the same key and request
-    /// give the same job; the same key with another request is refused.
+    /// Verifies a backup at the request's tier; the result is recorded on
+    /// the backup and is the job's result ([`VerifyReport`]). A verification
+    /// that finds a difference succeeds as a job with `ok: false`.
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::Idempotency`].
-    pub async fn verify_with_key(
+    pub async fn verify(
         &self,
         id: &str,
-        tier: VerifyTier,
-        key: Option<IdempotencyKey>,
+        req: impl Into<VerifyRequest>,
     ) -> Result<JobHandle, Error> {
+        let req = req.into();
+        let tier = req.tier;
         let record = self.inner.backup_record(id).await?;
         let inner = Arc::clone(&self.inner);
         let spec = Spec::new(
             JobKind::Verify,
             record.target.as_str(),
             Some(record.id.to_string()),
-            key.as_ref(),
+            req.idempotency_key.as_ref(),
             &(id, tier.as_str()),
         )?;
         self.inner
             .start(spec, move |ctx| async move {
-                let report = verify_backup(&inner, &record, tier, Some(&ctx)).await?;
-                Ok(serde_json::to_value(&report).unwrap_or_default())
+                Ok(JobResult::Verify(
+                    verify_backup(&inner, &record, tier, Some(&ctx)).await?,
+                ))
             })
             .await
     }
@@ -173,15 +185,7 @@ pub(crate) async fn verify_backup(
 ) -> Result<VerifyReport, Error> {
     let progress = ctx.map(JobCtx::archive_progress);
     let start = Instant::now();
-    let mut report = VerifyReport {
-        backup_id: record.id.to_string(),
-        tier,
-        ok: false,
-        message: String::new(),
-        entries_checked: 0,
-        bytes_read: 0,
-        duration_ms: 0,
-    };
+    let mut report = VerifyReport::new(record.id.to_string(), tier);
     let key = record
         .archive_key
         .clone()
@@ -299,4 +303,93 @@ fn check(
             ))
         }
     }
+}
+
+/// What [`Vault::verify_file`] checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FileVerification {
+    /// Always true: a file that does not check out is an error.
+    pub ok: bool,
+    /// The backup the archive holds.
+    pub backup_id: String,
+    /// Its target.
+    pub target: String,
+    /// Its entries, each checked against its digest.
+    pub entries: u64,
+    /// The file's size.
+    pub size: u64,
+    /// The file's SHA-256, hex.
+    pub sha256: Option<String>,
+    /// Whether `<file>.seal` was beside it, and matched.
+    pub seal_checked: bool,
+    /// The id of the key that had signed it.
+    pub signer: String,
+}
+
+impl Vault {
+    /// Verifies an archive file (a download, a copy kept elsewhere): every
+    /// entry against its digest, the manifest's signature, and, if
+    /// `<path>.seal` is beside it, the seal against the file. The signer
+    /// must be `key`, or, without one, a key this vault trusts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a file that cannot be opened;
+    /// [`Error::Verification`] (or an archive error of that kind) for one
+    /// that does not check out: tampered, truncated, signed by another key.
+    pub async fn verify_file(
+        &self,
+        path: &std::path::Path,
+        key: Option<PublicKey>,
+    ) -> Result<FileVerification, Error> {
+        let keys = key.map_or_else(|| self.inner.trusted.clone(), |k| vec![k]);
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || check_file(&path, &keys))
+            .await
+            .map_err(task)?
+    }
+}
+
+/// The blocking part of [`Vault::verify_file`].
+fn check_file(path: &std::path::Path, keys: &[PublicKey]) -> Result<FileVerification, Error> {
+    let open = || {
+        std::fs::File::open(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+    };
+    // The key that signed it, from the manifest at the tail (two small
+    // reads); the full check then reads every byte once.
+    let key = keys
+        .iter()
+        .find(|k| {
+            open().is_ok_and(|f| {
+                SeekableArchive::open(cairn_archive::SeekSource(f), k, ReadOptions::default())
+                    .is_ok()
+            })
+        })
+        .unwrap_or(&keys[0]);
+    let verified = cairn_archive::ArchiveReader::new(std::io::BufReader::new(open()?))
+        .and_then(|r| r.verify(key))?;
+    let mut seal_path = path.as_os_str().to_owned();
+    seal_path.push(".seal");
+    let seal_checked = match std::fs::read(&seal_path) {
+        Ok(bytes) => {
+            let seal = SignedSeal::parse(&bytes)
+                .and_then(|s| s.verify(key))
+                .map_err(|e| Error::Verification(format!("seal: {e}")))?;
+            verified.check_seal(&seal)?;
+            true
+        }
+        Err(_) => false,
+    };
+    let m = verified.manifest.manifest();
+    Ok(FileVerification {
+        ok: true,
+        backup_id: m.backup_id.to_string(),
+        target: m.target.to_string(),
+        entries: m.entries.len() as u64,
+        size: verified.size,
+        sha256: verified.sha256.map(|d| d.to_string()),
+        seal_checked,
+        signer: key.key_id().to_string(),
+    })
 }

@@ -237,10 +237,7 @@ async fn backed_up(vault: &Vault, target: &str) -> String {
         .wait()
         .await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    job.result.unwrap()["backup_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    job.result.unwrap().backup_id().unwrap().to_owned()
 }
 
 /// A database of about 100 MiB: its snapshot takes long enough to be killed in.
@@ -409,7 +406,7 @@ async fn a_backup_killed_after_its_seal_is_ready_and_its_job_says_so() {
         .unwrap()
         .wait()
         .await;
-    assert_eq!(verified.result.unwrap()["ok"], true);
+    assert!(verified.result.unwrap().verify().unwrap().ok);
     nothing_left(&c.dir, &vault).await;
     next_backup_and_restore_work(&c.dir, &vault, "big", &c.dir.join("big")).await;
     // Retention counts it: keep_last 30 keeps both.

@@ -7,13 +7,16 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn::{BackupRequest, Error, JobState, RestoreRequest, TargetConfig, Vault, VerifyTier};
+use cairn::{
+    BackupRequest, Error, JobState, PruneRequest, ResetRequest, RestoreRequest, TargetConfig,
+    Vault, VerifyRequest, VerifyTier,
+};
 use cairn_integrity::SigningKey;
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_manifest::{BackupKind, ComponentName, OriginId, TargetName};
 use cairn_retention::{Policy, ScheduleRules};
 use cairn_source::{ComponentSpec, Hook};
-use cairn_storage::StoreOptions;
+use cairn_storage::{Store, StoreOptions};
 use cairn_testkit::storage::{
     azure_options, create_azure_container, create_s3_bucket, emulator_endpoint, s3_options,
 };
@@ -167,10 +170,17 @@ async fn local_vault(svc: &Service) -> Vault {
 
 fn backup_id(job: &cairn::Job) -> String {
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    job.result.as_ref().unwrap()["backup_id"]
-        .as_str()
+    job.result
+        .as_ref()
+        .and_then(cairn::JobResult::backup_id)
         .unwrap()
         .to_owned()
+}
+
+/// A job's result as its record serialises it: the stable field names the
+/// catalog and the API use.
+fn json_result(job: &cairn::Job) -> serde_json::Value {
+    serde_json::to_value(job.result.as_ref().unwrap()).unwrap()
 }
 
 /// Backup while another process writes the database, break everything,
@@ -267,12 +277,7 @@ async fn round_trip(store: &str, opts: StoreOptions) {
     for tier in [VerifyTier::Quick, VerifyTier::Sample, VerifyTier::Full] {
         let job = vault.verify(&id, tier).await.unwrap().wait().await;
         assert_eq!(job.state, JobState::Succeeded);
-        assert_eq!(
-            job.result.as_ref().unwrap()["ok"],
-            true,
-            "{tier:?}: {:?}",
-            job.result
-        );
+        assert_eq!(json_result(&job)["ok"], true, "{tier:?}: {:?}", job.result);
     }
     assert!(vault.get(&id).await.unwrap().verification.unwrap().ok);
 }
@@ -327,7 +332,7 @@ async fn partial_restore_reads_only_its_frames() {
         .wait()
         .await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    let read = job.result.as_ref().unwrap()["bytes_read"].as_u64().unwrap();
+    let read = json_result(&job)["bytes_read"].as_u64().unwrap();
     assert!(
         read < size / 8,
         "read {read} of {size} bytes for one small component"
@@ -433,7 +438,7 @@ async fn tampered_archive_wrong_key_and_foreign_origin_are_refused() {
         .unwrap()
         .wait()
         .await;
-    assert_eq!(job.result.as_ref().unwrap()["ok"], false);
+    assert_eq!(json_result(&job)["ok"], false);
     // Everything but the root's own mtime (staging came and went in it).
     let strip = |mut s: cairn_testkit::Snapshot| {
         s.remove(&Vec::new());
@@ -603,18 +608,27 @@ async fn cooldown_idempotency_and_the_scheduler() {
     let backup = backup_id(&vault.job(&one_id).await.unwrap().status());
     let vkey: IdempotencyKey = "verify-1".parse().unwrap();
     let v1 = vault
-        .verify_with_key(&backup, VerifyTier::Quick, Some(vkey.clone()))
+        .verify(
+            &backup,
+            VerifyRequest::new(VerifyTier::Quick).idempotency_key(vkey.clone()),
+        )
         .await
         .unwrap();
     let v1_id = v1.id().to_owned();
     v1.wait().await;
     let v2 = vault
-        .verify_with_key(&backup, VerifyTier::Quick, Some(vkey.clone()))
+        .verify(
+            &backup,
+            VerifyRequest::new(VerifyTier::Quick).idempotency_key(vkey.clone()),
+        )
         .await
         .unwrap();
     assert_eq!(v2.id(), v1_id);
     let err = vault
-        .verify_with_key(&backup, VerifyTier::Full, Some(vkey))
+        .verify(
+            &backup,
+            VerifyRequest::new(VerifyTier::Full).idempotency_key(vkey),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Idempotency(_)), "{err}");
@@ -625,7 +639,12 @@ async fn factory_reset_and_cancellation() {
     let svc = Service::new();
     let vault = local_vault(&svc).await;
     // No factory backup: the components are emptied.
-    let job = vault.reset("svc", true).await.unwrap().wait().await;
+    let job = vault
+        .reset("svc", ResetRequest::new().confirm())
+        .await
+        .unwrap()
+        .wait()
+        .await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     assert!(
         std::fs::read_dir(svc.root.join("data"))
@@ -644,9 +663,14 @@ async fn factory_reset_and_cancellation() {
         .execute_batch("CREATE TABLE t(v)")
         .unwrap();
     let fid = backed_up(&vault, BackupRequest::new().label("factory")).await;
-    vault.pin(&fid, true).await.unwrap();
+    vault.pin(&fid).await.unwrap();
     std::fs::write(svc.root.join("app.toml"), "later\n").unwrap();
-    let job = vault.reset("svc", true).await.unwrap().wait().await;
+    let job = vault
+        .reset("svc", ResetRequest::new().confirm())
+        .await
+        .unwrap()
+        .wait()
+        .await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     assert_eq!(
         std::fs::read_to_string(svc.root.join("app.toml")).unwrap(),
@@ -664,8 +688,8 @@ async fn factory_reset_and_cancellation() {
     handle.cancel();
     let job = handle.wait().await;
     assert_eq!(job.state, JobState::Cancelled, "{:?}", job.error);
-    let stored = vault
-        .store()
+    let stored = Store::open(&local_store(&svc), &StoreOptions::default())
+        .unwrap()
         .list_backups(&TargetName::parse("svc").unwrap())
         .await
         .unwrap();
@@ -692,7 +716,7 @@ async fn upload_of_a_gnu_tarball_restores_like_a_backup() {
         .status()
         .unwrap();
     assert!(status.success());
-    let input = std::fs::File::open(&tarball).unwrap();
+    let input = tokio::fs::File::open(&tarball).await.unwrap();
     let job = vault
         .upload("svc", input, cairn::UploadRequest::new().label("imported"))
         .await
@@ -700,7 +724,7 @@ async fn upload_of_a_gnu_tarball_restores_like_a_backup() {
         .wait()
         .await;
     let id = backup_id(&job);
-    let result = job.result.unwrap();
+    let result = json_result(&job);
     assert_eq!(result["source_format"], "gzip");
     assert_eq!(result["components"], serde_json::json!(["data"]));
     let record = vault.get(&id).await.unwrap();
@@ -731,7 +755,7 @@ async fn upload_of_a_gnu_tarball_restores_like_a_backup() {
     let job = vault
         .upload(
             "svc",
-            std::fs::File::open(&evil).unwrap(),
+            tokio::fs::File::open(&evil).await.unwrap(),
             cairn::UploadRequest::new(),
         )
         .await
@@ -739,8 +763,8 @@ async fn upload_of_a_gnu_tarball_restores_like_a_backup() {
         .wait()
         .await;
     assert_eq!(job.state, JobState::Failed);
-    let listed = vault
-        .store()
+    let listed = Store::open(&local_store(&svc), &StoreOptions::default())
+        .unwrap()
         .list_backups(&TargetName::parse("svc").unwrap())
         .await
         .unwrap();
@@ -773,7 +797,8 @@ async fn verify_after_write_timeouts_and_a_lost_catalog() {
         .wait()
         .await;
     let id = backup_id(&job);
-    let verified = &job.result.as_ref().unwrap()["verified"];
+    let result = json_result(&job);
+    let verified = &result["verified"];
     assert_eq!(verified["ok"], true, "{verified}");
     assert_eq!(verified["tier"], "full");
     drop(vault);
@@ -851,7 +876,7 @@ async fn the_scheduler_reverifies_backups_whose_check_is_old() {
     assert_eq!(started.len(), 1);
     let job = vault.job(&started[0]).await.unwrap().wait().await;
     assert_eq!(job.kind, cairn::JobKind::Verify);
-    assert_eq!(job.result.as_ref().unwrap()["ok"], true);
+    assert_eq!(json_result(&job)["ok"], true);
     let checked = vault.get(&id).await.unwrap().verification.unwrap();
     assert_eq!(checked.tier, "sample");
     assert!(vault.schedule_due().await.unwrap().is_empty());
@@ -929,15 +954,14 @@ async fn settings_changed_at_run_time_persist_and_apply() {
     assert_eq!(vault.target("svc").unwrap().retention, Policy::default());
     let keep_one = Policy::default().with_keep_last(1).with_min_keep(1);
     vault.set_retention("svc", keep_one.clone()).await.unwrap();
-    let job = vault.prune("svc", false).await.unwrap().wait().await;
+    let job = vault
+        .prune("svc", PruneRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    assert_eq!(
-        job.result.as_ref().unwrap()["deleted"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(json_result(&job)["deleted"].as_array().unwrap().len(), 2);
 
     // The schedule's interval: nothing runs without one; below the minimum
     // or beyond 100 years is refused.
@@ -990,7 +1014,7 @@ async fn texts_over_the_manifest_limits_are_refused_before_a_job_starts() {
     let err = vault
         .upload(
             "svc",
-            std::io::empty(),
+            tokio::io::empty(),
             cairn::UploadRequest::new()
                 .description("x".repeat(cairn_manifest::MAX_DESCRIPTION_BYTES + 1)),
         )
@@ -1125,7 +1149,7 @@ async fn another_signing_key_is_refused_unless_the_recorded_one_is_trusted() {
         .wait()
         .await;
     assert_eq!(
-        job.result.unwrap()["ok"],
+        json_result(&job)["ok"],
         true,
         "the old backup still verifies"
     );

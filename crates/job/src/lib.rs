@@ -46,12 +46,17 @@
 
 pub mod idempotency;
 mod kind;
+mod outcome;
 mod progress;
 mod restore;
 mod state;
 
 pub use idempotency::{Fingerprint, IdempotencyKey};
 pub use kind::JobKind;
+pub use outcome::{
+    BackupResult, JobResult, PruneReport, RestorePreview, RestoreResult, Restored, UnknownTier,
+    UploadResult, VerifyReport, VerifyTier,
+};
 pub use progress::{Phase, Progress, ProgressUpdate};
 pub use restore::{RestoreOutcome, RestoreStatus, RestoreStatusKind};
 pub use state::{

@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::kind::JobKind;
+use crate::outcome::JobResult;
 use crate::progress::{Progress, ProgressUpdate};
 
 /// How long a job may run before it times out, unless told otherwise.
@@ -105,7 +106,7 @@ pub enum Event {
     Succeed {
         /// What the job produced (a backup id, a verification report, …).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        result: Option<serde_json::Value>,
+        result: Option<Box<JobResult>>,
     },
     /// The work failed.
     Fail {
@@ -217,7 +218,7 @@ pub struct Job {
     #[serde(default)]
     pub resource: Option<Resource>,
     /// What it produced.
-    pub result: Option<serde_json::Value>,
+    pub result: Option<JobResult>,
 }
 
 /// What a job works on: `{"type": "backup", "id": "bkp_…"}`.
@@ -356,7 +357,7 @@ impl Job {
                 next.state = JobState::Succeeded;
                 next.progress
                     .finish(self.started_at.unwrap_or(self.created_at), now);
-                next.result.clone_from(result);
+                next.result = result.as_deref().cloned();
                 next.finished_at = Some(now);
             }
             (JobState::Queued, Event::Succeed { .. }) => {

@@ -206,11 +206,13 @@ fn success_completes_progress_and_keeps_the_result() {
         .apply(&progress(), t(2))
         .unwrap();
     assert_eq!(job.progress.percent, 10);
-    let result = serde_json::json!({"backup_id": "bkp_01"});
+    let mut made = cairn_job::BackupResult::default();
+    made.backup_id = "bkp_01".to_owned();
+    let result = cairn_job::JobResult::Backup(made);
     let done = job
         .apply(
             &Event::Succeed {
-                result: Some(result.clone()),
+                result: Some(Box::new(result.clone())),
             },
             t(4),
         )

@@ -90,14 +90,18 @@ impl<'de> Deserialize<'de> for FormatVersion {
 /// Why a backup was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum BackupKind {
     /// Asked for by an operator.
     Manual,
     /// Made by the scheduler.
     Scheduled,
     /// Made automatically before a deployment.
+    #[cfg_attr(feature = "clap", value(name = "pre_deploy"))]
     PreDeploy,
-    /// Ingested from an external archive.
+    /// Ingested from an external archive (made by an upload, never asked
+    /// for on a command line).
+    #[cfg_attr(feature = "clap", value(skip))]
     Uploaded,
 }
 
@@ -149,6 +153,7 @@ impl FromStr for BackupKind {
 /// What kind of thing a component captures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ComponentKind {
     /// A directory tree.
     Dir,

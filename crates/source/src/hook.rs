@@ -12,13 +12,20 @@ use crate::spec::Hook;
 const STDERR_TAIL: usize = 2048;
 
 /// Runs `hook` through `sh -c` with `env` added to its environment, waiting at
-/// most its timeout (then it is killed). Standard output is discarded;
-/// the end of standard error is quoted when it fails.
+/// most its timeout, or until `stop` returns true (asked every 20 ms): then
+/// it is killed, with what it started. Standard output is discarded; the end
+/// of standard error is quoted when it fails.
 ///
 /// # Errors
 ///
-/// [`Error::Hook`] if it cannot start, exits with a failure or times out.
-pub fn run_hook(phase: &'static str, hook: &Hook, env: &[(String, String)]) -> Result<()> {
+/// [`Error::Hook`] if it cannot start, exits with a failure, times out or
+/// is stopped.
+pub fn run_hook(
+    phase: &'static str,
+    hook: &Hook,
+    env: &[(String, String)],
+    stop: &dyn Fn() -> bool,
+) -> Result<()> {
     let fail = |message: String| Error::Hook { phase, message };
     let mut child = Command::new("sh")
         .arg("-c")
@@ -43,10 +50,12 @@ pub fn run_hook(phase: &'static str, hook: &Hook, env: &[(String, String)]) -> R
         buf
     });
     let start = Instant::now();
+    let mut stopped = false;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() >= hook.timeout => {
+            Ok(None) if start.elapsed() >= hook.timeout || stop() => {
+                stopped = start.elapsed() < hook.timeout;
                 kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
@@ -68,6 +77,10 @@ pub fn run_hook(phase: &'static str, hook: &Hook, env: &[(String, String)]) -> R
     match status {
         Some(s) if s.success() => Ok(()),
         Some(s) => Err(fail(format!("`{}` exited with {s}{quote}", hook.command))),
+        None if stopped => Err(fail(format!(
+            "`{}` was stopped: the restore was cancelled",
+            hook.command
+        ))),
         None => Err(fail(format!(
             "`{}` did not finish within {:?} and was killed{quote}",
             hook.command, hook.timeout

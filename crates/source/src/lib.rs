@@ -29,7 +29,7 @@ pub use crate::error::{Error, Result};
 pub use crate::hook::run_hook;
 pub use crate::preview::{DryRun, dry_run};
 pub use crate::restore::{
-    Recovered, Replacement, RestoreItem, RestoreOptions, Restored, Step, StepCheck, apply, forget,
-    note_staging, recover, staging_prefix,
+    Recovered, Replacement, RestoreItem, RestoreOptions, Restored, Step, StepCheck, Stop, apply,
+    forget, note_staging, recover, staging_prefix,
 };
 pub use crate::spec::{ComponentSpec, Hook};

@@ -8,29 +8,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
 use cairn_manifest::{ComponentKind, EntryKind, Manifest};
-use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::spec::{ComponentSpec, SQLITE_SIDECARS, with_suffix};
 
-/// What a restore would do, path by path. Nothing is changed to find out.
-///
-/// A file counts as unchanged when its type, size, permission bits and
-/// modification time (to the second) match the archive; content is not read.
-/// A database is always counted as replaced.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct DryRun {
-    /// Paths that do not exist and would be created.
-    pub create: Vec<PathBuf>,
-    /// Paths that exist and would be replaced by something different.
-    pub replace: Vec<PathBuf>,
-    /// Paths that exist and are not in the backup: they would move to
-    /// `.before-restore` with their component.
-    pub delete: Vec<PathBuf>,
-    /// Paths that would stay as they are.
-    pub unchanged: u64,
-}
+/// What a restore would do, path by path: [`cairn_job::RestorePreview`],
+/// the dry run's result as a restore job reports it.
+pub use cairn_job::RestorePreview as DryRun;
 
 /// Compares the components `items` (each with whether the backup holds it;
 /// `false` means it would be emptied) against what is on disk now.

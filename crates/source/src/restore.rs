@@ -58,6 +58,9 @@ pub struct RestoreItem {
 /// back. Used for cancellation and to inject faults in tests.
 pub type StepCheck = Arc<dyn Fn(&Step) -> std::result::Result<(), String> + Send + Sync>;
 
+/// Whether a restore is asked to stop ([`RestoreOptions::stop`]).
+pub type Stop = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// How a restore runs.
 #[derive(Clone, Default)]
 pub struct RestoreOptions {
@@ -70,6 +73,10 @@ pub struct RestoreOptions {
     pub hook_env: Vec<(String, String)>,
     /// Asked before each rename.
     pub step_check: Option<StepCheck>,
+    /// Asked while the pre-restore hook runs: true kills the hook and the
+    /// restore stops before anything changed (a cancel). The post-restore
+    /// hook, which runs once the restore is in place, is not stopped.
+    pub stop: Option<Stop>,
     /// Keep the journal, marked committed, when [`apply`] returns: the caller
     /// removes it with [`forget`] once it has recorded the outcome.
     pub keep_journal: bool,
@@ -82,6 +89,7 @@ impl std::fmt::Debug for RestoreOptions {
             .field("post_hook", &self.post_hook)
             .field("hook_env", &self.hook_env)
             .field("step_check", &self.step_check.as_ref().map(|_| "..."))
+            .field("stop", &self.stop.as_ref().map(|_| "..."))
             .field("keep_journal", &self.keep_journal)
             .finish()
     }
@@ -201,7 +209,9 @@ pub fn apply(
         }
     }
     if let Some(hook) = &opts.pre_hook
-        && let Err(e) = run_hook("pre_restore", hook, &opts.hook_env)
+        && let Err(e) = run_hook("pre_restore", hook, &opts.hook_env, &|| {
+            opts.stop.as_ref().is_some_and(|stop| stop())
+        })
     {
         discard(&journal);
         return Err(e);
@@ -272,7 +282,7 @@ pub fn apply(
     // Staging folders emptied by the renames.
     discard(&journal);
     let post_hook_error = opts.post_hook.as_ref().and_then(|hook| {
-        let ran = run_hook("post_restore", hook, &opts.hook_env);
+        let ran = run_hook("post_restore", hook, &opts.hook_env, &|| false);
         if opts.keep_journal {
             journal.post_hook = HookState::Ran;
             if let Err(e) = write_journal(&journal_path, &journal) {

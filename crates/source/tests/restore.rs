@@ -322,6 +322,43 @@ fn hooks_see_their_environment_and_time_out() {
 }
 
 #[test]
+fn a_cancel_stops_the_pre_restore_hook_and_nothing_changes() {
+    let t = target();
+    let (archive, key) = backup(&t);
+    let before = state(&t.root);
+    let (staged, items) = stage(&t, &archive, &key);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&asked);
+    let opts = RestoreOptions {
+        pre_hook: Some(Hook::new("sleep 30")),
+        // Asked to stop from the third look on, as a cancel arriving while
+        // the hook runs.
+        stop: Some(Arc::new(move || count.fetch_add(1, Ordering::SeqCst) >= 2)),
+        ..RestoreOptions::default()
+    };
+    let err = apply("r1", &t.journals, &items, &opts).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Hook {
+                phase: "pre_restore",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("was stopped: the restore was cancelled"),
+        "{err}"
+    );
+    assert!(asked.load(Ordering::SeqCst) >= 3);
+    drop(staged);
+    assert!(state(&t.root) == before, "the target changed");
+    assert!(!t.journals.join("r1.json").exists(), "no journal is left");
+}
+
+#[test]
 fn a_damaged_staged_database_is_refused_before_anything_changes() {
     let t = target();
     let (archive, key) = backup(&t);

@@ -118,9 +118,11 @@ impl From<cairn::Error> for Fail {
             cairn::Error::ForeignOrigin { .. } => {
                 Some("add --force to restore it anyway, or --to DIR to look at it")
             }
-            cairn::Error::Catalog(c) if c.kind() == cairn_catalog::ErrorKind::Corrupt => Some(
-                "move the damaged catalog aside; `cairn catalog rebuild` recreates it from the store",
-            ),
+            cairn::Error::Catalog(c) if c.kind() == cairn::errors::CatalogErrorKind::Corrupt => {
+                Some(
+                    "move the damaged catalog aside; `cairn catalog rebuild` recreates it from the store",
+                )
+            }
             cairn::Error::WrongKey { .. } => Some(
                 "put the right signing key back from your copy of it, or start signing with a new key on purpose with `cairn key rotate`",
             ),
@@ -132,12 +134,6 @@ impl From<cairn::Error> for Fail {
         let mut fail = Fail::new(kind, e.report());
         fail.hint = hint.map(str::to_owned);
         fail
-    }
-}
-
-impl From<cairn_catalog::Error> for Fail {
-    fn from(e: cairn_catalog::Error) -> Self {
-        cairn::Error::from(e).into()
     }
 }
 

@@ -275,7 +275,7 @@ fn verify_a_bare_archive_file_show_the_manifest_and_cancel() {
     assert_eq!(ok["backup_id"], id);
 
     // Another key: refused, exit 4.
-    let other = cairn_integrity::SigningKey::generate().unwrap();
+    let other = cairn::SigningKey::generate().unwrap();
     let other_pub = env.path("other.pem");
     std::fs::write(&other_pub, other.public_key().to_public_key_pem().unwrap()).unwrap();
     env.fails(&["verify", s(&file), "--public-key", s(&other_pub)], 4);

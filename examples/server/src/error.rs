@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_server_error_keeps_its_details_out_of_the_answer() {
-        let e = cairn::Error::Archive(cairn_archive::Error::Io {
+        let e = cairn::Error::Archive(cairn::errors::ArchiveError::Io {
             op: "reading",
             path: Some("/var/lib/secret/place".into()),
             source: std::io::Error::other("disk on fire"),

@@ -3,9 +3,10 @@
 //!
 //! [`app`] builds the axum `Router`: routes grouped by the scope they need,
 //! the request-id layer, timeouts and body limits; [`serve`] runs it with a
-//! graceful shutdown that lets running jobs finish within a grace period;
-//! [`run_scheduler`] starts the automatic backups and follows them like the
-//! jobs started over HTTP.
+//! graceful shutdown that lets running jobs finish within a grace period
+//! ([`cairn::Vault::shutdown`]). The automatic backups are the engine's
+//! ([`cairn::Vault::run_scheduler`]); [`metrics::Metrics`] counts every job
+//! of the vault as its observer.
 //!
 //! The OpenAPI document at `/v1/openapi.json` is generated from the handlers'
 //! annotations (utoipa), completed by [`schema`] with what derives cannot say
@@ -31,7 +32,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use cairn::{Job, JobHandle, Vault};
+use cairn::{Shutdown, Vault};
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -53,52 +54,21 @@ pub struct AppState {
     pub base_url: String,
     /// Largest upload, bytes.
     pub max_upload: u64,
-    /// Counters for `/metrics`.
+    /// Counters for `/metrics`; give the same to the vault's builder
+    /// ([`cairn::VaultBuilder::observe`]) so that they count its jobs.
     pub metrics: Arc<Metrics>,
-    /// Jobs started through this server that have not ended.
-    pub running: Arc<std::sync::Mutex<Vec<JobHandle>>>,
-}
-
-impl AppState {
-    /// Follows a job started here: counted when it starts and when it ends,
-    /// and waited for on shutdown.
-    pub fn track(&self, handle: JobHandle) {
-        let job = handle.status();
-        self.metrics.started(&job);
-        self.running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(handle.clone());
-        let state = self.clone();
-        tokio::spawn(async move {
-            let id = handle.id().to_owned();
-            let end = handle.wait().await;
-            state.metrics.ended(&end);
-            state
-                .running
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .retain(|h| h.id() != id);
-        });
-    }
-
-    /// Counts a job that ran to its end inside a request (uploads).
-    pub fn record(&self, job: &Job) {
-        self.metrics.started(job);
-        self.metrics.ended(job);
-    }
 }
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct HttpLimits {
     /// Time limit of a request that is not a stream.
     pub request_timeout: Duration,
     /// Largest JSON body.
     pub max_json: usize,
 }
 
-impl Default for Limits {
+impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
@@ -137,7 +107,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The router and its OpenAPI document.
-pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
+pub fn app(state: AppState, tokens: Tokens, limits: &HttpLimits) -> Router {
     let tokens = Arc::new(tokens);
     let guard =
         |scope: Scope| middleware::from_fn_with_state((Arc::clone(&tokens), scope), auth::require);
@@ -152,59 +122,59 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
     };
     let read = group(
         OpenApiRouter::new()
-            .routes(routes!(routes::list_targets))
-            .routes(routes!(routes::get_target))
-            .routes(routes!(routes::list_backups))
-            .routes(routes!(routes::get_backup))
-            .routes(routes!(routes::get_manifest))
-            .routes(routes!(routes::list_jobs))
-            .routes(routes!(routes::get_job))
-            .routes(routes!(routes::restore_status))
-            .routes(routes!(routes::get_schedule))
-            .routes(routes!(routes::get_retention)),
+            .routes(routes!(routes::targets::list_targets))
+            .routes(routes!(routes::targets::get_target))
+            .routes(routes!(routes::backups::list_backups))
+            .routes(routes!(routes::backups::get_backup))
+            .routes(routes!(routes::backups::get_manifest))
+            .routes(routes!(routes::jobs::list_jobs))
+            .routes(routes!(routes::jobs::get_job))
+            .routes(routes!(routes::restore::restore_status))
+            .routes(routes!(routes::targets::get_schedule))
+            .routes(routes!(routes::targets::get_retention)),
         &[Layer::Auth, Layer::Timeout],
     )
     .layer(timeout)
     .route_layer(guard(Scope::Read));
     let events = group(
-        OpenApiRouter::new().routes(routes!(routes::job_events)),
+        OpenApiRouter::new().routes(routes!(routes::jobs::job_events)),
         &[Layer::Auth],
     )
     .route_layer(guard(Scope::Read));
     let write = group(
         OpenApiRouter::new()
-            .routes(routes!(routes::create_backup))
-            .routes(routes!(routes::verify_backup))
-            .routes(routes!(routes::download_url))
-            .routes(routes!(routes::cancel_job)),
+            .routes(routes!(routes::backups::create_backup))
+            .routes(routes!(routes::backups::verify_backup))
+            .routes(routes!(routes::archive::download_url))
+            .routes(routes!(routes::jobs::cancel_job)),
         &[Layer::Auth, Layer::Timeout],
     )
     .layer(timeout)
     .route_layer(guard(Scope::Write));
     let streams = group(
         OpenApiRouter::new()
-            .routes(routes!(routes::get_archive))
-            .routes(routes!(routes::upload)),
+            .routes(routes!(routes::archive::get_archive))
+            .routes(routes!(routes::upload::upload)),
         &[Layer::Auth],
     )
     .layer(DefaultBodyLimit::disable())
     .route_layer(guard(Scope::Write));
     let admin = group(
         OpenApiRouter::new()
-            .routes(routes!(routes::delete_backup))
-            .routes(routes!(routes::undelete_backup))
-            .routes(routes!(routes::pin_backup))
-            .routes(routes!(routes::restore_backup))
-            .routes(routes!(routes::put_schedule))
-            .routes(routes!(routes::put_retention))
-            .routes(routes!(routes::prune))
-            .routes(routes!(routes::reset_factory)),
+            .routes(routes!(routes::backups::delete_backup))
+            .routes(routes!(routes::backups::undelete_backup))
+            .routes(routes!(routes::backups::pin_backup))
+            .routes(routes!(routes::restore::restore_backup))
+            .routes(routes!(routes::targets::put_schedule))
+            .routes(routes!(routes::targets::put_retention))
+            .routes(routes!(routes::targets::prune))
+            .routes(routes!(routes::restore::reset_factory)),
         &[Layer::Auth, Layer::Timeout],
     )
     .layer(timeout)
     .route_layer(guard(Scope::Admin));
     let signed = group(
-        OpenApiRouter::new().routes(routes!(routes::get_signed_archive)),
+        OpenApiRouter::new().routes(routes!(routes::archive::get_signed_archive)),
         &[],
     );
     let open = OpenApiRouter::new()
@@ -245,39 +215,10 @@ pub fn app(state: AppState, tokens: Tokens, limits: &Limits) -> Router {
         .with_state(state)
 }
 
-/// Runs the engine's scheduler every `tick` (see
-/// [`Vault::schedule_due`]), following the jobs it starts like those
-/// started over HTTP: counted in `/metrics` and waited for on shutdown.
-pub async fn run_scheduler(state: AppState, tick: Duration) {
-    let mut every = tokio::time::interval(tick);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        schedule_pass(&state).await;
-    }
-}
-
-/// One pass of [`run_scheduler`]: the ids of the jobs it started.
-pub async fn schedule_pass(state: &AppState) -> Vec<String> {
-    let ids = match state.vault.schedule_due().await {
-        Ok(ids) => ids,
-        Err(e) => {
-            tracing::warn!(error = %e, "scheduler pass failed");
-            return Vec::new();
-        }
-    };
-    for id in &ids {
-        match state.vault.job(id).await {
-            Ok(handle) => state.track(handle),
-            Err(e) => tracing::warn!(job = %id, error = %e, "a scheduled job vanished"),
-        }
-    }
-    ids
-}
-
 /// Serves `app` on `listener` until `shutdown` resolves; then stops taking
-/// connections, lets the jobs started here run for up to `grace`, cancels
-/// those still running (they undo what they did) and waits for them.
+/// connections and shuts the vault down ([`Vault::shutdown`]): the jobs
+/// running in this process get up to `grace` to end, those still running
+/// are cancelled (they undo what they did) and waited for.
 ///
 /// # Errors
 ///
@@ -285,37 +226,12 @@ pub async fn schedule_pass(state: &AppState) -> Vec<String> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    state: AppState,
+    vault: &Vault,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> std::io::Result<()> {
+) -> std::io::Result<Shutdown> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
-    let running: Vec<JobHandle> = state
-        .running
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    if running.is_empty() {
-        return Ok(());
-    }
-    tracing::info!(jobs = running.len(), ?grace, "waiting for running jobs");
-    let all = futures::future::join_all(running.iter().cloned().map(JobHandle::wait));
-    if tokio::time::timeout(grace, all).await.is_err() {
-        tracing::warn!("grace period over: cancelling the jobs still running");
-        for h in &running {
-            h.cancel();
-        }
-        let all = futures::future::join_all(running.into_iter().map(JobHandle::wait));
-        if tokio::time::timeout(Duration::from_secs(30), all)
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                "jobs did not stop within 30 s of their cancel; the next start marks them interrupted"
-            );
-        }
-    }
-    Ok(())
+    Ok(vault.shutdown(grace).await)
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_server::auth::{Scope, Tokens, UrlKey, new_token};
-use cairn_server::{AppState, Limits, app, serve};
+use cairn_server::metrics::Metrics;
+use cairn_server::{AppState, HttpLimits, app, serve};
 use clap::{Parser, Subcommand};
 
 /// Cairn's REST server.
@@ -142,18 +143,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             "refusing to listen on {addr} without tokens: add [[server.token]] entries (`cairn-server token`) or listen on 127.0.0.1"
         ));
     }
-    let limits = Limits {
+    let limits = HttpLimits {
         request_timeout: server
             .request_timeout
             .map_or(Duration::from_secs(30), |i| i.0),
-        ..Limits::default()
+        ..HttpLimits::default()
     };
     let grace = server
         .shutdown_grace
         .map_or(Duration::from_secs(60), |i| i.0);
+    let metrics = Arc::new(Metrics::default());
     let vault = settings
         .vault_builder()
         .map_err(|e| e.to_string())?
+        .observe(Arc::clone(&metrics) as _)
         .open()
         .await
         .map_err(|e| e.to_string())?;
@@ -166,20 +169,25 @@ async fn run(cli: Cli) -> Result<(), String> {
         url_key: url_key(server.url_secret_file.as_deref(), &settings.home)?,
         base_url: format!("http://{local}"),
         max_upload: server.max_upload_bytes.unwrap_or(16 << 30),
-        metrics: Arc::default(),
-        running: Arc::default(),
+        metrics,
     };
-    let scheduler = tokio::spawn(cairn_server::run_scheduler(
-        state.clone(),
-        Duration::from_secs(30),
-    ));
+    let scheduler = tokio::spawn(state.vault.clone().run_scheduler(Duration::from_secs(30)));
     tracing::info!(%local, targets = settings.targets.len(), auth = tokens.enabled(), "listening");
     let router = app(state.clone(), tokens, &limits);
-    serve(listener, router, state, shutdown_signal(), grace)
+    // No scheduled backup starts once the shutdown has begun.
+    let signal = async move {
+        shutdown_signal().await;
+        scheduler.abort();
+    };
+    let stopped = serve(listener, router, &state.vault, signal, grace)
         .await
         .map_err(|e| e.to_string())?;
-    scheduler.abort();
-    tracing::info!("stopped");
+    tracing::info!(
+        finished = stopped.finished,
+        cancelled = stopped.cancelled,
+        left = stopped.left,
+        "stopped"
+    );
     Ok(())
 }
 

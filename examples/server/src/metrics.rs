@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cairn::Job;
+use cairn::{Job, JobObserver};
 
 use crate::AppState;
 use crate::views::name_of;
@@ -38,41 +38,13 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// A job was started.
-    pub fn started(&self, job: &Job) {
-        self.with(|c| *c.started.entry(name_of(&job.kind)).or_default() += 1);
-    }
-
-    /// A job ended.
-    pub fn ended(&self, job: &Job) {
-        let kind = name_of(&job.kind);
-        self.with(|c| {
-            *c.ended
-                .entry((kind.clone(), name_of(&job.state)))
-                .or_default() += 1;
-            if let (Some(s), Some(f)) = (job.started_at, job.finished_at) {
-                let d = c.seconds.entry(kind.clone()).or_default();
-                d.0 += f.duration_since(s).as_secs_f64();
-                d.1 += 1;
-            }
-            if job.state == cairn::JobState::Succeeded {
-                let bytes = job.progress.processed_bytes;
-                match kind.as_str() {
-                    "backup" | "upload" => c.backed_up += bytes,
-                    "restore" | "reset" => c.restored += bytes,
-                    _ => {}
-                }
-            }
-        });
-    }
-
     /// The exposition text.
     pub fn render(&self) -> String {
         self.with(|c| {
             let mut s = String::new();
             let _ = writeln!(
                 s,
-                "# HELP cairn_jobs_started_total Jobs started through this server."
+                "# HELP cairn_jobs_started_total Jobs started by this process."
             );
             let _ = writeln!(s, "# TYPE cairn_jobs_started_total counter");
             for (k, n) in &c.started {
@@ -117,6 +89,36 @@ impl Metrics {
             }
             s
         })
+    }
+}
+
+/// Counts every job of the vault it observes, whoever started it (a
+/// request, the scheduler).
+impl JobObserver for Metrics {
+    fn started(&self, job: &Job) {
+        self.with(|c| *c.started.entry(name_of(&job.kind)).or_default() += 1);
+    }
+
+    fn ended(&self, job: &Job) {
+        let kind = name_of(&job.kind);
+        self.with(|c| {
+            *c.ended
+                .entry((kind.clone(), name_of(&job.state)))
+                .or_default() += 1;
+            if let (Some(s), Some(f)) = (job.started_at, job.finished_at) {
+                let d = c.seconds.entry(kind.clone()).or_default();
+                d.0 += f.duration_since(s).as_secs_f64();
+                d.1 += 1;
+            }
+            if job.state == cairn::JobState::Succeeded {
+                let bytes = job.progress.processed_bytes;
+                match kind.as_str() {
+                    "backup" | "upload" => c.backed_up += bytes,
+                    "restore" | "reset" => c.restored += bytes,
+                    _ => {}
+                }
+            }
+        });
     }
 }
 

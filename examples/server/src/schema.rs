@@ -10,10 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use cairn::VerifyTier;
-use cairn_catalog::BackupStatus;
-use cairn_job::{JobKind, JobState};
-use cairn_manifest::BackupKind;
+use cairn::{BackupKind, BackupStatus, JobKind, JobState, VerifyTier};
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;

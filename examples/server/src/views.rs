@@ -1,8 +1,7 @@
 //! The API's documents: stable field names, separate from the library's
 //! types so that the API changes only on purpose. Each has an OpenAPI schema.
 
-use cairn::{Job, TargetConfig};
-use cairn_catalog::BackupRecord;
+use cairn::{BackupRecord, Job, TargetConfig};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -59,7 +58,7 @@ pub struct JobView {
     pub resource: Option<ResourceView>,
     /// What it produced (a backup's id and sizes, a restore's outcome, ...).
     #[schema(value_type = Option<Object>)]
-    pub result: Option<serde_json::Value>,
+    pub result: Option<cairn::JobResult>,
     /// Where to follow it.
     pub links: JobLinks,
 }
@@ -401,6 +400,18 @@ pub struct ScheduleView {
     pub cooldown_until: Option<String>,
     /// When the last scheduled backup started (RFC 3339).
     pub last_run: Option<String>,
+}
+
+impl From<&cairn::Schedule> for ScheduleView {
+    fn from(s: &cairn::Schedule) -> Self {
+        Self {
+            enabled: s.enabled,
+            every_seconds: s.every_seconds,
+            disabled_at: s.disabled_at.map(time),
+            cooldown_until: s.cooldown_until.map(time),
+            last_run: s.last_run.map(time),
+        }
+    }
 }
 
 /// A target's last restore.

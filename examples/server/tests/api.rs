@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn::{TargetConfig, Vault};
-use cairn_integrity::SigningKey;
-use cairn_manifest::{ComponentName, OriginId, TargetName};
+use cairn::{
+    ComponentName, ComponentSpec, OriginId, SigningKey, StoreOptions, TargetConfig, TargetName,
+    Vault,
+};
 use cairn_server::auth::{Scope, Token, Tokens, UrlKey};
-use cairn_server::{AppState, Limits, app, serve};
-use cairn_source::ComponentSpec;
-use cairn_storage::StoreOptions;
+use cairn_server::metrics::Metrics;
+use cairn_server::{AppState, HttpLimits, app, serve};
 use cairn_testkit::storage::{create_s3_bucket, emulator_endpoint, s3_options};
 use cairn_testkit::{TreeOptions, assert_trees_equal, noise, random_tree};
 use reqwest::StatusCode;
@@ -59,6 +59,7 @@ impl Server {
             key.to_pkcs8_pem().unwrap().as_bytes(),
         )
         .unwrap();
+        let metrics = Arc::new(Metrics::default());
         let vault = Vault::builder()
             .store(url)
             .store_options(opts)
@@ -67,7 +68,7 @@ impl Server {
             .origin(OriginId::parse("org_api").unwrap())
             .target(
                 // Hourly automatic backups: none runs unless a test calls
-                // `schedule_pass`.
+                // `Vault::schedule_due`.
                 TargetConfig::new(TargetName::parse("svc").unwrap())
                     .component(ComponentSpec::dir(
                         ComponentName::parse("data").unwrap(),
@@ -75,6 +76,7 @@ impl Server {
                     ))
                     .every(Duration::from_secs(3600)),
             )
+            .observe(Arc::clone(&metrics) as _)
             .open()
             .await
             .unwrap();
@@ -85,22 +87,21 @@ impl Server {
             url_key: UrlKey::new(&[7u8; 32]).unwrap(),
             base_url: base.clone(),
             max_upload,
-            metrics: Arc::default(),
-            running: Arc::default(),
+            metrics,
         };
         let tokens = Tokens(vec![
             token("reader", READ, Scope::Read),
             token("writer", WRITE, Scope::Write),
             token("admin", ADMIN, Scope::Admin),
         ]);
-        let router = app(state.clone(), tokens, &Limits::default());
+        let router = app(state.clone(), tokens, &HttpLimits::default());
         let state_for_tests = state.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             serve(
                 listener,
                 router,
-                state,
+                &state.vault,
                 async {
                     let _ = rx.await;
                 },
@@ -959,9 +960,9 @@ async fn idempotent_retries_events_and_signed_urls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scheduled_backups_are_followed_like_those_started_over_http() {
+async fn scheduled_backups_are_counted_like_those_started_over_http() {
     let server = Server::start(None, 1 << 20).await;
-    let ids = cairn_server::schedule_pass(&server.state).await;
+    let ids = server.state.vault.schedule_due().await.unwrap();
     assert_eq!(ids.len(), 1, "the hourly backup is due at once");
     let job = json!({"links": {"self": format!("/v1/jobs/{}", ids[0])}});
     let done = server.finish(&job).await;
@@ -973,8 +974,8 @@ async fn scheduled_backups_are_followed_like_those_started_over_http() {
         ))
         .await;
     assert_eq!(backup["kind"], "scheduled");
-    // Counted in /metrics, from start to end (the end is recorded by the
-    // task that follows the job, just after it ends).
+    // Counted in /metrics, from start to end (the vault tells its observer
+    // just after the job's end is in the catalog).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let text = reqwest::get(format!("{}/metrics", server.base))
@@ -994,17 +995,20 @@ async fn scheduled_backups_are_followed_like_those_started_over_http() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Within the hour, the next pass starts nothing.
-    assert!(cairn_server::schedule_pass(&server.state).await.is_empty());
+    assert!(server.state.vault.schedule_due().await.unwrap().is_empty());
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_loop_starts_a_due_backup_once() {
     let server = Server::start(None, 1 << 20).await;
-    let scheduler = tokio::spawn(cairn_server::run_scheduler(
-        server.state.clone(),
-        Duration::from_millis(20),
-    ));
+    let scheduler = tokio::spawn(
+        server
+            .state
+            .vault
+            .clone()
+            .run_scheduler(Duration::from_millis(20)),
+    );
     let backup_jobs = || async {
         let (_, jobs) = server.get("/v1/jobs").await;
         jobs["items"]
@@ -1105,10 +1109,7 @@ async fn records_from_the_start_foreign_backups_at_once_and_truncated_archives()
         .unwrap()
         .wait()
         .await;
-    let theirs = job.result.unwrap()["backup_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let theirs = job.result.unwrap().backup_id().unwrap().to_owned();
     drop(foreign);
     server.state.vault.rebuild_catalog().await.unwrap();
     let jobs_before = server.get("/v1/jobs").await.1["items"]

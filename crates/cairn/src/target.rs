@@ -1,4 +1,4 @@
-//! Targets and their settings.
+//! Targets: what is protected, and how it is backed up and restored.
 
 use std::time::Duration;
 
@@ -6,49 +6,9 @@ use cairn_manifest::{ComponentName, TargetName};
 use cairn_retention::{Policy, ScheduleRules};
 use cairn_source::{ComponentSpec, Hook};
 
+use cairn_job::VerifyTier;
+
 use crate::error::Error;
-
-/// How thoroughly a backup is verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerifyTier {
-    /// The seal's signature, the archive's size, the manifest's signature.
-    Quick,
-    /// Quick, plus a random tenth of the entries (at least one per
-    /// component) read by range and checked against their digests.
-    Sample,
-    /// Every byte: every entry's digest and the archive's SHA-256.
-    Full,
-}
-
-impl VerifyTier {
-    /// Every tier, from the cheapest.
-    pub const ALL: [Self; 3] = [Self::Quick, Self::Sample, Self::Full];
-
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyTier::Quick => "quick",
-            VerifyTier::Sample => "sample",
-            VerifyTier::Full => "full",
-        }
-    }
-}
-
-impl std::str::FromStr for VerifyTier {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "quick" => Ok(VerifyTier::Quick),
-            "sample" => Ok(VerifyTier::Sample),
-            "full" => Ok(VerifyTier::Full),
-            other => Err(Error::Invalid(format!(
-                "unknown verification tier {other:?} (quick, sample or full)"
-            ))),
-        }
-    }
-}
 
 /// One protected thing: its components and how it is backed up and restored.
 ///
