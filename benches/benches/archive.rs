@@ -1,4 +1,4 @@
-//! Archive write and read throughput by codec, level and size.
+//! Archive write, read and ingest throughput by codec, level and size.
 //!
 //! `cargo bench -p cairn-benches --bench archive`. The end-to-end comparison
 //! with `tar | zstd` on a 1 GiB tree is `scripts/bench-archive.sh`.
@@ -6,8 +6,8 @@
 use std::hint::black_box;
 
 use cairn_archive::{
-    ArchiveMeta, ArchiveReader, ArchiveWriter, EntryMeta, ReadOptions, SeekSource, SeekableArchive,
-    WriterOptions,
+    ArchiveMeta, ArchiveReader, ArchiveWriter, EntryMeta, IngestOptions, ReadOptions, SeekSource,
+    SeekableArchive, WriterOptions, ingest,
 };
 use cairn_integrity::SigningKey;
 use cairn_manifest::{
@@ -129,5 +129,31 @@ fn bench_read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_write, bench_read);
+/// An upload: a Cairn archive made elsewhere (many frames, decompressed in
+/// parallel) signed again as a new one (compressed in parallel).
+fn bench_ingest(c: &mut Criterion) {
+    let key = SigningKey::from_seed(&[1; 32]);
+    let mut group = c.benchmark_group("archive_ingest");
+    group.sample_size(10);
+    for size in [16 << 20, 64 << 20] {
+        let data = payload(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        let archive = write(&key, &data, 16, WriterOptions::default());
+        let opts = IngestOptions::default();
+        group.bench_with_input(BenchmarkId::new("cairn-zstd", size), &archive, |b, a| {
+            b.iter(|| {
+                let meta = ArchiveMeta::new(
+                    TargetName::parse("bench").expect("name"),
+                    OriginId::parse("org_bench").expect("id"),
+                )
+                .backup_id(BackupId::from_parts(2, 2));
+                let out = Vec::with_capacity(a.len());
+                black_box(ingest(&a[..], out, meta, &key, &opts).expect("ingest"))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_write, bench_read, bench_ingest);
 criterion_main!(benches);

@@ -10,15 +10,18 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::mpsc;
 
 use cairn_integrity::{Hasher, Sha256Digest};
 use cairn_manifest::{Codec, Frame};
 
 use crate::error::{Error, Result};
+use crate::pool::Pool;
 
-struct Job {
+/// A frame for a pool thread to compress.
+struct CompressJob {
+    codec: Codec,
+    level: i32,
     raw: Vec<u8>,
     len: usize,
     out: Vec<u8>,
@@ -31,9 +34,13 @@ struct Done {
     result: io::Result<()>,
 }
 
-/// Compresses one frame into `out` (cleared first).
+/// A zstd compression context and the level it was made for.
+type Compressor = (i32, zstd::bulk::Compressor<'static>);
+
+/// Compresses one frame into `out` (cleared first), with `zstd`'s context
+/// (made, or made again, for `level`).
 fn compress(
-    zstd: &mut Option<zstd::bulk::Compressor<'static>>,
+    zstd: &mut Option<Compressor>,
     codec: Codec,
     level: i32,
     raw: &[u8],
@@ -43,12 +50,12 @@ fn compress(
     match codec {
         Codec::Zstd => {
             let c = match zstd {
-                Some(c) => c,
-                None => {
+                Some((made_for, c)) if *made_for == level => c,
+                _ => {
                     let mut c = zstd::bulk::Compressor::new(level)?;
                     c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
                     c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))?;
-                    zstd.insert(c)
+                    &mut zstd.insert((level, c)).1
                 }
             };
             out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
@@ -65,71 +72,21 @@ fn compress(
     Ok(())
 }
 
-fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, codec: Codec, level: i32) {
-    let mut zstd = None;
-    loop {
-        let job = {
-            let guard = match jobs.lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            match guard.recv() {
-                Ok(job) => job,
-                Err(_) => return, // the writer is gone
-            }
-        };
-        let mut out = job.out;
-        let result = compress(&mut zstd, codec, level, &job.raw[..job.len], &mut out);
-        // The writer may have been dropped after an error; nothing to report then.
-        let _ = job.reply.send(Done {
-            raw: job.raw,
-            out,
-            result,
-        });
-    }
+/// Compresses one frame on a pool thread and sends it back.
+fn compress_job(zstd: &mut Option<Compressor>, job: CompressJob) {
+    let mut out = job.out;
+    let result = compress(zstd, job.codec, job.level, &job.raw[..job.len], &mut out);
+    // The writer may have been dropped after an error; nothing to report then.
+    let _ = job.reply.send(Done {
+        raw: job.raw,
+        out,
+        result,
+    });
 }
 
 /// Frames queued per worker: enough that a worker never runs dry while the
 /// caller's thread compresses a frame of its own or reads many small files.
 const QUEUE_PER_WORKER: usize = 3;
-
-/// A pool of compression threads.
-struct Pool {
-    jobs: Option<mpsc::SyncSender<Job>>,
-    workers: Vec<JoinHandle<()>>,
-}
-
-impl Pool {
-    fn new(threads: usize, queue: usize, codec: Codec, level: i32) -> io::Result<Pool> {
-        // Room for every frame the writer may hand out: sending never blocks, the
-        // writer compresses a frame itself instead.
-        let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
-        let rx = Arc::new(Mutex::new(rx));
-        let mut workers = Vec::with_capacity(threads);
-        for i in 0..threads {
-            let rx = Arc::clone(&rx);
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("cairn-compress-{i}"))
-                    .spawn(move || worker(&rx, codec, level))?,
-            );
-        }
-        Ok(Pool {
-            jobs: Some(tx),
-            workers,
-        })
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // Closing the queue ends every worker once it finishes its frame.
-        self.jobs.take();
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
 
 /// Where an entry starts: the index of its frame and its offset inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,11 +127,12 @@ pub(crate) struct FrameWriter<W: Write> {
     spare_raw: Vec<Vec<u8>>,
     spare_out: Vec<Vec<u8>>,
     failed: bool,
-    inline: Option<zstd::bulk::Compressor<'static>>,
-    pool: Pool,
+    inline: Option<Compressor>,
+    pool: Pool<CompressJob>,
 }
 
 impl<W: Write> FrameWriter<W> {
+    /// A writer compressing on `threads − 1` threads and the caller's.
     pub(crate) fn new(
         out: W,
         codec: Codec,
@@ -183,9 +141,17 @@ impl<W: Write> FrameWriter<W> {
         threads: usize,
     ) -> Result<Self> {
         let workers = threads.saturating_sub(1);
+        // Room for every frame the writer may hand out: submitting never
+        // waits, the writer compresses a frame itself instead.
         let max_in_flight = QUEUE_PER_WORKER * workers;
-        let pool = Pool::new(workers, max_in_flight, codec, level)
-            .map_err(Error::io("starting compression threads", None))?;
+        let pool = Pool::new(
+            "cairn-compress",
+            workers,
+            max_in_flight,
+            || None,
+            compress_job,
+        )
+        .map_err(Error::io("starting compression threads", None))?;
         Ok(FrameWriter {
             out,
             hasher: Hasher::new(),
@@ -289,15 +255,15 @@ impl<W: Write> FrameWriter<W> {
         let mut out = self.spare_out.pop().unwrap_or_default();
         if self.in_flight < self.max_in_flight {
             let (reply, done) = mpsc::sync_channel(1);
-            let job = Job {
+            let job = CompressJob {
+                codec: self.codec,
+                level: self.level,
                 raw,
                 len,
                 out,
                 reply,
             };
-            if let Some(jobs) = &self.pool.jobs
-                && jobs.send(job).is_err()
-            {
+            if !self.pool.submit(job) {
                 self.failed = true;
                 return Err(Error::io("compressing", None)(io::Error::other(
                     "compression threads stopped",

@@ -12,7 +12,7 @@ use crate::codec::Format;
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::options::{ReadOptions, WriterOptions};
-use crate::tarfmt::{RawEntry, RawKind, TarReader};
+use crate::tar::{RawEntry, RawKind, TarReader};
 use crate::verify::Budget;
 use crate::writer::{ArchiveMeta, ArchiveWriter, EntryMeta, Finished};
 

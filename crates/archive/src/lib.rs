@@ -68,13 +68,16 @@ mod frames;
 mod fswriter;
 mod ingest;
 mod options;
+mod pool;
 mod readahead;
 mod reader;
 mod seek;
-mod tarfmt;
+mod source;
+mod tar;
 mod unpack;
 mod verify;
 mod writer;
+mod zstd_frames;
 
 pub use crate::codec::{Footer, Format, MAX_FOOTER_LEN, detect};
 pub use crate::error::{Error, ErrorKind, Result};

@@ -10,7 +10,7 @@ use crate::codec::Format;
 use crate::decode::{Decoder, StreamSummary};
 use crate::error::{Error, Result};
 use crate::options::ReadOptions;
-use crate::tarfmt::TarReader;
+use crate::tar::TarReader;
 use crate::unpack::{Extractor, Staged, UnpackOptions, UnpackStats, staging_dir};
 use crate::verify::{
     Budget, Observed, Selection, check_digest, check_header, consume_data, extract_other,

@@ -13,7 +13,7 @@ use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::options::ReadOptions;
 use crate::reader::{Verified, check_seal_against, parent_of};
-use crate::tarfmt::TarReader;
+use crate::tar::TarReader;
 use crate::unpack::{Extractor, Staged, UnpackOptions, UnpackStats, staging_dir};
 use crate::verify::{
     Selection, check_digest, check_header, consume_data, extract_other, is_metadata, observe,

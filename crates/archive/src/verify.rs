@@ -22,7 +22,7 @@ use cairn_manifest::{
 
 use crate::error::{Error, Result};
 use crate::options::{Limits, Progress};
-use crate::tarfmt::{HeaderSpec, RawEntry, RawKind, TarReader, encode_header, read_small};
+use crate::tar::{HeaderSpec, RawEntry, RawKind, TarReader, encode_header, read_small};
 use crate::unpack::Extractor;
 use crate::writer::{EntryMeta, MANIFEST_PATH, SIGNATURE_PATH, timestamp_mtime};
 

@@ -18,7 +18,7 @@ use crate::codec::Footer;
 use crate::error::{Error, Result};
 use crate::frames::FrameWriter;
 use crate::options::{Progress, WriterOptions};
-use crate::tarfmt::{BLOCK, HeaderSpec, encode_header, padded};
+use crate::tar::{BLOCK, HeaderSpec, encode_header, padded};
 
 /// Path of the manifest inside every archive.
 pub const MANIFEST_PATH: &str = ".cairn/manifest.json";
