@@ -108,7 +108,21 @@ impl crate::vault::Vault {
 /// How often a running job looks for a cancel request from another process.
 const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// A running (or finished) job: await it, poll it, watch its progress, cancel it.
+/// A job: await it, poll it, watch its progress, cancel it.
+///
+/// A handle of a job this vault runs is live. One that [`Vault::job`]
+/// returns for a job another process runs, or for a job that has ended, is
+/// a snapshot read from the catalog: [`status`](Self::status) and
+/// [`subscribe`](Self::subscribe) show the job as it was read and never
+/// change, [`wait`](Self::wait) returns that snapshot at once (a job of
+/// another process may still be running), and [`cancel`](Self::cancel) does
+/// nothing. For such a job, [`Vault::follow`] reads the catalog until it
+/// ends and [`Vault::cancel`] reaches its process through the catalog;
+/// [`is_live`](Self::is_live) tells the two kinds of handle apart.
+///
+/// [`Vault::job`]: crate::Vault::job
+/// [`Vault::follow`]: crate::Vault::follow
+/// [`Vault::cancel`]: crate::Vault::cancel
 #[derive(Debug, Clone)]
 pub struct JobHandle {
     id: String,
@@ -131,6 +145,12 @@ impl JobHandle {
         &self.id
     }
 
+    /// Whether the handle follows a job this vault runs (or ran): its
+    /// status changes as the job goes, and `wait` waits for its end.
+    pub fn is_live(&self) -> bool {
+        self.cancel.is_some()
+    }
+
     /// The job as it is now.
     pub fn status(&self) -> Job {
         self.rx.borrow().clone()
@@ -143,14 +163,16 @@ impl JobHandle {
     }
 
     /// Asks the job to stop at its next checkpoint. A backup leaves nothing
-    /// behind; a restore puts back what it had swapped.
+    /// behind; a restore puts back what it had swapped. Nothing for a
+    /// snapshot handle (see [`Vault::cancel`](crate::Vault::cancel)).
     pub fn cancel(&self) {
         if let Some(c) = &self.cancel {
             c.store(true, Ordering::SeqCst);
         }
     }
 
-    /// Waits until the job ends and returns it.
+    /// Waits until the job ends and returns it. A snapshot handle returns
+    /// its snapshot at once, ended or not (see [`Vault::follow`](crate::Vault::follow)).
     pub async fn wait(mut self) -> Job {
         loop {
             if self.rx.borrow().state.is_terminal() {

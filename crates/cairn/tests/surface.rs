@@ -215,6 +215,11 @@ async fn a_job_is_followed_until_it_ends_here_and_from_another_vault() {
         .await
         .unwrap();
     let other = site.vault().await;
+    assert!(restore.is_live());
+    assert!(
+        !other.job(restore.id()).await.unwrap().is_live(),
+        "another vault's handle is a snapshot"
+    );
     let there: Vec<Job> = other
         .follow(restore.id())
         .await

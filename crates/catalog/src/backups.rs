@@ -234,6 +234,11 @@ impl Cursor {
 
     /// Reads a cursor a client sent back; anything this catalog did not
     /// issue is an error of kind [`ErrorKind::BadCursor`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadCursor`] for text this catalog did not issue (malformed, altered, over
+    /// 200 bytes).
     pub fn decode(text: &str) -> Result<Self, Error> {
         let bad = || {
             Error::new(
@@ -418,6 +423,12 @@ impl Catalog {
 
     /// Adds a backup; an id already present is an error of kind
     /// [`ErrorKind::Conflict`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Conflict`] for an id already present; SQLite failures: [`ErrorKind::Busy`]
+    /// when another process holds the write lock past the busy timeout, [`ErrorKind::Corrupt`]
+    /// for a damaged file or a record that does not decode, [`ErrorKind::Other`] otherwise.
     pub fn insert_backup(&self, record: &BackupRecord) -> Result<(), Error> {
         let conn = self.conn();
         Self::insert_with(&conn, record)
@@ -426,6 +437,12 @@ impl Catalog {
     }
 
     /// One backup, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn get_backup(&self, id: &BackupId) -> Result<Option<BackupRecord>, Error> {
         let conn = self.conn();
         let row = conn
@@ -459,6 +476,13 @@ impl Catalog {
     /// Sets a backup's status and its message (`uploading` once its archive
     /// is being sent, `failed` with why). `restoring` is not stored: it is
     /// how a ready backup reads while a restore of it runs.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for an unknown id; [`ErrorKind::Other`] for `restoring`, which
+    /// is never stored; SQLite failures: [`ErrorKind::Busy`] when another process holds the
+    /// write lock past the busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record
+    /// that does not decode, [`ErrorKind::Other`] otherwise.
     pub fn set_status(
         &self,
         id: &BackupId,
@@ -482,6 +506,12 @@ impl Catalog {
     /// Replaces a backup's record with `record` (a started backup that is
     /// now sealed), keeping its pin, soft delete and verification when
     /// `record` has none. An unknown id is of kind [`ErrorKind::NotFound`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for an unknown id; SQLite failures: [`ErrorKind::Busy`] when
+    /// another process holds the write lock past the busy timeout, [`ErrorKind::Corrupt`] for a
+    /// damaged file or a record that does not decode, [`ErrorKind::Other`] otherwise.
     pub fn complete_backup(&self, record: &BackupRecord) -> Result<(), Error> {
         let mut conn = self.conn();
         let what = format!("recording {}", record.id);
@@ -510,6 +540,12 @@ impl Catalog {
     }
 
     /// Pins or unpins a backup.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for an unknown id; SQLite failures: [`ErrorKind::Busy`] when
+    /// another process holds the write lock past the busy timeout, [`ErrorKind::Corrupt`] for a
+    /// damaged file or a record that does not decode, [`ErrorKind::Other`] otherwise.
     pub fn set_pinned(&self, id: &BackupId, pinned: bool) -> Result<(), Error> {
         self.update(
             id,
@@ -520,6 +556,12 @@ impl Catalog {
     }
 
     /// Soft-deletes a backup at `at` (or clears the mark with `None`: undelete).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for an unknown id; SQLite failures: [`ErrorKind::Busy`] when
+    /// another process holds the write lock past the busy timeout, [`ErrorKind::Corrupt`] for a
+    /// damaged file or a record that does not decode, [`ErrorKind::Other`] otherwise.
     pub fn set_deleted(&self, id: &BackupId, at: Option<Timestamp>) -> Result<(), Error> {
         self.update(
             id,
@@ -530,6 +572,12 @@ impl Catalog {
     }
 
     /// Records a verification result.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for an unknown id; SQLite failures: [`ErrorKind::Busy`] when
+    /// another process holds the write lock past the busy timeout, [`ErrorKind::Corrupt`] for a
+    /// damaged file or a record that does not decode, [`ErrorKind::Other`] otherwise.
     pub fn record_verification(&self, id: &BackupId, v: &Verification) -> Result<(), Error> {
         self.update(
             id,
@@ -540,6 +588,12 @@ impl Catalog {
     }
 
     /// Removes a backup's record (after its objects were purged).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for an unknown id; SQLite failures: [`ErrorKind::Busy`] when
+    /// another process holds the write lock past the busy timeout, [`ErrorKind::Corrupt`] for a
+    /// damaged file or a record that does not decode, [`ErrorKind::Other`] otherwise.
     pub fn remove_backup(&self, id: &BackupId) -> Result<(), Error> {
         self.update(
             id,
@@ -552,6 +606,12 @@ impl Catalog {
     /// Replaces every backup record of `target` with `records`, in one
     /// transaction: what a rebuild from the store produces. Pins, soft
     /// deletes and verifications of backups that survive are kept.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise. Nothing changes when it fails (one transaction).
     pub fn replace_target_backups(
         &self,
         target: &TargetName,
@@ -619,6 +679,12 @@ impl Catalog {
     /// Paging is by key (creation time, id), not by offset: paging through
     /// while backups are added or removed never repeats a backup and never
     /// skips one that existed when the listing started and still exists.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn list_backups(
         &self,
         filter: &BackupFilter,
@@ -703,6 +769,13 @@ impl Catalog {
     }
 
     /// The targets that have backup records, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Corrupt`] for a stored target name that is not valid; SQLite failures:
+    /// [`ErrorKind::Busy`] when another process holds the write lock past the busy timeout,
+    /// [`ErrorKind::Corrupt`] for a damaged file or a record that does not decode,
+    /// [`ErrorKind::Other`] otherwise.
     pub fn backup_targets(&self) -> Result<Vec<TargetName>, Error> {
         let conn = self.conn();
         let mut stmt = conn
@@ -723,6 +796,12 @@ impl Catalog {
 
     /// Every backup record of a target (including soft-deleted ones), newest
     /// first: the input of retention.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn target_backups(&self, target: &TargetName) -> Result<Vec<BackupRecord>, Error> {
         let filter = BackupFilter {
             target: Some(target.clone()),

@@ -57,6 +57,12 @@ impl Catalog {
     }
 
     /// Stores a job record (new, or the next state of an existing one).
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn put_job(&self, job: &Job) -> Result<(), Error> {
         let conn = self.conn();
         upsert(&conn, job).map_err(|e| self.err(&format!("saving job {}", job.id), e))?;
@@ -67,6 +73,12 @@ impl Catalog {
     /// stored as succeeded, failed or cancelled is left as it is, so a late
     /// progress save can never overwrite its final state. Returns whether
     /// the record was updated.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn put_job_progress(&self, job: &Job) -> Result<bool, Error> {
         let record = serde_json::to_string(job).expect("a job serialises");
         let n = self
@@ -83,6 +95,12 @@ impl Catalog {
     /// Records a request to cancel job `id` for the process running it (which
     /// polls [`Catalog::cancel_requested`]). Returns `false`, recording
     /// nothing, if the job is unknown or has ended.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn request_cancel(&self, id: &str, now: Timestamp) -> Result<bool, Error> {
         let n = self
             .conn()
@@ -109,6 +127,12 @@ impl Catalog {
     }
 
     /// Whether another process asked to cancel job `id`.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn cancel_requested(&self, id: &str) -> Result<bool, Error> {
         let found: Option<i64> = self
             .conn()
@@ -123,6 +147,12 @@ impl Catalog {
     }
 
     /// One job, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn get_job(&self, id: &str) -> Result<Option<Job>, Error> {
         let text: Option<String> = self
             .conn()
@@ -134,6 +164,12 @@ impl Catalog {
 
     /// Jobs, newest first, optionally of one target and in some states
     /// (all states when `states` is empty), at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn list_jobs(
         &self,
         target: Option<&str>,
@@ -167,6 +203,12 @@ impl Catalog {
 
     /// Records which process runs job `id` (`owner`, e.g. `<host> <pid>`),
     /// or refreshes its heartbeat.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn set_job_owner(&self, id: &str, owner: &str, now: Timestamp) -> Result<(), Error> {
         self.conn()
             .execute(
@@ -180,6 +222,12 @@ impl Catalog {
 
     /// Every job left `queued` or `running`, with its owner and heartbeat:
     /// what crash recovery judges.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn unfinished_jobs(&self) -> Result<Vec<UnfinishedJob>, Error> {
         let conn = self.conn();
         let mut stmt = conn
@@ -217,6 +265,13 @@ impl Catalog {
     /// recovery) if it is still `queued` or `running`, in one immediate
     /// transaction: when two processes recover the same dead job, one ends
     /// it and the other gets `None`. Returns the ended job.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Other`] if `event` does not apply to the job's state; SQLite failures:
+    /// [`ErrorKind::Busy`] when another process holds the write lock past the busy timeout,
+    /// [`ErrorKind::Corrupt`] for a damaged file or a record that does not decode,
+    /// [`ErrorKind::Other`] otherwise.
     pub fn end_unfinished(
         &self,
         id: &str,
@@ -253,6 +308,12 @@ impl Catalog {
     /// says its process is gone gets the `interrupted` event (it becomes
     /// `failed`). Jobs without a recorded owner are passed `None`. Returns
     /// the updated jobs.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn interrupt_dead(
         &self,
         now: Timestamp,
@@ -273,6 +334,12 @@ impl Catalog {
     /// `queued` or `running` gets the `interrupted` event (it becomes
     /// `failed`). Returns the updated jobs, so the caller can clean up their
     /// partial objects. Shared catalogs use [`Catalog::interrupt_dead`].
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn interrupt_unfinished(&self, now: Timestamp) -> Result<Vec<Job>, Error> {
         self.interrupt_dead(now, |_, _, _| true)
     }
@@ -280,6 +347,14 @@ impl Catalog {
     /// Stores a new job under an idempotency key, in one transaction: if the
     /// key was used (within `ttl`) for the same request, the earlier job is
     /// returned instead; for a different request, a conflict.
+    ///
+    /// # Errors
+    ///
+    /// The outer error: SQLite failures: [`ErrorKind::Busy`] when another process holds the
+    /// write lock past the busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record
+    /// that does not decode, [`ErrorKind::Other`] otherwise. The inner one: the key was used
+    /// for another request (an
+    /// [`IdempotencyConflict`] naming its job).
     pub fn create_job_idempotent(
         &self,
         job: &Job,
@@ -333,6 +408,12 @@ impl Catalog {
     }
 
     /// Forgets idempotency keys older than `ttl`; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn expire_idempotency_keys(
         &self,
         ttl: SignedDuration,

@@ -169,6 +169,13 @@ pub(crate) fn from_nanos(n: i64) -> Timestamp {
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path` and migrates it to
     /// the current schema.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Corrupt`] for a file that is not a catalog (or a damaged one),
+    /// [`ErrorKind::TooNew`] for one written by a newer Cairn, [`ErrorKind::Busy`] when other
+    /// processes hold it past the busy timeout, [`ErrorKind::Other`] when it cannot be created
+    /// or the filesystem refuses WAL mode.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -180,6 +187,10 @@ impl Catalog {
     }
 
     /// An in-memory catalog (tests, dry runs).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Other`] if SQLite cannot open or migrate an in-memory database.
     pub fn in_memory() -> Result<Self, Error> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|e| Error::sqlite(&path, "opening", e))?;
@@ -250,6 +261,12 @@ impl Catalog {
     }
 
     /// The schema version of the open database.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn schema_version(&self) -> Result<u32, Error> {
         self.conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -291,6 +308,12 @@ impl Catalog {
     }
 
     /// Runs SQLite's own consistency check (`PRAGMA quick_check`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Corrupt`] naming what SQLite found; SQLite failures: [`ErrorKind::Busy`]
+    /// when another process holds the write lock past the busy timeout, [`ErrorKind::Corrupt`]
+    /// for a damaged file or a record that does not decode, [`ErrorKind::Other`] otherwise.
     pub fn check(&self) -> Result<(), Error> {
         let result: String = self
             .conn()

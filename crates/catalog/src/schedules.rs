@@ -11,6 +11,12 @@ use crate::{Catalog, Error, ErrorKind, to_nanos};
 impl Catalog {
     /// A target's schedule state; the default (enabled, never run) if none
     /// was stored.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn schedule(&self, target: &str) -> Result<ScheduleState, Error> {
         let text: Option<String> = self
             .conn()
@@ -33,6 +39,12 @@ impl Catalog {
     }
 
     /// Stores a target's schedule state.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn put_schedule(
         &self,
         target: &str,
@@ -62,6 +74,12 @@ pub struct TargetSettings {
 
 impl Catalog {
     /// Every target's run-time settings.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn target_settings(&self) -> Result<Vec<(String, TargetSettings)>, Error> {
         let conn = self.conn();
         let mut stmt = conn
@@ -108,6 +126,12 @@ impl Catalog {
     }
 
     /// Stores a target's run-time settings (replacing what was stored).
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn put_target_settings(
         &self,
         target: &str,
@@ -137,6 +161,12 @@ impl Catalog {
 impl Catalog {
     /// The key id new backups of this installation are signed with, as
     /// recorded when the installation first opened its catalog.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn recorded_signer(&self) -> Result<Option<String>, Error> {
         self.conn()
             .query_row(
@@ -150,6 +180,12 @@ impl Catalog {
 
     /// Records the key id new backups are signed with (on first use, and
     /// when a key is rotated on purpose).
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
     pub fn record_signer(&self, key_id: &str, now: Timestamp) -> Result<(), Error> {
         self.conn()
             .execute(

@@ -12,6 +12,18 @@ pub enum ErrorKind {
     Io,
 }
 
+/// What a user can do about an error that a binary offers a command for:
+/// the binary phrases it in its own terms (this crate names no command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Remedy {
+    /// Write a configuration file.
+    CreateConfig,
+    /// Put the installation's signing key back, or start signing with a new
+    /// key on purpose ([`crate::rotate_key`]).
+    RotateKey,
+}
+
 /// A configuration error: one line, and a hint when there is something to do.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -19,6 +31,7 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
+    remedy: Option<Remedy>,
 }
 
 impl Error {
@@ -27,6 +40,7 @@ impl Error {
             kind,
             message: message.into(),
             hint: None,
+            remedy: None,
         }
     }
 
@@ -41,6 +55,12 @@ impl Error {
     #[must_use]
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    #[must_use]
+    pub(crate) fn with_remedy(mut self, remedy: Remedy) -> Self {
+        self.remedy = Some(remedy);
         self
     }
 
@@ -71,9 +91,14 @@ impl Error {
         self.kind
     }
 
-    /// What to do about it, if anything.
+    /// What to do about it, if anything, in words that name no command.
     pub fn hint_text(&self) -> Option<&str> {
         self.hint.as_deref()
+    }
+
+    /// The remedy a binary may offer a command for.
+    pub fn remedy(&self) -> Option<Remedy> {
+        self.remedy
     }
 }
 

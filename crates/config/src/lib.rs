@@ -42,7 +42,7 @@ use cairn_retention::ScheduleRules;
 use cairn_source::{ComponentSpec, Hook};
 use cairn_storage::StoreOptions;
 
-pub use crate::error::{Error, ErrorKind};
+pub use crate::error::{Error, ErrorKind, Remedy};
 pub use crate::file::{
     ComponentFile, File, Interval, ServerFile, StoreSettings, TargetFile, TokenFile,
 };
@@ -157,7 +157,8 @@ pub fn find(explicit: Option<&Path>, home: &Path) -> Result<Option<PathBuf>, Err
                 "the configuration file {} does not exist",
                 p.display()
             ))
-            .hint("create one with `cairn init`"));
+            .hint("create it, or give another file")
+            .with_remedy(Remedy::CreateConfig));
         }
         return Ok(Some(absolute(p)));
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use cairn_integrity::{PublicKey, SigningKey};
 use cairn_manifest::OriginId;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Remedy};
 
 /// The state folder: `$CAIRN_HOME`, else `$XDG_DATA_HOME/cairn`, else
 /// `~/.local/share/cairn`.
@@ -222,9 +222,10 @@ fn check_signer(key: &SigningKey, path: &Path, home: &Path) -> Result<(), Error>
         file.display()
     ))
     .hint(format!(
-        "put the right key back in {} from your copy of it, or start signing with a new key on purpose with `cairn key rotate`",
+        "put the right key back in {} from your copy of it, or start signing with a new key on purpose (a key rotation)",
         path.display()
-    )))
+    ))
+    .with_remedy(Remedy::RotateKey))
 }
 
 /// The public keys of earlier signing keys in `<home>/trusted/` (sorted)

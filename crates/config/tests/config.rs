@@ -247,8 +247,9 @@ fn a_damaged_key_is_refused_naming_the_file_and_a_rotation_is_kept_trusted() {
     let shown = err.to_string();
     assert!(shown.contains(&path.display().to_string()), "{shown}");
     assert!(shown.contains("is not this installation's key"), "{shown}");
+    assert_eq!(err.remedy(), Some(cairn_config::Remedy::RotateKey));
     assert!(
-        err.hint_text().unwrap().contains("key rotate"),
+        err.hint_text().unwrap().contains("a key rotation"),
         "{:?}",
         err.hint_text()
     );

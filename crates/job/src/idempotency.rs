@@ -79,6 +79,10 @@ pub struct Fingerprint(String);
 
 impl Fingerprint {
     /// The fingerprint of a request of `kind` on `target` with these parameters.
+    ///
+    /// # Errors
+    ///
+    /// `params` that do not serialise to JSON (a map with non-string keys).
     pub fn of<T: Serialize + ?Sized>(
         kind: JobKind,
         target: &str,
@@ -177,6 +181,11 @@ impl IdempotencyRecord {
 
 /// Decides what a request with an idempotency key gets, given the key's
 /// record if one exists.
+///
+/// # Errors
+///
+/// [`IdempotencyConflict`], naming the earlier job, when the key was used within `ttl` for
+/// another request.
 pub fn check(
     record: Option<&IdempotencyRecord>,
     fingerprint: &Fingerprint,

@@ -325,6 +325,11 @@ impl Job {
     /// Pure: `self` is not changed, so an illegal event leaves the job as it
     /// was. Timestamps never run backwards: a `now` earlier than the job's last
     /// change is taken as that change's instant.
+    ///
+    /// # Errors
+    ///
+    /// [`IllegalTransition`] for an event the job's state does not allow (any event on a
+    /// terminal state, `progress` on a queued job, ...).
     pub fn apply(&self, event: &Event, now: Timestamp) -> Result<Self, IllegalTransition> {
         let illegal = |why| IllegalTransition {
             from: self.state,

@@ -39,11 +39,20 @@ impl Default for ScheduleRules {
 
 impl ScheduleRules {
     /// Parses the rules from TOML; unknown keys and bad durations are errors.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Toml`] for malformed text, an unknown key or a bad duration.
     pub fn from_toml_str(text: &str) -> Result<Self, Error> {
         toml::from_str(text).map_err(|e| Error::Toml(Box::new(e)))
     }
 
     /// Parses the rules from a JSON object with the same keys as the TOML form.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] for malformed text, an unknown key or a bad duration;
+    /// [`Error::NotAnObject`] for JSON that is not an object.
     pub fn from_json_str(text: &str) -> Result<Self, Error> {
         crate::from_json_object(text)
     }
@@ -59,12 +68,20 @@ impl ScheduleRules {
     }
 
     /// Sets the cooldown; fails if it is negative or over 100 years.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidValue`] for a negative duration or one over 100 years.
     pub fn with_cooldown(mut self, d: SignedDuration) -> Result<Self, Error> {
         self.cooldown = duration::check("cooldown", &duration::format(d), d)?;
         Ok(self)
     }
 
     /// Sets the minimum interval; fails if it is negative or over 100 years.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidValue`] for a negative duration or one over 100 years.
     pub fn with_min_interval(mut self, d: SignedDuration) -> Result<Self, Error> {
         self.min_interval = duration::check("min_interval", &duration::format(d), d)?;
         Ok(self)
@@ -179,6 +196,10 @@ impl ScheduleState {
 
     /// Re-enables automatic backups, unless the cooldown since they were
     /// disabled has not ended. Enabling an enabled schedule changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`CooldownActive`], with when the cooldown ends, while it runs.
     pub fn enable(self, rules: &ScheduleRules, now: Timestamp) -> Result<Self, CooldownActive> {
         if self.enabled {
             return Ok(self);
@@ -218,6 +239,11 @@ impl ScheduleState {
     }
 
     /// Checks that a scheduled backup may start at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`RunRefused`]: automatic backups are disabled, or the minimum interval since the last
+    /// one has not passed.
     pub fn check_run(&self, rules: &ScheduleRules, now: Timestamp) -> Result<(), RunRefused> {
         if !self.enabled {
             return Err(RunRefused::Disabled);
@@ -235,6 +261,10 @@ impl ScheduleState {
     }
 
     /// Checks and records the start of a scheduled backup at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`RunRefused`], as [`ScheduleState::check_run`].
     pub fn start_run(self, rules: &ScheduleRules, now: Timestamp) -> Result<Self, RunRefused> {
         self.check_run(rules, now)?;
         Ok(Self {
@@ -262,6 +292,10 @@ impl Policy {
 
     /// Checks that a backup soft-deleted at `deleted_at` may be undeleted at
     /// `now`; returns the end of its recovery window.
+    ///
+    /// # Errors
+    ///
+    /// [`GraceOver`] once the recovery window has ended.
     pub fn check_undelete(
         &self,
         deleted_at: Timestamp,

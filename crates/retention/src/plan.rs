@@ -303,6 +303,10 @@ impl Policy {
     /// at the same instant evicts nothing more.
     ///
     /// Fails only if two backups share an id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateId`] when two backups share an id.
     pub fn plan(&self, backups: &[Backup], now: Timestamp) -> Result<Plan, Error> {
         let mut seen = HashSet::with_capacity(backups.len());
         for b in backups {

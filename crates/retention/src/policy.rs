@@ -119,11 +119,19 @@ impl Policy {
     ///
     /// Unknown keys, negative or non-integer counts, malformed durations and
     /// unknown time zones are errors that name the key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Toml`] naming the key, for the cases above.
     pub fn from_toml_str(text: &str) -> Result<Self, Error> {
         toml::from_str(text).map_err(|e| Error::Toml(Box::new(e)))
     }
 
     /// Parses a policy from a JSON object with the same keys as the TOML form.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] naming the key; [`Error::NotAnObject`] for JSON that is not an object.
     pub fn from_json_str(text: &str) -> Result<Self, Error> {
         crate::from_json_object(text)
     }
@@ -196,6 +204,10 @@ impl Policy {
     }
 
     /// Sets `keep_within`; fails if the duration is negative or over 100 years.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidValue`] for a negative duration or one over 100 years.
     pub fn with_keep_within(mut self, d: Option<SignedDuration>) -> Result<Self, Error> {
         self.keep_within = d
             .map(|d| duration::check("keep_within", &duration::format(d), d))
@@ -204,18 +216,30 @@ impl Policy {
     }
 
     /// Sets `failed_grace`; fails if the duration is negative or over 100 years.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidValue`] for a negative duration or one over 100 years.
     pub fn with_failed_grace(mut self, d: SignedDuration) -> Result<Self, Error> {
         self.failed_grace = duration::check("failed_grace", &duration::format(d), d)?;
         Ok(self)
     }
 
     /// Sets `deleted_grace`; fails if the duration is negative or over 100 years.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidValue`] for a negative duration or one over 100 years.
     pub fn with_deleted_grace(mut self, d: SignedDuration) -> Result<Self, Error> {
         self.deleted_grace = duration::check("deleted_grace", &duration::format(d), d)?;
         Ok(self)
     }
 
     /// Sets the time zone by IANA name; fails if the name is unknown.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidValue`] for a name the bundled time zone database does not have.
     pub fn with_timezone(mut self, name: &str) -> Result<Self, Error> {
         self.timezone = Zone::get(name)?;
         Ok(self)

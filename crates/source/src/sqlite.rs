@@ -96,6 +96,14 @@ pub enum SnapshotError {
 /// mode, no `-wal`/`-shm`), compacted, and checked with
 /// `PRAGMA integrity_check` before this returns. On any failure nothing is
 /// left at `dest`.
+///
+/// # Errors
+///
+/// [`SnapshotError::Source`] for a missing or unreadable source,
+/// [`SnapshotError::NotADatabase`] for a file that is not SQLite (or is damaged, or fails the
+/// integrity check), [`SnapshotError::TooSlow`] past `max_duration`,
+/// [`SnapshotError::Destination`] when `dest` exists or cannot be written,
+/// [`SnapshotError::Sqlite`] for other SQLite failures.
 pub fn snapshot(
     src: &Path,
     dest: &Path,

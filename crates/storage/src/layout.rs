@@ -76,6 +76,11 @@ fn check_extension(key: &str, extension: &str) -> Result<(), Error> {
 impl Store {
     /// Starts uploading a backup's archive. Publish it with
     /// [`Store::publish_seal`] once the upload has finished.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an extension that is not an archive's; the store's errors of
+    /// [`Store::upload`].
     pub async fn upload_archive(
         &self,
         target: &TargetName,
@@ -90,6 +95,12 @@ impl Store {
     /// Publishes a backup by writing its seal, after checking that its archive
     /// is in the store with the size the seal states (`archive_size`). The
     /// seal is written with put-if-absent: a backup is published once.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Precondition`] when the archive is missing or its size is not the
+    /// seal's, [`ErrorKind::AlreadyExists`] when the backup is published already; the
+    /// store's errors.
     pub async fn publish_seal(
         &self,
         target: &TargetName,
@@ -127,11 +138,20 @@ impl Store {
     }
 
     /// Reads a backup's seal (at most [`MAX_SEAL_BYTES`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for a backup without a seal, [`ErrorKind::Other`] for a seal
+    /// over [`MAX_SEAL_BYTES`]; the store's errors.
     pub async fn read_seal(&self, target: &TargetName, id: &BackupId) -> Result<Bytes, Error> {
         self.get_small(&seal_key(target, id), MAX_SEAL_BYTES).await
     }
 
     /// The targets that have anything in the store, sorted.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors of [`Store::list_folders`].
     pub async fn list_targets(&self) -> Result<Vec<TargetName>, Error> {
         Ok(self
             .list_folders("targets")
@@ -144,6 +164,10 @@ impl Store {
     /// Every backup of a target found in the store, complete or not, oldest
     /// first. Objects whose names are not a backup id with a known suffix are
     /// ignored (they are listed by [`Store::list`] for anyone who asks).
+    ///
+    /// # Errors
+    ///
+    /// The store's errors of [`Store::list`].
     pub async fn list_backups(&self, target: &TargetName) -> Result<Vec<StoredBackup>, Error> {
         let prefix = backups_prefix(target);
         let mut found: BTreeMap<String, StoredBackup> = BTreeMap::new();
@@ -177,6 +201,11 @@ impl Store {
 
     /// Deletes a backup: the seal first, so that a crash half-way leaves an
     /// incomplete backup rather than a ready one without its archive.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors of [`Store::delete`]; after a failure the backup may be left without
+    /// its seal (incomplete), never ready without its archive.
     pub async fn delete_backup(&self, target: &TargetName, id: &BackupId) -> Result<(), Error> {
         self.delete(&seal_key(target, id)).await?;
         for ext in ARCHIVE_EXTENSIONS {
@@ -192,6 +221,10 @@ impl Store {
     /// Call it only when no upload of the target can be running (the engine
     /// checks the target's lease). On S3 and Azure, uncommitted parts are not
     /// listable here: a lifecycle rule on the bucket expires them.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Other`] when the local folder cannot be read or a file cannot be removed.
     pub async fn remove_upload_leftovers(&self, target: &TargetName) -> Result<Vec<String>, Error> {
         let Some(dir) = self.local_dir() else {
             return Ok(Vec::new());
@@ -225,6 +258,11 @@ impl Store {
     /// whose archive was last written before `older_than`, and returns their
     /// ids. Choose `older_than` well before any upload that may still be
     /// running (the engine uses the job timeout).
+    ///
+    /// # Errors
+    ///
+    /// The store's errors of [`Store::list`] and [`Store::delete`]; what was removed before a
+    /// failure stays removed.
     pub async fn remove_incomplete(
         &self,
         target: &TargetName,

@@ -93,6 +93,10 @@ impl Lease {
 
     /// Extends the lease to `now + ttl`. Fails with [`ErrorKind::LeaseLost`]
     /// if someone else took it over meanwhile (it had expired).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::LeaseLost`] if someone else took the lease over; the store's errors.
     pub async fn renew(&mut self, now: Timestamp) -> Result<(), Error> {
         let next = LeaseRecord {
             generation: self.record.generation + 1,
@@ -107,6 +111,10 @@ impl Lease {
     }
 
     /// Gives the lease up so another process can take it at once.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::LeaseLost`] if someone else took the lease over; the store's errors.
     pub async fn release(self, now: Timestamp) -> Result<(), Error> {
         let next = LeaseRecord {
             generation: self.record.generation + 1,
@@ -123,6 +131,10 @@ impl Lease {
 
 impl Store {
     /// The target's current lease record, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Other`] for a lease record that does not decode; the store's errors.
     pub async fn current_lease(&self, target: &TargetName) -> Result<Option<LeaseRecord>, Error> {
         let Some(generation) = self.latest_generation(target).await? else {
             return Ok(None);
@@ -157,6 +169,11 @@ impl Store {
     /// Takes the target's lease for `holder` until `now + ttl`. Fails with
     /// [`ErrorKind::LeaseHeld`], naming the holder and the expiry, if another
     /// holder's lease is active. An expired or released lease is taken over.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::LeaseHeld`] while another holder's lease is active,
+    /// and also after losing repeated races for it; the store's errors.
     pub async fn acquire_lease(
         &self,
         target: &TargetName,
@@ -222,6 +239,10 @@ impl Store {
     /// expired: for a process that knows the holder is dead (its own job,
     /// interrupted by a crash). Returns whether a lease was freed; a lease
     /// held by anyone else is left alone.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors; a lease held by someone else is not an error (`false`).
     pub async fn break_lease(
         &self,
         target: &TargetName,

@@ -165,6 +165,12 @@ impl Store {
     /// - `az://container/prefix` (or `azure://`): Azure Blob Storage.
     ///
     /// Opening does not contact the server; the first operation does.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a URL of an unknown scheme, without a bucket or container,
+    /// with credentials or options the backend refuses, or for a local path that cannot be
+    /// created.
     pub fn open(url: &str, options: &StoreOptions) -> Result<Self, Error> {
         let config_error = |msg: String| Error::new(Op::Open, redact(url), ErrorKind::Config, msg);
         let part_size = options.part_size.unwrap_or(DEFAULT_PART_SIZE);

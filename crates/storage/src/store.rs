@@ -136,6 +136,12 @@ impl Store {
     }
 
     /// Writes a whole object (small ones: seals, lease records), replacing any.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a key that is not a valid object path; the store's answer
+    /// otherwise ([`ErrorKind::Denied`], [`ErrorKind::Transient`] after the retries,
+    /// [`ErrorKind::Other`]).
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), Error> {
         let path = self.path(Op::Put, key)?;
         self.inner
@@ -148,6 +154,12 @@ impl Store {
     /// Writes a whole object only if the key does not exist yet; an existing
     /// key gives an error of kind [`ErrorKind::AlreadyExists`] and leaves the
     /// object as it was. Atomic on every backend.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyExists`] for a key that exists; [`ErrorKind::Config`] for a key that
+    /// is not a valid object path; the store's answer otherwise ([`ErrorKind::Denied`],
+    /// [`ErrorKind::Transient`] after the retries, [`ErrorKind::Other`]).
     pub async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<(), Error> {
         let path = self.path(Op::PutIfAbsent, key)?;
         let opts = PutOptions {
@@ -164,6 +176,12 @@ impl Store {
     /// Starts a streaming multipart upload to `key`. Nothing is visible at the
     /// key until [`Upload::finish`] succeeds; memory stays under about
     /// `part_size × (concurrency + 1)` whatever the object's size.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a key that is not a valid object path; the store's answer
+    /// otherwise ([`ErrorKind::Denied`], [`ErrorKind::Transient`] after the retries,
+    /// [`ErrorKind::Other`]).
     pub async fn upload(&self, key: &str) -> Result<Upload, Error> {
         let path = self.path(Op::Upload, key)?;
         let multipart = self
@@ -180,6 +198,13 @@ impl Store {
     }
 
     /// Reads a whole object as a stream of chunks, with its metadata.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for a missing key; [`ErrorKind::Config`] for a key that is not a
+    /// valid object path; the store's answer otherwise ([`ErrorKind::Denied`],
+    /// [`ErrorKind::Transient`] after the retries, [`ErrorKind::Other`]). Each chunk of the
+    /// stream can fail the same ways.
     pub async fn get_stream(
         &self,
         key: &str,
@@ -201,6 +226,13 @@ impl Store {
 
     /// Reads a whole small object, refusing one larger than `max` bytes (so a
     /// corrupt or hostile store cannot make the caller allocate without bound).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for a missing key; [`ErrorKind::Other`] for an object larger
+    /// than `max`; [`ErrorKind::Config`] for a key that is not a valid object path; the store's
+    /// answer otherwise ([`ErrorKind::Denied`], [`ErrorKind::Transient`] after the retries,
+    /// [`ErrorKind::Other`]).
     pub async fn get_small(&self, key: &str, max: u64) -> Result<Bytes, Error> {
         let (info, mut stream) = self.get_stream(key).await?;
         if info.size > max {
@@ -232,6 +264,13 @@ impl Store {
 
     /// Reads the bytes in `range`. A range past the end of the object is an
     /// error, and so is an answer of the wrong length.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for a missing key; [`ErrorKind::Other`] for a range past the
+    /// object's end or an answer of the wrong length; [`ErrorKind::Config`] for a key that is
+    /// not a valid object path; the store's answer otherwise ([`ErrorKind::Denied`],
+    /// [`ErrorKind::Transient`] after the retries, [`ErrorKind::Other`]).
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, Error> {
         let path = self.path(Op::GetRange, key)?;
         if range.start > range.end {
@@ -263,6 +302,12 @@ impl Store {
     }
 
     /// The object's metadata, or `None` if the key does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a key that is not a valid object path; the store's answer
+    /// otherwise ([`ErrorKind::Denied`], [`ErrorKind::Transient`] after the retries,
+    /// [`ErrorKind::Other`]).
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, Error> {
         let path = self.path(Op::Head, key)?;
         match self.inner.head(&path).await {
@@ -274,6 +319,12 @@ impl Store {
 
     /// Every object under `prefix` (a key prefix ending at a segment boundary;
     /// `""` for the whole store), sorted by key.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a key that is not a valid object path; the store's answer
+    /// otherwise ([`ErrorKind::Denied`], [`ErrorKind::Transient`] after the retries,
+    /// [`ErrorKind::Other`]).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, Error> {
         let path = if prefix.is_empty() {
             self.root.clone()
@@ -298,6 +349,12 @@ impl Store {
 
     /// The names of the "folders" directly under `prefix`: the next key
     /// segment of every key below it, sorted, without listing every object.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a key that is not a valid object path; the store's answer
+    /// otherwise ([`ErrorKind::Denied`], [`ErrorKind::Transient`] after the retries,
+    /// [`ErrorKind::Other`]).
     pub async fn list_folders(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let path = self.path(Op::List, prefix.trim_end_matches('/'))?;
         let result = self
@@ -316,6 +373,12 @@ impl Store {
 
     /// Deletes an object. Deleting a key that does not exist succeeds (Azure
     /// reports it as not found; Cairn smooths that out).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a key that is not a valid object path; the store's answer
+    /// otherwise ([`ErrorKind::Denied`], [`ErrorKind::Transient`] after the retries,
+    /// [`ErrorKind::Other`]).
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         let path = self.path(Op::Delete, key)?;
         match self.inner.delete(&path).await {
@@ -355,6 +418,11 @@ pub const MAX_URL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl UrlSigner<'_> {
     /// A URL that downloads `key` with a plain GET until `expires_in` from now.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an expiry of zero or over 7 days, or an invalid key; the
+    /// signer's failure ([`ErrorKind::Other`]).
     pub async fn get_url(
         &self,
         key: &str,
@@ -420,6 +488,11 @@ pub struct Uploaded {
 
 impl Upload {
     /// Adds bytes, waiting while the parts in flight are at the limit.
+    ///
+    /// # Errors
+    ///
+    /// The store refusing a part ([`ErrorKind::Denied`], [`ErrorKind::Transient`] after the
+    /// retries, [`ErrorKind::Other`]).
     pub async fn write(&mut self, data: Bytes) -> Result<(), Error> {
         self.writer
             .wait_for_capacity(self.concurrency)
@@ -436,6 +509,12 @@ impl Upload {
     }
 
     /// Uploads the last part and completes the object.
+    ///
+    /// # Errors
+    ///
+    /// The store refusing the last part or the completion ([`ErrorKind::Denied`],
+    /// [`ErrorKind::Transient`] after the retries, [`ErrorKind::Other`]); nothing is published
+    /// then.
     pub async fn finish(self) -> Result<Uploaded, Error> {
         let key = self.key;
         let result = self
@@ -451,6 +530,11 @@ impl Upload {
     }
 
     /// Discards the upload and its parts.
+    ///
+    /// # Errors
+    ///
+    /// The store refusing to discard the parts (they then expire by the bucket's lifecycle
+    /// rule).
     pub async fn abort(self) -> Result<(), Error> {
         let key = self.key;
         self.writer

@@ -107,6 +107,9 @@ impl fmt::Display for Fail {
     }
 }
 
+/// The hint for a signing key that is not the installation's.
+const ROTATE: &str = "put the right signing key back from your copy of it, or start signing with a new key on purpose with `cairn key rotate`";
+
 impl From<cairn::Error> for Fail {
     fn from(e: cairn::Error) -> Self {
         let kind = Kind::of(e.kind());
@@ -123,9 +126,7 @@ impl From<cairn::Error> for Fail {
                     "move the damaged catalog aside; `cairn catalog rebuild` recreates it from the store",
                 )
             }
-            cairn::Error::WrongKey { .. } => Some(
-                "put the right signing key back from your copy of it, or start signing with a new key on purpose with `cairn key rotate`",
-            ),
+            cairn::Error::WrongKey { .. } => Some(ROTATE),
             _ if e.kind() == cairn::ErrorKind::VerificationFailed => {
                 Some("the backup cannot be trusted; restore another one")
             }
@@ -144,7 +145,12 @@ impl From<cairn_config::Error> for Fail {
             _ => Kind::Other,
         };
         let mut fail = Fail::new(kind, e.to_string());
-        fail.hint = e.hint_text().map(str::to_owned).or_else(|| {
+        let command = match e.remedy() {
+            Some(cairn_config::Remedy::CreateConfig) => Some("create one with `cairn init`"),
+            Some(cairn_config::Remedy::RotateKey) => Some(ROTATE),
+            _ => None,
+        };
+        fail.hint = command.or(e.hint_text()).map(str::to_owned).or_else(|| {
             (kind == Kind::Usage).then(|| {
                 "`cairn init --output example.toml` writes an annotated configuration".to_owned()
             })
