@@ -73,6 +73,14 @@ async fn hooked(site: &Site, hook: &str) -> (Vault, String) {
     (vault, id)
 }
 
+/// A confirmed in-place restore of `id`, started.
+async fn restoring(vault: &Vault, id: &str) -> cairn::JobHandle {
+    vault
+        .restore(id, RestoreRequest::new().confirm())
+        .await
+        .unwrap()
+}
+
 async fn backed_up(vault: &Vault) -> String {
     let job = vault
         .backup("svc", BackupRequest::new())
@@ -194,10 +202,7 @@ fn assert_followed(changes: &[Job]) {
 async fn a_job_is_followed_until_it_ends_here_and_from_another_vault() {
     let site = Site::new();
     let (vault, id) = hooked(&site, "sleep 1").await;
-    let restore = vault
-        .restore(&id, RestoreRequest::new().confirm())
-        .await
-        .unwrap();
+    let restore = restoring(&vault, &id).await;
     let here: Vec<Job> = vault
         .follow(restore.id())
         .await
@@ -210,10 +215,7 @@ async fn a_job_is_followed_until_it_ends_here_and_from_another_vault() {
 
     // Another vault on the same catalog has no live channel to the job: it
     // follows it through the catalog.
-    let restore = vault
-        .restore(&id, RestoreRequest::new().confirm())
-        .await
-        .unwrap();
+    let restore = restoring(&vault, &id).await;
     let other = site.vault().await;
     assert!(restore.is_live());
     assert!(
@@ -305,10 +307,7 @@ async fn an_observer_hears_every_job_start_and_end_before_its_waiters() {
 async fn a_shutdown_lets_jobs_finish_within_its_grace_then_refuses_new_ones() {
     let site = Site::new();
     let (vault, id) = hooked(&site, "sleep 1").await;
-    let restore = vault
-        .restore(&id, RestoreRequest::new().confirm())
-        .await
-        .unwrap();
+    let restore = restoring(&vault, &id).await;
     let report = vault.shutdown(Duration::from_secs(60)).await;
     assert_eq!((report.finished, report.cancelled, report.left), (1, 0, 0));
     assert_eq!(restore.status().state, JobState::Succeeded);
@@ -334,10 +333,7 @@ async fn a_shutdown_cancels_what_outlives_its_grace_and_the_restore_undoes_itsel
     std::fs::write(site.data().join("changed-after-backup"), "kept").unwrap();
     let changed = cairn_testkit::snapshot(&site.data()).unwrap();
     assert_ne!(before, changed);
-    let restore = vault
-        .restore(&id, RestoreRequest::new().confirm())
-        .await
-        .unwrap();
+    let restore = restoring(&vault, &id).await;
     let report = vault.shutdown(Duration::from_millis(300)).await;
     assert_eq!((report.finished, report.cancelled, report.left), (0, 1, 0));
     let job = restore.wait().await;
