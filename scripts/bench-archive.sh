@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end archive benchmark: Cairn against `tar | zstd -3 -T0` on the same data.
 #
-#   scripts/bench-archive.sh [SCALE_MIB ...]      (default: 1024)
+#   scripts/bench-archive.sh [SCALE ...]      (default: 1024)
 #
-# For each scale, generates a deterministic dataset (small text files, partly
-# compressible binaries, incompressible blobs, an SQLite database) in tmpfs,
+# A SCALE is MiB of the mixed dataset (small text files, partly compressible
+# binaries, incompressible blobs, an SQLite database), or files=N for a tree
+# of N small files (30-50 bytes, 1,000 to a folder), where per-file costs
+# dominate: `scripts/bench-archive.sh files=200000 files=1000000`.
+# For each scale, generates the dataset in tmpfs,
 # then runs ROUNDS (default 5) interleaved rounds of:
 #   peer pack     tar --format=posix -cf - | zstd -3 -T0
 #   cairn pack    examples/pack (hashes every entry and the archive, signs)
@@ -39,6 +42,7 @@ run() { # LABEL LOG COMMAND...: appends "seconds maxrss_kb" to LOG
 printf '%-8s %-14s %10s %10s %8s %14s %10s\n' scale operation seconds MB/s ratio compressed peakRSS
 for scale in "${SCALES[@]}"; do
   work="$BASE/$scale"
+  label=$([[ $scale == files=* ]] && echo "${scale#files=}f" || echo "${scale}M")
   mkdir -p "$work"
   make_dataset "$work/data" "$scale"
   bytes=$(du -sb "$work/data" | cut -f1)
@@ -62,8 +66,8 @@ for scale in "${SCALES[@]}"; do
     cairn_rss=$(cut -d' ' -f2 "$logs/cairn-$op" | median)
     ratio=$(awk -v p="$peer" -v c="$cairn" 'BEGIN {printf "%.2f", p / c}')
     size_peer=$(stat -c %s "$work/peer.tar.zst"); size_cairn=$(stat -c %s "$work/cairn.tar.zst")
-    printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "${scale}M" "peer $op" "$peer" "$(awk -v b="$bytes" -v s="$peer" 'BEGIN {print b/s/1e6}')" "" "$([ $op = pack ] && echo "$size_peer" || echo -)" "$(awk -v k="$peer_rss" 'BEGIN {print k/1024}')"
-    printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "${scale}M" "cairn $op" "$cairn" "$(awk -v b="$bytes" -v s="$cairn" 'BEGIN {print b/s/1e6}')" "${ratio}x" "$([ $op = pack ] && echo "$size_cairn" || echo -)" "$(awk -v k="$cairn_rss" 'BEGIN {print k/1024}')"
+    printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "$label" "peer $op" "$peer" "$(awk -v b="$bytes" -v s="$peer" 'BEGIN {print b/s/1e6}')" "" "$([ $op = pack ] && echo "$size_peer" || echo -)" "$(awk -v k="$peer_rss" 'BEGIN {print k/1024}')"
+    printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "$label" "cairn $op" "$cairn" "$(awk -v b="$bytes" -v s="$cairn" 'BEGIN {print b/s/1e6}')" "${ratio}x" "$([ $op = pack ] && echo "$size_cairn" || echo -)" "$(awk -v k="$cairn_rss" 'BEGIN {print k/1024}')"
   done
   awk -v p="$(stat -c %s "$work/peer.tar.zst")" -v c="$(stat -c %s "$work/cairn.tar.zst")" -v b="$bytes" \
     'BEGIN {printf "%-8s dataset %d bytes; cairn archive is %+.2f%% the size of the peer'"'"'s\n", "", b, (c - p) * 100 / p}'

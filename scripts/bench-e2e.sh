@@ -3,8 +3,10 @@
 # to a local store, against `tar | zstd -3 -T0` and `zstd -d | tar -x` on the
 # same data, in one run.
 #
-#   scripts/bench-e2e.sh [SCALE_MIB]      (default: 1024)
+#   scripts/bench-e2e.sh [SCALE]      (default: 1024)
 #
+# SCALE is MiB of the mixed dataset, or files=N for a tree of N small files
+# (`scripts/bench-e2e.sh files=200000`).
 # Generates the mixed dataset (scripts/dataset.sh) in BENCH_DIR (default
 # /dev/shm/cairn-e2e), then runs ROUNDS (default 3) interleaved rounds of
 #   peer backup     tar --format=posix -cf - | zstd -3 -T0 > file

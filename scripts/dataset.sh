@@ -1,9 +1,14 @@
-# Sourced by the benchmark scripts: make_dataset DIR SCALE_MIB writes the
-# deterministic mixed dataset (gen-dataset's text, binaries and blobs, plus an
-# SQLite database made with Python's sqlite3) into DIR. Needs $BIN/gen-dataset.
+# Sourced by the benchmark scripts: make_dataset DIR SCALE writes into DIR
+# the deterministic mixed dataset of SCALE MiB (gen-dataset's text, binaries
+# and blobs, plus an SQLite database made with Python's sqlite3), or, for a
+# SCALE of the form files=N, a tree of N small files. Needs $BIN/gen-dataset.
 make_dataset() { # DIR SCALE
   local dir=$1 scale=$2
   rm -rf "$dir"
+  if [[ $scale == files=* ]]; then
+    "$BIN/gen-dataset" --files "${scale#files=}" "$dir" >/dev/null
+    return
+  fi
   "$BIN/gen-dataset" "$dir" "$scale" >/dev/null
   python3 - "$dir/app.db" "$scale" <<'PY'
 import random, sqlite3, sys

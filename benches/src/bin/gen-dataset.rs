@@ -2,11 +2,15 @@
 //!
 //! ```text
 //! cargo run --release -p cairn-benches --bin gen-dataset -- DIR [SCALE_MIB]
+//! cargo run --release -p cairn-benches --bin gen-dataset -- --files N DIR
 //! ```
 //!
 //! About `SCALE_MIB` MiB (default 1024) in four parts: many small text files
 //! (25%), partly compressible binaries (25%), incompressible blobs (30%); the
 //! SQLite file (20%) is made by the script with Python's `sqlite3`.
+//!
+//! With `--files N`: `N` small files (30 to 50 bytes of text each), 1,000 to
+//! a folder, the tree where per-file costs dominate.
 #![allow(clippy::print_stdout)]
 
 use std::error::Error;
@@ -108,9 +112,31 @@ fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
     out
 }
 
+/// `files` files of 30 to 50 bytes, 1,000 to a folder.
+fn many_files(dir: &std::path::Path, files: u64) -> Result<(), Box<dyn Error>> {
+    let mut rng = Rng(0x0f11_e5ee_d000_0001);
+    for n in 0..files {
+        let d = dir.join(format!("d{:04}", n / 1000));
+        if n % 1000 == 0 {
+            fs::create_dir_all(&d)?;
+        }
+        let len = 30 + rng.below(21) as usize;
+        fs::write(d.join(format!("f{n:07}.txt")), text(&mut rng, len))?;
+    }
+    println!("{files} small files, dataset at {}", dir.display());
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
-    let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().ok_or("usage: gen-dataset DIR [SCALE_MIB]")?);
+    const USAGE: &str = "usage: gen-dataset DIR [SCALE_MIB] | gen-dataset --files N DIR";
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("--files") {
+        args.next();
+        let files: u64 = args.next().ok_or(USAGE)?.parse()?;
+        let dir = PathBuf::from(args.next().ok_or(USAGE)?);
+        return many_files(&dir, files);
+    }
+    let dir = PathBuf::from(args.next().ok_or(USAGE)?);
     let scale: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1024);
     let total = scale << 20;
     let mut rng = Rng(0x00c0_ffee_1234_5678);
