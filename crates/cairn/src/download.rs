@@ -112,6 +112,7 @@ impl Vault {
     ///
     /// # Errors
     ///
+    /// [`Error::NotFound`] (also for a backup with no archive);
     /// [`Error::Unsupported`] for stores that cannot sign (local, memory):
     /// a server serves those itself ([`Vault::open_archive`]).
     pub async fn download_url(
@@ -120,9 +121,10 @@ impl Vault {
         ttl: Duration,
     ) -> Result<cairn_storage::SignedUrl, Error> {
         let record = self.inner.backup_record(id).await?;
-        let key = record
-            .archive_key
-            .ok_or_else(|| Error::Invalid(format!("backup {id} has no archive")))?;
+        let key = record.archive_key.ok_or_else(|| Error::NotFound {
+            what: "archive of backup",
+            id: id.to_owned(),
+        })?;
         let signer = self.inner.store.url_signer().ok_or_else(|| {
             Error::Unsupported(format!(
                 "the store {} cannot sign URLs",

@@ -50,8 +50,61 @@ impl crate::vault::Vault {
     /// more. Stop taking requests first.
     pub async fn shutdown(&self, grace: std::time::Duration) -> Shutdown {
         self.inner.closing.store(true, Ordering::SeqCst);
-        let running: Vec<JobHandle> = self
-            .inner
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut seen = std::collections::HashSet::new();
+        // A job that passed its start's check just before the flag was set
+        // joins the list a moment later: look again until none is left.
+        loop {
+            let running = self.running_handles();
+            if running.is_empty() {
+                return Shutdown {
+                    finished: seen.len(),
+                    ..Shutdown::default()
+                };
+            }
+            if seen.is_empty() {
+                tracing::info!(jobs = running.len(), ?grace, "waiting for running jobs");
+            }
+            seen.extend(running.iter().map(|h| h.id.clone()));
+            let all = futures::future::join_all(running.into_iter().map(JobHandle::wait));
+            if tokio::time::timeout_at(deadline, all).await.is_err() {
+                break;
+            }
+        }
+        tracing::warn!("grace period over: cancelling the jobs still running");
+        let left = self.running_handles();
+        seen.extend(left.iter().map(|h| h.id.clone()));
+        for h in &left {
+            h.cancel();
+        }
+        let stopped = tokio::time::timeout(
+            CANCEL_WAIT,
+            futures::future::join_all(left.iter().cloned().map(JobHandle::wait)),
+        )
+        .await;
+        let still = match stopped {
+            Ok(_) => 0,
+            Err(_) => left
+                .iter()
+                .filter(|h| !h.status().state.is_terminal())
+                .count(),
+        };
+        if still > 0 {
+            tracing::error!(
+                jobs = still,
+                "jobs did not stop within 30 s of their cancel; the next start marks them interrupted"
+            );
+        }
+        Shutdown {
+            finished: seen.len() - left.len(),
+            cancelled: left.len() - still,
+            left: still,
+        }
+    }
+
+    /// Handles of the jobs of this vault that have not ended.
+    fn running_handles(&self) -> Vec<JobHandle> {
+        self.inner
             .jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -63,45 +116,7 @@ impl crate::vault::Vault {
             })
             // A job that has just ended leaves the list a moment later.
             .filter(|h| !h.status().state.is_terminal())
-            .collect();
-        let mut report = Shutdown::default();
-        if running.is_empty() {
-            return report;
-        }
-        tracing::info!(jobs = running.len(), ?grace, "waiting for running jobs");
-        let all = futures::future::join_all(running.iter().cloned().map(JobHandle::wait));
-        if tokio::time::timeout(grace, all).await.is_ok() {
-            report.finished = running.len();
-            return report;
-        }
-        tracing::warn!("grace period over: cancelling the jobs still running");
-        let (done, left): (Vec<_>, Vec<_>) = running
-            .into_iter()
-            .partition(|h| h.status().state.is_terminal());
-        report.finished = done.len();
-        for h in &left {
-            h.cancel();
-        }
-        let stopped = tokio::time::timeout(
-            CANCEL_WAIT,
-            futures::future::join_all(left.iter().cloned().map(JobHandle::wait)),
-        )
-        .await;
-        match stopped {
-            Ok(_) => report.cancelled = left.len(),
-            Err(_) => {
-                report.left = left
-                    .iter()
-                    .filter(|h| !h.status().state.is_terminal())
-                    .count();
-                report.cancelled = left.len() - report.left;
-                tracing::error!(
-                    jobs = report.left,
-                    "jobs did not stop within 30 s of their cancel; the next start marks them interrupted"
-                );
-            }
-        }
-        report
+            .collect()
     }
 }
 

@@ -309,8 +309,6 @@ fn check(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct FileVerification {
-    /// Always true: a file that does not check out is an error.
-    pub ok: bool,
     /// The backup the archive holds.
     pub backup_id: String,
     /// Its target.
@@ -383,7 +381,6 @@ fn check_file(path: &std::path::Path, keys: &[PublicKey]) -> Result<FileVerifica
     };
     let m = verified.manifest.manifest();
     Ok(FileVerification {
-        ok: true,
         backup_id: m.backup_id.to_string(),
         target: m.target.to_string(),
         entries: m.entries.len() as u64,

@@ -173,6 +173,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every change of job `id` until it ends, as `follow` yields them.
+async fn followed(vault: &Vault, id: &str) -> Vec<Job> {
+    vault
+        .follow(id)
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await
+}
+
 /// States in the order a job goes through them.
 fn rank(state: JobState) -> u8 {
     match state {
@@ -203,13 +214,7 @@ async fn a_job_is_followed_until_it_ends_here_and_from_another_vault() {
     let site = Site::new();
     let (vault, id) = hooked(&site, "sleep 1").await;
     let restore = restoring(&vault, &id).await;
-    let here: Vec<Job> = vault
-        .follow(restore.id())
-        .await
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-        .await;
+    let here = followed(&vault, restore.id()).await;
     assert_followed(&here);
     assert_eq!(here.last().unwrap().kind, cairn::JobKind::Restore);
 
@@ -222,13 +227,7 @@ async fn a_job_is_followed_until_it_ends_here_and_from_another_vault() {
         !other.job(restore.id()).await.unwrap().is_live(),
         "another vault's handle is a snapshot"
     );
-    let there: Vec<Job> = other
-        .follow(restore.id())
-        .await
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-        .await;
+    let there = followed(&other, restore.id()).await;
     assert_followed(&there);
     assert!(
         there.iter().any(|j| j.state == JobState::Running),

@@ -74,6 +74,19 @@ fn backup(t: &Target) -> (Vec<u8>, SigningKey) {
 }
 
 /// Unpacks the archive into a staging directory beside the target's components.
+/// Applies `items` with `check` before each rename, where a panic stands
+/// for the process dying (no rollback runs); whether it died.
+fn crashes(t: &Target, items: &[RestoreItem], check: cairn_source::StepCheck) -> bool {
+    let opts = RestoreOptions {
+        step_check: Some(check),
+        ..RestoreOptions::default()
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        apply("r1", &t.journals, items, &opts)
+    }))
+    .is_err()
+}
+
 fn stage(t: &Target, archive: &[u8], key: &SigningKey) -> (Staged, Vec<RestoreItem>) {
     let staged = ArchiveReader::new(archive)
         .unwrap()
@@ -240,14 +253,7 @@ fn a_crash_mid_restore_is_rolled_back_from_the_journal() {
             }
             Ok(())
         });
-        let opts = RestoreOptions {
-            step_check: Some(check),
-            ..RestoreOptions::default()
-        };
-        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            apply("r1", &t.journals, &items, &opts)
-        }))
-        .is_err();
+        let crashed = crashes(&t, &items, check);
         assert!(crashed);
         let _ = staged.keep(); // a dead process removes nothing
         if crash_at > 1 {
@@ -520,14 +526,7 @@ fn recovery_removes_the_staging_folder_of_a_file_component_too() {
         }
         Ok(())
     });
-    let opts = RestoreOptions {
-        step_check: Some(check),
-        ..RestoreOptions::default()
-    };
-    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        apply("r1", &t.journals, &items, &opts)
-    }));
-    assert!(crashed.is_err());
+    assert!(crashes(&t, &items, check));
     let _ = staged.keep(); // a dead process removes nothing
     assert_eq!(leftovers(&t.root, ".cairn-staging-").len(), 1);
     let recovered = recover(&t.journals, |_| true).unwrap();

@@ -173,7 +173,19 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
                 Fail::from(e)
                     .hint("the file cannot be trusted; check the --public-key, or use another copy")
             })?;
-            ui.out(&checked, || render::verify_file(&checked));
+            // `ok` is always true here: a file that does not check out is
+            // an error; the JSON says it like a verification job's report.
+            #[derive(serde::Serialize)]
+            struct Checked<'a> {
+                ok: bool,
+                #[serde(flatten)]
+                file: &'a cairn::FileVerification,
+            }
+            let shown = Checked {
+                ok: true,
+                file: &checked,
+            };
+            ui.out(&shown, || render::verify_file(&checked));
         }
         Command::Verify { id, tier, .. } => {
             let job = ui
