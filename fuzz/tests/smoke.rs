@@ -47,6 +47,80 @@ fn manifest_parse() {
     }
 }
 
+/// Valid and nearly valid pages, then each with single bytes changed.
+fn page_seeds() -> Vec<Vec<u8>> {
+    let e = |path: &str, kind: &str, pos: u64| {
+        let extra = match kind {
+            "file" => {
+                r#","size":1,"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad""#
+            }
+            "hardlink" => r#","link":"data/a""#,
+            "symlink" => r#","link":"/etc""#,
+            _ => "",
+        };
+        format!(
+            r#"{{"path":"{path}","type":"{kind}","mode":420,"mtime":"1","uid":0,"gid":0{extra},"frame":0,"pos":{pos}}}"#
+        )
+    };
+    let page = |entries: &[String]| {
+        format!(
+            r#"{{"component":"data","entries":[{}]}}"#,
+            entries.join(",")
+        )
+        .into_bytes()
+    };
+    let base = vec![
+        page(&[
+            e("data", "dir", 0),
+            e("data/a", "file", 512),
+            e("data/b", "hardlink", 1536),
+        ]),
+        page(&[e("data/a", "file", 0), e("data/a", "file", 512)]),
+        page(&[e("data/b", "file", 0), e("data/a", "file", 512)]),
+        page(&[e("data/l", "symlink", 0), e("data/l/x", "file", 512)]),
+        page(&[e("conf/a", "file", 0)]),
+    ];
+    let mut out = base.clone();
+    let mut x = 7u64;
+    for b in &base {
+        for _ in 0..40 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let mut m = b.clone();
+            let at = (x >> 33) as usize % m.len();
+            let pool = b"abz/\"\x00019.,:{}[]";
+            m[at] = pool[(x >> 20) as usize % pool.len()];
+            out.push(m);
+        }
+    }
+    out
+}
+
+#[test]
+fn page_parse() {
+    for s in page_seeds() {
+        cairn_fuzz::page_parse(&s);
+    }
+    for input in inputs(7) {
+        cairn_fuzz::page_parse(&input);
+    }
+}
+
+#[test]
+fn root_parse() {
+    let seeds: &[&[u8]] = &[
+        b"",
+        br#"{"format":"cairn-manifest","version":"2.0"}"#,
+        br#"{"format":"cairn-manifest","version":"1.1"}"#,
+        br#"{"format":"cairn-manifest","version":"2.0","pages":[]}"#,
+    ];
+    for s in seeds {
+        cairn_fuzz::root_parse(s);
+    }
+    for input in inputs(8) {
+        cairn_fuzz::root_parse(&input);
+    }
+}
+
 #[test]
 fn archive_read() {
     for input in inputs(2) {

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p cairn-archive --example pack -- --key KEY.pem SRC_DIR OUT
 //!     [--component NAME] [--codec zstd|gzip] [--level N] [--frame-size BYTES] [--threads N]
+//!     [--format 1|2]
 //! ```
 //!
 //! Generates `KEY.pem` (mode 0600) and `KEY.pem.pub` when the key does not exist.
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 
 use cairn_archive::{ArchiveMeta, ArchiveWriter, WriterOptions};
 use cairn_integrity::SigningKey;
-use cairn_manifest::{Codec, ComponentName, OriginId, TargetName};
+use cairn_manifest::{AnyManifest, Codec, ComponentName, OriginId, TargetName};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut key_path = None;
@@ -37,6 +38,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--level" => opts = opts.level(value()?.parse()?),
             "--frame-size" => opts = opts.frame_size(value()?.parse()?),
             "--threads" => opts = opts.threads(value()?.parse()?),
+            "--format" => opts = opts.format(value()?.parse()?),
             _ if arg.starts_with("--") => return Err(format!("unknown option {arg}").into()),
             _ => positional.push(PathBuf::from(arg)),
         }
@@ -71,20 +73,30 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut seal_path = out.clone().into_os_string();
     seal_path.push(".seal");
     std::fs::write(&seal_path, done.seal.to_bytes())?;
-    let m = done.manifest.manifest();
+    let (frames, skipped, warnings) = match &done.manifest {
+        AnyManifest::V1(m) => {
+            let m = m.manifest();
+            (m.frames.len(), &m.skipped, &m.warnings)
+        }
+        AnyManifest::V2(r) => {
+            let r = r.manifest();
+            (r.frames.len(), &r.skipped, &r.warnings)
+        }
+    };
+    let m = &done.manifest;
     println!(
         "{}: {} entries, {} bytes of data, {} frames -> {} bytes, sha256 {}",
-        m.backup_id,
-        m.entries.len(),
-        m.components.iter().map(|c| c.bytes).sum::<u64>(),
-        m.frames.len(),
+        m.backup_id(),
+        m.entry_count(),
+        m.components().iter().map(|c| c.bytes).sum::<u64>(),
+        frames,
         done.size,
         done.sha256
     );
-    for s in &m.skipped {
+    for s in skipped {
         println!("skipped {} ({:?})", s.path, s.reason);
     }
-    for w in &m.warnings {
+    for w in warnings {
         println!("warning: {}: {}", w.path, w.message);
     }
     Ok(())

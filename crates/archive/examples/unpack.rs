@@ -48,8 +48,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     println!(
         "unpacked {} ({} entries) into {}",
-        manifest.manifest().backup_id,
-        manifest.manifest().entries.len(),
+        manifest.backup_id(),
+        manifest.entry_count(),
         dest.display()
     );
     Ok(())

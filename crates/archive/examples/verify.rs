@@ -42,11 +42,11 @@ fn run() -> Result<String, Box<dyn Error>> {
     } else {
         "content only (no seal given: the compressed bytes themselves are not checked)"
     };
-    let m = verified.manifest.manifest();
+    let m = &verified.manifest;
     Ok(format!(
         "OK {}: {} entries, {} bytes; verified {what}",
-        m.backup_id,
-        m.entries.len(),
+        m.backup_id(),
+        m.entry_count(),
         verified.size,
     ))
 }

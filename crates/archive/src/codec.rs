@@ -11,8 +11,10 @@
 //! - gzip: an empty gzip member whose header carries an extra field with subfield id
 //!   `CN`; it decompresses to nothing.
 //!
-//! Both carry the same 40-byte payload: `CAIRNFTR`, version (u32 LE, 1), reserved
-//! (u32, 0), manifest offset (u64 LE), manifest length (u64 LE), reserved (u64, 0).
+//! Both carry the same 40-byte payload: `CAIRNFTR`, version (u32 LE, 1 or 2),
+//! reserved (u32, 0), manifest offset (u64 LE), manifest length (u64 LE), and
+//! in version 2 the offset of the frame holding the manifest's root (u64 LE;
+//! reserved, 0, in version 1).
 
 use cairn_manifest::Codec;
 
@@ -24,7 +26,8 @@ pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 pub(crate) const FOOTER_SKIPPABLE_MAGIC: [u8; 4] = [0x5e, 0x2a, 0x4d, 0x18];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const FOOTER_TAG: &[u8; 8] = b"CAIRNFTR";
-const FOOTER_VERSION: u32 = 1;
+const FOOTER_V1: u32 = 1;
+const FOOTER_V2: u32 = 2;
 const PAYLOAD_LEN: usize = 40;
 
 /// Length of the footer for `codec`.
@@ -98,15 +101,24 @@ pub struct Footer {
     pub manifest_offset: u64,
     /// Compressed length of those frames.
     pub manifest_length: u64,
+    /// For a format 2 archive, the offset of the frame that starts with the
+    /// manifest's root (after its pages); 0 for format 1.
+    pub root_offset: u64,
 }
 
 impl Footer {
     fn payload(&self) -> [u8; PAYLOAD_LEN] {
         let mut p = [0u8; PAYLOAD_LEN];
         p[..8].copy_from_slice(FOOTER_TAG);
-        p[8..12].copy_from_slice(&FOOTER_VERSION.to_le_bytes());
+        let version = if self.root_offset == 0 {
+            FOOTER_V1
+        } else {
+            FOOTER_V2
+        };
+        p[8..12].copy_from_slice(&version.to_le_bytes());
         p[16..24].copy_from_slice(&self.manifest_offset.to_le_bytes());
         p[24..32].copy_from_slice(&self.manifest_length.to_le_bytes());
+        p[32..40].copy_from_slice(&self.root_offset.to_le_bytes());
         p
     }
 
@@ -121,19 +133,30 @@ impl Footer {
             b.copy_from_slice(&p[i..i + 8]);
             u64::from_le_bytes(b)
         };
-        if p[12..16] != [0; 4] || p[32..40] != [0; 8] {
-            return Err(Error::corrupt("footer has non-zero reserved fields"));
-        }
         let version = u32_at(8);
-        if version != FOOTER_VERSION {
+        if version != FOOTER_V1 && version != FOOTER_V2 {
             return Err(Error::Unsupported {
                 reason: format!("footer version {version}"),
             });
         }
-        Ok(Footer {
+        let root_offset = u64_at(32);
+        if p[12..16] != [0; 4] || (version == FOOTER_V1) != (root_offset == 0) {
+            return Err(Error::corrupt("footer has non-zero reserved fields"));
+        }
+        let footer = Footer {
             manifest_offset: u64_at(16),
             manifest_length: u64_at(24),
-        })
+            root_offset,
+        };
+        let end = footer
+            .manifest_offset
+            .saturating_add(footer.manifest_length);
+        if version == FOOTER_V2 && !(footer.manifest_offset..end).contains(&root_offset) {
+            return Err(Error::corrupt(
+                "footer places the root outside the manifest",
+            ));
+        }
+        Ok(footer)
     }
 
     /// Whether a skippable frame's payload is a Cairn footer.
@@ -183,6 +206,7 @@ impl Footer {
             let expected = Footer {
                 manifest_offset: 0,
                 manifest_length: 0,
+                root_offset: 0,
             }
             .encode(Codec::Gzip);
             let head_ok = f[..16] == expected[..16];
@@ -217,6 +241,7 @@ mod tests {
         let f = Footer {
             manifest_offset: 123_456_789,
             manifest_length: 4321,
+            root_offset: 0,
         };
         for codec in [Codec::Zstd, Codec::Gzip] {
             let mut bytes = b"some archive bytes before".to_vec();
@@ -232,6 +257,7 @@ mod tests {
         let f = Footer {
             manifest_offset: 1,
             manifest_length: 2,
+            root_offset: 0,
         };
         let mut out = Vec::new();
         zstd::stream::read::Decoder::new(&f.encode(Codec::Zstd)[..])

@@ -366,6 +366,11 @@ impl<W: Write> FrameWriter<W> {
         Ok(&self.frames)
     }
 
+    /// How many frames were cut so far: the index the next frame will have.
+    pub(crate) fn frames_submitted(&self) -> usize {
+        self.submitted
+    }
+
     /// Compressed bytes written so far.
     pub(crate) fn written(&self) -> u64 {
         self.written

@@ -46,8 +46,10 @@ enum Op {
         attrs: Attrs,
     },
     Hardlink {
+        root: PathBuf,
         target: PathBuf,
         path: PathBuf,
+        shown: String,
     },
     DirAttrs {
         path: PathBuf,
@@ -141,8 +143,33 @@ impl Worker {
                 filetime::set_symlink_file_times(&path, t, t)
                     .map_err(Error::io("setting time of", path))
             }
-            Op::Hardlink { target, path } => {
-                fs::hard_link(&target, &path).map_err(Error::io("creating hard link", path))
+            Op::Hardlink {
+                root,
+                target,
+                path,
+                shown,
+            } => {
+                // The target and each of its parents must be what this unpack
+                // made: real directories, then a regular file (never a link).
+                let mut at = root;
+                let mut parts = target.components().peekable();
+                while let Some(part) = parts.next() {
+                    at.push(part);
+                    let ok = fs::symlink_metadata(&at).is_ok_and(|m| {
+                        if parts.peek().is_some() {
+                            m.file_type().is_dir()
+                        } else {
+                            m.file_type().is_file()
+                        }
+                    });
+                    if !ok {
+                        return Err(Error::Unsafe {
+                            path: shown,
+                            reason: "hard link to something that is not a file unpacked earlier",
+                        });
+                    }
+                }
+                fs::hard_link(&at, &path).map_err(Error::io("creating hard link", path))
             }
             Op::DirAttrs { path, attrs } => {
                 if let Some((uid, gid)) = attrs.owner {
@@ -224,8 +251,21 @@ impl FsWriter {
         })
     }
 
-    pub(crate) fn hardlink(&self, target: PathBuf, path: PathBuf) -> Result<()> {
-        self.send(Op::Hardlink { target, path })
+    /// Links `path` to `root/target` once `target` is checked to be a regular
+    /// file below `root` (`shown` names the entry in errors).
+    pub(crate) fn hardlink(
+        &self,
+        root: PathBuf,
+        target: PathBuf,
+        path: PathBuf,
+        shown: String,
+    ) -> Result<()> {
+        self.send(Op::Hardlink {
+            root,
+            target,
+            path,
+            shown,
+        })
     }
 
     pub(crate) fn dir_attrs(&self, path: PathBuf, attrs: Attrs) -> Result<()> {
@@ -302,7 +342,13 @@ mod tests {
         w.write(b"hello ".to_vec()).unwrap();
         w.write(b"world".to_vec()).unwrap();
         w.finish_file(attrs()).unwrap();
-        w.hardlink(f.clone(), tmp.path().join("h")).unwrap();
+        w.hardlink(
+            tmp.path().to_owned(),
+            PathBuf::from("f"),
+            tmp.path().join("h"),
+            "h".into(),
+        )
+        .unwrap();
         w.symlink(PathBuf::from("f"), tmp.path().join("s"), attrs())
             .unwrap();
         w.finish().unwrap();

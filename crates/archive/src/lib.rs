@@ -68,11 +68,13 @@ mod frames;
 mod fswriter;
 mod ingest;
 mod options;
+mod pages;
 mod pool;
 mod readahead;
 mod reader;
 mod seek;
 mod source;
+mod spill;
 mod tar;
 mod unpack;
 mod verify;
@@ -86,6 +88,7 @@ pub use crate::options::{
     DEFAULT_FRAME_SIZE, Limits, MAX_FRAME_SIZE, MIN_FRAME_SIZE, NoProgress, Progress, ReadOptions,
     WriterOptions,
 };
+pub use crate::pages::{PAGES_PREFIX, ROOT_PATH, ROOT_SIGNATURE_PATH};
 pub use crate::readahead::ReadAhead;
 pub use crate::reader::{ArchiveReader, Verified};
 pub use crate::seek::{RangeRead, SeekSource, SeekableArchive};

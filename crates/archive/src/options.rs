@@ -73,6 +73,15 @@ pub struct WriterOptions {
     pub threads: usize,
     /// Progress observer and cancellation.
     pub progress: Arc<dyn Progress>,
+    /// The manifest format's major version: 1 (one JSON document) or 2 (a
+    /// signed root and pages; memory that does not grow with the entries).
+    /// Default 1 until every reader reads 2.
+    pub format: u32,
+    /// Where a format 2 writer keeps finished pages until the data is
+    /// written (an unnamed temporary file; default the system's temporary
+    /// folder). Put it on disk, not on a RAM-backed filesystem, for large
+    /// trees: it grows by about 220 bytes an entry.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for WriterOptions {
@@ -83,6 +92,8 @@ impl Default for WriterOptions {
             frame_size: DEFAULT_FRAME_SIZE,
             threads: default_threads(),
             progress: no_progress(),
+            format: 1,
+            spill_dir: None,
         }
     }
 }
@@ -94,11 +105,24 @@ impl fmt::Debug for WriterOptions {
             .field("level", &self.effective_level())
             .field("frame_size", &self.frame_size)
             .field("threads", &self.threads)
+            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
 
 impl WriterOptions {
+    /// Sets the manifest format's major version (1 or 2).
+    pub fn format(mut self, major: u32) -> Self {
+        self.format = major;
+        self
+    }
+
+    /// Sets where a format 2 writer spills its pages.
+    pub fn spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
+        self
+    }
+
     /// Sets the codec.
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
@@ -162,6 +186,12 @@ impl WriterOptions {
         }
         if self.threads == 0 || self.threads > 256 {
             return Err(crate::Error::invalid("threads must be between 1 and 256"));
+        }
+        if self.format != 1 && self.format != 2 {
+            return Err(crate::Error::invalid(format!(
+                "manifest format {} is not 1 or 2",
+                self.format
+            )));
         }
         Ok(())
     }
@@ -238,6 +268,10 @@ pub struct ReadOptions {
     pub threads: usize,
     /// Progress observer and cancellation.
     pub progress: Arc<dyn Progress>,
+    /// Where a stream reader keeps what it observed until the manifest at
+    /// the stream's end can be checked (unnamed temporary files; default the
+    /// system's temporary folder). They grow by about 100 bytes an entry.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ReadOptions {
@@ -246,6 +280,7 @@ impl Default for ReadOptions {
             limits: Limits::default(),
             threads: default_threads(),
             progress: no_progress(),
+            spill_dir: None,
         }
     }
 }
@@ -260,6 +295,12 @@ impl fmt::Debug for ReadOptions {
 }
 
 impl ReadOptions {
+    /// Sets where a stream reader spills what it observed.
+    pub fn spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
+        self
+    }
+
     /// Sets the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

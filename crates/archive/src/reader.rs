@@ -4,26 +4,32 @@ use std::io::Read;
 use std::path::Path;
 
 use cairn_integrity::{PublicKey, Sha256Digest, SignedSeal};
-use cairn_manifest::{EntryKind, Manifest, SignedManifest};
+use cairn_manifest::{
+    AnyManifest, Codec, EntryKind, EntryOrder, Frame, Manifest, OrderError, Page, PageChecker,
+    PageRef, Root,
+};
 
 use crate::codec::Format;
 use crate::decode::{Decoder, StreamSummary};
 use crate::error::{Error, Result};
 use crate::options::ReadOptions;
+use crate::pages::page_path;
+use crate::spill::{ObservedLog, PageLog, check_order, replay_one};
 use crate::tar::TarReader;
 use crate::unpack::{Extractor, Staged, UnpackOptions, UnpackStats, staging_dir};
 use crate::verify::{
-    Budget, Observed, Selection, check_digest, check_header, consume_data, extract_other,
-    is_metadata, observe, read_manifest_region,
+    Budget, Selection, Tail, check_digest, check_header, check_own_header, consume_data,
+    extract_other, is_metadata, observe, read_tail,
 };
+use crate::writer::timestamp_mtime;
 
 /// The outcome of reading a whole archive: its signed manifest, checked against
 /// every entry, and the archive's size and SHA-256.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Verified {
-    /// The verified manifest.
-    pub manifest: SignedManifest,
+    /// The verified manifest (format 1) or root (format 2).
+    pub manifest: AnyManifest,
     /// The archive's length in bytes.
     pub size: u64,
     /// The archive's SHA-256 (`None` after an unpack, which skips it: every
@@ -49,9 +55,9 @@ impl Verified {
     }
 }
 
-pub(crate) fn check_seal_against(seal: &SignedSeal, manifest: &SignedManifest) -> Result<()> {
+pub(crate) fn check_seal_against(seal: &SignedSeal, manifest: &AnyManifest) -> Result<()> {
     let s = seal.seal();
-    let id = manifest.manifest().backup_id.to_string();
+    let id = manifest.backup_id().to_string();
     if s.backup_id != id {
         return Err(Error::verification(format!(
             "seal is for {}, the archive holds {id}",
@@ -63,7 +69,7 @@ pub(crate) fn check_seal_against(seal: &SignedSeal, manifest: &SignedManifest) -
             "the manifest of {id} is not the one its seal names"
         )));
     }
-    if s.manifest_offset != manifest.manifest().data_compressed_end() {
+    if s.manifest_offset != manifest.data_compressed_end() {
         return Err(Error::verification(format!(
             "seal of {id} places the manifest elsewhere"
         )));
@@ -89,7 +95,7 @@ pub(crate) fn check_seal_against(seal: &SignedSeal, manifest: &SignedManifest) -
 /// #     EntryMeta::new(0o644, Mtime::new(0, 0)), 5, &mut &b"a = 1"[..], false)?;
 /// # let archive = w.finish(&key)?.inner;
 /// let verified = ArchiveReader::new(&archive[..])?.verify(&key.public_key())?;
-/// assert_eq!(verified.manifest.manifest().entries.len(), 1);
+/// assert_eq!(verified.manifest.entry_count(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ArchiveReader<R: Read> {
@@ -164,7 +170,10 @@ impl<R: Read> ArchiveReader<R> {
         let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;
         let sel = Selection::new(opts.components.as_deref());
         let verified = self.run(key, Some(&mut x), &sel)?;
-        sel.check_against(verified.manifest.manifest())?;
+        sel.check_against(|c| match &verified.manifest {
+            AnyManifest::V1(m) => m.manifest().component(c).is_some(),
+            AnyManifest::V2(r) => r.manifest().component(c).is_some(),
+        })?;
         x.finish()?;
         let stats = UnpackStats {
             entries: x.entries,
@@ -179,12 +188,7 @@ impl<R: Read> ArchiveReader<R> {
     /// # Errors
     ///
     /// As [`ArchiveReader::unpack_to_staging`] and [`Staged::commit`].
-    pub fn unpack(
-        self,
-        key: &PublicKey,
-        dest: &Path,
-        opts: &UnpackOptions,
-    ) -> Result<SignedManifest> {
+    pub fn unpack(self, key: &PublicKey, dest: &Path, opts: &UnpackOptions) -> Result<AnyManifest> {
         let parent = parent_of(dest)?;
         self.unpack_to_staging(key, &parent, opts)?.commit(dest)
     }
@@ -197,23 +201,42 @@ impl<R: Read> ArchiveReader<R> {
     ) -> Result<Verified> {
         let limits = self.opts.limits;
         let progress = std::sync::Arc::clone(&self.opts.progress);
+        let spill_dir = self.opts.spill_dir.clone();
         let mut tar = TarReader::new(&mut self.decoder, 0, limits.max_extension_bytes).strict();
-        let mut observed: Vec<Observed> = Vec::new();
+        // What was seen waits in a temporary file for the manifest at the end.
+        let mut log = ObservedLog::new(spill_dir.as_deref())?;
+        let mut order = EntryOrder::canonical();
         let mut budget = Budget::default();
-        let manifest = loop {
+        let tail = loop {
             let raw = tar.next_entry()?.ok_or_else(|| {
                 Error::corrupt(
                     "the archive ends without a manifest (incomplete, or not a Cairn archive)",
                 )
             })?;
             if is_metadata(&raw) {
-                break read_manifest_region(&mut tar, &raw, key, &limits)?;
+                break read_tail(&mut tar, &raw, key, &limits, spill_dir.as_deref())?;
             }
             let mut seen = observe(&raw, tar.header_bytes())?;
             budget.admit(&limits, &seen.path, seen.size)?;
             if progress.is_cancelled() {
                 return Err(Error::Cancelled);
             }
+            // Duplicates and entries below a file or link are refused before
+            // anything is made for them.
+            check_order(&mut order, seen.path.as_bytes(), seen.kind, |any| {
+                let mut earlier = log.iter()?;
+                while let Some(o) = earlier.next()? {
+                    replay_one(any, o.path.as_bytes(), o.kind)?;
+                }
+                Ok(())
+            })?
+            .map_err(|why| Error::Unsafe {
+                path: seen.path.to_string(),
+                reason: match why {
+                    OrderError::BelowLeaf => "a parent directory is a link or a file",
+                    _ => "appears twice in the archive",
+                },
+            })?;
             let x = extractor.as_deref_mut().filter(|_| sel.wants(&seen.path));
             if seen.kind == EntryKind::File {
                 seen.sha256 = Some(consume_data(&mut tar, &seen, x, &*progress)?);
@@ -221,10 +244,21 @@ impl<R: Read> ArchiveReader<R> {
                 extract_other(x, &seen)?;
             }
             progress.entry(&seen.path);
-            observed.push(seen);
+            log.push(&seen)?;
         };
         let summary = self.decoder.finish()?;
-        compare(manifest.manifest(), &observed, &summary)?;
+        let manifest = match tail {
+            Tail::V1(m) => {
+                compare_v1(m.manifest(), &mut log)?;
+                check_stream(&Layout::v1(m.manifest()), &summary)?;
+                AnyManifest::V1(m)
+            }
+            Tail::V2(r, mut pages) => {
+                compare_v2(r.manifest(), &mut pages, &mut log)?;
+                check_stream(&Layout::v2(r.manifest()), &summary)?;
+                AnyManifest::V2(r)
+            }
+        };
         Ok(Verified {
             manifest,
             size: summary.size,
@@ -248,31 +282,142 @@ pub(crate) fn parent_of(dest: &Path) -> Result<std::path::PathBuf> {
     Ok(parent)
 }
 
-/// Compares everything read from a stream with the verified manifest.
-fn compare(m: &Manifest, observed: &[Observed], summary: &StreamSummary) -> Result<()> {
-    if observed.len() != m.entries.len() {
+/// Compares every entry read from a stream with the verified format 1 manifest.
+fn compare_v1(m: &Manifest, log: &mut ObservedLog) -> Result<()> {
+    if log.len() != m.entries.len() as u64 {
         return Err(Error::verification(format!(
             "the archive holds {} entries, its signed manifest lists {}",
-            observed.len(),
+            log.len(),
             m.entries.len()
         )));
     }
-    for (i, (want, seen)) in m.entries.iter().zip(observed).enumerate() {
-        check_header(want, m.raw_offset(i), seen)?;
-        if let Some(d) = &seen.sha256 {
+    let mut seen = log.iter()?;
+    for (i, want) in m.entries.iter().enumerate() {
+        let o = seen
+            .next()?
+            .ok_or_else(|| Error::verification("the archive holds fewer entries than listed"))?;
+        check_header(want, m.raw_offset(i), &o)?;
+        if let Some(d) = &o.sha256 {
             check_digest(want, d)?;
         }
     }
-    check_stream(m, summary)
+    Ok(())
 }
 
-/// Checks what the decoder saw of the compressed stream: the frame index, no
-/// foreign frames, and exactly one footer, last, pointing at the manifest.
-pub(crate) fn check_stream(m: &Manifest, summary: &StreamSummary) -> Result<()> {
-    if !summary.frames.is_empty() && summary.frames.get(..m.frames.len()) != Some(&m.frames[..]) {
-        return Err(Error::verification(
-            "the frame index in the signed manifest does not match the archive",
-        ));
+/// Compares every entry read from a stream with the pages of the verified
+/// format 2 root: each page is checked against the root's digest for it and
+/// by a [`PageChecker`], one page in memory at a time.
+fn compare_v2(root: &Root, pages: &mut PageLog, log: &mut ObservedLog) -> Result<()> {
+    if pages.len() != root.pages.len() {
+        return Err(Error::verification(format!(
+            "the archive holds {} manifest pages, its signed root names {}",
+            pages.len(),
+            root.pages.len()
+        )));
+    }
+    if log.len() != root.entry_count() {
+        return Err(Error::verification(format!(
+            "the archive holds {} entries, its signed manifest lists {}",
+            log.len(),
+            root.entry_count()
+        )));
+    }
+    let mtime = timestamp_mtime(root.created_at);
+    let mut checker = PageChecker::new(root);
+    let mut seen = log.iter()?;
+    for (i, named) in root.pages.iter().enumerate() {
+        let (bytes, header) = pages.get(i)?;
+        check_own_header(&page_path(i), bytes.len(), mtime, &header)?;
+        let page = Page::parse(&bytes, named, i)
+            .map_err(|e| Error::verification(format!("manifest page {i}: {e}")))?;
+        checker.page(&page)?;
+        for pe in &page.entries {
+            let want = pe.to_entry(&root.frames)?;
+            let raw = root.raw_offset(pe).unwrap_or(u64::MAX);
+            let o = seen.next()?.ok_or_else(|| {
+                Error::verification("the archive holds fewer entries than listed")
+            })?;
+            check_header(&want, raw, &o)?;
+            if let Some(d) = &o.sha256 {
+                check_digest(&want, d)?;
+            }
+        }
+    }
+    let mut links = checker.finish()?;
+    if !links.is_empty() {
+        for i in 0..root.pages.len() {
+            links.page(&Page::decode(&pages.get(i)?.0)?);
+        }
+    }
+    links.finish()?;
+    Ok(())
+}
+
+/// Where a manifest says its frames, pages and root are.
+pub(crate) struct Layout<'a> {
+    frames: &'a [Frame],
+    codec: Codec,
+    pages: &'a [PageRef],
+    /// Where the root's frame starts (format 2), or 0.
+    root_offset: u64,
+    data_compressed_end: u64,
+}
+
+impl<'a> Layout<'a> {
+    pub(crate) fn v1(m: &'a Manifest) -> Self {
+        Layout {
+            frames: &m.frames,
+            codec: m.compression.codec,
+            pages: &[],
+            root_offset: 0,
+            data_compressed_end: m.data_compressed_end(),
+        }
+    }
+
+    pub(crate) fn v2(r: &'a Root) -> Self {
+        Layout {
+            frames: &r.frames,
+            codec: r.compression.codec,
+            pages: &r.pages,
+            root_offset: r.pages_end(),
+            data_compressed_end: r.data_compressed_end(),
+        }
+    }
+}
+
+/// Checks what the decoder saw of the compressed stream: the frame index
+/// (and, in format 2, the pages' frames and the root's), no foreign frames,
+/// and exactly one footer, last, pointing at the manifest.
+pub(crate) fn check_stream(m: &Layout<'_>, summary: &StreamSummary) -> Result<()> {
+    if !summary.frames.is_empty() {
+        if summary.frames.get(..m.frames.len()) != Some(m.frames) {
+            return Err(Error::verification(
+                "the frame index in the signed manifest does not match the archive",
+            ));
+        }
+        let mut rest = &summary.frames[m.frames.len()..];
+        for (i, p) in m.pages.iter().enumerate() {
+            let mut held = 0u64;
+            while held < p.size {
+                match rest.split_first() {
+                    Some((f, more)) if f.offset == p.offset + held => {
+                        held += f.size;
+                        rest = more;
+                    }
+                    _ => break,
+                }
+            }
+            if held != p.size {
+                return Err(Error::verification(format!(
+                    "manifest page {i} is not where the signed root places it"
+                )));
+            }
+        }
+        if !m.pages.is_empty() && rest.first().map(|f| f.offset) != Some(m.root_offset) {
+            return Err(Error::verification(
+                "the manifest root is not where the pages end",
+            ));
+        }
     }
     if summary.foreign_frames > 0 {
         return Err(Error::verification(
@@ -284,12 +429,11 @@ pub(crate) fn check_stream(m: &Manifest, summary: &StreamSummary) -> Result<()> 
             Err(Error::verification("the archive has data after its footer"))
         }
         Some(f)
-            if f.manifest_offset == m.data_compressed_end()
+            if f.manifest_offset == m.data_compressed_end
+                && f.root_offset == m.root_offset
                 && f.manifest_offset
                     .checked_add(f.manifest_length)
-                    .and_then(|e| {
-                        e.checked_add(crate::codec::footer_len(m.compression.codec) as u64)
-                    })
+                    .and_then(|e| e.checked_add(crate::codec::footer_len(m.codec) as u64))
                     == Some(summary.size) =>
         {
             Ok(())

@@ -5,20 +5,26 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::Path;
 
-use cairn_integrity::{Hasher, PublicKey, SignedSeal};
-use cairn_manifest::{EntryKind, EntryPath, SignedManifest};
+use cairn_integrity::{Hasher, PublicKey, Sha256Digest, SignedSeal};
+use cairn_manifest::v2::MAX_PAGE_BYTES;
+use cairn_manifest::{
+    AnyManifest, Entry, EntryKind, EntryPath, Frame, Manifest, Page, PageChecker, Root,
+    SignedManifest,
+};
 
 use crate::codec::{Footer, MAX_FOOTER_LEN};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::options::ReadOptions;
-use crate::reader::{Verified, check_seal_against, parent_of};
-use crate::tar::TarReader;
+use crate::pages::page_path;
+use crate::reader::{ArchiveReader, Layout, Verified, check_seal_against, parent_of};
+use crate::tar::{TarReader, padded, read_small};
 use crate::unpack::{Extractor, Staged, UnpackOptions, UnpackStats, staging_dir};
 use crate::verify::{
-    Selection, check_digest, check_header, consume_data, extract_other, is_metadata, observe,
-    read_manifest_region,
+    Selection, Tail, check_digest, check_header, check_own_header, consume_data, expected_header,
+    extract_other, is_metadata, observe, read_tail,
 };
+use crate::writer::timestamp_mtime;
 
 /// A source of byte ranges: a file, a buffer, or an object store.
 ///
@@ -86,7 +92,7 @@ impl<T: Read + Seek> RangeRead for SeekSource<T> {
 /// ```
 pub struct SeekableArchive<S> {
     src: S,
-    manifest: SignedManifest,
+    manifest: AnyManifest,
     size: u64,
     seal: Option<SignedSeal>,
     opts: ReadOptions,
@@ -95,7 +101,7 @@ pub struct SeekableArchive<S> {
 impl<S> std::fmt::Debug for SeekableArchive<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeekableArchive")
-            .field("backup_id", &self.manifest.manifest().backup_id)
+            .field("backup_id", &self.manifest.backup_id())
             .field("size", &self.size)
             .finish_non_exhaustive()
     }
@@ -113,26 +119,23 @@ impl<S: RangeRead> SeekableArchive<S> {
         let size = src
             .len()
             .map_err(Error::io("reading archive length", None))?;
-        let tail_start = size.saturating_sub(MAX_FOOTER_LEN as u64);
-        let mut tail = Vec::new();
-        src.read_range(tail_start..size)
-            .and_then(|mut r| r.read_to_end(&mut tail))
-            .map_err(Error::io("reading archive footer", None))?;
-        let (footer, _, footer_len) = Footer::find(&tail).ok_or_else(|| {
+        let footer = read_footer(&mut src, size)?.ok_or_else(|| {
             Error::corrupt("no Cairn footer at the end: truncated, or not a Cairn archive")
         })?;
-        let end = footer
-            .manifest_offset
-            .checked_add(footer.manifest_length)
-            .and_then(|e| e.checked_add(footer_len as u64));
-        if end != Some(size) {
-            return Err(Error::corrupt(
-                "the footer does not describe this file (truncated or appended to?)",
-            ));
-        }
-        let range = footer.manifest_offset..footer.manifest_offset + footer.manifest_length;
-        let manifest = read_manifest(&mut src, range, key, &opts)?;
-        if manifest.manifest().data_compressed_end() != footer.manifest_offset {
+        let end = footer.manifest_offset + footer.manifest_length;
+        // A format 2 archive's root is in the last frames; its pages are
+        // fetched when needed.
+        let start = if footer.root_offset == 0 {
+            footer.manifest_offset
+        } else {
+            footer.root_offset
+        };
+        let manifest = read_manifest(&mut src, start..end, key, &opts)?;
+        let placed = match &manifest {
+            AnyManifest::V1(_) => footer.root_offset == 0,
+            AnyManifest::V2(r) => r.manifest().pages_end() == footer.root_offset,
+        };
+        if manifest.data_compressed_end() != footer.manifest_offset || !placed {
             return Err(Error::verification(
                 "the archive's footer does not point at its manifest",
             ));
@@ -173,7 +176,20 @@ impl<S: RangeRead> SeekableArchive<S> {
             .checked_add(s.manifest_length)
             .filter(|&e| e <= size)
             .ok_or_else(|| Error::verification("seal places the manifest outside the archive"))?;
-        let manifest = read_manifest(&mut src, s.manifest_offset..end, key, &opts)?;
+        // A format 2 archive is opened at its root, which the footer places
+        // (the seal names the whole manifest region); a format 1 archive
+        // needs no footer.
+        let start = match read_footer(&mut src, size).ok().flatten() {
+            Some(f)
+                if f.root_offset != 0
+                    && f.manifest_offset == s.manifest_offset
+                    && f.manifest_length == s.manifest_length =>
+            {
+                f.root_offset
+            }
+            _ => s.manifest_offset,
+        };
+        let manifest = read_manifest(&mut src, start..end, key, &opts)?;
         check_seal_against(seal, &manifest)?;
         Ok(SeekableArchive {
             src,
@@ -184,9 +200,40 @@ impl<S: RangeRead> SeekableArchive<S> {
         })
     }
 
-    /// The verified manifest.
-    pub fn manifest(&self) -> &SignedManifest {
+    /// The verified manifest (format 1) or root (format 2).
+    pub fn manifest(&self) -> &AnyManifest {
         &self.manifest
+    }
+
+    fn v1(&self) -> Option<&Manifest> {
+        self.manifest.v1().map(SignedManifest::manifest)
+    }
+
+    /// Calls `f` with every entry, in archive order. A format 2 archive's
+    /// pages are fetched one at a time and each is checked against the root
+    /// and against the pages before it (as [`PageChecker`] does), so memory
+    /// holds one page whatever the number of entries.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Verification`] for a page that is not the one the root names
+    /// or entries that contradict each other; [`Error::Io`] reading; whatever
+    /// `f` returns.
+    pub fn for_each_entry(&mut self, mut f: impl FnMut(&Entry) -> Result<()>) -> Result<()> {
+        if let Some(m) = self.v1() {
+            return m.entries.iter().try_for_each(f);
+        }
+        let root = self.root()?.clone();
+        let mut checker = PageChecker::new(&root);
+        for i in 0..root.pages.len() {
+            let page = self.fetch_page(i)?;
+            checker.page(&page)?;
+            for pe in &page.entries {
+                f(&pe.to_entry(&root.frames)?)?;
+            }
+        }
+        checker.finish()?;
+        Ok(())
     }
 
     /// The archive's length.
@@ -212,14 +259,24 @@ impl<S: RangeRead> SeekableArchive<S> {
         opts: &UnpackOptions,
     ) -> Result<Staged> {
         let sel = Selection::new(opts.components.as_deref());
-        sel.check_against(self.manifest.manifest())?;
         let staging = staging_dir(staging_parent, opts)?;
         let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;
-        let wanted: Vec<usize> = (0..self.manifest.manifest().entries.len())
-            .filter(|&i| sel.wants(&self.manifest.manifest().entries[i].path))
-            .collect();
-        for run in runs(&wanted) {
-            self.read_run(run, Some(&mut x))?;
+        match &self.manifest {
+            AnyManifest::V1(m) => {
+                let m = m.manifest();
+                sel.check_against(|c| m.component(c).is_some())?;
+                let wanted: Vec<usize> = (0..m.entries.len())
+                    .filter(|&i| sel.wants(&m.entries[i].path))
+                    .collect();
+                for run in runs(&wanted) {
+                    self.read_run(run, Some(&mut x))?;
+                }
+            }
+            AnyManifest::V2(r) => {
+                let root = r.manifest().clone();
+                sel.check_against(|c| root.component(c).is_some())?;
+                self.unpack_pages(&root, &sel, &mut x)?;
+            }
         }
         x.finish()?;
         let stats = UnpackStats {
@@ -235,7 +292,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     /// # Errors
     ///
     /// As [`SeekableArchive::unpack_to_staging`] and [`Staged::commit`].
-    pub fn unpack(&mut self, dest: &Path, opts: &UnpackOptions) -> Result<SignedManifest> {
+    pub fn unpack(&mut self, dest: &Path, opts: &UnpackOptions) -> Result<AnyManifest> {
         let parent = parent_of(dest)?;
         self.unpack_to_staging(&parent, opts)?.commit(dest)
     }
@@ -250,13 +307,18 @@ impl<S: RangeRead> SeekableArchive<S> {
         let mut wanted = indices.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
-        let n = self.manifest.manifest().entries.len();
-        if wanted.last().is_some_and(|&i| i >= n) {
+        let n = match &self.manifest {
+            AnyManifest::V1(m) => m.manifest().entries.len() as u64,
+            AnyManifest::V2(r) => r.manifest().entry_count(),
+        };
+        if wanted.last().is_some_and(|&i| i as u64 >= n) {
             return Err(Error::invalid(format!("the archive has only {n} entries")));
         }
+        let Some(m) = self.v1() else {
+            return self.verify_entries_v2(&wanted);
+        };
         // Runs whose frames overlap are read once: the entries between them come
         // for free and are checked too.
-        let m = self.manifest.manifest();
         let mut merged: Vec<Range<usize>> = Vec::new();
         for run in runs(&wanted) {
             match merged.last_mut() {
@@ -285,7 +347,9 @@ impl<S: RangeRead> SeekableArchive<S> {
     /// [`Error::InvalidInput`] if there is no such file; [`Error::Verification`] if
     /// the content differs from what was signed.
     pub fn read_file(&mut self, path: &EntryPath, out: &mut dyn Write) -> Result<u64> {
-        let m = self.manifest.manifest();
+        let Some(m) = self.v1() else {
+            return self.read_file_v2(path, out);
+        };
         let mut i = m
             .find(path)
             .ok_or_else(|| Error::invalid(format!("the archive has no entry {path}")))?;
@@ -305,11 +369,25 @@ impl<S: RangeRead> SeekableArchive<S> {
         let expected = m.entries[i].clone();
         let expected_raw = m.raw_offset(i);
         let mut tar = self.open_run(i..i + 1)?;
+        stream_file(&mut tar, &expected, expected_raw, out)
+    }
+}
+
+/// Reads the next entry of `tar`, which must be the file `expected` at
+/// `expected_raw`, streaming its content to `out` and checking its digest.
+fn stream_file<R: BufRead>(
+    tar: &mut TarReader<R>,
+    expected: &Entry,
+    expected_raw: u64,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    {
+        let path = &expected.path;
         let raw = tar
             .next_entry()?
             .ok_or_else(|| Error::corrupt(format!("the archive ends before {path}")))?;
         let seen = observe(&raw, tar.header_bytes())?;
-        check_header(&expected, expected_raw, &seen)?;
+        check_header(expected, expected_raw, &seen)?;
         let mut hasher = Hasher::new();
         loop {
             let chunk = tar.data()?;
@@ -321,10 +399,12 @@ impl<S: RangeRead> SeekableArchive<S> {
             let n = chunk.len();
             tar.consume(n);
         }
-        check_digest(&expected, &hasher.finalize())?;
+        check_digest(expected, &hasher.finalize())?;
         Ok(expected.size)
     }
+}
 
+impl<S: RangeRead> SeekableArchive<S> {
     /// Reads the whole archive front to back and checks everything: every entry,
     /// the manifest region, the footer, and (when opened through a seal) the
     /// archive's size and SHA-256. This is the `full` verification tier.
@@ -339,8 +419,18 @@ impl<S: RangeRead> SeekableArchive<S> {
             .src
             .read_range(0..size)
             .map_err(Error::io("reading archive", None))?;
+        let Some(m) = self.manifest.v1().map(SignedManifest::manifest) else {
+            // Format 2: the stream reader checks every page and entry with
+            // bounded memory; its root must be the one at the tail.
+            let verified = ArchiveReader::with_options(reader, opts)?.verify(key)?;
+            if verified.manifest.sha256() != self.manifest.sha256() {
+                return Err(Error::verification(
+                    "the archive's manifest differs from the one at its tail",
+                ));
+            }
+            return finish_full(size, self.seal.as_ref(), verified);
+        };
         let mut dec = Decoder::new(reader, true, opts.threads)?;
-        let m = self.manifest.manifest();
         let mut tar = TarReader::new(&mut dec, 0, opts.limits.max_extension_bytes).strict();
         for (i, want) in m.entries.iter().enumerate() {
             let raw = tar
@@ -362,50 +452,53 @@ impl<S: RangeRead> SeekableArchive<S> {
                 "the archive holds entries its manifest does not list",
             ));
         }
-        let inner = read_manifest_region(&mut tar, &raw, key, &opts.limits)?;
-        if inner.bytes() != self.manifest.bytes() {
+        let inner = read_tail(&mut tar, &raw, key, &opts.limits, None)?;
+        if !matches!(&inner, Tail::V1(i) if i.sha256() == self.manifest.sha256()) {
             return Err(Error::verification(
                 "the archive's manifest differs from the one at its tail",
             ));
         }
         let summary = dec.finish()?;
-        crate::reader::check_stream(m, &summary)?;
+        crate::reader::check_stream(&Layout::v1(m), &summary)?;
         let verified = Verified {
             manifest: self.manifest.clone(),
             size: summary.size,
             sha256: summary.sha256,
         };
-        if summary.size != size {
-            return Err(Error::verification(
-                "the archive's length changed while it was read",
-            ));
-        }
-        if let Some(seal) = &self.seal {
-            verified.check_seal(seal)?;
-        }
-        Ok(verified)
+        finish_full(size, self.seal.as_ref(), verified)
     }
 
     /// Decodes the compressed bytes holding entries `run`, positioned at the first.
     fn open_run(&mut self, run: Range<usize>) -> Result<TarReader<Decoder<Box<dyn Read + '_>>>> {
-        let m = self.manifest.manifest();
+        let m = self
+            .v1()
+            .ok_or_else(|| Error::invalid("not a format 1 archive"))?;
         let first = m.span(run.start);
         let last = m.span(run.end - 1);
         let range = first.compressed.start..last.compressed.end;
-        let frames = m
-            .frames
-            .iter()
-            .filter(|f| f.offset >= range.start && f.offset < range.end)
-            .count();
-        let threads = self.opts.threads.min(frames).max(1);
         let base = m.raw_offset(run.start);
+        let frames = count_frames(&m.frames, &range);
+        self.open_range(range, frames, first.skip, base)
+    }
+
+    /// Decodes compressed bytes `range` (holding `frames` frames), skips
+    /// `skip` decompressed bytes and reads tar entries from there, the first
+    /// at raw offset `base`.
+    fn open_range(
+        &mut self,
+        range: Range<u64>,
+        frames: usize,
+        first_skip: u64,
+        base: u64,
+    ) -> Result<TarReader<Decoder<Box<dyn Read + '_>>>> {
+        let threads = self.opts.threads.min(frames).max(1);
         let max_ext = self.opts.limits.max_extension_bytes;
         let reader = self
             .src
             .read_range(range)
             .map_err(Error::io("reading archive", None))?;
         let mut dec = Decoder::new(reader, false, threads)?;
-        let mut skip = first.skip;
+        let mut skip = first_skip;
         while skip > 0 {
             let n = dec
                 .fill_buf()
@@ -421,19 +514,32 @@ impl<S: RangeRead> SeekableArchive<S> {
         Ok(TarReader::new(dec, base, max_ext).strict())
     }
 
-    fn read_run(&mut self, run: Range<usize>, mut extractor: Option<&mut Extractor>) -> Result<()> {
+    fn read_run(&mut self, run: Range<usize>, extractor: Option<&mut Extractor>) -> Result<()> {
         let progress = std::sync::Arc::clone(&self.opts.progress);
-        let entries: Vec<(cairn_manifest::Entry, u64)> = run
+        let m = self
+            .v1()
+            .ok_or_else(|| Error::invalid("not a format 1 archive"))?;
+        let entries: Vec<(Entry, u64)> = run
             .clone()
-            .map(|i| {
-                (
-                    self.manifest.manifest().entries[i].clone(),
-                    self.manifest.manifest().raw_offset(i),
-                )
-            })
+            .map(|i| (m.entries[i].clone(), m.raw_offset(i)))
             .collect();
-        let mut tar = self.open_run(run)?;
-        for (want, want_raw) in &entries {
+        let tar = self.open_run(run)?;
+        check_entries(tar, &entries, extractor, &*progress)
+    }
+}
+
+/// Reads `entries` (each with its raw offset) one after another from `tar`,
+/// checking each against what was signed, unpacking them when `extractor` is
+/// given.
+fn check_entries<R: BufRead>(
+    mut tar: TarReader<R>,
+    entries: &[(Entry, u64)],
+    mut extractor: Option<&mut Extractor>,
+    progress: &dyn crate::options::Progress,
+) -> Result<()> {
+    {
+        let tar = &mut tar;
+        for (want, want_raw) in entries {
             if progress.is_cancelled() {
                 return Err(Error::Cancelled);
             }
@@ -443,7 +549,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             let seen = observe(&raw, tar.header_bytes())?;
             check_header(want, *want_raw, &seen)?;
             if want.kind == EntryKind::File {
-                let d = consume_data(&mut tar, &seen, extractor.as_deref_mut(), &*progress)?;
+                let d = consume_data(tar, &seen, extractor.as_deref_mut(), progress)?;
                 check_digest(want, &d)?;
             } else if let Some(x) = extractor.as_deref_mut() {
                 extract_other(x, &seen)?;
@@ -451,6 +557,238 @@ impl<S: RangeRead> SeekableArchive<S> {
             progress.entry(&want.path);
         }
         Ok(())
+    }
+}
+
+/// The checks a full verification ends with: the length, and the seal.
+fn finish_full(size: u64, seal: Option<&SignedSeal>, verified: Verified) -> Result<Verified> {
+    if verified.size != size {
+        return Err(Error::verification(
+            "the archive's length changed while it was read",
+        ));
+    }
+    if let Some(seal) = seal {
+        verified.check_seal(seal)?;
+    }
+    Ok(verified)
+}
+
+/// The footer at the end of an archive of `size` bytes, if it has one that
+/// describes it exactly.
+fn read_footer<S: RangeRead>(src: &mut S, size: u64) -> Result<Option<Footer>> {
+    let tail_start = size.saturating_sub(MAX_FOOTER_LEN as u64);
+    let mut tail = Vec::new();
+    src.read_range(tail_start..size)
+        .and_then(|mut r| r.read_to_end(&mut tail))
+        .map_err(Error::io("reading archive footer", None))?;
+    let Some((footer, _, footer_len)) = Footer::find(&tail) else {
+        return Ok(None);
+    };
+    let end = footer
+        .manifest_offset
+        .checked_add(footer.manifest_length)
+        .and_then(|e| e.checked_add(footer_len as u64));
+    if end != Some(size) {
+        return Err(Error::corrupt(
+            "the footer does not describe this file (truncated or appended to?)",
+        ));
+    }
+    Ok(Some(footer))
+}
+
+/// How many of `frames` start inside compressed `range`.
+fn count_frames(frames: &[Frame], range: &Range<u64>) -> usize {
+    frames
+        .iter()
+        .filter(|f| f.offset >= range.start && f.offset < range.end)
+        .count()
+}
+
+/// The frame holding uncompressed offset `raw`.
+fn frame_holding(frames: &[Frame], raw: u64) -> Option<usize> {
+    let i = frames.partition_point(|f| f.raw_offset + f.raw_size <= raw);
+    (i < frames.len() && frames[i].raw_offset <= raw).then_some(i)
+}
+
+/// Format 2: pages and their entries, fetched by range.
+impl<S: RangeRead> SeekableArchive<S> {
+    fn root(&self) -> Result<&Root> {
+        self.manifest
+            .v2()
+            .map(cairn_manifest::Signed::manifest)
+            .ok_or_else(|| Error::invalid("not a format 2 archive"))
+    }
+
+    /// Fetches page `i` and checks it against the root.
+    fn fetch_page(&mut self, i: usize) -> Result<Page> {
+        let root = self.root()?;
+        let named = root.pages[i].clone();
+        let mtime = timestamp_mtime(root.created_at);
+        let max_ext = self.opts.limits.max_extension_bytes;
+        let reader = self
+            .src
+            .read_range(named.offset..named.offset + named.size)
+            .map_err(Error::io("reading a manifest page", None))?;
+        let mut dec = Decoder::new(reader, false, 1)?;
+        let mut tar = TarReader::new(&mut dec, 0, max_ext).strict();
+        let raw = tar
+            .next_entry()?
+            .ok_or_else(|| Error::corrupt(format!("no manifest page {i} where the root points")))?;
+        let name = page_path(i);
+        if raw.path != name.as_bytes() {
+            return Err(Error::verification(format!(
+                "the root points at {} where manifest page {i} should be",
+                String::from_utf8_lossy(&raw.path)
+            )));
+        }
+        let header = Sha256Digest::of(tar.header_bytes());
+        let bytes = read_small(&mut tar, raw.size, MAX_PAGE_BYTES, "manifest page")?;
+        check_own_header(&name, bytes.len(), mtime, &header)?;
+        Page::parse(&bytes, &named, i)
+            .map_err(|e| Error::verification(format!("manifest page {i}: {e}")))
+    }
+
+    /// Opens the data of a run of consecutive entries of one page.
+    fn open_entries(
+        &mut self,
+        root: &Root,
+        first: &Entry,
+        first_raw: u64,
+        last: &Entry,
+        last_raw: u64,
+    ) -> Result<TarReader<Decoder<Box<dyn Read + '_>>>> {
+        let end_raw = last_raw + expected_header(last).len() as u64 + padded(last.size);
+        let (Some(a), Some(b)) = (
+            frame_holding(&root.frames, first_raw),
+            frame_holding(&root.frames, end_raw.saturating_sub(1).max(first_raw)),
+        ) else {
+            return Err(Error::verification(format!(
+                "entry {} lies outside the archive's frames",
+                first.path
+            )));
+        };
+        let range = root.frames[a].offset..root.frames[b].offset + root.frames[b].size;
+        let skip = first_raw - root.frames[a].raw_offset;
+        self.open_range(range, b - a + 1, skip, first_raw)
+    }
+
+    /// Page entries as v1 entries with their raw offsets.
+    fn entries_of(root: &Root, page: &Page) -> Result<Vec<(Entry, u64)>> {
+        page.entries
+            .iter()
+            .map(|pe| {
+                let raw = root.raw_offset(pe).ok_or_else(|| {
+                    Error::verification(format!("entry {} points outside its frame", pe.path))
+                })?;
+                Ok((pe.to_entry(&root.frames)?, raw))
+            })
+            .collect()
+    }
+
+    /// Unpacks the pages of the selected components, page by page: one page
+    /// and one range read at a time.
+    fn unpack_pages(&mut self, root: &Root, sel: &Selection, x: &mut Extractor) -> Result<()> {
+        let progress = std::sync::Arc::clone(&self.opts.progress);
+        let mut checker = PageChecker::new(root);
+        let wanted: Vec<usize> = (0..root.pages.len())
+            .filter(|&i| sel.wants_component(&root.pages[i].component))
+            .collect();
+        for &i in &wanted {
+            if progress.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let page = self.fetch_page(i)?;
+            checker.page_at(i, &page)?;
+            let entries = Self::entries_of(root, &page)?;
+            let (Some((first, first_raw)), Some((last, last_raw))) =
+                (entries.first(), entries.last())
+            else {
+                continue;
+            };
+            let tar = self.open_entries(root, first, *first_raw, last, *last_raw)?;
+            check_entries(tar, &entries, Some(x), &*progress)?;
+        }
+        let mut links = checker.finish_partial()?;
+        if !links.is_empty() {
+            let mut next = 0;
+            for &i in &wanted {
+                links.skip(
+                    root.pages[next..i]
+                        .iter()
+                        .map(|p| u64::from(p.entries))
+                        .sum(),
+                );
+                links.page(&self.fetch_page(i)?);
+                next = i + 1;
+            }
+        }
+        links.finish()?;
+        Ok(())
+    }
+
+    /// Format 2's `verify_entries`: entry ordinals to pages, then each entry
+    /// read alone.
+    fn verify_entries_v2(&mut self, wanted: &[usize]) -> Result<()> {
+        let root = self.root()?.clone();
+        let progress = std::sync::Arc::clone(&self.opts.progress);
+        let mut start = 0usize;
+        let mut w = wanted.iter().peekable();
+        for (i, named) in root.pages.iter().enumerate() {
+            let end = start + named.entries as usize;
+            if w.peek().is_some_and(|&&k| k < end) {
+                let page = self.fetch_page(i)?;
+                let entries = Self::entries_of(&root, &page)?;
+                while let Some(&&k) = w.peek().filter(|&&&k| k < end) {
+                    let (e, raw) = &entries[k - start];
+                    let tar = self.open_entries(&root, e, *raw, e, *raw)?;
+                    check_entries(tar, &[(e.clone(), *raw)], None, &*progress)?;
+                    w.next();
+                }
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Finds the entry at `path` in the pages of its component.
+    fn find_v2(&mut self, root: &Root, path: &EntryPath) -> Result<Option<(Entry, u64)>> {
+        let component = path.first().to_vec();
+        for i in 0..root.pages.len() {
+            if root.pages[i].component.as_str().as_bytes() != component {
+                continue;
+            }
+            let page = self.fetch_page(i)?;
+            if let Some(pe) = page.entries.iter().find(|e| &e.path == path) {
+                let raw = root.raw_offset(pe).ok_or_else(|| {
+                    Error::verification(format!("entry {path} points outside its frame"))
+                })?;
+                return Ok(Some((pe.to_entry(&root.frames)?, raw)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Format 2's `read_file`: the entry is found in its component's pages.
+    fn read_file_v2(&mut self, path: &EntryPath, out: &mut dyn Write) -> Result<u64> {
+        let root = self.root()?.clone();
+        let (mut e, mut raw) = self
+            .find_v2(&root, path)?
+            .ok_or_else(|| Error::invalid(format!("the archive has no entry {path}")))?;
+        if e.kind == EntryKind::Hardlink {
+            let target = e
+                .link
+                .as_ref()
+                .map(cairn_manifest::LinkTarget::as_bytes)
+                .unwrap_or_default();
+            (e, raw) = self
+                .find_v2(&root, &EntryPath::parse(target)?)?
+                .ok_or_else(|| Error::invalid(format!("hard link {path} has no target")))?;
+        }
+        if e.kind != EntryKind::File {
+            return Err(Error::invalid(format!("{path} is not a regular file")));
+        }
+        let mut tar = self.open_entries(&root, &e, raw, &e, raw)?;
+        stream_file(&mut tar, &e, raw, out)
     }
 }
 
@@ -466,12 +804,15 @@ fn runs(sorted: &[usize]) -> Vec<Range<usize>> {
     out
 }
 
+/// Reads the manifest (format 1) or the root (format 2) in `range`: format 2
+/// archives are opened at their root's frame, where the pages are already
+/// behind.
 fn read_manifest<S: RangeRead>(
     src: &mut S,
     range: Range<u64>,
     key: &PublicKey,
     opts: &ReadOptions,
-) -> Result<SignedManifest> {
+) -> Result<AnyManifest> {
     let reader = src
         .read_range(range)
         .map_err(Error::io("reading manifest", None))?;
@@ -480,7 +821,17 @@ fn read_manifest<S: RangeRead>(
     let first = tar
         .next_entry()?
         .ok_or_else(|| Error::corrupt("no manifest where the footer or seal points"))?;
-    let manifest = read_manifest_region(&mut tar, &first, key, &opts.limits)?;
+    let manifest = match read_tail(&mut tar, &first, key, &opts.limits, None)? {
+        Tail::V1(m) => AnyManifest::V1(m),
+        Tail::V2(r, pages) => {
+            if pages.len() != 0 {
+                return Err(Error::verification(
+                    "the footer's root offset points at the manifest's pages",
+                ));
+            }
+            AnyManifest::V2(r)
+        }
+    };
     dec.finish()?;
     Ok(manifest)
 }

@@ -6,52 +6,54 @@
 //! destination. Their paths were validated as [`EntryPath`]s: relative, no `..`, no
 //! empty components. On top of that:
 //!
-//! - every parent of an entry must be a real directory created by this unpack,
-//!   never a symlink or a file, so nothing is ever written *through* a link (the
-//!   unpack keeps an exact model of what it created: nobody else writes into its
-//!   private staging directory);
+//! - the caller refuses duplicate entries and entries below a file or link
+//!   before they get here ([`cairn_manifest::EntryOrder`]), so every parent of
+//!   an entry is a directory; a parent that already exists is checked to be a
+//!   real directory, never a symlink or a file, so nothing is ever written
+//!   *through* a link (nobody else writes into the private staging directory);
 //! - files are created with `O_CREAT|O_EXCL`, which does not follow a link placed at
 //!   the path and refuses duplicates;
-//! - hard links may only point to regular files this unpack created;
+//! - hard links may only point to regular files this unpack created: the
+//!   target and each of its parents are checked on the filesystem, in order
+//!   with the writes, just before the link is made;
 //! - special files are never created.
+//!
+//! Memory does not grow with the number of entries: what is remembered is the
+//! chain of directories of the previous entry and, for the final pass that
+//! sets directories' modes and times, one record per directory.
 //!
 //! Nothing reaches the destination until [`Staged::commit`], which the caller
 //! invokes only after every check passed; dropping a [`Staged`] (or an error while
 //! unpacking) removes the staging directory.
 
-use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use cairn_manifest::{ComponentName, EntryPath, LinkTarget, SignedManifest};
+use cairn_manifest::{AnyManifest, ComponentName, EntryPath, LinkTarget};
 
 use crate::error::{Error, Result};
 use crate::fswriter::{Attrs, CHUNK, FsWriter};
 use crate::writer::EntryMeta;
 
-/// What this unpack has made at a path. The staging directory is private and
-/// only this unpack writes into it, so this model is exactly what is on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Made {
-    /// A directory created because an entry needed it as a parent.
-    ImplicitDir,
-    Dir,
-    File,
-    Link,
-}
-
 /// Creates entries below a root, safely; the filesystem work runs on a writer
 /// thread, in order.
 pub(crate) struct Extractor {
     root: PathBuf,
-    made: HashMap<Box<[u8]>, Made>,
+    /// The directories on the path of the previous entry, outermost first:
+    /// made (or found to be real directories) already.
+    stack: Vec<Vec<u8>>,
     dirs: Vec<(EntryPath, EntryMeta)>,
     restore_owner: bool,
     buf: Vec<u8>,
     fs: FsWriter,
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
+}
+
+/// Whether `dir` is a parent folder of `path` (or `path` itself).
+fn holds(dir: &[u8], path: &[u8]) -> bool {
+    path.starts_with(dir) && (path.len() == dir.len() || path[dir.len()] == b'/')
 }
 
 fn unsafe_entry(path: &EntryPath, reason: &'static str) -> Error {
@@ -65,7 +67,7 @@ impl Extractor {
     pub(crate) fn new(root: PathBuf, restore_owner: bool) -> Result<Self> {
         Ok(Extractor {
             root,
-            made: HashMap::new(),
+            stack: Vec::new(),
             dirs: Vec::new(),
             restore_owner,
             buf: Vec::new(),
@@ -79,35 +81,38 @@ impl Extractor {
         self.root.join(os_path(path))
     }
 
-    /// Claims `path` for a new entry of kind `made`, creating missing parents.
-    /// Returns whether the path must still be created (an explicit directory may
-    /// claim one already made as a parent).
-    fn claim(&mut self, path: &EntryPath, made: Made) -> Result<bool> {
-        self.fs.check()?;
-        let bytes = path.as_bytes();
-        let fresh = match self.made.get(bytes) {
-            None => true,
-            Some(Made::ImplicitDir) if made == Made::Dir => false,
-            Some(_) => return Err(unsafe_entry(path, "appears twice in the archive")),
-        };
-        for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'/') {
-            match self.made.get(&bytes[..i]) {
-                Some(Made::Dir | Made::ImplicitDir) => {}
-                Some(_) => {
-                    return Err(unsafe_entry(path, "a parent directory is a link or a file"));
-                }
-                None => {
-                    // Directories are made here at once (they are few and cheap);
-                    // the writer finds them when it gets the entries inside.
-                    let dir = self.full(&bytes[..i]);
-                    fs::create_dir(&dir).map_err(Error::io("creating directory", dir))?;
-                    self.made.insert(bytes[..i].into(), Made::ImplicitDir);
+    /// Makes the folder `rel` unless it is there, as a real directory, already.
+    fn make_dir(&self, rel: &[u8], path: &EntryPath) -> Result<()> {
+        let dir = self.full(rel);
+        match fs::create_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let m = fs::symlink_metadata(&dir).map_err(Error::io("checking", dir.clone()))?;
+                if m.file_type().is_dir() {
+                    Ok(())
+                } else {
+                    Err(unsafe_entry(path, "a parent directory is a link or a file"))
                 }
             }
+            Err(e) => Err(Error::io("creating directory", dir)(e)),
         }
-        self.made.insert(bytes.into(), made);
+    }
+
+    /// Makes the missing parents of a new entry at `path` (the caller has
+    /// refused duplicates and entries below files or links).
+    fn claim(&mut self, path: &EntryPath) -> Result<()> {
+        self.fs.check()?;
+        let bytes = path.as_bytes();
+        while self.stack.last().is_some_and(|d| !holds(d, bytes)) {
+            self.stack.pop();
+        }
+        let from = self.stack.last().map_or(0, |d| d.len() + 1);
+        for i in (from..bytes.len()).filter(|&i| bytes[i] == b'/') {
+            self.make_dir(&bytes[..i], path)?;
+            self.stack.push(bytes[..i].to_vec());
+        }
         self.entries += 1;
-        Ok(fresh)
+        Ok(())
     }
 
     fn attrs(&self, path: &EntryPath, meta: EntryMeta) -> Result<Attrs> {
@@ -124,16 +129,15 @@ impl Extractor {
     }
 
     pub(crate) fn create_dir(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
-        if self.claim(path, Made::Dir)? {
-            let dir = self.full(path.as_bytes());
-            fs::create_dir(&dir).map_err(Error::io("creating directory", dir))?;
-        }
+        self.claim(path)?;
+        self.make_dir(path.as_bytes(), path)?;
+        self.stack.push(path.as_bytes().to_vec());
         self.dirs.push((path.clone(), meta));
         Ok(())
     }
 
     pub(crate) fn create_file(&mut self, path: &EntryPath) -> Result<()> {
-        self.claim(path, Made::File)?;
+        self.claim(path)?;
         self.fs.create(self.full(path.as_bytes()))?;
         self.buf = self.fs.buffer();
         Ok(())
@@ -169,7 +173,7 @@ impl Extractor {
     ) -> Result<()> {
         let target = target.ok_or_else(|| unsafe_entry(path, "link without a target"))?;
         let attrs = self.attrs(path, meta)?;
-        self.claim(path, Made::Link)?;
+        self.claim(path)?;
         self.fs.symlink(
             os_path(target.as_bytes()).to_owned(),
             self.full(path.as_bytes()),
@@ -183,16 +187,26 @@ impl Extractor {
         target: Option<&LinkTarget>,
     ) -> Result<()> {
         let target = target.ok_or_else(|| unsafe_entry(path, "link without a target"))?;
-        if self.made.get(target.as_bytes()) != Some(&Made::File) {
+        let target = EntryPath::parse(target.as_bytes())
+            .map_err(|_| unsafe_entry(path, "hard link target is not a path inside the archive"))?;
+        if target.first() != path.first() {
             return Err(unsafe_entry(
                 path,
-                "hard link to something that is not a file unpacked earlier",
+                "hard link target is outside the entry's component",
             ));
         }
-        self.claim(path, Made::File)?;
-        // The writer creates the target before the link: it works in order.
-        self.fs
-            .hardlink(self.full(target.as_bytes()), self.full(path.as_bytes()))
+        self.claim(path)?;
+        // The writer creates the target before the link (it works in order)
+        // and checks it is a file this unpack made.
+        self.fs.hardlink(
+            self.root.clone(),
+            target.to_path().to_owned(),
+            self.full(path.as_bytes()),
+            path.to_string(),
+        )?;
+        // Hard links are few: wait for this one, so that a refused link is
+        // reported as itself, not as whatever goes wrong later.
+        self.fs.finish()
     }
 
     /// Applies directory modes, owners and times, deepest first (so that setting
@@ -281,16 +295,12 @@ pub struct UnpackStats {
 #[derive(Debug)]
 pub struct Staged {
     dir: tempfile::TempDir,
-    manifest: SignedManifest,
+    manifest: AnyManifest,
     stats: UnpackStats,
 }
 
 impl Staged {
-    pub(crate) fn new(
-        dir: tempfile::TempDir,
-        manifest: SignedManifest,
-        stats: UnpackStats,
-    ) -> Self {
+    pub(crate) fn new(dir: tempfile::TempDir, manifest: AnyManifest, stats: UnpackStats) -> Self {
         Staged {
             dir,
             manifest,
@@ -308,8 +318,8 @@ impl Staged {
         self.dir.path().join(name.as_str())
     }
 
-    /// The verified manifest.
-    pub fn manifest(&self) -> &SignedManifest {
+    /// The verified manifest (format 1) or root (format 2).
+    pub fn manifest(&self) -> &AnyManifest {
         &self.manifest
     }
 
@@ -327,7 +337,7 @@ impl Staged {
     ///
     /// [`Error::InvalidInput`] if `dest` is not empty; [`Error::Io`] if syncing or
     /// renaming fails (the staging directory is then removed).
-    pub fn commit(self, dest: &Path) -> Result<SignedManifest> {
+    pub fn commit(self, dest: &Path) -> Result<AnyManifest> {
         if let Ok(mut it) = fs::read_dir(dest) {
             if it.next().is_some() {
                 return Err(Error::invalid(format!(
@@ -360,7 +370,7 @@ impl Staged {
     }
 
     /// Keeps the staging directory and returns its path; the caller owns it now.
-    pub fn keep(self) -> (PathBuf, SignedManifest) {
+    pub fn keep(self) -> (PathBuf, AnyManifest) {
         (self.dir.keep(), self.manifest)
     }
 }

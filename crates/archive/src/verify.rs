@@ -14,14 +14,19 @@
 
 use std::io::BufRead;
 
+use std::path::Path;
+
 use cairn_integrity::{Hasher, PublicKey, Sha256Digest};
+use cairn_manifest::v2::{MAX_PAGE_BYTES, MAX_PAGES};
 use cairn_manifest::{
-    ComponentName, Entry, EntryKind, EntryPath, LinkTarget, Manifest, Mtime, SignedManifest,
-    UnverifiedManifest,
+    ComponentName, Document, Entry, EntryKind, EntryPath, LinkTarget, Mtime, Signed,
+    SignedManifest, SignedRoot, Unverified,
 };
 
 use crate::error::{Error, Result};
 use crate::options::{Limits, Progress};
+use crate::pages::{PAGES_PREFIX, ROOT_PATH, ROOT_SIGNATURE_PATH, page_path};
+use crate::spill::PageLog;
 use crate::tar::{HeaderSpec, RawEntry, RawKind, TarReader, encode_header, read_small};
 use crate::unpack::Extractor;
 use crate::writer::{EntryMeta, MANIFEST_PATH, SIGNATURE_PATH, timestamp_mtime};
@@ -242,10 +247,18 @@ impl Selection {
         }
     }
 
-    pub(crate) fn check_against(&self, manifest: &Manifest) -> Result<()> {
+    pub(crate) fn wants_component(&self, c: &ComponentName) -> bool {
+        match &self.0 {
+            None => true,
+            Some(list) => list.contains(c),
+        }
+    }
+
+    /// Refuses a wanted component the archive does not have.
+    pub(crate) fn check_against(&self, has: impl Fn(&ComponentName) -> bool) -> Result<()> {
         if let Some(list) = &self.0 {
             for c in list {
-                if manifest.component(c).is_none() {
+                if !has(c) {
                     return Err(Error::invalid(format!("the archive has no component {c}")));
                 }
             }
@@ -317,53 +330,172 @@ pub(crate) fn read_manifest_region<R: BufRead>(
     key: &PublicKey,
     limits: &Limits,
 ) -> Result<SignedManifest> {
-    if first.path != MANIFEST_PATH.as_bytes() || first.kind != RawKind::Entry(EntryKind::File) {
+    read_signed(
+        tar,
+        first,
+        (MANIFEST_PATH, SIGNATURE_PATH),
+        "manifest",
+        key,
+        limits,
+    )
+}
+
+/// Reads a signed document (`paths`: its file and its signature's; `first`,
+/// just read, must be the document), then the end of the archive; verifies the
+/// signature with `key` and that both tar headers are exactly Cairn's.
+fn read_signed<T: Document, R: BufRead>(
+    tar: &mut TarReader<R>,
+    first: &RawEntry,
+    (path, sig_path): (&str, &str),
+    what: &str,
+    key: &PublicKey,
+    limits: &Limits,
+) -> Result<Signed<T>>
+where
+    Signed<T>: Created,
+{
+    if first.path != path.as_bytes() || first.kind != RawKind::Entry(EntryKind::File) {
         return Err(Error::corrupt(format!(
-            "unexpected entry {} where the manifest should be",
+            "unexpected entry {} where the {what} should be",
             String::from_utf8_lossy(&first.path)
         )));
     }
-    let json_header = tar.header_bytes().to_vec();
-    let json = read_small(tar, first.size, limits.max_manifest_bytes, "manifest")?;
+    let json_header = Sha256Digest::of(tar.header_bytes());
+    let json = read_small(tar, first.size, limits.max_manifest_bytes, what)?;
     let sig_entry = tar
         .next_entry()?
-        .ok_or_else(|| Error::corrupt("the archive has a manifest but no signature"))?;
-    if sig_entry.path != SIGNATURE_PATH.as_bytes()
-        || sig_entry.kind != RawKind::Entry(EntryKind::File)
-    {
-        return Err(Error::corrupt(
-            "the manifest is not followed by its signature",
-        ));
+        .ok_or_else(|| Error::corrupt(format!("the archive has a {what} but no signature")))?;
+    if sig_entry.path != sig_path.as_bytes() || sig_entry.kind != RawKind::Entry(EntryKind::File) {
+        return Err(Error::corrupt(format!(
+            "the {what} is not followed by its signature"
+        )));
     }
-    let sig_header = tar.header_bytes().to_vec();
-    let sig = read_small(tar, sig_entry.size, 64, "manifest signature")?;
+    let sig_header = Sha256Digest::of(tar.header_bytes());
+    let sig = read_small(tar, sig_entry.size, 64, &format!("{what} signature"))?;
     if tar.next_entry()?.is_some() {
-        return Err(Error::corrupt("entries after the manifest's signature"));
+        return Err(Error::corrupt(format!(
+            "entries after the {what}'s signature"
+        )));
     }
     tar.check_trailing()?;
-    let signed = UnverifiedManifest::parse(json, &sig, limits.max_manifest_bytes)?.verify(key)?;
-    let mtime = timestamp_mtime(signed.manifest().created_at);
-    for (path, size, seen) in [
-        (MANIFEST_PATH, signed.bytes().len(), &json_header),
-        (SIGNATURE_PATH, 64, &sig_header),
-    ] {
-        let want = encode_header(&HeaderSpec {
-            path: path.as_bytes(),
-            kind: EntryKind::File,
-            size: size as u64,
-            mode: 0o644,
-            mtime,
-            uid: 0,
-            gid: 0,
-            link: None,
-        });
-        if &want != seen {
-            return Err(Error::verification(format!(
-                "the tar header of {path} is not the one Cairn writes"
+    let signed = Unverified::<T>::parse(json, &sig, limits.max_manifest_bytes)?.verify(key)?;
+    let mtime = timestamp_mtime(signed.created_at());
+    check_own_header(path, signed.bytes().len(), mtime, &json_header)?;
+    check_own_header(sig_path, 64, mtime, &sig_header)?;
+    Ok(signed)
+}
+
+/// When a signed document says it was made.
+pub(crate) trait Created {
+    fn created_at(&self) -> jiff::Timestamp;
+}
+
+impl Created for SignedManifest {
+    fn created_at(&self) -> jiff::Timestamp {
+        self.manifest().created_at
+    }
+}
+
+impl Created for SignedRoot {
+    fn created_at(&self) -> jiff::Timestamp {
+        self.manifest().created_at
+    }
+}
+
+/// Refuses a tar header of one of the archive's own files that is not exactly
+/// the one Cairn writes for it (`seen` is the header's digest).
+pub(crate) fn check_own_header(
+    path: &str,
+    size: usize,
+    mtime: Mtime,
+    seen: &Sha256Digest,
+) -> Result<()> {
+    let want = encode_header(&HeaderSpec {
+        path: path.as_bytes(),
+        kind: EntryKind::File,
+        size: size as u64,
+        mode: 0o644,
+        mtime,
+        uid: 0,
+        gid: 0,
+        link: None,
+    });
+    if !Sha256Digest::of(&want).ct_eq(seen) {
+        return Err(Error::verification(format!(
+            "the tar header of {path} is not the one Cairn writes"
+        )));
+    }
+    Ok(())
+}
+
+/// What ends an archive: a format 1 manifest, or a format 2 root and the
+/// pages read before it.
+pub(crate) enum Tail {
+    V1(SignedManifest),
+    V2(SignedRoot, PageLog),
+}
+
+/// Reads the manifest region of either format; `first` has just been read.
+pub(crate) fn read_tail<R: BufRead>(
+    tar: &mut TarReader<R>,
+    first: &RawEntry,
+    key: &PublicKey,
+    limits: &Limits,
+    spill_dir: Option<&Path>,
+) -> Result<Tail> {
+    if first.path.starts_with(PAGES_PREFIX.as_bytes()) || first.path == ROOT_PATH.as_bytes() {
+        let (root, pages) = read_v2_region(tar, first, key, limits, spill_dir)?;
+        Ok(Tail::V2(root, pages))
+    } else {
+        Ok(Tail::V1(read_manifest_region(tar, first, key, limits)?))
+    }
+}
+
+/// Reads a format 2 manifest region: the pages in order (kept in a temporary
+/// file), `.cairn/root.json` and `.cairn/root.sig`, then the end of the
+/// archive; verifies the root's signature. The pages are checked against the
+/// root by whoever compares them with the entries.
+fn read_v2_region<R: BufRead>(
+    tar: &mut TarReader<R>,
+    first: &RawEntry,
+    key: &PublicKey,
+    limits: &Limits,
+    spill_dir: Option<&Path>,
+) -> Result<(SignedRoot, PageLog)> {
+    let mut pages = PageLog::new(spill_dir)?;
+    let mut raw = first.clone();
+    while raw.path.starts_with(PAGES_PREFIX.as_bytes()) {
+        if raw.path != page_path(pages.len()).as_bytes()
+            || raw.kind != RawKind::Entry(EntryKind::File)
+        {
+            return Err(Error::corrupt(format!(
+                "unexpected entry {} where manifest page {} should be",
+                String::from_utf8_lossy(&raw.path),
+                pages.len()
             )));
         }
+        if pages.len() >= MAX_PAGES {
+            return Err(Error::Limit {
+                what: "number of manifest pages".into(),
+                limit: MAX_PAGES as u64,
+            });
+        }
+        let header = tar.header_bytes().to_vec();
+        let bytes = read_small(tar, raw.size, MAX_PAGE_BYTES, "manifest page")?;
+        pages.push(&bytes, &header)?;
+        raw = tar
+            .next_entry()?
+            .ok_or_else(|| Error::corrupt("the archive ends inside its manifest pages"))?;
     }
-    Ok(signed)
+    let signed = read_signed(
+        tar,
+        &raw,
+        (ROOT_PATH, ROOT_SIGNATURE_PATH),
+        "manifest root",
+        key,
+        limits,
+    )?;
+    Ok((signed, pages))
 }
 
 /// Whether a raw entry is one of the archive's own `.cairn/` files.

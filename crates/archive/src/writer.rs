@@ -9,15 +9,18 @@ use std::time::Instant;
 
 use cairn_integrity::{Hasher, Seal, Sha256Digest, SignedSeal, SigningKey};
 use cairn_manifest::{
-    BackupId, BackupKind, Component, ComponentKind, ComponentName, Compression, Entry, EntryKind,
-    EntryPath, FORMAT_TAG, FormatVersion, Manifest, Mtime, Origin, OriginId, SignedManifest,
-    SkipReason, Skipped, TargetName, UploadSource, Warning,
+    AnyManifest, BackupId, BackupKind, Component, ComponentKind, ComponentName, Compression, Entry,
+    EntryKind, EntryOrder, EntryPath, FORMAT_TAG, FormatVersion, Frame, LinkCheck, Manifest, Mtime,
+    OrderError, Origin, OriginId, PageEntry, PageRef, Root, SignedManifest, SignedRoot, SkipReason,
+    Skipped, TargetName, UploadSource, Warning,
 };
 
 use crate::codec::Footer;
 use crate::error::{Error, Result};
 use crate::frames::FrameWriter;
 use crate::options::{Progress, WriterOptions};
+use crate::pages::{PageSpill, ROOT_PATH, ROOT_SIGNATURE_PATH, parse_page};
+use crate::spill::{check_order, replay_one};
 use crate::tar::{BLOCK, HeaderSpec, encode_header, padded};
 
 /// Path of the manifest inside every archive.
@@ -170,8 +173,8 @@ pub struct Finished<W> {
     pub size: u64,
     /// The archive's SHA-256.
     pub sha256: Sha256Digest,
-    /// The signed manifest stored at its end.
-    pub manifest: SignedManifest,
+    /// The signed manifest (format 1) or root (format 2) stored at its end.
+    pub manifest: AnyManifest,
     /// The signed seal to store beside it.
     pub seal: SignedSeal,
 }
@@ -193,11 +196,22 @@ pub struct ArchiveWriter<W: Write> {
     progress: Arc<dyn Progress>,
     components: Vec<Component>,
     component_index: HashMap<ComponentName, usize>,
+    /// What each component holds besides its root: how many entries, and
+    /// whether the one entry is a file directly under the root.
+    shapes: Vec<(u64, bool)>,
+    /// Format 1: every entry, and the index of its frame.
     entries: Vec<Entry>,
     frame_of: Vec<usize>,
-    /// Every path appended so far and its type: refuses duplicates, hard links
-    /// to anything but earlier files, and entries below files or links.
-    kinds: HashMap<Box<[u8]>, EntryKind>,
+    /// Format 2: the pages.
+    pages: Option<PageSpill>,
+    /// How many entries were appended.
+    count: u64,
+    /// Refuses duplicates and entries below files or links: in canonical
+    /// order without remembering every path, in any other order with 16 bytes
+    /// an entry.
+    order: EntryOrder,
+    /// Hard links, checked against their targets when the archive is finished.
+    links: LinkCheck,
     skipped: Vec<Skipped>,
     warnings: Vec<Warning>,
     source: Option<UploadSource>,
@@ -208,7 +222,7 @@ impl<W: Write> std::fmt::Debug for ArchiveWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArchiveWriter")
             .field("backup_id", &self.meta.backup_id)
-            .field("entries", &self.entries.len())
+            .field("entries", &self.count)
             .finish_non_exhaustive()
     }
 }
@@ -246,6 +260,14 @@ impl<W: Write> ArchiveWriter<W> {
             )));
         }
         let level = options.effective_level();
+        let pages = if options.format == 2 {
+            Some(PageSpill::new(
+                options.spill_dir.as_deref(),
+                timestamp_mtime(meta.created_at),
+            )?)
+        } else {
+            None
+        };
         let fw = FrameWriter::new(
             out,
             options.codec,
@@ -264,9 +286,13 @@ impl<W: Write> ArchiveWriter<W> {
             progress: options.progress,
             components: Vec::new(),
             component_index: HashMap::new(),
+            shapes: Vec::new(),
             entries: Vec::new(),
             frame_of: Vec::new(),
-            kinds: HashMap::new(),
+            pages,
+            count: 0,
+            order: EntryOrder::canonical(),
+            links: LinkCheck::default(),
             skipped: Vec::new(),
             warnings: Vec::new(),
             source: None,
@@ -294,15 +320,7 @@ impl<W: Write> ArchiveWriter<W> {
             .get(name)
             .ok_or_else(|| Error::invalid(format!("no component {name} in the archive")))?;
         if kind != ComponentKind::Dir {
-            let mut entries = self
-                .entries
-                .iter()
-                .filter(|e| e.path.first() == name.as_str().as_bytes())
-                .filter(|e| !(e.path.depth() == 1 && e.kind == EntryKind::Dir));
-            let one_file = matches!(
-                (entries.next(), entries.next()),
-                (Some(e), None) if e.path.depth() == 2 && e.kind == EntryKind::File
-            );
+            let one_file = self.shapes[i] == (1, true);
             if !one_file {
                 return Err(Error::invalid(format!(
                     "component {name} cannot be a {kind}: it must hold exactly one regular file and nothing else"
@@ -349,6 +367,7 @@ impl<W: Write> ArchiveWriter<W> {
             entries: 0,
             bytes: 0,
         });
+        self.shapes.push((0, false));
         Ok(())
     }
 
@@ -477,16 +496,17 @@ impl<W: Write> ArchiveWriter<W> {
     ///
     /// # Errors
     ///
-    /// As [`ArchiveWriter::append_directory`], and if `target` is not such a file.
+    /// As [`ArchiveWriter::append_directory`], and if `target` is in another
+    /// component. Whether `target` is an earlier regular file is checked by
+    /// [`ArchiveWriter::finish`], which fails if it is not (checking here
+    /// would mean remembering every path).
     pub fn append_hardlink(
         &mut self,
         path: &EntryPath,
         target: &EntryPath,
         meta: EntryMeta,
     ) -> Result<()> {
-        if self.kinds.get(target.as_bytes()) != Some(&EntryKind::File)
-            || target.first() != path.first()
-        {
+        if target.first() != path.first() {
             return Err(Error::invalid(format!(
                 "hard link {path} must point to an earlier regular file of its component, not {target}"
             )));
@@ -551,23 +571,11 @@ impl<W: Write> ArchiveWriter<W> {
                 "component root {path} must be a directory"
             )));
         }
-        let bytes = path.as_bytes();
-        if bytes.iter().enumerate().any(|(i, &b)| {
-            b == b'/'
-                && self
-                    .kinds
-                    .get(&bytes[..i])
-                    .is_some_and(|k| *k != EntryKind::Dir)
-        }) {
-            return Err(Error::Unsafe {
-                path: path.to_string(),
-                reason: "lies below a file or a link of the archive",
-            });
-        }
-        if self.kinds.insert(bytes.into(), kind).is_some() {
-            return Err(Error::invalid(format!(
-                "entry {path} is already in the archive"
-            )));
+        self.check_order(path, kind)?;
+        if kind == EntryKind::Hardlink
+            && let Some(target) = &link
+        {
+            self.links.add_link(target.as_bytes(), self.count);
         }
         let size = data.as_ref().map_or(0, |d| d.1);
         let header = encode_header(&HeaderSpec {
@@ -590,7 +598,15 @@ impl<W: Write> ArchiveWriter<W> {
         let component = &mut self.components[index];
         component.entries += 1;
         component.bytes += size;
-        self.entries.push(Entry {
+        if path.depth() > 1 {
+            let shape = &mut self.shapes[index];
+            *shape = (
+                shape.0 + 1,
+                shape.0 == 0 && path.depth() == 2 && kind == EntryKind::File,
+            );
+        }
+        self.count += 1;
+        let entry = Entry {
             path: path.clone(),
             kind,
             size,
@@ -602,10 +618,57 @@ impl<W: Write> ArchiveWriter<W> {
             link,
             frame: 0,
             pos: at.pos,
-        });
-        self.frame_of.push(at.frame);
+        };
+        match &mut self.pages {
+            Some(pages) => {
+                let frame =
+                    u32::try_from(at.frame).map_err(|_| Error::invalid("more than 2^32 frames"))?;
+                let name = &self.components[index].name;
+                pages.push(name, &PageEntry::from_entry(entry, frame))?;
+            }
+            None => {
+                self.entries.push(entry);
+                self.frame_of.push(at.frame);
+            }
+        }
         self.progress.entry(path);
         Ok(())
+    }
+
+    /// Refuses a duplicate or an entry below a file or link. Entries arrive in
+    /// canonical order from a walk; the first that does not switches the
+    /// check to one that remembers every path, fed the entries so far.
+    fn check_order(&mut self, path: &EntryPath, kind: EntryKind) -> Result<()> {
+        let pages = &mut self.pages;
+        let entries = &self.entries;
+        let verdict = check_order(&mut self.order, path.as_bytes(), kind, |any| {
+            match pages {
+                Some(pages) => {
+                    pages.close()?;
+                    for spilled in pages.pages().to_vec() {
+                        for e in pages.read_page(&spilled)?.entries {
+                            replay_one(any, e.path.as_bytes(), e.kind)?;
+                        }
+                    }
+                }
+                None => {
+                    for e in entries {
+                        replay_one(any, e.path.as_bytes(), e.kind)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        match verdict {
+            Ok(()) => Ok(()),
+            Err(OrderError::BelowLeaf) => Err(Error::Unsafe {
+                path: path.to_string(),
+                reason: "lies below a file or a link of the archive",
+            }),
+            Err(_) => Err(Error::invalid(format!(
+                "entry {path} is already in the archive"
+            ))),
+        }
     }
 
     fn copy_data(
@@ -674,17 +737,72 @@ impl<W: Write> ArchiveWriter<W> {
         Ok(hasher.finalize())
     }
 
-    /// Writes the signed manifest and the footer, flushes, and returns the output
-    /// with the archive's size, digest, manifest and seal.
+    /// Writes the signed manifest (format 1) or the pages and the signed root
+    /// (format 2) and the footer, flushes, and returns the output with the
+    /// archive's size, digest, manifest and seal.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if writing fails; [`Error::InvalidInput`] if the archive would
-    /// be inconsistent (it cannot be, through this API).
+    /// [`Error::Io`] if writing fails; [`Error::InvalidInput`] if a hard link
+    /// does not point to an earlier regular file of its component, or the
+    /// archive would be inconsistent otherwise.
     pub fn finish(mut self, key: &SigningKey) -> Result<Finished<W>> {
         let frames = self.fw.drain()?.to_vec();
         let data_end = self.fw.written();
+        let (manifest, root_offset) = match self.pages.take() {
+            None => (AnyManifest::V1(self.sign_v1(frames, key)?), 0),
+            Some(pages) => {
+                let (root, root_offset) = self.write_pages(pages, frames, key)?;
+                (AnyManifest::V2(root), root_offset)
+            }
+        };
+        let (json, sig) = match &manifest {
+            AnyManifest::V1(m) => ((MANIFEST_PATH, m.bytes()), (SIGNATURE_PATH, m.signature())),
+            AnyManifest::V2(r) => ((ROOT_PATH, r.bytes()), (ROOT_SIGNATURE_PATH, r.signature())),
+        };
+        // The manifest (or root): frames of its own, then the end-of-archive
+        // marker.
+        self.fw.cut()?;
+        let mtime = timestamp_mtime(self.meta.created_at);
+        for (name, bytes) in [json, (sig.0, &sig.1.as_bytes()[..])] {
+            self.fw.write_raw(&small_file(name, bytes, mtime))?;
+        }
+        self.fw.write_raw(&[0u8; 2 * BLOCK as usize])?;
+        self.fw.drain()?;
+        let footer = Footer {
+            manifest_offset: data_end,
+            manifest_length: self.fw.written() - data_end,
+            root_offset,
+        };
+        self.fw
+            .write_verbatim(&footer.encode(self.compression.codec))?;
+        let (inner, sha256, size) = self.fw.finish()?;
+        let seal = Seal {
+            backup_id: self.meta.backup_id.to_string(),
+            archive_size: size,
+            archive_sha256: sha256,
+            manifest_sha256: manifest.sha256(),
+            manifest_offset: footer.manifest_offset,
+            manifest_length: footer.manifest_length,
+            signer: key.key_id(),
+        }
+        .sign(key)?;
+        Ok(Finished {
+            inner,
+            size,
+            sha256,
+            manifest,
+            seal,
+        })
+    }
+
+    /// Format 1: the manifest listing every entry, signed.
+    fn sign_v1(&mut self, frames: Vec<Frame>, key: &SigningKey) -> Result<SignedManifest> {
         let mut entries = std::mem::take(&mut self.entries);
+        for e in &entries {
+            self.links.entry(e.path.as_bytes(), e.kind);
+        }
+        self.take_links()?;
         for (e, &k) in entries.iter_mut().zip(&self.frame_of) {
             e.frame = frames
                 .get(k)
@@ -700,7 +818,7 @@ impl<W: Write> ArchiveWriter<W> {
             label: self.meta.label.clone(),
             description: self.meta.description.clone(),
             created_at: self.meta.created_at,
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: self.duration_ms(),
             origin: self.meta.origin.clone(),
             compression: self.compression,
             signer: key.key_id(),
@@ -711,57 +829,107 @@ impl<W: Write> ArchiveWriter<W> {
             warnings: std::mem::take(&mut self.warnings),
             source: self.source.take(),
         };
-        let signed = SignedManifest::sign(manifest, key)?;
-
-        // The manifest region: its own frames, then the end-of-archive marker.
-        self.fw.cut()?;
-        let mtime = timestamp_mtime(self.meta.created_at);
-        for (name, bytes) in [
-            (MANIFEST_PATH, signed.bytes()),
-            (SIGNATURE_PATH, &signed.signature().as_bytes()[..]),
-        ] {
-            let header = encode_header(&HeaderSpec {
-                path: name.as_bytes(),
-                kind: EntryKind::File,
-                size: bytes.len() as u64,
-                mode: 0o644,
-                mtime,
-                uid: 0,
-                gid: 0,
-                link: None,
-            });
-            self.fw.write_raw(&header)?;
-            self.fw.write_raw(bytes)?;
-            let pad = padded(bytes.len() as u64) - bytes.len() as u64;
-            self.fw.write_raw(&[0u8; BLOCK as usize][..pad as usize])?;
-        }
-        self.fw.write_raw(&[0u8; 2 * BLOCK as usize])?;
-        self.fw.drain()?;
-        let footer = Footer {
-            manifest_offset: data_end,
-            manifest_length: self.fw.written() - data_end,
-        };
-        self.fw
-            .write_verbatim(&footer.encode(self.compression.codec))?;
-        let (inner, sha256, size) = self.fw.finish()?;
-        let seal = Seal {
-            backup_id: self.meta.backup_id.to_string(),
-            archive_size: size,
-            archive_sha256: sha256,
-            manifest_sha256: signed.sha256(),
-            manifest_offset: footer.manifest_offset,
-            manifest_length: footer.manifest_length,
-            signer: key.key_id(),
-        }
-        .sign(key)?;
-        Ok(Finished {
-            inner,
-            size,
-            sha256,
-            manifest: signed,
-            seal,
-        })
+        Ok(SignedManifest::sign(manifest, key)?)
     }
+
+    /// Format 2: copies the pages from the spill into frames of their own
+    /// (each page starts and ends a frame), checking hard links on the way,
+    /// and signs the root naming them. Returns it with the offset of the
+    /// frame the root will start.
+    fn write_pages(
+        &mut self,
+        mut pages: PageSpill,
+        frames: Vec<Frame>,
+        key: &SigningKey,
+    ) -> Result<(SignedRoot, u64)> {
+        pages.close()?;
+        let spilled = pages.pages().to_vec();
+        let check_links = !self.links.is_empty();
+        let mut bounds = Vec::with_capacity(spilled.len());
+        for p in &spilled {
+            let entry = pages.read_entry(p)?;
+            if check_links {
+                let start = p.header_len as usize;
+                for e in parse_page(&entry[start..start + p.page_len as usize])?.entries {
+                    self.links.entry(e.path.as_bytes(), e.kind);
+                }
+            }
+            let first = self.fw.frames_submitted();
+            self.fw.write_raw(&entry)?;
+            self.fw.cut()?;
+            bounds.push(first..self.fw.frames_submitted());
+        }
+        self.take_links()?;
+        let all = self.fw.drain()?;
+        let mut refs = Vec::with_capacity(spilled.len());
+        for (p, range) in spilled.into_iter().zip(bounds) {
+            let held = all
+                .get(range)
+                .filter(|f| !f.is_empty())
+                .ok_or_else(|| Error::invalid("a page in a frame that was never written"))?;
+            refs.push(PageRef {
+                component: p.component,
+                entries: p.entries,
+                sha256: p.sha256,
+                offset: held[0].offset,
+                size: held.iter().map(|f| f.size).sum(),
+            });
+        }
+        let root_offset = self.fw.written();
+        let root = Root {
+            format: FORMAT_TAG.to_owned(),
+            version: cairn_manifest::v2::VERSION,
+            backup_id: self.meta.backup_id,
+            target: self.meta.target.clone(),
+            kind: self.meta.kind,
+            label: self.meta.label.clone(),
+            description: self.meta.description.clone(),
+            created_at: self.meta.created_at,
+            duration_ms: self.duration_ms(),
+            origin: self.meta.origin.clone(),
+            compression: self.compression,
+            signer: key.key_id(),
+            components: std::mem::take(&mut self.components),
+            canonical_order: self.order.is_canonical(),
+            pages: refs,
+            frames,
+            skipped: std::mem::take(&mut self.skipped),
+            warnings: std::mem::take(&mut self.warnings),
+            source: self.source.take(),
+        };
+        Ok((SignedRoot::sign(root, key)?, root_offset))
+    }
+
+    /// Ends the hard-link check (its second pass was fed every entry).
+    fn take_links(&mut self) -> Result<()> {
+        std::mem::take(&mut self.links)
+            .finish()
+            .map_err(|e| Error::invalid(format!("{e}")))
+    }
+
+    fn duration_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The tar entry of a small file of the manifest region.
+fn small_file(name: &str, bytes: &[u8], mtime: Mtime) -> Vec<u8> {
+    let mut out = encode_header(&HeaderSpec {
+        path: name.as_bytes(),
+        kind: EntryKind::File,
+        size: bytes.len() as u64,
+        mode: 0o644,
+        mtime,
+        uid: 0,
+        gid: 0,
+        link: None,
+    });
+    out.extend_from_slice(bytes);
+    out.resize(
+        out.len() + (padded(bytes.len() as u64) - bytes.len() as u64) as usize,
+        0,
+    );
+    out
 }
 
 /// `<component>/<name>` as an entry path.

@@ -10,4 +10,5 @@ mod integration {
     mod roundtrip;
     mod seek;
     mod tamper;
+    mod v2;
 }

@@ -438,7 +438,7 @@ async fn run(
             capture(&mut w, spec, &scratch, &CaptureOptions::default())?;
         }
         let done = w.finish(&signing)?;
-        let (out, written) = split(done);
+        let (out, written) = split(done)?;
         out.close()?;
         Ok(written)
     })
@@ -475,14 +475,27 @@ pub(crate) fn archive_meta(inner: &Inner, record: &BackupRecord) -> ArchiveMeta 
 }
 
 /// The sink and the rest of a finished archive.
-pub(crate) fn split(done: cairn_archive::Finished<ArchiveSink>) -> (ArchiveSink, Written) {
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] for a format 2 archive: the engine writes format 1
+/// (its writer options keep the default) until its catalog, restores and
+/// listings read format 2's pages.
+pub(crate) fn split(
+    done: cairn_archive::Finished<ArchiveSink>,
+) -> Result<(ArchiveSink, Written), Error> {
+    let cairn_manifest::AnyManifest::V1(manifest) = done.manifest else {
+        return Err(Error::Unsupported(
+            "the engine records format 1 archives only".into(),
+        ));
+    };
     let written = Written {
         size: done.size,
         sha256: done.sha256,
-        manifest: done.manifest,
+        manifest,
         seal: done.seal,
     };
-    (done.inner, written)
+    Ok((done.inner, written))
 }
 
 /// Files and bytes the components hold now (for progress totals).

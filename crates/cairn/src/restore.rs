@@ -331,7 +331,9 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Fa
         let inner = inner2;
         let mut archive =
             SeekableArchive::open_sealed(reader, &seal, &public, read_opts).map_err(Error::from)?;
-        let manifest = archive.manifest().manifest().clone();
+        let manifest = crate::error::format1(archive.manifest())?
+            .manifest()
+            .clone();
         if let Some(e) = foreign(&inner, &manifest, &target, &req) {
             return Err(e.into());
         }

@@ -172,7 +172,7 @@ async fn ingest_upload<R: Read + Send + 'static>(
             s.source_size = ingested.source_size;
             s.source_sha256 = ingested.source_sha256.to_string();
         }
-        let (out, written) = split(ingested.archive);
+        let (out, written) = split(ingested.archive)?;
         out.close()?;
         Ok(written)
     })

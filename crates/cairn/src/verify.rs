@@ -107,11 +107,11 @@ impl Vault {
         let (reader, seal, public) = open_sealed(&self.inner, &record).await?;
         tokio::task::spawn_blocking(move || {
             SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())
-                .map(|a| a.manifest().manifest().clone())
+                .map_err(Error::from)
+                .and_then(|a| Ok(crate::error::format1(a.manifest())?.manifest().clone()))
         })
         .await
         .map_err(task)?
-        .map_err(Error::from)
     }
 }
 
@@ -254,7 +254,14 @@ fn check(
         opts = opts.progress(p);
     }
     let mut archive = SeekableArchive::open_sealed(reader, seal, key, opts)?;
-    let m = archive.manifest().manifest().clone();
+    let m = archive
+        .manifest()
+        .v1()
+        .ok_or_else(|| cairn_archive::Error::Unsupported {
+            reason: "format 2 archives are not yet verified by the engine".into(),
+        })?
+        .manifest()
+        .clone();
     match tier {
         VerifyTier::Quick => Ok((
             0,
@@ -379,7 +386,7 @@ fn check_file(path: &std::path::Path, keys: &[PublicKey]) -> Result<FileVerifica
         }
         Err(_) => false,
     };
-    let m = verified.manifest.manifest();
+    let m = crate::error::format1(&verified.manifest)?.manifest();
     Ok(FileVerification {
         backup_id: m.backup_id.to_string(),
         target: m.target.to_string(),

@@ -36,7 +36,7 @@ async fn publish(store: &Store, key: &SigningKey, target: &str, n: u64) -> Backu
     w.append_dir(&ComponentName::parse("data").unwrap(), dir.path(), false)
         .unwrap();
     let done = w.finish(key).unwrap();
-    let id = done.manifest.manifest().backup_id;
+    let id = done.manifest.v1().unwrap().manifest().backup_id;
     let mut up = store
         .upload_archive(&target_name, &id, "tar.zst")
         .await
@@ -54,7 +54,7 @@ async fn publish(store: &Store, key: &SigningKey, target: &str, n: u64) -> Backu
         .await
         .unwrap();
     BackupRecord::from_sealed(
-        done.manifest.manifest(),
+        done.manifest.v1().unwrap().manifest(),
         &done.seal,
         &layout::archive_key(&target_name, &id, "tar.zst"),
     )

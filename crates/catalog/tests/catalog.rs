@@ -285,7 +285,7 @@ fn records_from_a_real_archive() {
     w.append_dir(&ComponentName::parse("data").unwrap(), dir.path(), false)
         .unwrap();
     let done = w.finish(&key).unwrap();
-    let manifest = done.manifest.manifest();
+    let manifest = done.manifest.v1().unwrap().manifest();
     let r = BackupRecord::from_sealed(manifest, &done.seal, "targets/app/backups/x.tar.zst");
     assert_eq!(r.id, manifest.backup_id);
     assert_eq!(r.label.as_deref(), Some("nightly"));

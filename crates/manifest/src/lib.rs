@@ -80,17 +80,23 @@ mod time;
 mod validate;
 
 pub mod v1;
+pub mod v2;
 
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::id::{BackupId, OriginId};
 pub use crate::name::{ComponentName, TargetName};
 pub use crate::path::{EntryPath, LinkTarget, MAX_NAME_BYTES, MAX_PATH_BYTES};
 pub use crate::signed::{
-    DEFAULT_MAX_MANIFEST_BYTES, SignedManifest, UnverifiedManifest, parse_unauthenticated,
+    AnyManifest, DEFAULT_MAX_MANIFEST_BYTES, Document, Signed, SignedManifest, SignedRoot,
+    Unverified, UnverifiedManifest, UnverifiedRoot, declared_major, parse_document,
+    parse_unauthenticated,
 };
 pub use crate::time::Mtime;
 pub use crate::v1::{
     BackupKind, Codec, Component, ComponentKind, Compression, Entry, EntryKind, FORMAT_TAG,
     FormatVersion, Frame, Manifest, Origin, SkipReason, Skipped, Span, UploadSource, Warning,
+};
+pub use crate::v2::{
+    EntryOrder, LinkCheck, OrderError, Page, PageChecker, PageEntry, PageRef, Root, canonical_cmp,
 };
 pub use crate::validate::{MAX_DESCRIPTION_BYTES, MAX_LABEL_BYTES};

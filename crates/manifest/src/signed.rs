@@ -1,61 +1,122 @@
 //! Signed manifests: the exact bytes stored, and the typestate between parsing
 //! them and trusting them.
 
-use cairn_integrity::{PublicKey, Sha256Digest, Signature, SigningKey, VerificationFailed};
+use cairn_integrity::{KeyId, PublicKey, Sha256Digest, Signature, SigningKey, VerificationFailed};
 use serde::Deserialize;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::v1::{FORMAT_TAG, MAJOR, Manifest};
+use crate::id::BackupId;
+use crate::v1::{FORMAT_TAG, Manifest};
+use crate::v2::Root;
+
+/// What is signed: a v1 [`Manifest`] or a v2 [`Root`].
+pub trait Document: Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug {
+    /// What errors call it (`manifest`, `root`).
+    const WHAT: &'static str;
+    /// The major version it is.
+    const MAJOR: u32;
+    /// The key it names as signer.
+    fn signer(&self) -> &KeyId;
+    /// The backup it describes.
+    fn backup_id(&self) -> BackupId;
+    /// Its own consistency check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inconsistent`] or [`Error::UnsupportedVersion`].
+    fn validate(&self) -> Result<()>;
+}
+
+impl Document for Manifest {
+    const WHAT: &'static str = "manifest";
+    const MAJOR: u32 = crate::v1::MAJOR;
+    fn signer(&self) -> &KeyId {
+        &self.signer
+    }
+    fn backup_id(&self) -> BackupId {
+        self.backup_id
+    }
+    fn validate(&self) -> Result<()> {
+        Manifest::validate(self)
+    }
+}
+
+impl Document for Root {
+    const WHAT: &'static str = "manifest root";
+    const MAJOR: u32 = crate::v2::MAJOR;
+    fn signer(&self) -> &KeyId {
+        &self.signer
+    }
+    fn backup_id(&self) -> BackupId {
+        self.backup_id
+    }
+    fn validate(&self) -> Result<()> {
+        Root::validate(self)
+    }
+}
 
 /// Manifests larger than this are refused unless the caller sets another limit.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 512 * 1024 * 1024;
 
-/// A manifest together with the exact bytes that were signed and the signature.
+/// A signed v1 manifest.
+pub type SignedManifest = Signed<Manifest>;
+/// A v1 manifest read but not yet trusted.
+pub type UnverifiedManifest = Unverified<Manifest>;
+/// A signed v2 root.
+pub type SignedRoot = Signed<Root>;
+/// A v2 root read but not yet trusted.
+pub type UnverifiedRoot = Unverified<Root>;
+
+/// A manifest (or root) together with the exact bytes that were signed and
+/// the signature.
 ///
-/// Obtained by signing ([`SignedManifest::sign`]) or by verifying
-/// ([`UnverifiedManifest::verify`]); either way its signature is good.
+/// Obtained by signing ([`Signed::sign`]) or by verifying
+/// ([`Unverified::verify`]); either way its signature is good.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedManifest {
-    manifest: Manifest,
+pub struct Signed<T> {
+    manifest: T,
     bytes: Vec<u8>,
     signature: Signature,
 }
 
-impl SignedManifest {
+impl<T: Document> Signed<T> {
     /// Validates, serialises and signs `manifest`. Its `signer` must be `key`'s id.
     ///
     /// # Errors
     ///
     /// [`Error::Inconsistent`] if the manifest is not valid or names another signer.
-    pub fn sign(manifest: Manifest, key: &SigningKey) -> Result<Self> {
+    pub fn sign(manifest: T, key: &SigningKey) -> Result<Self> {
         manifest.validate()?;
-        if manifest.signer != key.key_id() {
+        if *manifest.signer() != key.key_id() {
             return Err(Error::inconsistent(format!(
-                "manifest names signer {} but is being signed with key {}",
-                manifest.signer,
+                "{} names signer {} but is being signed with key {}",
+                T::WHAT,
+                manifest.signer(),
                 key.key_id()
             )));
         }
         let bytes = serde_json::to_vec(&manifest)?;
         let signature = key.sign(&bytes);
-        Ok(SignedManifest {
+        Ok(Signed {
             manifest,
             bytes,
             signature,
         })
     }
 
-    /// The manifest.
-    pub fn manifest(&self) -> &Manifest {
+    /// The manifest (or root).
+    pub fn manifest(&self) -> &T {
         &self.manifest
     }
 
-    /// The manifest, dropping the bytes.
-    pub fn into_manifest(self) -> Manifest {
+    /// The manifest (or root), dropping the bytes.
+    pub fn into_manifest(self) -> T {
         self.manifest
     }
 
-    /// The exact bytes of `manifest.json`.
+    /// The exact bytes of `manifest.json` (or `root.json`).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -71,10 +132,10 @@ impl SignedManifest {
     }
 }
 
-/// Manifest bytes and a signature, parsed but not yet trusted.
+/// Manifest (or root) bytes and a signature, parsed but not yet trusted.
 #[derive(Debug, Clone)]
-pub struct UnverifiedManifest {
-    claimed: Manifest,
+pub struct Unverified<T> {
+    claimed: T,
     bytes: Vec<u8>,
     signature: Signature,
 }
@@ -85,7 +146,7 @@ struct Head {
     version: String,
 }
 
-impl UnverifiedManifest {
+impl<T: Document> Unverified<T> {
     /// Parses `bytes` (the content of `manifest.json`) and `signature` (the content
     /// of `manifest.sig`), refusing manifests larger than `max_bytes`.
     ///
@@ -102,8 +163,8 @@ impl UnverifiedManifest {
             });
         }
         let signature = Signature::from_slice(signature)?;
-        let claimed = parse_unauthenticated(&bytes)?;
-        Ok(UnverifiedManifest {
+        let claimed = parse_document(&bytes)?;
+        Ok(Unverified {
             claimed,
             bytes,
             signature,
@@ -111,7 +172,7 @@ impl UnverifiedManifest {
     }
 
     /// What the manifest claims, unauthenticated: use it only to explain failures.
-    pub fn claimed(&self) -> &Manifest {
+    pub fn claimed(&self) -> &T {
         &self.claimed
     }
 
@@ -122,13 +183,14 @@ impl UnverifiedManifest {
     /// [`Error::Integrity`] (kind `Verification`) if the manifest names another
     /// signer or the signature is not `key`'s; [`Error::Inconsistent`] if a signed
     /// manifest contradicts itself.
-    pub fn verify(self, key: &PublicKey) -> Result<SignedManifest> {
-        let id = self.claimed.backup_id;
-        if self.claimed.signer != key.key_id() {
+    pub fn verify(self, key: &PublicKey) -> Result<Signed<T>> {
+        let id = self.claimed.backup_id();
+        let what = T::WHAT;
+        if *self.claimed.signer() != key.key_id() {
             return Err(Error::Integrity(
                 VerificationFailed::new(format!(
-                    "manifest of {id} was signed by key {}, not by the trusted key {}",
-                    self.claimed.signer,
+                    "{what} of {id} was signed by key {}, not by the trusted key {}",
+                    self.claimed.signer(),
                     key.key_id()
                 ))
                 .into(),
@@ -137,13 +199,13 @@ impl UnverifiedManifest {
         key.verify(&self.bytes, &self.signature).map_err(|_| {
             Error::Integrity(
                 VerificationFailed::new(format!(
-                    "manifest of {id}: signature does not verify (manifest or signature altered)"
+                    "{what} of {id}: signature does not verify ({what} or signature altered)"
                 ))
                 .into(),
             )
         })?;
         self.claimed.validate()?;
-        Ok(SignedManifest {
+        Ok(Signed {
             manifest: self.claimed,
             bytes: self.bytes,
             signature: self.signature,
@@ -162,6 +224,33 @@ impl UnverifiedManifest {
 ///
 /// [`Error::UnsupportedVersion`], [`Error::Json`], [`Error::Inconsistent`].
 pub fn parse_unauthenticated(bytes: &[u8]) -> Result<Manifest> {
+    parse_document(bytes)
+}
+
+/// The major version a manifest or root declares, read before anything else
+/// so that readers can dispatch on it.
+///
+/// # Errors
+///
+/// [`Error::Json`] if there is no `format` and `version`;
+/// [`Error::Inconsistent`] for another format tag or a malformed version.
+pub fn declared_major(bytes: &[u8]) -> Result<u32> {
+    let head: Head = serde_json::from_slice(bytes)?;
+    if head.format != FORMAT_TAG {
+        return Err(Error::inconsistent(format!(
+            "format is {:?}, not {FORMAT_TAG:?}",
+            head.format
+        )));
+    }
+    Ok(head.version.parse::<crate::v1::FormatVersion>()?.major)
+}
+
+/// Parses a v1 manifest or v2 root without authenticating it, major version first.
+///
+/// # Errors
+///
+/// [`Error::UnsupportedVersion`], [`Error::Json`], [`Error::Inconsistent`].
+pub fn parse_document<T: Document>(bytes: &[u8]) -> Result<T> {
     let head: Head = serde_json::from_slice(bytes)?;
     if head.format != FORMAT_TAG {
         return Err(Error::inconsistent(format!(
@@ -173,11 +262,79 @@ pub fn parse_unauthenticated(bytes: &[u8]) -> Result<Manifest> {
         .version
         .split_once('.')
         .and_then(|(m, _)| m.parse::<u32>().ok());
-    if major != Some(MAJOR) {
+    if major != Some(T::MAJOR) {
         return Err(Error::UnsupportedVersion {
             found: head.version,
-            supported: MAJOR,
+            supported: T::MAJOR,
         });
     }
     Ok(serde_json::from_slice(bytes)?)
+}
+
+/// A signed manifest of either major version: what an archive ends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyManifest {
+    /// Format 1: one document listing every entry.
+    V1(SignedManifest),
+    /// Format 2: a root naming pages of entries.
+    V2(SignedRoot),
+}
+
+impl AnyManifest {
+    /// The backup it describes.
+    pub fn backup_id(&self) -> BackupId {
+        match self {
+            AnyManifest::V1(m) => m.manifest().backup_id,
+            AnyManifest::V2(r) => r.manifest().backup_id,
+        }
+    }
+
+    /// The SHA-256 of the signed bytes (`manifest.json` or `root.json`), as
+    /// the seal records it.
+    pub fn sha256(&self) -> Sha256Digest {
+        match self {
+            AnyManifest::V1(m) => m.sha256(),
+            AnyManifest::V2(r) => r.sha256(),
+        }
+    }
+
+    /// How many entries the archive holds.
+    pub fn entry_count(&self) -> u64 {
+        match self {
+            AnyManifest::V1(m) => m.manifest().entries.len() as u64,
+            AnyManifest::V2(r) => r.manifest().entry_count(),
+        }
+    }
+
+    /// The components, in archive order.
+    pub fn components(&self) -> &[crate::v1::Component] {
+        match self {
+            AnyManifest::V1(m) => &m.manifest().components,
+            AnyManifest::V2(r) => &r.manifest().components,
+        }
+    }
+
+    /// The compressed end of the data region.
+    pub fn data_compressed_end(&self) -> u64 {
+        match self {
+            AnyManifest::V1(m) => m.manifest().data_compressed_end(),
+            AnyManifest::V2(r) => r.manifest().data_compressed_end(),
+        }
+    }
+
+    /// The format 1 manifest, if it is one.
+    pub fn v1(&self) -> Option<&SignedManifest> {
+        match self {
+            AnyManifest::V1(m) => Some(m),
+            AnyManifest::V2(_) => None,
+        }
+    }
+
+    /// The format 2 root, if it is one.
+    pub fn v2(&self) -> Option<&SignedRoot> {
+        match self {
+            AnyManifest::V1(_) => None,
+            AnyManifest::V2(r) => Some(r),
+        }
+    }
 }

@@ -3,7 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
-use crate::v1::{ComponentKind, EntryKind, FORMAT_TAG, MAJOR, Manifest};
+use crate::path::EntryPath;
+use crate::v1::{ComponentKind, EntryKind, FORMAT_TAG, Frame, MAJOR, Manifest};
 
 /// Longest label accepted, in bytes.
 pub const MAX_LABEL_BYTES: usize = 256;
@@ -12,32 +13,15 @@ pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
 
 pub(crate) fn validate(m: &Manifest) -> Result<()> {
     let fail = |reason: String| Err(Error::inconsistent(reason));
-    if m.format != FORMAT_TAG {
-        return fail(format!("format is {:?}, not {FORMAT_TAG:?}", m.format));
-    }
-    if m.version.major != MAJOR {
-        return Err(Error::UnsupportedVersion {
-            found: m.version.to_string(),
-            supported: MAJOR,
-        });
-    }
-    if m.origin.target != m.target {
-        return fail(format!(
-            "origin target {} differs from target {}",
-            m.origin.target, m.target
-        ));
-    }
-    if m.label.as_ref().is_some_and(|l| l.len() > MAX_LABEL_BYTES) {
-        return fail(format!("label is longer than {MAX_LABEL_BYTES} bytes"));
-    }
-    if m.description
-        .as_ref()
-        .is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES)
-    {
-        return fail(format!(
-            "description is longer than {MAX_DESCRIPTION_BYTES} bytes"
-        ));
-    }
+    check_head(&Head {
+        format: &m.format,
+        version: m.version,
+        major: MAJOR,
+        target: &m.target,
+        origin_target: &m.origin.target,
+        label: m.label.as_deref(),
+        description: m.description.as_deref(),
+    })?;
 
     // Components: unique names.
     let mut components: HashMap<&[u8], (ComponentKind, u64, u64)> = HashMap::new();
@@ -50,24 +34,7 @@ pub(crate) fn validate(m: &Manifest) -> Result<()> {
         }
     }
 
-    // Frames: contiguous from zero, none empty.
-    let (mut offset, mut raw) = (0u64, 0u64);
-    for (i, f) in m.frames.iter().enumerate() {
-        if f.offset != offset || f.raw_offset != raw {
-            return fail(format!("frame {i} does not follow the previous one"));
-        }
-        if f.size == 0 || f.raw_size == 0 {
-            return fail(format!("frame {i} is empty"));
-        }
-        offset = f
-            .offset
-            .checked_add(f.size)
-            .ok_or_else(|| Error::inconsistent(format!("frame {i} overflows")))?;
-        raw = f
-            .raw_offset
-            .checked_add(f.raw_size)
-            .ok_or_else(|| Error::inconsistent(format!("frame {i} overflows")))?;
-    }
+    check_frames(&m.frames)?;
 
     // Entries.
     let mut seen: HashSet<&[u8]> = HashSet::with_capacity(m.entries.len());
@@ -81,36 +48,23 @@ pub(crate) fn validate(m: &Manifest) -> Result<()> {
         if !seen.insert(path) {
             return fail(format!("entry {} is listed twice", e.path));
         }
-        if e.mode > 0o7777 {
-            return fail(format!("entry {} has mode {:o}", e.path, e.mode));
-        }
-        if e.path.depth() == 1 && e.kind != EntryKind::Dir {
-            return fail(format!("component root {} is not a directory", e.path));
-        }
+        check_entry_fields(
+            &e.path,
+            e.kind,
+            e.size,
+            e.mode,
+            e.sha256.is_some(),
+            e.link.is_some(),
+        )?;
         match e.kind {
             EntryKind::File => {
-                if e.sha256.is_none() || e.link.is_some() {
-                    return fail(format!("file {} needs a sha256 and no link", e.path));
-                }
                 files.insert(path);
                 totals.2 = totals.2.checked_add(e.size).ok_or_else(|| {
                     Error::inconsistent(format!("sizes of component {} overflow", e.path))
                 })?;
             }
-            EntryKind::Dir => {
-                if e.size != 0 || e.sha256.is_some() || e.link.is_some() {
-                    return fail(format!("directory {} has data or a link", e.path));
-                }
-            }
-            EntryKind::Symlink => {
-                if e.size != 0 || e.sha256.is_some() || e.link.is_none() {
-                    return fail(format!("symlink {} needs a target and no data", e.path));
-                }
-            }
+            EntryKind::Dir | EntryKind::Symlink => {}
             EntryKind::Hardlink => {
-                if e.size != 0 || e.sha256.is_some() {
-                    return fail(format!("hard link {} has data", e.path));
-                }
                 let Some(target) = &e.link else {
                     return fail(format!("hard link {} has no target", e.path));
                 };
@@ -178,6 +132,107 @@ pub(crate) fn validate(m: &Manifest) -> Result<()> {
                 c.name, c.entries, c.bytes
             ));
         }
+    }
+    Ok(())
+}
+
+/// Frames contiguous from zero, none empty.
+pub(crate) fn check_frames(frames: &[Frame]) -> Result<()> {
+    let (mut offset, mut raw) = (0u64, 0u64);
+    for (i, f) in frames.iter().enumerate() {
+        if f.offset != offset || f.raw_offset != raw {
+            return Err(Error::inconsistent(format!(
+                "frame {i} does not follow the previous one"
+            )));
+        }
+        if f.size == 0 || f.raw_size == 0 {
+            return Err(Error::inconsistent(format!("frame {i} is empty")));
+        }
+        offset = f
+            .offset
+            .checked_add(f.size)
+            .ok_or_else(|| Error::inconsistent(format!("frame {i} overflows")))?;
+        raw = f
+            .raw_offset
+            .checked_add(f.raw_size)
+            .ok_or_else(|| Error::inconsistent(format!("frame {i} overflows")))?;
+    }
+    Ok(())
+}
+
+/// The fields an entry of each type has and has not, in both versions.
+pub(crate) fn check_entry_fields(
+    path: &EntryPath,
+    kind: EntryKind,
+    size: u64,
+    mode: u32,
+    has_sha256: bool,
+    has_link: bool,
+) -> Result<()> {
+    let fail = |reason: String| Err(Error::inconsistent(reason));
+    if mode > 0o7777 {
+        return fail(format!("entry {path} has mode {mode:o}"));
+    }
+    if path.depth() == 1 && kind != EntryKind::Dir {
+        return fail(format!("component root {path} is not a directory"));
+    }
+    match kind {
+        EntryKind::File if !has_sha256 || has_link => {
+            fail(format!("file {path} needs a sha256 and no link"))
+        }
+        EntryKind::Dir if size != 0 || has_sha256 || has_link => {
+            fail(format!("directory {path} has data or a link"))
+        }
+        EntryKind::Symlink if size != 0 || has_sha256 || !has_link => {
+            fail(format!("symlink {path} needs a target and no data"))
+        }
+        EntryKind::Hardlink if size != 0 || has_sha256 => {
+            fail(format!("hard link {path} has data"))
+        }
+        EntryKind::Hardlink if !has_link => fail(format!("hard link {path} has no target")),
+        _ => Ok(()),
+    }
+}
+
+/// What a manifest and a root say about themselves before their entries.
+pub(crate) struct Head<'a> {
+    pub(crate) format: &'a str,
+    pub(crate) version: crate::v1::FormatVersion,
+    /// The major version the caller reads.
+    pub(crate) major: u32,
+    pub(crate) target: &'a crate::name::TargetName,
+    pub(crate) origin_target: &'a crate::name::TargetName,
+    pub(crate) label: Option<&'a str>,
+    pub(crate) description: Option<&'a str>,
+}
+
+/// Format tag, major version, origin and the lengths of label and description.
+pub(crate) fn check_head(h: &Head<'_>) -> Result<()> {
+    let fail = |reason: String| Err(Error::inconsistent(reason));
+    if h.format != FORMAT_TAG {
+        return fail(format!("format is {:?}, not {FORMAT_TAG:?}", h.format));
+    }
+    if h.version.major != h.major {
+        return Err(Error::UnsupportedVersion {
+            found: h.version.to_string(),
+            supported: h.major,
+        });
+    }
+    if h.origin_target != h.target {
+        return fail(format!(
+            "origin target {} differs from target {}",
+            h.origin_target, h.target
+        ));
+    }
+    if h.label.is_some_and(|l| l.len() > MAX_LABEL_BYTES) {
+        return fail(format!("label is longer than {MAX_LABEL_BYTES} bytes"));
+    }
+    if h.description
+        .is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES)
+    {
+        return fail(format!(
+            "description is longer than {MAX_DESCRIPTION_BYTES} bytes"
+        ));
     }
     Ok(())
 }

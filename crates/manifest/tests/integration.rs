@@ -5,5 +5,6 @@ mod integration {
     mod roundtrip;
     mod signing;
     mod span;
+    mod v2;
     mod validation;
 }

@@ -424,7 +424,13 @@ fn cairn_manifest_empty() -> cairn_manifest::Manifest {
         OriginId::parse("org_test").unwrap(),
     );
     let w = ArchiveWriter::new(Vec::new(), meta, WriterOptions::default()).unwrap();
-    w.finish(&key).unwrap().manifest.manifest().clone()
+    w.finish(&key)
+        .unwrap()
+        .manifest
+        .v1()
+        .unwrap()
+        .manifest()
+        .clone()
 }
 
 #[test]
@@ -441,6 +447,8 @@ fn dry_run_reports_creates_replaces_and_deletes_and_changes_nothing() {
         .verify(&key.public_key())
         .unwrap()
         .manifest
+        .v1()
+        .unwrap()
         .manifest()
         .clone();
     let items: Vec<(ComponentSpec, bool)> = t.specs.iter().map(|s| (s.clone(), true)).collect();

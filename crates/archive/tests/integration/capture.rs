@@ -21,7 +21,7 @@ fn sockets_and_fifos_are_skipped_and_listed() {
         .status();
     let have_fifo = status.is_ok_and(|s| s.success());
     let done = pack_dir(&src, WriterOptions::default());
-    let m = done.manifest.manifest();
+    let m = done.manifest.v1().unwrap().manifest();
     let mut skipped: Vec<(String, SkipReason)> = m
         .skipped
         .iter()
@@ -75,6 +75,8 @@ fn sources_that_change_size_are_archived_consistently_and_reported() {
     let done = w.finish(&key()).unwrap();
     let warnings: Vec<String> = done
         .manifest
+        .v1()
+        .unwrap()
         .manifest()
         .warnings
         .iter()
@@ -149,7 +151,7 @@ fn single_file_components() {
     )
     .unwrap();
     let done = w.finish(&key()).unwrap();
-    let m = done.manifest.manifest();
+    let m = done.manifest.v1().unwrap().manifest();
     assert_eq!(m.components[0].kind, ComponentKind::Sqlite);
     assert!(m.components[0].optional);
     assert_eq!(m.entries[0].path.to_string(), "db/app.db");

@@ -11,7 +11,7 @@ use cairn_testkit::{
 
 use super::common::*;
 
-fn gnu_extract(tar: &Path, archive: &Path, dest: &Path, flag: &str) {
+pub(crate) fn gnu_extract(tar: &Path, archive: &Path, dest: &Path, flag: &str) {
     std::fs::create_dir_all(dest).unwrap();
     // GNU tar warns about pre-1970 times; the warning is not a failure.
     run_ok(
@@ -163,6 +163,8 @@ fn gnu_tarballs_ingest_and_unpack_like_gnu_tar_extracts_them() {
         let names: Vec<_> = ingested
             .archive
             .manifest
+            .v1()
+            .unwrap()
             .manifest()
             .components
             .iter()

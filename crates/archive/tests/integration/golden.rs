@@ -1,6 +1,7 @@
-//! The golden format-v1 archive under `tests/golden/` was written once by
-//! `regenerate_golden_v1` (ignored) and is committed. Every later version must
-//! keep reading it exactly: never regenerate it to make this test pass.
+//! The golden archives under `tests/golden/` (format 1, `v1.*`, and format 2,
+//! `v2.*`, with the same content) were written once by `regenerate_golden_v1`
+//! and `regenerate_golden_v2` (ignored) and are committed. Every later version
+//! must keep reading them exactly: never regenerate one to make this test pass.
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -21,12 +22,23 @@ fn big() -> Vec<u8> {
 
 const LONG: &str = "data/a-name-that-is-much-longer-than-the-hundred-bytes-a-ustar-header-can-hold-so-it-needs-a-pax-record.txt";
 
-/// Writes the golden archive. Run with
+/// Writes the golden format 1 archive. Run with
 /// `cargo test -p cairn-archive --test integration regenerate_golden_v1 -- --ignored`
 /// only when adding a new format version's golden file, never to change v1.
 #[test]
 #[ignore = "writes the committed golden archive"]
 fn regenerate_golden_v1() {
+    write_golden(1, "golden v1");
+}
+
+/// Writes the golden format 2 archive (same content as v1's); as above.
+#[test]
+#[ignore = "writes the committed golden archive"]
+fn regenerate_golden_v2() {
+    write_golden(2, "golden v2");
+}
+
+fn write_golden(format: u32, label: &str) {
     let key = SigningKey::from_seed(&[0x6f; 32]);
     let meta = ArchiveMeta::new(
         TargetName::parse("golden").unwrap(),
@@ -34,9 +46,12 @@ fn regenerate_golden_v1() {
     )
     .backup_id(BackupId::from_parts(1_795_000_000_000, 0x1234))
     .created_at("2026-11-22T00:00:00Z".parse().unwrap())
-    .label("golden v1")
+    .label(label)
     .hostname("golden-host");
-    let opts = WriterOptions::default().frame_size(64 * 1024).threads(1);
+    let opts = WriterOptions::default()
+        .frame_size(64 * 1024)
+        .threads(1)
+        .format(format);
     let mut w = ArchiveWriter::new(Vec::new(), meta, opts).unwrap();
     let t = |s: i64| Mtime::new(1_795_000_000 + s, 123_456_789);
     let m = |mode, s| EntryMeta {
@@ -120,20 +135,21 @@ fn regenerate_golden_v1() {
     let done = w.finish(&key).unwrap();
     let dir = golden_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("v1.tar.zst"), &done.inner).unwrap();
-    std::fs::write(dir.join("v1.tar.zst.seal"), done.seal.to_bytes()).unwrap();
+    let v = format!("v{format}");
+    std::fs::write(dir.join(format!("{v}.tar.zst")), &done.inner).unwrap();
+    std::fs::write(dir.join(format!("{v}.tar.zst.seal")), done.seal.to_bytes()).unwrap();
     std::fs::write(
-        dir.join("v1.pub.pem"),
+        dir.join(format!("{v}.pub.pem")),
         key.public_key().to_public_key_pem().unwrap(),
     )
     .unwrap();
 }
 
-fn load() -> (Vec<u8>, SignedSeal, PublicKey) {
+fn load(v: &str) -> (Vec<u8>, SignedSeal, PublicKey) {
     let dir = golden_dir();
-    let archive = std::fs::read(dir.join("v1.tar.zst")).unwrap();
-    let key = PublicKey::load(dir.join("v1.pub.pem")).unwrap();
-    let seal = SignedSeal::parse(&std::fs::read(dir.join("v1.tar.zst.seal")).unwrap())
+    let archive = std::fs::read(dir.join(format!("{v}.tar.zst"))).unwrap();
+    let key = PublicKey::load(dir.join(format!("{v}.pub.pem"))).unwrap();
+    let seal = SignedSeal::parse(&std::fs::read(dir.join(format!("{v}.tar.zst.seal"))).unwrap())
         .unwrap()
         .verify(&key)
         .unwrap();
@@ -142,20 +158,80 @@ fn load() -> (Vec<u8>, SignedSeal, PublicKey) {
 
 #[test]
 fn golden_v1_still_reads() {
-    let (archive, seal, key) = load();
+    let (archive, seal, key) = load("v1");
     let v = ArchiveReader::new(&archive[..])
         .unwrap()
         .verify(&key)
         .unwrap();
     v.check_seal(&seal).unwrap();
-    let m = v.manifest.manifest();
+    let m = v.manifest.v1().unwrap().manifest();
     assert_eq!(m.version, FormatVersion { major: 1, minor: 0 });
     assert_eq!(m.backup_id.to_string(), seal.seal().backup_id);
     assert_eq!(m.backup_id.unix_ms(), 1_795_000_000_000);
     assert_eq!(m.label.as_deref(), Some("golden v1"));
     assert_eq!(m.origin.hostname.as_deref(), Some("golden-host"));
-    let comps: Vec<(String, ComponentKind, bool)> = m
-        .components
+    check_components(&m.components);
+    let paths: Vec<String> = m.entries.iter().map(|e| e.path.to_string()).collect();
+    assert_eq!(paths, golden_paths());
+    assert!(m.frames.len() >= 4, "big.bin spans frames");
+    check_golden_reads(&archive, &seal, &key);
+}
+
+#[test]
+fn golden_v2_still_reads() {
+    let (archive, seal, key) = load("v2");
+    let v = ArchiveReader::new(&archive[..])
+        .unwrap()
+        .verify(&key)
+        .unwrap();
+    v.check_seal(&seal).unwrap();
+    let r = v.manifest.v2().expect("format 2").manifest();
+    assert_eq!(r.version, FormatVersion { major: 2, minor: 0 });
+    assert_eq!(r.backup_id.to_string(), seal.seal().backup_id);
+    assert_eq!(r.label.as_deref(), Some("golden v2"));
+    assert!(
+        !r.canonical_order,
+        "the golden entries are not in canonical order"
+    );
+    // One page per component, and `data` cut where its order stopped being
+    // canonical (the writer closes the page it replays from).
+    assert_eq!(r.pages.len(), 4);
+    check_components(&r.components);
+    let mut s = SeekableArchive::open(
+        SeekSource(Cursor::new(archive.clone())),
+        &key,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let mut paths = Vec::new();
+    s.for_each_entry(|e| {
+        paths.push(e.path.to_string());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(paths, golden_paths());
+    assert!(r.frames.len() >= 4, "big.bin spans frames");
+    check_golden_reads(&archive, &seal, &key);
+}
+
+fn golden_paths() -> Vec<&'static str> {
+    vec![
+        "config/app.toml",
+        "data",
+        "data/readme.txt",
+        "data/odd \\xff name",
+        "data/big.bin",
+        "data/empty-dir",
+        "data/empty",
+        "data/link",
+        "data/hard",
+        LONG,
+        "db/app.db",
+    ]
+}
+
+fn check_components(components: &[Component]) {
+    let comps: Vec<(String, ComponentKind, bool)> = components
         .iter()
         .map(|c| (c.name.to_string(), c.kind, c.optional))
         .collect();
@@ -167,30 +243,15 @@ fn golden_v1_still_reads() {
             ("db".into(), ComponentKind::Sqlite, true),
         ]
     );
-    let paths: Vec<String> = m.entries.iter().map(|e| e.path.to_string()).collect();
-    assert_eq!(
-        paths,
-        vec![
-            "config/app.toml",
-            "data",
-            "data/readme.txt",
-            "data/odd \\xff name",
-            "data/big.bin",
-            "data/empty-dir",
-            "data/empty",
-            "data/link",
-            "data/hard",
-            LONG,
-            "db/app.db",
-        ]
-    );
-    assert!(m.frames.len() >= 4, "big.bin spans frames");
+}
 
+/// What both golden archives must give back, by every read path.
+fn check_golden_reads(archive: &[u8], seal: &SignedSeal, key: &PublicKey) {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("out");
-    ArchiveReader::new(&archive[..])
+    ArchiveReader::new(archive)
         .unwrap()
-        .unpack(&key, &dest, &UnpackOptions::default().restore_owner(false))
+        .unpack(key, &dest, &UnpackOptions::default().restore_owner(false))
         .unwrap();
     assert_eq!(
         std::fs::read(dest.join("config/app.toml")).unwrap(),
@@ -227,9 +288,9 @@ fn golden_v1_still_reads() {
     );
 
     let mut s = SeekableArchive::open_sealed(
-        SeekSource(Cursor::new(archive.clone())),
-        &seal,
-        &key,
+        SeekSource(Cursor::new(archive.to_vec())),
+        seal,
+        key,
         ReadOptions::default(),
     )
     .unwrap();
@@ -237,5 +298,12 @@ fn golden_v1_still_reads() {
     s.read_file(&EntryPath::parse(b"data/big.bin").unwrap(), &mut out)
         .unwrap();
     assert_eq!(out, big());
-    s.verify_full(&key).unwrap();
+    s.verify_full(key).unwrap();
+    let seek = tmp.path().join("seek");
+    s.unpack(&seek, &UnpackOptions::default().restore_owner(false))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(seek.join("data/hard")).unwrap(),
+        std::fs::read(dest.join("data/hard")).unwrap()
+    );
 }

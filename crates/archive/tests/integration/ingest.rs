@@ -34,7 +34,7 @@ fn a_cairn_archive_ingests_with_a_fresh_manifest() {
         &IngestOptions::default(),
     )
     .unwrap();
-    let m = again.archive.manifest.manifest();
+    let m = again.archive.manifest.v1().unwrap().manifest();
     assert_eq!(m.kind, BackupKind::Uploaded);
     assert_eq!(again.source_size, original.size);
     assert_eq!(again.source_sha256, original.sha256);
@@ -44,6 +44,8 @@ fn a_cairn_archive_ingests_with_a_fresh_manifest() {
         m.entries.iter().map(|e| &e.sha256).collect::<Vec<_>>(),
         original
             .manifest
+            .v1()
+            .unwrap()
             .manifest()
             .entries
             .iter()
@@ -156,8 +158,8 @@ fn kinds(m: &cairn_manifest::Manifest) -> Vec<(String, ComponentKind, bool)> {
 fn a_cairn_archive_uploaded_again_keeps_its_kinds_and_names_its_signer() {
     let tmp = tempfile::tempdir().unwrap();
     let original = three_kinds(tmp.path());
-    let want = kinds(original.manifest.manifest());
-    let signer = original.manifest.manifest().signer;
+    let want = kinds(original.manifest.v1().unwrap().manifest());
+    let signer = original.manifest.v1().unwrap().manifest().signer;
     for (trusted, expect) in [(vec![key().public_key()], true), (Vec::new(), false)] {
         let mut opts = IngestOptions::default();
         for k in trusted {
@@ -165,7 +167,7 @@ fn a_cairn_archive_uploaded_again_keeps_its_kinds_and_names_its_signer() {
         }
         let other = cairn_integrity::SigningKey::from_seed(&[9; 32]);
         let again = ingest(&original.inner[..], Vec::new(), meta(), &other, &opts).unwrap();
-        let m = again.archive.manifest.manifest();
+        let m = again.archive.manifest.v1().unwrap().manifest();
         assert_eq!(kinds(m), want);
         let source = m.source.as_ref().expect("an upload records its source");
         assert_eq!(source.signer, Some(signer));
@@ -185,7 +187,7 @@ fn an_uploaded_manifest_whose_kinds_do_not_fit_its_content_is_refused() {
     // A forged manifest says `site` (a folder of files) is a file component.
     let tmp = tempfile::tempdir().unwrap();
     let original = three_kinds(tmp.path());
-    let mut forged = original.manifest.manifest().clone();
+    let mut forged = original.manifest.v1().unwrap().manifest().clone();
     forged.components[0].kind = ComponentKind::File;
     let json = serde_json::to_vec(&forged).unwrap();
     let sig = key().sign(&json);
@@ -223,7 +225,7 @@ fn a_foreign_tarball_takes_the_target_s_kinds_where_its_folders_fit() {
         .component(name("config"), ComponentKind::File, false)
         .component(name("uploads"), ComponentKind::Dir, true);
     let done = ingest(&tar[..], Vec::new(), meta(), &key(), &opts).unwrap();
-    let m = done.archive.manifest.manifest();
+    let m = done.archive.manifest.v1().unwrap().manifest();
     assert_eq!(
         kinds(m),
         [

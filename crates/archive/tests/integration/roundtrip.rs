@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use super::common::*;
 
-fn check_round_trip(seed: u64, codec: Codec, frame_size: usize, threads: usize) {
+fn check_round_trip(seed: u64, codec: Codec, frame_size: usize, threads: usize, format: u32) {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     random_tree(
@@ -18,7 +18,8 @@ fn check_round_trip(seed: u64, codec: Codec, frame_size: usize, threads: usize) 
         &TreeOptions::default().entries(60).max_file_size(200_000),
     )
     .unwrap();
-    let done = pack_dir(&src, opts(codec, frame_size, threads));
+    let done = pack_dir(&src, opts(codec, frame_size, threads).format(format));
+    assert_eq!(done.manifest.v2().is_some(), format == 2);
     let public = key().public_key();
     let owners = cairn_testkit::running_as_root();
 
@@ -42,14 +43,14 @@ fn check_round_trip(seed: u64, codec: Codec, frame_size: usize, threads: usize) 
 
     // 3. Every file read alone equals the file on disk.
     let mut a = seekable(&done.inner);
-    let files: Vec<_> = a
-        .manifest()
-        .manifest()
-        .entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::File)
-        .map(|e| e.path.clone())
-        .collect();
+    let mut files = Vec::new();
+    a.for_each_entry(|e| {
+        if e.kind == EntryKind::File {
+            files.push(e.path.clone());
+        }
+        Ok(())
+    })
+    .unwrap();
     for path in files {
         let mut content = Vec::new();
         a.read_file(&path, &mut content).unwrap();
@@ -76,9 +77,10 @@ proptest! {
         gzip in any::<bool>(),
         frame_kib in prop_oneof![Just(64usize), Just(100), Just(4096)],
         threads in 1usize..4,
+        v2 in any::<bool>(),
     ) {
         let codec = if gzip { Codec::Gzip } else { Codec::Zstd };
-        check_round_trip(seed, codec, frame_kib * 1024, threads);
+        check_round_trip(seed, codec, frame_kib * 1024, threads, if v2 { 2 } else { 1 });
     }
 }
 
@@ -94,11 +96,11 @@ fn frames_are_independent_of_threads_and_decode_alone() {
     .unwrap();
     let one = pack_dir(&src, opts(Codec::Zstd, 64 * 1024, 1));
     let four = pack_dir(&src, opts(Codec::Zstd, 64 * 1024, 4));
-    let m1 = one.manifest.manifest();
+    let m1 = one.manifest.v1().unwrap().manifest();
     // Same data region byte for byte (the manifest differs only in its duration).
     let end = m1.data_compressed_end() as usize;
     assert_eq!(one.inner[..end], four.inner[..end]);
-    assert_eq!(m1.frames, four.manifest.manifest().frames);
+    assert_eq!(m1.frames, four.manifest.v1().unwrap().manifest().frames);
     assert!(
         m1.frames.len() > 3,
         "want several frames, got {}",
@@ -130,7 +132,7 @@ fn large_file_spans_frames_and_small_ones_do_not() {
         std::fs::write(src.join(format!("small-{i:02}")), vec![b'x'; 3000]).unwrap();
     }
     let done = pack_dir(&src, opts(Codec::Zstd, 64 * 1024, 2));
-    let m = done.manifest.manifest();
+    let m = done.manifest.v1().unwrap().manifest();
     let big_index = m
         .entries
         .iter()
@@ -179,7 +181,7 @@ fn empty_archive_round_trips() {
         .unwrap()
         .verify(&key().public_key())
         .unwrap();
-    assert!(v.manifest.manifest().entries.is_empty());
+    assert!(v.manifest.v1().unwrap().manifest().entries.is_empty());
     seekable(&done.inner)
         .verify_full(&key().public_key())
         .unwrap();
@@ -199,7 +201,7 @@ fn selected_components_only() {
             .unwrap();
     }
     let done = w.finish(&key()).unwrap();
-    assert!(done.manifest.manifest().components[2].optional);
+    assert!(done.manifest.v1().unwrap().manifest().components[2].optional);
     let only_b = UnpackOptions::default().components([name("b")]);
     for (i, streaming) in [true, false].into_iter().enumerate() {
         let dest = tmp.path().join(format!("out{i}"));
@@ -279,11 +281,16 @@ fn short_writes_produce_the_same_archive() {
     let bytes = streamed.inner.into_inner();
     assert_eq!(bytes.len() as u64, streamed.size);
     assert_eq!(cairn_integrity::Sha256Digest::of(&bytes), streamed.sha256);
-    let end = one_shot.manifest.manifest().data_compressed_end() as usize;
+    let end = one_shot
+        .manifest
+        .v1()
+        .unwrap()
+        .manifest()
+        .data_compressed_end() as usize;
     assert_eq!(bytes[..end], one_shot.inner[..end]);
     assert_eq!(
-        streamed.manifest.manifest().entries,
-        one_shot.manifest.manifest().entries
+        streamed.manifest.v1().unwrap().manifest().entries,
+        one_shot.manifest.v1().unwrap().manifest().entries
     );
     ArchiveReader::new(&bytes[..])
         .unwrap()

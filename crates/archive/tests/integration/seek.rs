@@ -143,9 +143,11 @@ fn seek_reads_agree_with_the_stream() {
 fn sample_verification_reads_only_the_sample() {
     let done = three_components(Codec::Zstd);
     let mut a = open_counting(&done.inner);
-    let n = a.manifest().manifest().entries.len();
+    let n = a.manifest().v1().unwrap().manifest().entries.len();
     let big = a
         .manifest()
+        .v1()
+        .unwrap()
         .manifest()
         .find(&EntryPath::parse(b"media/big.bin").unwrap())
         .unwrap();
@@ -174,7 +176,7 @@ fn read_file_follows_hard_links() {
     std::fs::hard_link(src.join("a"), src.join("b")).unwrap();
     std::os::unix::fs::symlink("a", src.join("s")).unwrap();
     let done = pack_dir(&src, WriterOptions::default());
-    let m = done.manifest.manifest();
+    let m = done.manifest.v1().unwrap().manifest();
     assert_eq!(
         m.entries
             .iter()

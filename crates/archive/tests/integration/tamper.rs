@@ -75,7 +75,7 @@ fn every_flipped_byte_fails_sealed_verification() {
 #[test]
 fn flipped_data_bytes_fail_even_without_a_seal() {
     let done = sample(Codec::Zstd);
-    let m = done.manifest.manifest();
+    let m = done.manifest.v1().unwrap().manifest();
     let data_end = m.data_compressed_end() as usize;
     let mut checked = 0;
     for i in (0..data_end).step_by(97) {
@@ -222,7 +222,10 @@ fn swapped_manifest_is_refused() {
     )
     .unwrap();
     let b = w.finish(&key()).unwrap();
-    let (am, bm) = (a.manifest.manifest(), b.manifest.manifest());
+    let (am, bm) = (
+        a.manifest.v1().unwrap().manifest(),
+        b.manifest.v1().unwrap().manifest(),
+    );
     let a_data = &a.inner[..am.data_compressed_end() as usize];
     let b_region = &b.inner[bm.data_compressed_end() as usize..b.inner.len() - 48];
     let mut forged = a_data.to_vec();
@@ -231,6 +234,7 @@ fn swapped_manifest_is_refused() {
         &Footer {
             manifest_offset: a_data.len() as u64,
             manifest_length: b_region.len() as u64,
+            root_offset: 0,
         }
         .encode(Codec::Zstd),
     );
@@ -281,7 +285,7 @@ fn seal_of_another_archive_is_refused() {
 #[test]
 fn tampered_unpack_leaves_nothing_behind() {
     let done = sample(Codec::Zstd);
-    let m = done.manifest.manifest();
+    let m = done.manifest.v1().unwrap().manifest();
     // Damage the middle of the first frame (the blob's data).
     let mut bad = done.inner.clone();
     let at = (m.frames[0].offset + m.frames[0].size / 2) as usize;

@@ -1,0 +1,872 @@
+//! Manifest format version 2: a signed root and pages of entries.
+//!
+//! Version 1 keeps every entry in one JSON document, so whoever writes or reads
+//! it holds all of them at once. Version 2 cuts the entry list into **pages**
+//! (at most [`MAX_PAGE_ENTRIES`] entries and [`MAX_PAGE_BYTES`] bytes each, never
+//! spanning two components), each stored as its own file in the archive and
+//! named by its SHA-256 from a small signed **root**. The root's signature thus
+//! covers every page (a Merkle tree of depth one), and a reader checks a page
+//! against the root before using a byte of it.
+//!
+//! Whoever checks a v2 manifest holds the root and one page at a time:
+//! [`Root::validate`] checks the root alone, then a [`PageChecker`] is fed the
+//! pages in order and checks everything v1's `validate` checks about entries,
+//! keeping state that does not grow with the number of entries when the root
+//! says its entries are in canonical order ([`Root::canonical_order`]). Hard
+//! links are checked in a second pass ([`LinkCheck`]), whose memory is bounded by
+//! the number of hard links.
+//!
+//! `docs/format.md` describes the bytes.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher as _, RandomState};
+
+use cairn_integrity::{KeyId, Sha256Digest};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::BackupId;
+use crate::name::{ComponentName, TargetName};
+use crate::path::{EntryPath, LinkTarget};
+use crate::time::Mtime;
+use crate::v1::{
+    BackupKind, Component, Compression, Entry, EntryKind, FormatVersion, Frame, Origin, Skipped,
+    UploadSource, Warning,
+};
+
+/// The major version of this format.
+pub const MAJOR: u32 = 2;
+/// The minor version this build writes.
+pub const MINOR: u32 = 0;
+/// The version this build writes.
+pub const VERSION: FormatVersion = FormatVersion {
+    major: MAJOR,
+    minor: MINOR,
+};
+
+/// Most entries one page may hold.
+pub const MAX_PAGE_ENTRIES: usize = 4096;
+/// Largest encoded page accepted, in bytes (writers close a page at 1 MiB).
+pub const MAX_PAGE_BYTES: u64 = 2 << 20;
+/// Most pages one root may name (a billion entries at the page bound).
+pub const MAX_PAGES: usize = 1 << 18;
+/// Largest root accepted unless the caller sets another limit.
+pub const DEFAULT_MAX_ROOT_BYTES: u64 = 64 << 20;
+
+/// One page as the root names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRef {
+    /// The component whose entries the page holds.
+    pub component: ComponentName,
+    /// How many entries it holds.
+    pub entries: u32,
+    /// SHA-256 of the page's bytes (the content of `.cairn/pages/<n>`).
+    pub sha256: Sha256Digest,
+    /// Offset in the archive of the one frame that holds the page's tar entry.
+    pub offset: u64,
+    /// That frame's compressed length.
+    pub size: u64,
+}
+
+/// The signed root of a version 2 manifest: everything v1's manifest says
+/// except the entries, which are in the pages it names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    /// Always [`FORMAT_TAG`](crate::FORMAT_TAG).
+    pub format: String,
+    /// The format version, `2.x`.
+    pub version: FormatVersion,
+    /// The backup's id.
+    pub backup_id: BackupId,
+    /// The target it belongs to.
+    pub target: TargetName,
+    /// Why it was made.
+    pub kind: BackupKind,
+    /// A short label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A longer description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When capture started (RFC 3339, UTC).
+    pub created_at: jiff::Timestamp,
+    /// How long writing the archive took, in milliseconds.
+    pub duration_ms: u64,
+    /// Who made it.
+    pub origin: Origin,
+    /// How it is compressed.
+    pub compression: Compression,
+    /// The key that signed it.
+    pub signer: KeyId,
+    /// The components, in archive order.
+    pub components: Vec<Component>,
+    /// Whether every component's entries are in canonical order (see
+    /// [`canonical_cmp`]): true for trees Cairn walks itself, false for a
+    /// foreign tarball ingested in its own order.
+    pub canonical_order: bool,
+    /// The pages, in archive order; their entries, in order, are the
+    /// archive's entries in order.
+    pub pages: Vec<PageRef>,
+    /// The frames of the data region, in order.
+    pub frames: Vec<Frame>,
+    /// What was found but not archived.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+    /// What was archived with a caveat.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+    /// For an uploaded backup, what was uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<UploadSource>,
+}
+
+/// One entry as a page stores it: v1's [`Entry`], except that `frame` is the
+/// index of its frame in [`Root::frames`] (known as soon as the entry is
+/// written, where a compressed offset is known only once earlier frames are).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageEntry {
+    /// `component/relative/path`.
+    pub path: EntryPath,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: EntryKind,
+    /// Length of a regular file's data; 0 otherwise.
+    #[serde(default)]
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: Mtime,
+    /// Owner's numeric user id.
+    #[serde(default)]
+    pub uid: u64,
+    /// Owner's numeric group id.
+    #[serde(default)]
+    pub gid: u64,
+    /// SHA-256 of a regular file's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256Digest>,
+    /// A symlink's target, or a hard link's target path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkTarget>,
+    /// Index of the frame where the entry's first header block starts.
+    pub frame: u32,
+    /// Offset of that header block inside the decompressed frame.
+    pub pos: u64,
+}
+
+impl PageEntry {
+    /// A v1 entry as a page stores it, in frame number `frame`.
+    pub fn from_entry(e: Entry, frame: u32) -> Self {
+        PageEntry {
+            path: e.path,
+            kind: e.kind,
+            size: e.size,
+            mode: e.mode,
+            mtime: e.mtime,
+            uid: e.uid,
+            gid: e.gid,
+            sha256: e.sha256,
+            link: e.link,
+            frame,
+            pos: e.pos,
+        }
+    }
+
+    /// The entry as v1 describes it, with its frame's compressed offset.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inconsistent`] if the frame index is not one of `frames`.
+    pub fn to_entry(&self, frames: &[Frame]) -> Result<Entry> {
+        let frame = frames.get(self.frame as usize).ok_or_else(|| {
+            Error::inconsistent(format!("entry {} points to no frame", self.path))
+        })?;
+        Ok(Entry {
+            path: self.path.clone(),
+            kind: self.kind,
+            size: self.size,
+            mode: self.mode,
+            mtime: self.mtime,
+            uid: self.uid,
+            gid: self.gid,
+            sha256: self.sha256,
+            link: self.link.clone(),
+            frame: frame.offset,
+            pos: self.pos,
+        })
+    }
+}
+
+/// A page: a run of entries of one component, in archive order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// The component the entries belong to.
+    pub component: ComponentName,
+    /// The entries.
+    pub entries: Vec<PageEntry>,
+}
+
+impl Page {
+    /// The page's bytes as stored: compact JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] if it cannot be serialised (it always can).
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(self)?)
+    }
+
+    /// Parses page bytes without checking them against a root: for pages this
+    /// process wrote itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`], [`Error::Json`].
+    pub fn decode(bytes: &[u8]) -> Result<Page> {
+        if bytes.len() as u64 > MAX_PAGE_BYTES {
+            return Err(Error::TooLarge {
+                size: bytes.len() as u64,
+                limit: MAX_PAGE_BYTES,
+            });
+        }
+        Ok(serde_json::from_slice(bytes)?)
+    }
+
+    /// Parses page bytes named by `expected` in the root: the bytes must hash to
+    /// it and be at most [`MAX_PAGE_BYTES`] long. The page's entries are checked
+    /// by a [`PageChecker`], not here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`], [`Error::Integrity`]-free [`Error::Inconsistent`] if
+    /// the bytes are not the page the root names, [`Error::Json`].
+    pub fn parse(bytes: &[u8], expected: &PageRef, index: usize) -> Result<Page> {
+        if bytes.len() as u64 > MAX_PAGE_BYTES {
+            return Err(Error::TooLarge {
+                size: bytes.len() as u64,
+                limit: MAX_PAGE_BYTES,
+            });
+        }
+        if !Sha256Digest::of(bytes).ct_eq(&expected.sha256) {
+            return Err(Error::inconsistent(format!(
+                "page {index} does not match the SHA-256 its root names"
+            )));
+        }
+        let page = Page::decode(bytes)?;
+        if page.component != expected.component || page.entries.len() != expected.entries as usize {
+            return Err(Error::inconsistent(format!(
+                "page {index} is not the page its root describes"
+            )));
+        }
+        Ok(page)
+    }
+}
+
+/// Encodes a page entry by entry, into the same bytes as [`Page::encode`]
+/// of the finished page, without keeping the entries.
+#[derive(Debug, Default)]
+pub struct PageEncoder {
+    buf: Vec<u8>,
+    component: Option<ComponentName>,
+    entries: u32,
+}
+
+impl PageEncoder {
+    /// The component of the page being encoded, if it has an entry.
+    pub fn component(&self) -> Option<&ComponentName> {
+        self.component.as_ref()
+    }
+
+    /// How many entries the page has.
+    pub fn entries(&self) -> u32 {
+        self.entries
+    }
+
+    /// The length of the page's encoding so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the page has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Adds an entry of `component`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inconsistent`] if the page already holds entries of another
+    /// component or [`MAX_PAGE_ENTRIES`] entries.
+    pub fn push(&mut self, component: &ComponentName, e: &PageEntry) -> Result<()> {
+        match &self.component {
+            None => {
+                self.buf.extend_from_slice(b"{\"component\":");
+                serde_json::to_writer(&mut self.buf, component)?;
+                self.buf.extend_from_slice(b",\"entries\":[");
+                self.component = Some(component.clone());
+            }
+            Some(c) if c == component && (self.entries as usize) < MAX_PAGE_ENTRIES => {
+                self.buf.push(b',');
+            }
+            Some(_) => {
+                return Err(Error::inconsistent(
+                    "a page holds entries of one component, at most 4096",
+                ));
+            }
+        }
+        serde_json::to_writer(&mut self.buf, e)?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Finishes the page: its component, entry count and bytes; the encoder
+    /// is empty again. `None` if it had no entry.
+    pub fn take(&mut self) -> Option<(ComponentName, u32, Vec<u8>)> {
+        let component = self.component.take()?;
+        self.buf.extend_from_slice(b"]}");
+        let entries = std::mem::take(&mut self.entries);
+        Some((component, entries, std::mem::take(&mut self.buf)))
+    }
+}
+
+/// The canonical order of entry paths: component by component, each compared
+/// byte-wise, a folder before what it holds. It is the order of a depth-first
+/// walk visiting each folder's names in byte order, and a path compares as if
+/// every `/` were the smallest byte.
+pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    let key = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
+    a.iter().map(|&c| key(c)).cmp(b.iter().map(|&c| key(c)))
+}
+
+impl Root {
+    /// Checks everything the root says about itself: format and version, names,
+    /// lengths, unique components, contiguous frames, and pages that are each a
+    /// run of one listed component, within bounds, one frame each, contiguous
+    /// after the data region, whose entry counts add up to each component's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedVersion`] for another major; [`Error::Inconsistent`]
+    /// naming the first contradiction.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |reason: String| Err(Error::inconsistent(reason));
+        crate::validate::check_head(&crate::validate::Head {
+            format: &self.format,
+            version: self.version,
+            major: MAJOR,
+            target: &self.target,
+            origin_target: &self.origin.target,
+            label: self.label.as_deref(),
+            description: self.description.as_deref(),
+        })?;
+        let mut entries: HashMap<&ComponentName, u64> = HashMap::new();
+        for c in &self.components {
+            if entries.insert(&c.name, 0).is_some() {
+                return fail(format!("component {} is listed twice", c.name));
+            }
+        }
+        crate::validate::check_frames(&self.frames)?;
+
+        if self.pages.len() > MAX_PAGES {
+            return fail(format!(
+                "the root names {} pages, more than {MAX_PAGES}",
+                self.pages.len()
+            ));
+        }
+        let mut next = self.data_compressed_end();
+        for (i, p) in self.pages.iter().enumerate() {
+            let Some(count) = entries.get_mut(&p.component) else {
+                return fail(format!(
+                    "page {i} is of an unlisted component {}",
+                    p.component
+                ));
+            };
+            if p.entries == 0 || p.entries as usize > MAX_PAGE_ENTRIES {
+                return fail(format!(
+                    "page {i} holds {} entries (1 to {MAX_PAGE_ENTRIES} allowed)",
+                    p.entries
+                ));
+            }
+            if p.offset != next || p.size == 0 {
+                return fail(format!("page {i} does not follow the previous one"));
+            }
+            next = p
+                .offset
+                .checked_add(p.size)
+                .ok_or_else(|| Error::inconsistent(format!("page {i} overflows")))?;
+            *count += u64::from(p.entries);
+        }
+        for c in &self.components {
+            if entries[&c.name] != c.entries {
+                return fail(format!(
+                    "component {} lists {} entries but its pages hold {}",
+                    c.name, c.entries, entries[&c.name]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The compressed end of the data region (where the first page's frame starts).
+    pub fn data_compressed_end(&self) -> u64 {
+        self.frames.last().map_or(0, |f| f.offset + f.size)
+    }
+
+    /// The compressed end of the last page (where the root's frame starts).
+    pub fn pages_end(&self) -> u64 {
+        self.pages
+            .last()
+            .map_or(self.data_compressed_end(), |p| p.offset + p.size)
+    }
+
+    /// The end of the data region in the uncompressed tar stream.
+    pub fn data_end(&self) -> u64 {
+        self.frames.last().map_or(0, |f| f.raw_offset + f.raw_size)
+    }
+
+    /// How many entries the pages hold.
+    pub fn entry_count(&self) -> u64 {
+        self.pages.iter().map(|p| u64::from(p.entries)).sum()
+    }
+
+    /// The component named `name`.
+    pub fn component(&self, name: &ComponentName) -> Option<&Component> {
+        self.components.iter().find(|c| &c.name == name)
+    }
+
+    /// The indexes of the pages of component `name`, in order.
+    pub fn pages_of<'a>(&'a self, name: &'a ComponentName) -> impl Iterator<Item = usize> + 'a {
+        self.pages
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| &p.component == name)
+            .map(|(i, _)| i)
+    }
+
+    /// The offset in the uncompressed tar stream of an entry's first header byte.
+    pub fn raw_offset(&self, e: &PageEntry) -> Option<u64> {
+        let f = self.frames.get(e.frame as usize)?;
+        (e.pos < f.raw_size).then(|| f.raw_offset + e.pos)
+    }
+}
+
+/// A 128-bit keyed hash of a path, for the sets an archive whose entries are
+/// not in canonical order needs: 16 bytes an entry instead of the path.
+#[derive(Debug)]
+struct PathHasher(RandomState, RandomState);
+
+impl PathHasher {
+    fn new() -> Self {
+        PathHasher(RandomState::new(), RandomState::new())
+    }
+
+    fn hash(&self, bytes: &[u8]) -> u128 {
+        let one = |s: &RandomState| {
+            let mut h = s.build_hasher();
+            h.write(bytes);
+            h.finish()
+        };
+        (u128::from(one(&self.0)) << 64) | u128::from(one(&self.1))
+    }
+}
+
+fn first_segment(path: &[u8]) -> &[u8] {
+    path.split(|&b| b == b'/').next().unwrap_or(path)
+}
+
+/// Why [`EntryOrder::check`] refused an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OrderError {
+    /// The path was listed before (in any order), or (in canonical order) it
+    /// does not come after the previous entry.
+    DuplicateOrOutOfOrder,
+    /// It lies below an earlier file or link.
+    BelowLeaf,
+    /// (Canonical order) its component was left earlier: each component's
+    /// entries must be contiguous.
+    ComponentApart,
+}
+
+impl std::fmt::Display for OrderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OrderError::DuplicateOrOutOfOrder => "is listed twice or out of canonical order",
+            OrderError::BelowLeaf => "lies below a file or link",
+            OrderError::ComponentApart => "is apart from the other entries of its component",
+        })
+    }
+}
+
+/// What is remembered of the entries before the current one.
+#[derive(Debug)]
+enum Seen {
+    /// Canonical order: the previous entry is enough, and the components
+    /// already left.
+    Canonical {
+        prev: Option<(Vec<u8>, EntryKind)>,
+        done: HashSet<Vec<u8>>,
+    },
+    /// Any order: every path so far, by 128-bit keyed hash, and its kind.
+    Any(PathHasher, HashMap<u128, EntryKind>),
+}
+
+/// Refuses duplicate paths and entries below files or links, entry by entry.
+///
+/// In canonical order (see [`canonical_cmp`]) it keeps only the previous path
+/// and the names of the components already left, whatever the number of
+/// entries; in any order it keeps 16 bytes of keyed hash per entry.
+#[derive(Debug)]
+pub struct EntryOrder(Seen);
+
+impl EntryOrder {
+    /// A check that requires canonical order.
+    pub fn canonical() -> Self {
+        EntryOrder(Seen::Canonical {
+            prev: None,
+            done: HashSet::new(),
+        })
+    }
+
+    /// A check that accepts any order.
+    pub fn any() -> Self {
+        EntryOrder(Seen::Any(PathHasher::new(), HashMap::new()))
+    }
+
+    /// Whether this check requires canonical order.
+    pub fn is_canonical(&self) -> bool {
+        matches!(self.0, Seen::Canonical { .. })
+    }
+
+    /// Checks the next entry and remembers it if it passes.
+    ///
+    /// # Errors
+    ///
+    /// The [`OrderError`] it breaks; the entry is not remembered then.
+    pub fn check(&mut self, path: &[u8], kind: EntryKind) -> std::result::Result<(), OrderError> {
+        match &mut self.0 {
+            Seen::Canonical { prev, done } => {
+                match prev.as_mut() {
+                    Some((p, k)) if first_segment(p) == first_segment(path) => {
+                        if canonical_cmp(p, path) != Ordering::Less {
+                            return Err(OrderError::DuplicateOrOutOfOrder);
+                        }
+                        if *k != EntryKind::Dir
+                            && path.len() > p.len()
+                            && path.starts_with(p)
+                            && path[p.len()] == b'/'
+                        {
+                            return Err(OrderError::BelowLeaf);
+                        }
+                        p.clear();
+                        p.extend_from_slice(path);
+                        *k = kind;
+                        return Ok(());
+                    }
+                    Some((p, _)) => {
+                        if done.contains(first_segment(path)) {
+                            return Err(OrderError::ComponentApart);
+                        }
+                        done.insert(first_segment(p).to_vec());
+                    }
+                    None => {}
+                }
+                *prev = Some((path.to_vec(), kind));
+            }
+            Seen::Any(hasher, kinds) => {
+                for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+                    if kinds
+                        .get(&hasher.hash(&path[..i]))
+                        .is_some_and(|k| *k != EntryKind::Dir)
+                    {
+                        return Err(OrderError::BelowLeaf);
+                    }
+                }
+                let h = hasher.hash(path);
+                if kinds.contains_key(&h) {
+                    return Err(OrderError::DuplicateOrOutOfOrder);
+                }
+                kinds.insert(h, kind);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks the pages of a validated [`Root`], fed one at a time in order.
+///
+/// It refuses an entry outside its page's component, listed twice, out of
+/// canonical order (when the root promises it), below a file or a link, with
+/// fields its type does not have, pointing outside its frame or not after the
+/// previous entry; and, at [`PageChecker::finish`], component totals that do
+/// not add up. Hard links are collected for a [`LinkCheck`].
+#[derive(Debug)]
+pub struct PageChecker<'r> {
+    root: &'r Root,
+    next_page: usize,
+    ordinal: u64,
+    last_raw: Option<u64>,
+    order: EntryOrder,
+    bytes: HashMap<&'r ComponentName, u64>,
+    /// Pages read of each component.
+    pages_read: HashMap<&'r ComponentName, usize>,
+    links: LinkCheck,
+}
+
+impl<'r> PageChecker<'r> {
+    /// A checker for the pages of `root`, which must have passed
+    /// [`Root::validate`].
+    pub fn new(root: &'r Root) -> Self {
+        PageChecker {
+            root,
+            next_page: 0,
+            ordinal: 0,
+            last_raw: None,
+            order: if root.canonical_order {
+                EntryOrder::canonical()
+            } else {
+                EntryOrder::any()
+            },
+            bytes: root.components.iter().map(|c| (&c.name, 0)).collect(),
+            pages_read: HashMap::new(),
+            links: LinkCheck::default(),
+        }
+    }
+
+    /// Checks the next page.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inconsistent`] naming the first entry that breaks a rule, or a
+    /// page beyond those the root names.
+    pub fn page(&mut self, page: &Page) -> Result<()> {
+        let i = self.next_page;
+        let Some(named) = self.root.pages.get(i) else {
+            return Err(Error::inconsistent(format!(
+                "page {i} is not named by the root"
+            )));
+        };
+        if page.component != named.component || page.entries.len() != named.entries as usize {
+            return Err(Error::inconsistent(format!(
+                "page {i} is not the page its root describes"
+            )));
+        }
+        self.next_page += 1;
+        if let Some(c) = self
+            .root
+            .components
+            .iter()
+            .find(|c| c.name == page.component)
+        {
+            *self.pages_read.entry(&c.name).or_default() += 1;
+        }
+        for e in &page.entries {
+            self.entry(&page.component, e)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, component: &ComponentName, e: &PageEntry) -> Result<()> {
+        let fail = |reason: String| Err(Error::inconsistent(reason));
+        let path = e.path.as_bytes();
+        if e.path.first() != component.as_str().as_bytes() {
+            return fail(format!(
+                "entry {} is in a page of component {component}",
+                e.path
+            ));
+        }
+        crate::validate::check_entry_fields(
+            &e.path,
+            e.kind,
+            e.size,
+            e.mode,
+            e.sha256.is_some(),
+            e.link.is_some(),
+        )?;
+        if let Some(total) = self.bytes.get_mut(component) {
+            *total = total.checked_add(e.size).ok_or_else(|| {
+                Error::inconsistent(format!("sizes of component {component} overflow"))
+            })?;
+        }
+        if let Err(why) = self.order.check(path, e.kind) {
+            return fail(format!("entry {} {why}", e.path));
+        }
+        if e.kind == EntryKind::Hardlink {
+            let Some(target) = &e.link else {
+                return fail(format!("hard link {} has no target", e.path));
+            };
+            let same_component = target
+                .as_bytes()
+                .split(|&b| b == b'/')
+                .next()
+                .is_some_and(|c| c == e.path.first());
+            if !same_component {
+                return fail(format!("hard link {} crosses components", e.path));
+            }
+            self.links.add_link(target.as_bytes(), self.ordinal);
+        }
+        let Some(at) = self.root.raw_offset(e) else {
+            return fail(format!("entry {} points outside its frame", e.path));
+        };
+        if self.last_raw.is_some_and(|prev| at <= prev) {
+            return fail(format!(
+                "entry {} is not after the previous entry in the archive",
+                e.path
+            ));
+        }
+        self.last_raw = Some(at);
+        self.ordinal += 1;
+        Ok(())
+    }
+
+    /// Checks page number `index`, skipping the pages between the previous
+    /// one and it (a partial read: only some components).
+    ///
+    /// # Errors
+    ///
+    /// As [`PageChecker::page`], and for a page before one already checked.
+    pub fn page_at(&mut self, index: usize, page: &Page) -> Result<()> {
+        if index < self.next_page {
+            return Err(Error::inconsistent(format!(
+                "page {index} read after page {}",
+                self.next_page
+            )));
+        }
+        while self.next_page < index {
+            self.ordinal += self
+                .root
+                .pages
+                .get(self.next_page)
+                .map_or(0, |p| u64::from(p.entries));
+            self.next_page += 1;
+        }
+        self.page(page)
+    }
+
+    /// Ends a partial check: each component whose pages were all read has
+    /// the bytes the root says.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inconsistent`].
+    pub fn finish_partial(self) -> Result<LinkCheck> {
+        for c in &self.root.components {
+            let total = self
+                .root
+                .pages
+                .iter()
+                .filter(|p| p.component == c.name)
+                .count();
+            let read = self.pages_read.get(&c.name).copied().unwrap_or(0);
+            if read == total && self.bytes[&c.name] != c.bytes {
+                return Err(Error::inconsistent(format!(
+                    "component {} lists {} bytes but has {}",
+                    c.name, c.bytes, self.bytes[&c.name]
+                )));
+            }
+        }
+        Ok(self.links)
+    }
+
+    /// Ends the check: every page the root names was seen, and each
+    /// component's bytes add up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inconsistent`].
+    pub fn finish(self) -> Result<LinkCheck> {
+        if self.next_page != self.root.pages.len() {
+            return Err(Error::inconsistent(format!(
+                "the root names {} pages but {} were read",
+                self.root.pages.len(),
+                self.next_page
+            )));
+        }
+        for c in &self.root.components {
+            let bytes = self.bytes[&c.name];
+            if bytes != c.bytes {
+                return Err(Error::inconsistent(format!(
+                    "component {} lists {} bytes but has {bytes}",
+                    c.name, c.bytes
+                )));
+            }
+        }
+        Ok(self.links)
+    }
+}
+
+/// The second pass for hard links: every hard link's target must be a regular
+/// file listed before the link. The first pass names the links
+/// ([`LinkCheck::add_link`]); the second is fed every entry again, in order
+/// ([`LinkCheck::entry`] or [`LinkCheck::page`]), and can be skipped when
+/// [`LinkCheck::is_empty`]. Memory is bounded by the number of hard links.
+#[derive(Debug, Default)]
+pub struct LinkCheck {
+    /// Each target, and the ordinal of the first link to it.
+    pending: HashMap<Vec<u8>, u64>,
+    found: HashSet<Vec<u8>>,
+    ordinal: u64,
+}
+
+impl LinkCheck {
+    /// Notes, in the first pass, that entry number `ordinal` (from 0, in
+    /// archive order) is a hard link to `target`.
+    pub fn add_link(&mut self, target: &[u8], ordinal: u64) {
+        self.pending.entry(target.to_vec()).or_insert(ordinal);
+    }
+
+    /// Whether there is no hard link to check.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The next entry of the second pass.
+    pub fn entry(&mut self, path: &[u8], kind: EntryKind) {
+        if kind == EntryKind::File
+            && self
+                .pending
+                .get(path)
+                .is_some_and(|&first_link| self.ordinal < first_link)
+        {
+            self.found.insert(path.to_vec());
+        }
+        self.ordinal += 1;
+    }
+
+    /// Skips `entries` entries in the second pass (pages a partial read does
+    /// not cover).
+    pub fn skip(&mut self, entries: u64) {
+        self.ordinal += entries;
+    }
+
+    /// The entries of the next page, in the second pass.
+    pub fn page(&mut self, page: &Page) {
+        for e in &page.entries {
+            self.entry(e.path.as_bytes(), e.kind);
+        }
+    }
+
+    /// Ends the check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inconsistent`] naming a target that is not an earlier regular file.
+    pub fn finish(self) -> Result<()> {
+        let mut missing: Vec<&Vec<u8>> = self
+            .pending
+            .keys()
+            .filter(|t| !self.found.contains(*t))
+            .collect();
+        missing.sort();
+        match missing.first() {
+            None => Ok(()),
+            Some(t) => Err(Error::inconsistent(format!(
+                "a hard link to {} does not point to an earlier regular file",
+                crate::path::show_bytes(t)
+            ))),
+        }
+    }
+}
