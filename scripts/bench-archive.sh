@@ -10,7 +10,8 @@
 # For each scale, generates the dataset in tmpfs,
 # then runs ROUNDS (default 5) interleaved rounds of:
 #   peer pack     tar --format=posix -cf - | zstd -3 -T0
-#   cairn pack    examples/pack (hashes every entry and the archive, signs)
+#   cairn pack    examples/pack (hashes every entry and the archive, signs),
+#                 once per manifest format in FORMATS (default "1 2")
 #   peer unpack   zstd -dc | tar -xf -
 #   cairn unpack  examples/unpack (verifies every entry and the signature)
 # and prints median throughput, the ratio to the peer, compressed size and peak
@@ -19,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
+read -r -a FORMATS <<< "${FORMATS:-1 2}"
 SCALES=("$@")
 [ ${#SCALES[@]} -eq 0 ] && SCALES=(1024)
 BASE=${BENCH_DIR:-/dev/shm/cairn-bench}
@@ -51,26 +53,35 @@ for scale in "${SCALES[@]}"; do
   logs="$work/logs"; rm -rf "$logs"; mkdir -p "$logs"
   for _ in $(seq "$ROUNDS"); do
     run peer "$logs/peer-pack" bash -c "tar --format=posix -cf - -C '$work/data' . | zstd -3 -T0 -q -f -o '$work/peer.tar.zst'"
-    run cairn "$logs/cairn-pack" "$BIN/examples/pack" --key "$work/key.pem" "$work/data" "$work/cairn.tar.zst"
+    for f in "${FORMATS[@]}"; do
+      run cairn "$logs/v$f-pack" "$BIN/examples/pack" --key "$work/key.pem" --format "$f" "$work/data" "$work/cairn-v$f.tar.zst"
+    done
     rm -rf "$work/out"; mkdir -p "$work/out"
     run peer "$logs/peer-unpack" bash -c "zstd -dc '$work/peer.tar.zst' | tar -xf - -C '$work/out'"
-    rm -rf "$work/out"
-    run cairn "$logs/cairn-unpack" "$BIN/examples/unpack" --public-key "$work/key.pem.pub" "$work/cairn.tar.zst" "$work/out"
+    for f in "${FORMATS[@]}"; do
+      rm -rf "$work/out"
+      run cairn "$logs/v$f-unpack" "$BIN/examples/unpack" --public-key "$work/key.pem.pub" "$work/cairn-v$f.tar.zst" "$work/out"
+      # Unpacked trees must be identical to the source.
+      diff -r "$work/data" "$work/out/data" >/dev/null || { echo "unpacked tree (format $f) differs from the source" >&2; exit 1; }
+    done
   done
-  # Unpacked trees must be identical to the source.
-  diff -r "$work/data" "$work/out/data" >/dev/null || { echo "unpacked tree differs from the source" >&2; exit 1; }
+  size_peer=$(stat -c %s "$work/peer.tar.zst")
   for op in pack unpack; do
     peer=$(cut -d' ' -f1 "$logs/peer-$op" | median)
-    cairn=$(cut -d' ' -f1 "$logs/cairn-$op" | median)
     peer_rss=$(cut -d' ' -f2 "$logs/peer-$op" | median)
-    cairn_rss=$(cut -d' ' -f2 "$logs/cairn-$op" | median)
-    ratio=$(awk -v p="$peer" -v c="$cairn" 'BEGIN {printf "%.2f", p / c}')
-    size_peer=$(stat -c %s "$work/peer.tar.zst"); size_cairn=$(stat -c %s "$work/cairn.tar.zst")
     printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "$label" "peer $op" "$peer" "$(awk -v b="$bytes" -v s="$peer" 'BEGIN {print b/s/1e6}')" "" "$([ $op = pack ] && echo "$size_peer" || echo -)" "$(awk -v k="$peer_rss" 'BEGIN {print k/1024}')"
-    printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "$label" "cairn $op" "$cairn" "$(awk -v b="$bytes" -v s="$cairn" 'BEGIN {print b/s/1e6}')" "${ratio}x" "$([ $op = pack ] && echo "$size_cairn" || echo -)" "$(awk -v k="$cairn_rss" 'BEGIN {print k/1024}')"
+    for f in "${FORMATS[@]}"; do
+      cairn=$(cut -d' ' -f1 "$logs/v$f-$op" | median)
+      cairn_rss=$(cut -d' ' -f2 "$logs/v$f-$op" | median)
+      ratio=$(awk -v p="$peer" -v c="$cairn" 'BEGIN {printf "%.2f", p / c}')
+      size_cairn=$(stat -c %s "$work/cairn-v$f.tar.zst")
+      printf '%-8s %-14s %10s %10.0f %8s %14s %8.1fMB\n' "$label" "cairn v$f $op" "$cairn" "$(awk -v b="$bytes" -v s="$cairn" 'BEGIN {print b/s/1e6}')" "${ratio}x" "$([ $op = pack ] && echo "$size_cairn" || echo -)" "$(awk -v k="$cairn_rss" 'BEGIN {print k/1024}')"
+    done
   done
-  awk -v p="$(stat -c %s "$work/peer.tar.zst")" -v c="$(stat -c %s "$work/cairn.tar.zst")" -v b="$bytes" \
-    'BEGIN {printf "%-8s dataset %d bytes; cairn archive is %+.2f%% the size of the peer'"'"'s\n", "", b, (c - p) * 100 / p}'
+  for f in "${FORMATS[@]}"; do
+    awk -v p="$size_peer" -v c="$(stat -c %s "$work/cairn-v$f.tar.zst")" -v b="$bytes" -v f="$f" \
+      'BEGIN {printf "%-8s dataset %d bytes; the format %d archive is %.2fx the size of the peer'"'"'s\n", "", b, f, c / p}'
+  done
   rm -rf "$work/out"
 done
 echo "(ratio = peer seconds / cairn seconds: above 1.00 Cairn is faster; medians of $ROUNDS interleaved rounds)"

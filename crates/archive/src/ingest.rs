@@ -227,12 +227,29 @@ pub fn ingest<R: Read, W: Write>(
     })
 }
 
-/// The `.cairn/manifest.json` and `.cairn/manifest.sig` of an uploaded Cairn
+/// The `.cairn/manifest.json` and `.cairn/manifest.sig` (format 1) or
+/// `.cairn/root.json` and `.cairn/root.sig` (format 2) of an uploaded Cairn
 /// archive, as read.
 #[derive(Default)]
 struct OwnManifest {
     json: Option<Vec<u8>>,
     sig: Option<Vec<u8>>,
+    root: Option<Vec<u8>>,
+    root_sig: Option<Vec<u8>>,
+}
+
+/// What an uploaded archive's own manifest says: its components, its
+/// signer, and whether a trusted key verifies it.
+type Claimed = (Vec<cairn_manifest::Component>, cairn_integrity::KeyId, bool);
+
+fn claimed<T: cairn_manifest::Document>(
+    own: &cairn_manifest::Unverified<T>,
+    components: impl Fn(&T) -> &[cairn_manifest::Component],
+    opts: &IngestOptions,
+) -> Claimed {
+    let trusted = opts.trusted.iter().any(|k| own.clone().verify(k).is_ok());
+    let c = own.claimed();
+    (components(c).to_vec(), *c.signer(), trusted)
 }
 
 impl OwnManifest {
@@ -248,6 +265,8 @@ impl OwnManifest {
         match path {
             b".cairn/manifest.json" => Some(&mut self.json),
             b".cairn/manifest.sig" => Some(&mut self.sig),
+            b".cairn/root.json" => Some(&mut self.root),
+            b".cairn/root.sig" => Some(&mut self.root_sig),
             _ => None,
         }
     }
@@ -262,15 +281,27 @@ impl OwnManifest {
         opts: &IngestOptions,
     ) -> Result<(Option<cairn_integrity::KeyId>, bool)> {
         let max = opts.read.limits.max_manifest_bytes;
-        let parsed = match (self.json, self.sig) {
-            (Some(json), Some(sig)) => Some(UnverifiedManifest::parse(json, &sig, max)),
-            _ => None,
-        };
+        let (parsed, own_path): (Option<cairn_manifest::Result<Claimed>>, &[u8]) =
+            match (self.json, self.sig, self.root, self.root_sig) {
+                (Some(json), Some(sig), _, _) => (
+                    Some(
+                        UnverifiedManifest::parse(json, &sig, max)
+                            .map(|own| claimed(&own, |m| &m.components, opts)),
+                    ),
+                    b".cairn/manifest.json",
+                ),
+                (_, _, Some(json), Some(sig)) => (
+                    Some(
+                        cairn_manifest::UnverifiedRoot::parse(json, &sig, max)
+                            .map(|own| claimed(&own, |r| &r.components, opts)),
+                    ),
+                    b".cairn/root.json",
+                ),
+                _ => (None, b""),
+            };
         match parsed {
-            Some(Ok(own)) => {
-                let claimed = own.claimed().clone();
-                let trusted = opts.trusted.iter().any(|k| own.clone().verify(k).is_ok());
-                for c in &claimed.components {
+            Some(Ok((components, signer, trusted))) => {
+                for c in &components {
                     if writer.has_component(&c.name) {
                         writer
                             .set_component(&c.name, c.kind, c.optional)
@@ -279,11 +310,11 @@ impl OwnManifest {
                             })?;
                     }
                 }
-                Ok((Some(claimed.signer), trusted))
+                Ok((Some(signer), trusted))
             }
             other => {
                 if let Some(Err(e)) = other {
-                    let path = EntryPath::parse(b".cairn/manifest.json")?;
+                    let path = EntryPath::parse(own_path)?;
                     writer.warn(
                         path,
                         format!(

@@ -179,7 +179,7 @@ fn select(config: &TargetConfig, include: &[ComponentName]) -> Result<Vec<Compon
 pub(crate) struct Written {
     pub(crate) size: u64,
     pub(crate) sha256: cairn_integrity::Sha256Digest,
-    pub(crate) manifest: cairn_manifest::SignedManifest,
+    pub(crate) manifest: cairn_manifest::AnyManifest,
     pub(crate) seal: cairn_integrity::SignedSeal,
 }
 
@@ -335,7 +335,7 @@ where
         return Err(Error::from(e).into());
     }
     inner.checkpoint("backup:sealed");
-    let mut record = BackupRecord::from_sealed(written.manifest.manifest(), &written.seal, &key);
+    let mut record = BackupRecord::from_sealed(&written.manifest, &written.seal, &key);
     record.duration_ms = Some(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     {
         let r = record.clone();
@@ -382,17 +382,17 @@ pub(crate) async fn finish(
         ..ProgressUpdate::default()
     });
     let pruned = crate::prune::apply(inner, config, false).await?;
-    let manifest = written.manifest.manifest();
+    let manifest = &written.manifest;
     let mut made = BackupResult::default();
     made.backup_id = record.id.to_string();
     made.archive_key.clone_from(&record.archive_key);
     made.size = written.size;
     made.sha256 = written.sha256.to_string();
-    made.entries = manifest.entries.len() as u64;
+    made.entries = manifest.entry_count();
     made.data_bytes = record.data_bytes;
     made.components.clone_from(&record.components);
     made.skipped = manifest
-        .skipped
+        .skipped()
         .iter()
         .map(|s| s.path.to_string())
         .collect();
@@ -426,7 +426,9 @@ async fn run(
     });
     let meta = archive_meta(&inner, &record);
     let opts = WriterOptions::default()
+        .format(ARCHIVE_FORMAT)
         .threads(inner.threads)
+        .spill_dir(ctx.scratch())
         .progress(ctx.archive_progress());
     let signing = Arc::clone(&inner.key);
     let scratch = ctx.scratch();
@@ -438,7 +440,7 @@ async fn run(
             capture(&mut w, spec, &scratch, &CaptureOptions::default())?;
         }
         let done = w.finish(&signing)?;
-        let (out, written) = split(done)?;
+        let (out, written) = split(done);
         out.close()?;
         Ok(written)
     })
@@ -447,6 +449,11 @@ async fn run(
         finish(&inner, &ctx, &config, &record, &written).await?,
     ))
 }
+
+/// The archive format the engine writes: format 2, whose manifest is in pages,
+/// so that memory does not grow with the number of files (`docs/format.md`
+/// section 11).
+pub(crate) const ARCHIVE_FORMAT: u32 = 2;
 
 /// The metadata of the archive of backup `record` (just started), made by
 /// this vault.
@@ -475,27 +482,14 @@ pub(crate) fn archive_meta(inner: &Inner, record: &BackupRecord) -> ArchiveMeta 
 }
 
 /// The sink and the rest of a finished archive.
-///
-/// # Errors
-///
-/// [`Error::Unsupported`] for a format 2 archive: the engine writes format 1
-/// (its writer options keep the default) until its catalog, restores and
-/// listings read format 2's pages.
-pub(crate) fn split(
-    done: cairn_archive::Finished<ArchiveSink>,
-) -> Result<(ArchiveSink, Written), Error> {
-    let cairn_manifest::AnyManifest::V1(manifest) = done.manifest else {
-        return Err(Error::Unsupported(
-            "the engine records format 1 archives only".into(),
-        ));
-    };
+pub(crate) fn split(done: cairn_archive::Finished<ArchiveSink>) -> (ArchiveSink, Written) {
     let written = Written {
         size: done.size,
         sha256: done.sha256,
-        manifest,
+        manifest: done.manifest,
         seal: done.seal,
     };
-    Ok((done.inner, written))
+    (done.inner, written)
 }
 
 /// Files and bytes the components hold now (for progress totals).

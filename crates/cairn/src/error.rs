@@ -328,17 +328,3 @@ fn archive_kind(e: &cairn_archive::Error) -> ErrorKind {
 pub(crate) fn task(e: tokio::task::JoinError) -> Error {
     Error::Task(e)
 }
-
-/// The format 1 manifest of an archive the engine reads. The engine writes
-/// format 1 and reads it; format 2 archives (pages and a root) are read by
-/// `cairn-archive` but not yet by the engine's catalog, restores and listings.
-pub(crate) fn format1(
-    m: &cairn_manifest::AnyManifest,
-) -> Result<&cairn_manifest::SignedManifest, Error> {
-    m.v1().ok_or_else(|| {
-        Error::Unsupported(format!(
-            "backup {} is a format 2 archive, which this version of the engine does not read",
-            m.backup_id()
-        ))
-    })
-}

@@ -177,11 +177,9 @@ async fn check_sealed(
     let outcome = tokio::task::spawn_blocking(move || -> Result<BackupRecord, String> {
         let opened = SeekableArchive::open_sealed(reader, &seal, &key, ReadOptions::default())
             .map_err(|e| format!("manifest: {e}"))?;
-        let manifest = crate::error::format1(opened.manifest())
-            .map_err(|e| e.to_string())?
-            .manifest();
-        if manifest.target != target_owned {
-            return Err(format!("the manifest is for target {}", manifest.target));
+        let manifest = opened.manifest();
+        if *manifest.target() != target_owned {
+            return Err(format!("the manifest is for target {}", manifest.target()));
         }
         Ok(BackupRecord::from_sealed(manifest, &seal, &archive_key))
     })

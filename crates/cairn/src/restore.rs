@@ -11,7 +11,7 @@ use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{
     JobKind, JobResult, Phase, ProgressUpdate, RestoreOutcome, RestoreResult, Restored,
 };
-use cairn_manifest::{ComponentKind, ComponentName, Manifest};
+use cairn_manifest::{AnyManifest, ComponentKind, ComponentName};
 use cairn_source::{Replacement, RestoreItem, RestoreOptions, StepCheck};
 use serde::Serialize;
 
@@ -159,7 +159,7 @@ impl Vault {
         };
         // What the job would refuse half-way is refused now, from the
         // authenticated manifest (which the job reads again).
-        let manifest = self.manifest(id).await?;
+        let manifest = self.open_manifest(id).await?;
         if let Some(e) = foreign(&self.inner, &manifest, &target, &req) {
             return Err(e);
         }
@@ -331,15 +331,13 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Fa
         let inner = inner2;
         let mut archive =
             SeekableArchive::open_sealed(reader, &seal, &public, read_opts).map_err(Error::from)?;
-        let manifest = crate::error::format1(archive.manifest())?
-            .manifest()
-            .clone();
+        let manifest = archive.manifest().clone();
         if let Some(e) = foreign(&inner, &manifest, &target, &req) {
             return Err(e.into());
         }
         let selected = select(&manifest, &req.include)?;
         let total: u64 = manifest
-            .components
+            .components()
             .iter()
             .filter(|c| selected.contains(&c.name))
             .map(|c| c.bytes)
@@ -386,7 +384,20 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Fa
             .collect::<Result<Vec<_>, Error>>()?;
         if req.dry_run {
             let items: Vec<_> = specs.iter().map(|s| (s.clone(), true)).collect();
-            let dry_run = cairn_source::dry_run(&manifest, &items).map_err(Error::from)?;
+            // The entries of the selected components, page by page.
+            let mut entries = Vec::new();
+            archive
+                .for_each_entry(|e| {
+                    if selected
+                        .iter()
+                        .any(|c| c.as_str().as_bytes() == e.path.first())
+                    {
+                        entries.push(e.clone());
+                    }
+                    Ok(())
+                })
+                .map_err(Error::from)?;
+            let dry_run = cairn_source::dry_run(&entries, &items).map_err(Error::from)?;
             return Ok(result(Restored::Preview { dry_run }));
         }
         // Stage each component beside its destination: renames stay on one filesystem.
@@ -435,16 +446,17 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Fa
 /// A backup from another origin or target, restored in place without force.
 fn foreign(
     inner: &Inner,
-    manifest: &Manifest,
+    manifest: &AnyManifest,
     target: &str,
     req: &RestoreRequest,
 ) -> Option<Error> {
     let origin = inner.origin.as_str();
-    let ours = manifest.origin.origin_id.as_str() == origin && manifest.target.as_str() == target;
+    let theirs = &manifest.origin().origin_id;
+    let ours = theirs.as_str() == origin && manifest.target().as_str() == target;
     (req.to.is_none() && !req.force && !ours).then(|| Error::ForeignOrigin {
-        backup: manifest.backup_id.to_string(),
-        origin: manifest.origin.origin_id.to_string(),
-        target: manifest.target.to_string(),
+        backup: manifest.backup_id().to_string(),
+        origin: theirs.to_string(),
+        target: manifest.target().to_string(),
         ours: format!("{origin}, target {target}"),
     })
 }
@@ -452,7 +464,7 @@ fn foreign(
 /// The target's component `name`, if the backup's component of that name
 /// is of its kind and can be restored onto it in place.
 fn check_kind<'a>(
-    manifest: &Manifest,
+    manifest: &AnyManifest,
     config: &'a TargetConfig,
     name: &ComponentName,
 ) -> Result<&'a cairn_source::ComponentSpec, Error> {
@@ -555,20 +567,20 @@ fn swap(
     }
 }
 
-fn select(manifest: &Manifest, include: &[ComponentName]) -> Result<Vec<ComponentName>, Error> {
+fn select(manifest: &AnyManifest, include: &[ComponentName]) -> Result<Vec<ComponentName>, Error> {
     if include.is_empty() {
         return Ok(manifest
-            .components
+            .components()
             .iter()
             .filter(|c| !c.optional)
             .map(|c| c.name.clone())
             .collect());
     }
     for n in include {
-        if !manifest.components.iter().any(|c| &c.name == n) {
+        if manifest.component(n).is_none() {
             return Err(Error::Invalid(format!(
                 "backup {} has no component {n}",
-                manifest.backup_id
+                manifest.backup_id()
             )));
         }
     }

@@ -147,6 +147,7 @@ async fn ingest_upload<R: Read + Send + 'static>(
     let meta = archive_meta(&inner, &record);
     let mut opts = IngestOptions::default().writer(
         WriterOptions::default()
+            .format(crate::backup::ARCHIVE_FORMAT)
             .threads(inner.threads)
             .progress(ctx.archive_progress()),
     );
@@ -172,7 +173,7 @@ async fn ingest_upload<R: Read + Send + 'static>(
             s.source_size = ingested.source_size;
             s.source_sha256 = ingested.source_sha256.to_string();
         }
-        let (out, written) = split(ingested.archive)?;
+        let (out, written) = split(ingested.archive);
         out.close()?;
         Ok(written)
     })

@@ -8,7 +8,7 @@ use cairn_catalog::{BackupRecord, Verification};
 use cairn_integrity::{PublicKey, SignedSeal};
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{JobKind, JobResult, VerifyReport, VerifyTier};
-use cairn_manifest::EntryKind;
+use cairn_manifest::{AnyManifest, EntryKind};
 use rand::seq::IndexedRandom;
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -106,9 +106,35 @@ impl Vault {
         let record = self.inner.backup_record(id).await?;
         let (reader, seal, public) = open_sealed(&self.inner, &record).await?;
         tokio::task::spawn_blocking(move || {
+            let mut a =
+                SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())?;
+            Ok(match a.manifest().clone() {
+                AnyManifest::V1(m) => m.into_manifest(),
+                AnyManifest::V2(r) => {
+                    // Every entry, from the pages, each checked against the root.
+                    let mut entries = Vec::new();
+                    a.for_each_entry(|e| {
+                        entries.push(e.clone());
+                        Ok(())
+                    })?;
+                    r.manifest().listing(entries)
+                }
+            })
+        })
+        .await
+        .map_err(task)?
+    }
+
+    /// A backup's manifest, authenticated against its seal: for a format 2
+    /// archive the root alone (its entries stay in the pages), so that a
+    /// check of origin and components reads a few KiB whatever the files.
+    pub(crate) async fn open_manifest(&self, id: &str) -> Result<AnyManifest, Error> {
+        let record = self.inner.backup_record(id).await?;
+        let (reader, seal, public) = open_sealed(&self.inner, &record).await?;
+        tokio::task::spawn_blocking(move || {
             SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())
+                .map(|a| a.manifest().clone())
                 .map_err(Error::from)
-                .and_then(|a| Ok(crate::error::format1(a.manifest())?.manifest().clone()))
         })
         .await
         .map_err(task)?
@@ -254,39 +280,37 @@ fn check(
         opts = opts.progress(p);
     }
     let mut archive = SeekableArchive::open_sealed(reader, seal, key, opts)?;
-    let m = archive
-        .manifest()
-        .v1()
-        .ok_or_else(|| cairn_archive::Error::Unsupported {
-            reason: "format 2 archives are not yet verified by the engine".into(),
-        })?
-        .manifest()
-        .clone();
+    let m = archive.manifest().clone();
+    let entries = m.entry_count();
     match tier {
         VerifyTier::Quick => Ok((
             0,
-            format!(
-                "seal, size and manifest signature check out ({} entries)",
-                m.entries.len()
-            ),
+            format!("seal, size and manifest signature check out ({entries} entries)"),
         )),
         VerifyTier::Sample => {
-            let files: Vec<usize> = (0..m.entries.len())
-                .filter(|&i| m.entries[i].kind == EntryKind::File)
-                .collect();
+            // The files, with the first of each component, listed page by
+            // page (the pages are checked against the root on the way).
+            let mut files: Vec<usize> = Vec::new();
+            let mut firsts: Vec<usize> = Vec::new();
+            let mut seen: Vec<Vec<u8>> = Vec::new();
+            let mut i = 0usize;
+            archive.for_each_entry(|e| {
+                if e.kind == EntryKind::File {
+                    files.push(i);
+                    if !seen.iter().any(|c| c.as_slice() == e.path.first()) {
+                        seen.push(e.path.first().to_vec());
+                        firsts.push(i);
+                    }
+                }
+                i += 1;
+                Ok(())
+            })?;
             let mut picked: Vec<usize> = files
                 .choose_multiple(&mut rand::rng(), files.len().div_ceil(10))
                 .copied()
                 .collect();
             // At least one file of each component.
-            for c in &m.components {
-                if let Some(&i) = files
-                    .iter()
-                    .find(|&&i| m.entries[i].path.first() == c.name.as_str().as_bytes())
-                {
-                    picked.push(i);
-                }
-            }
+            picked.extend(firsts);
             picked.sort_unstable();
             picked.dedup();
             archive.verify_entries(&picked)?;
@@ -302,7 +326,7 @@ fn check(
         VerifyTier::Full => {
             let v = archive.verify_full(key)?;
             Ok((
-                m.entries.len() as u64,
+                entries,
                 v.sha256.map_or_else(
                     || "every byte checked".to_owned(),
                     |d| format!("every byte checked, sha256 {d}"),
@@ -386,11 +410,11 @@ fn check_file(path: &std::path::Path, keys: &[PublicKey]) -> Result<FileVerifica
         }
         Err(_) => false,
     };
-    let m = crate::error::format1(&verified.manifest)?.manifest();
+    let m = &verified.manifest;
     Ok(FileVerification {
-        backup_id: m.backup_id.to_string(),
-        target: m.target.to_string(),
-        entries: m.entries.len() as u64,
+        backup_id: m.backup_id().to_string(),
+        target: m.target().to_string(),
+        entries: m.entry_count(),
         size: verified.size,
         sha256: verified.sha256.map(|d| d.to_string()),
         seal_checked,

@@ -229,6 +229,10 @@ async fn round_trip(store: &str, opts: StoreOptions) {
     let record = vault.get(&id).await.unwrap();
     assert_eq!(record.components, ["data", "config", "db"]);
     assert_eq!(record.label.as_deref(), Some("v1"));
+    // The engine writes format 2; the listing reads every entry from its pages.
+    let listed = vault.manifest(&id).await.unwrap();
+    assert_eq!(listed.version.major, 2);
+    assert_eq!(listed.entries.len() as u64, record.entries);
 
     // Break every component.
     std::fs::write(svc.root.join("app.toml"), "port = 1\n").unwrap();

@@ -22,8 +22,10 @@ fn noise(len: usize, mut x: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Packs a directory with one incompressible file into an archive, uploads
-/// it and publishes its seal; returns the record the engine would write.
+/// Packs a directory with one incompressible file into an archive (format 1
+/// for odd `n`, as versions before format 2 wrote, and format 2 for even
+/// `n`), uploads it and publishes its seal; returns the record the engine
+/// would write.
 async fn publish(store: &Store, key: &SigningKey, target: &str, n: u64) -> BackupRecord {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("blob.bin"), noise(3 << 20, n + 1)).unwrap();
@@ -32,11 +34,14 @@ async fn publish(store: &Store, key: &SigningKey, target: &str, n: u64) -> Backu
     let meta = ArchiveMeta::new(target_name.clone(), OriginId::parse("org_rebuild").unwrap())
         .backup_id(BackupId::from_parts(1_795_000_000_000 + n, u128::from(n)))
         .label(format!("label-{n}"));
-    let mut w = ArchiveWriter::new(Vec::new(), meta, WriterOptions::default().threads(2)).unwrap();
+    let opts = WriterOptions::default()
+        .threads(2)
+        .format(if n.is_multiple_of(2) { 2 } else { 1 });
+    let mut w = ArchiveWriter::new(Vec::new(), meta, opts).unwrap();
     w.append_dir(&ComponentName::parse("data").unwrap(), dir.path(), false)
         .unwrap();
     let done = w.finish(key).unwrap();
-    let id = done.manifest.v1().unwrap().manifest().backup_id;
+    let id = done.manifest.backup_id();
     let mut up = store
         .upload_archive(&target_name, &id, "tar.zst")
         .await
@@ -54,7 +59,7 @@ async fn publish(store: &Store, key: &SigningKey, target: &str, n: u64) -> Backu
         .await
         .unwrap();
     BackupRecord::from_sealed(
-        done.manifest.v1().unwrap().manifest(),
+        &done.manifest,
         &done.seal,
         &layout::archive_key(&target_name, &id, "tar.zst"),
     )
@@ -125,6 +130,34 @@ async fn rebuild_case(url: &str, options: &StoreOptions) {
         rebuilt, written,
         "the rebuilt records equal the written ones"
     );
+
+    // Backups of both formats restore and verify through the engine.
+    for r in &written[..2] {
+        let id = r.id.to_string();
+        let out = dir.path().join(format!("restored-{id}"));
+        let job = vault
+            .restore(&id, cairn::RestoreRequest::new().to(&out))
+            .await
+            .unwrap()
+            .wait()
+            .await;
+        assert_eq!(job.state, cairn::JobState::Succeeded, "{:?}", job.error);
+        let n = r.id.unix_ms() - 1_795_000_000_000;
+        assert_eq!(
+            std::fs::read_to_string(out.join("data/note.txt")).unwrap(),
+            format!("backup {n}")
+        );
+        let listed = vault.manifest(&id).await.unwrap();
+        assert_eq!(u64::from(listed.version.major), 2 - (n % 2));
+        assert_eq!(listed.entries.len() as u64, r.entries);
+        let job = vault
+            .verify(&id, cairn::VerifyTier::Full)
+            .await
+            .unwrap()
+            .wait()
+            .await;
+        assert_eq!(job.state, cairn::JobState::Succeeded, "{:?}", job.error);
+    }
 
     // Rebuilding over a live catalog keeps the operator's pins.
     let first = written[0].id.to_string();

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_integrity::SignedSeal;
 use std::collections::BTreeMap;
 
-use cairn_manifest::{BackupId, BackupKind, ComponentKind, Manifest, TargetName};
+use cairn_manifest::{AnyManifest, BackupId, BackupKind, ComponentKind, TargetName};
 pub use cairn_retention::BackupStatus;
 use jiff::Timestamp;
 use rusqlite::types::Value;
@@ -141,33 +141,34 @@ impl BackupRecord {
     }
 
     /// A ready backup's record from its verified manifest and seal.
-    pub fn from_sealed(manifest: &Manifest, seal: &SignedSeal, archive_key: &str) -> Self {
+    pub fn from_sealed(manifest: &AnyManifest, seal: &SignedSeal, archive_key: &str) -> Self {
         let s = seal.seal();
-        let source = manifest.source.as_ref();
+        let source = manifest.source().as_ref();
+        let origin = manifest.origin();
         Self {
-            id: manifest.backup_id,
-            target: manifest.target.clone(),
-            kind: manifest.kind,
+            id: manifest.backup_id(),
+            target: manifest.target().clone(),
+            kind: *manifest.kind(),
             status: BackupStatus::Ready,
-            label: manifest.label.clone(),
-            description: manifest.description.clone(),
-            created_at: manifest.created_at,
-            duration_ms: Some(manifest.duration_ms),
-            origin: Some(manifest.origin.origin_id.to_string()),
-            signer: Some(manifest.signer.to_string()),
+            label: manifest.label().clone(),
+            description: manifest.description().clone(),
+            created_at: *manifest.created_at(),
+            duration_ms: Some(*manifest.duration_ms()),
+            origin: Some(origin.origin_id.to_string()),
+            signer: Some(manifest.signer().to_string()),
             codec: Some(
-                serde_json::to_value(manifest.compression.codec)
+                serde_json::to_value(manifest.compression().codec)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default(),
             ),
             components: manifest
-                .components
+                .components()
                 .iter()
                 .map(|c| c.name.to_string())
                 .collect(),
-            entries: manifest.entries.len() as u64,
-            data_bytes: manifest.components.iter().map(|c| c.bytes).sum(),
+            entries: manifest.entry_count(),
+            data_bytes: manifest.components().iter().map(|c| c.bytes).sum(),
             archive_key: Some(archive_key.to_owned()),
             archive_size: Some(s.archive_size),
             archive_sha256: Some(s.archive_sha256.to_string()),
@@ -178,12 +179,12 @@ impl BackupRecord {
             deleted_at: None,
             verification: None,
             status_message: None,
-            hostname: manifest.origin.hostname.clone(),
-            model: manifest.origin.model.clone(),
-            serial: manifest.origin.serial.clone(),
-            software_version: Some(manifest.origin.software_version.clone()),
+            hostname: origin.hostname.clone(),
+            model: origin.model.clone(),
+            serial: origin.serial.clone(),
+            software_version: Some(origin.software_version.clone()),
             component_kinds: manifest
-                .components
+                .components()
                 .iter()
                 .map(|c| (c.name.to_string(), c.kind))
                 .collect(),

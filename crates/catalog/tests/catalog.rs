@@ -285,9 +285,8 @@ fn records_from_a_real_archive() {
     w.append_dir(&ComponentName::parse("data").unwrap(), dir.path(), false)
         .unwrap();
     let done = w.finish(&key).unwrap();
-    let manifest = done.manifest.v1().unwrap().manifest();
-    let r = BackupRecord::from_sealed(manifest, &done.seal, "targets/app/backups/x.tar.zst");
-    assert_eq!(r.id, manifest.backup_id);
+    let r = BackupRecord::from_sealed(&done.manifest, &done.seal, "targets/app/backups/x.tar.zst");
+    assert_eq!(r.id, done.manifest.backup_id());
     assert_eq!(r.label.as_deref(), Some("nightly"));
     assert_eq!(r.components, ["data"]);
     assert_eq!(r.archive_size, Some(done.size));

@@ -306,6 +306,11 @@ impl AnyManifest {
         }
     }
 
+    /// The component named `name`.
+    pub fn component(&self, name: &crate::name::ComponentName) -> Option<&crate::v1::Component> {
+        self.components().iter().find(|c| &c.name == name)
+    }
+
     /// The components, in archive order.
     pub fn components(&self) -> &[crate::v1::Component] {
         match self {
@@ -337,4 +342,50 @@ impl AnyManifest {
             AnyManifest::V2(r) => Some(r),
         }
     }
+}
+
+/// Accessors for the fields both formats share.
+macro_rules! shared_fields {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        impl AnyManifest {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> &$ty {
+                    match self {
+                        AnyManifest::V1(m) => &m.manifest().$name,
+                        AnyManifest::V2(r) => &r.manifest().$name,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+shared_fields! {
+    /// The format version.
+    version: crate::v1::FormatVersion;
+    /// The target it belongs to.
+    target: crate::name::TargetName;
+    /// Why it was made.
+    kind: crate::v1::BackupKind;
+    /// A short label.
+    label: Option<String>;
+    /// A longer description.
+    description: Option<String>;
+    /// When capture started.
+    created_at: jiff::Timestamp;
+    /// How long writing the archive took, in milliseconds.
+    duration_ms: u64;
+    /// Who made it.
+    origin: crate::v1::Origin;
+    /// How it is compressed.
+    compression: crate::v1::Compression;
+    /// The key that signed it.
+    signer: KeyId;
+    /// What was found but not archived.
+    skipped: Vec<crate::v1::Skipped>;
+    /// What was archived with a caveat.
+    warnings: Vec<crate::v1::Warning>;
+    /// For an uploaded backup, what was uploaded.
+    source: Option<crate::v1::UploadSource>;
 }

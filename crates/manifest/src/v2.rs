@@ -410,6 +410,32 @@ impl Root {
         Ok(())
     }
 
+    /// The backup as format 1 describes it, with `entries` (this root's
+    /// entries, read from its pages): for listings that show a manifest of
+    /// either format in one shape. Its `version` stays this root's.
+    pub fn listing(&self, entries: Vec<Entry>) -> crate::v1::Manifest {
+        crate::v1::Manifest {
+            format: self.format.clone(),
+            version: self.version,
+            backup_id: self.backup_id,
+            target: self.target.clone(),
+            kind: self.kind,
+            label: self.label.clone(),
+            description: self.description.clone(),
+            created_at: self.created_at,
+            duration_ms: self.duration_ms,
+            origin: self.origin.clone(),
+            compression: self.compression,
+            signer: self.signer,
+            components: self.components.clone(),
+            entries,
+            frames: self.frames.clone(),
+            skipped: self.skipped.clone(),
+            warnings: self.warnings.clone(),
+            source: self.source.clone(),
+        }
+    }
+
     /// The compressed end of the data region (where the first page's frame starts).
     pub fn data_compressed_end(&self) -> u64 {
         self.frames.last().map_or(0, |f| f.offset + f.size)

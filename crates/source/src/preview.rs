@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
-use cairn_manifest::{ComponentKind, EntryKind, Manifest};
+use cairn_manifest::{ComponentKind, Entry, EntryKind};
 
 use crate::error::{Error, Result};
 use crate::spec::{ComponentSpec, SQLITE_SIDECARS, with_suffix};
@@ -17,18 +17,19 @@ use crate::spec::{ComponentSpec, SQLITE_SIDECARS, with_suffix};
 pub use cairn_job::RestorePreview as DryRun;
 
 /// Compares the components `items` (each with whether the backup holds it;
-/// `false` means it would be emptied) against what is on disk now.
+/// `false` means it would be emptied) against what is on disk now. `entries`
+/// are the backup's entries (those of the held components suffice), in
+/// archive order.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] if the destination cannot be read.
-pub fn dry_run(manifest: &Manifest, items: &[(ComponentSpec, bool)]) -> Result<DryRun> {
+pub fn dry_run(entries: &[Entry], items: &[(ComponentSpec, bool)]) -> Result<DryRun> {
     let mut out = DryRun::default();
     for (spec, present) in items {
         let mut wanted: HashSet<PathBuf> = HashSet::new();
         if *present {
-            for e in manifest
-                .entries
+            for e in entries
                 .iter()
                 .filter(|e| e.path.first() == spec.name.as_str().as_bytes())
             {
@@ -75,12 +76,7 @@ pub fn dry_run(manifest: &Manifest, items: &[(ComponentSpec, bool)]) -> Result<D
     Ok(out)
 }
 
-fn classify(
-    e: &cairn_manifest::Entry,
-    dest: &PathBuf,
-    always_replace: bool,
-    out: &mut DryRun,
-) -> Result<()> {
+fn classify(e: &Entry, dest: &PathBuf, always_replace: bool, out: &mut DryRun) -> Result<()> {
     let meta = match fs::symlink_metadata(dest) {
         Ok(m) => m,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

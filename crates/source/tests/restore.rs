@@ -396,7 +396,7 @@ fn empty_replacement_empties_the_target() {
         })
         .collect();
     let preview = dry_run(
-        &cairn_manifest_empty(),
+        &[],
         &t.specs
             .iter()
             .map(|s| (s.clone(), false))
@@ -415,22 +415,6 @@ fn empty_replacement_empties_the_target() {
     assert!(!t.root.join("db.sqlite").exists());
     assert!(t.root.join("app.toml.before-restore").exists());
     assert!(t.root.join("data.before-restore").is_dir());
-}
-
-fn cairn_manifest_empty() -> cairn_manifest::Manifest {
-    let key = SigningKey::generate().unwrap();
-    let meta = ArchiveMeta::new(
-        TargetName::parse("svc").unwrap(),
-        OriginId::parse("org_test").unwrap(),
-    );
-    let w = ArchiveWriter::new(Vec::new(), meta, WriterOptions::default()).unwrap();
-    w.finish(&key)
-        .unwrap()
-        .manifest
-        .v1()
-        .unwrap()
-        .manifest()
-        .clone()
 }
 
 #[test]
@@ -452,7 +436,7 @@ fn dry_run_reports_creates_replaces_and_deletes_and_changes_nothing() {
         .manifest()
         .clone();
     let items: Vec<(ComponentSpec, bool)> = t.specs.iter().map(|s| (s.clone(), true)).collect();
-    let plan = dry_run(&manifest, &items).unwrap();
+    let plan = dry_run(&manifest.entries, &items).unwrap();
     assert_eq!(plan.create, [t.root.join("app.toml")]);
     assert!(
         plan.delete.contains(&t.root.join("data/new-file")),
