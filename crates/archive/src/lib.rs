@@ -6,6 +6,10 @@
 //!   files or streams, compressed in parallel on every core with bounded memory,
 //!   every entry hashed once as it streams; [`ArchiveWriter::finish`] signs the
 //!   manifest and returns the [`cairn_integrity::SignedSeal`] to store beside it.
+//!   With [`WriterOptions::format`] 2 the manifest is a signed root naming
+//!   pages of entries (spilled to a temporary file while the data is written),
+//!   so memory does not grow with the number of entries; every reader below
+//!   reads both formats, format 2 one page at a time.
 //! - [`ArchiveReader`] reads any `Read` front to back: [`ArchiveReader::verify`]
 //!   checks every byte against the signed manifest, [`ArchiveReader::unpack`]
 //!   unpacks into a staging directory that reaches its destination only when

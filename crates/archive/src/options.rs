@@ -73,9 +73,9 @@ pub struct WriterOptions {
     pub threads: usize,
     /// Progress observer and cancellation.
     pub progress: Arc<dyn Progress>,
-    /// The manifest format's major version: 1 (one JSON document) or 2 (a
-    /// signed root and pages; memory that does not grow with the entries).
-    /// Default 1 until every reader reads 2.
+    /// The manifest format's major version: 2 (the default: a signed root
+    /// and pages, memory that does not grow with the entries) or 1 (one JSON
+    /// document, as Cairn wrote before format 2; every reader reads both).
     pub format: u32,
     /// Where a format 2 writer keeps finished pages until the data is
     /// written (an unnamed temporary file; default the system's temporary
@@ -92,7 +92,7 @@ impl Default for WriterOptions {
             frame_size: DEFAULT_FRAME_SIZE,
             threads: default_threads(),
             progress: no_progress(),
-            format: 1,
+            format: 2,
             spill_dir: None,
         }
     }

@@ -1,9 +1,11 @@
 //! The manifest of a [Cairn](https://github.com/cairn-backup/cairn) backup archive.
 //!
-//! Every archive ends with `.cairn/manifest.json`, which lists what the backup
-//! holds, and `.cairn/manifest.sig`, an Ed25519 signature over its exact bytes. This
-//! crate is the manifest's data model (format version 1, in [`v1`]) and the rules its
-//! values follow:
+//! A format 1 archive ends with `.cairn/manifest.json`, which lists what the
+//! backup holds, and `.cairn/manifest.sig`, an Ed25519 signature over its exact
+//! bytes. A format 2 archive ends with pages of entries (`.cairn/pages/<n>`) and
+//! a signed root (`.cairn/root.json`, `.cairn/root.sig`) that names every page
+//! by its SHA-256. This crate is the data model of both ([`v1`], [`v2`]; either
+//! signed one is an [`AnyManifest`]) and the rules their values follow:
 //!
 //! - names and ids as validated newtypes: [`TargetName`], [`ComponentName`],
 //!   [`BackupId`] (`bkp_<ULID>`, time-sortable), [`OriginId`];
@@ -13,9 +15,15 @@
 //! - the seek index: every [`Entry`] records the compressed offset of its frame and
 //!   its offset inside the decompressed frame, and [`Manifest::span`] turns that
 //!   into the byte range to fetch;
-//! - [`SignedManifest`] and [`UnverifiedManifest`]: nothing read from outside is
-//!   trusted before its signature and its consistency ([`Manifest::validate`]) check
-//!   out. An unknown major version is refused with [`Error::UnsupportedVersion`].
+//! - [`SignedManifest`] and [`UnverifiedManifest`] (and [`SignedRoot`],
+//!   [`UnverifiedRoot`]): nothing read from outside is trusted before its
+//!   signature and its consistency ([`Manifest::validate`], [`Root::validate`])
+//!   check out. An unknown major version is refused with
+//!   [`Error::UnsupportedVersion`] ([`declared_major`] reads it first);
+//! - format 2's streaming checks: [`PageChecker`] takes a root's pages one at
+//!   a time, [`EntryOrder`] refuses duplicates (remembering only the previous
+//!   path when entries are in [`canonical_cmp`] order), [`LinkCheck`] checks
+//!   hard links in a second pass.
 //!
 //! Most users want the `cairn` crate; `cairn-archive` writes and reads manifests.
 //!

@@ -426,17 +426,20 @@ fn dry_run_reports_creates_replaces_and_deletes_and_changes_nothing() {
         .unwrap();
     fs::remove_file(t.root.join("app.toml")).unwrap();
     let before = state(&t.root);
-    let manifest = ArchiveReader::new(&archive[..])
-        .unwrap()
-        .verify(&key.public_key())
-        .unwrap()
-        .manifest
-        .v1()
-        .unwrap()
-        .manifest()
-        .clone();
+    let mut entries = Vec::new();
+    cairn_archive::SeekableArchive::open(
+        cairn_archive::SeekSource(std::io::Cursor::new(archive.clone())),
+        &key.public_key(),
+        cairn_archive::ReadOptions::default(),
+    )
+    .unwrap()
+    .for_each_entry(|e| {
+        entries.push(e.clone());
+        Ok(())
+    })
+    .unwrap();
     let items: Vec<(ComponentSpec, bool)> = t.specs.iter().map(|s| (s.clone(), true)).collect();
-    let plan = dry_run(&manifest.entries, &items).unwrap();
+    let plan = dry_run(&entries, &items).unwrap();
     assert_eq!(plan.create, [t.root.join("app.toml")]);
     assert!(
         plan.delete.contains(&t.root.join("data/new-file")),

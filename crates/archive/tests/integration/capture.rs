@@ -20,8 +20,8 @@ fn sockets_and_fifos_are_skipped_and_listed() {
         .arg(src.join("pipe"))
         .status();
     let have_fifo = status.is_ok_and(|s| s.success());
-    let done = pack_dir(&src, WriterOptions::default());
-    let m = done.manifest.v1().unwrap().manifest();
+    let done = pack_dir(&src, WriterOptions::default().format(1));
+    let m = &listing(&done);
     let mut skipped: Vec<(String, SkipReason)> = m
         .skipped
         .iter()
@@ -52,7 +52,7 @@ impl Read for Liar {
 
 #[test]
 fn sources_that_change_size_are_archived_consistently_and_reported() {
-    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default()).unwrap();
+    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default().format(1)).unwrap();
     w.begin_component(&name("data"), ComponentKind::Dir, false)
         .unwrap();
     let m0 = EntryMeta::new(0o644, Mtime::new(0, 0));
@@ -104,7 +104,7 @@ fn sources_that_change_size_are_archived_consistently_and_reported() {
 #[test]
 fn missing_or_wrong_sources_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default()).unwrap();
+    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default().format(1)).unwrap();
     let err = w
         .append_dir(&name("data"), &tmp.path().join("nope"), false)
         .unwrap_err();
@@ -142,7 +142,7 @@ fn missing_or_wrong_sources_are_clear_errors() {
 fn single_file_components() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("app.db"), b"SQLite format 3\0...").unwrap();
-    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default()).unwrap();
+    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default().format(1)).unwrap();
     w.append_file(
         &name("db"),
         ComponentKind::Sqlite,
@@ -151,7 +151,7 @@ fn single_file_components() {
     )
     .unwrap();
     let done = w.finish(&key()).unwrap();
-    let m = done.manifest.v1().unwrap().manifest();
+    let m = &listing(&done);
     assert_eq!(m.components[0].kind, ComponentKind::Sqlite);
     assert!(m.components[0].optional);
     assert_eq!(m.entries[0].path.to_string(), "db/app.db");
@@ -187,7 +187,10 @@ fn progress_is_reported_and_cancellation_stops_the_work() {
         std::fs::write(src.join(format!("f{i}")), vec![i as u8; 100_000]).unwrap();
     }
     let counter = Arc::new(Counter::default());
-    let done = pack_dir(&src, WriterOptions::default().progress(counter.clone()));
+    let done = pack_dir(
+        &src,
+        WriterOptions::default().format(1).progress(counter.clone()),
+    );
     assert_eq!(counter.bytes.load(Ordering::Relaxed), 2_000_000);
     assert_eq!(counter.entries.load(Ordering::Relaxed), 21);
 
@@ -208,7 +211,7 @@ fn progress_is_reported_and_cancellation_stops_the_work() {
     let mut w = ArchiveWriter::new(
         Vec::new(),
         meta(),
-        WriterOptions::default().progress(stop.clone()),
+        WriterOptions::default().format(1).progress(stop.clone()),
     )
     .unwrap();
     let err = w.append_dir(&name("data"), &src, false).unwrap_err();

@@ -24,8 +24,10 @@ pub(crate) fn meta() -> ArchiveMeta {
     .created_at("2026-11-22T10:00:00Z".parse().unwrap())
 }
 
+/// Format 1 writer options (tests of format 2 set `.format(2)`).
 pub(crate) fn opts(codec: Codec, frame_size: usize, threads: usize) -> WriterOptions {
     WriterOptions::default()
+        .format(1)
         .codec(codec)
         .frame_size(frame_size)
         .threads(threads)
@@ -69,4 +71,35 @@ pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
             (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
         })
         .collect()
+}
+
+/// What `done` holds, in format 1's shape whatever its format: a format 2
+/// archive's entries are read from its pages (each checked against the root).
+pub(crate) fn listing(done: &Finished<Vec<u8>>) -> cairn_manifest::Manifest {
+    listing_signed_by(done, &key().public_key())
+}
+
+/// As [`listing`], for an archive signed by `public`.
+pub(crate) fn listing_signed_by(
+    done: &Finished<Vec<u8>>,
+    public: &cairn_integrity::PublicKey,
+) -> cairn_manifest::Manifest {
+    match &done.manifest {
+        cairn_manifest::AnyManifest::V1(m) => m.manifest().clone(),
+        cairn_manifest::AnyManifest::V2(r) => {
+            let mut entries = Vec::new();
+            SeekableArchive::open(
+                SeekSource(Cursor::new(done.inner.clone())),
+                public,
+                ReadOptions::default(),
+            )
+            .unwrap()
+            .for_each_entry(|e| {
+                entries.push(e.clone());
+                Ok(())
+            })
+            .unwrap();
+            r.manifest().listing(entries)
+        }
+    }
 }

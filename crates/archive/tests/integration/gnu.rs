@@ -74,7 +74,7 @@ fn openssl_verifies_the_manifest_signature() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     random_tree(&src, 3, &TreeOptions::default()).unwrap();
-    let done = pack_dir(&src, WriterOptions::default());
+    let done = pack_dir(&src, WriterOptions::default().format(1));
     let archive = tmp.path().join("a.tar.zst");
     std::fs::write(&archive, &done.inner).unwrap();
     let pem = tmp.path().join("public.pem");
@@ -163,10 +163,7 @@ fn gnu_tarballs_ingest_and_unpack_like_gnu_tar_extracts_them() {
         let names: Vec<_> = ingested
             .archive
             .manifest
-            .v1()
-            .unwrap()
-            .manifest()
-            .components
+            .components()
             .iter()
             .map(|c| c.name.to_string())
             .collect();

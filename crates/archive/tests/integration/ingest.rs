@@ -34,7 +34,7 @@ fn a_cairn_archive_ingests_with_a_fresh_manifest() {
         &IngestOptions::default(),
     )
     .unwrap();
-    let m = again.archive.manifest.v1().unwrap().manifest();
+    let m = &listing(&again.archive);
     assert_eq!(m.kind, BackupKind::Uploaded);
     assert_eq!(again.source_size, original.size);
     assert_eq!(again.source_sha256, original.sha256);
@@ -42,11 +42,7 @@ fn a_cairn_archive_ingests_with_a_fresh_manifest() {
     assert!(m.entries.iter().all(|e| e.path.first() == b"data"));
     assert_eq!(
         m.entries.iter().map(|e| &e.sha256).collect::<Vec<_>>(),
-        original
-            .manifest
-            .v1()
-            .unwrap()
-            .manifest()
+        listing(&original)
             .entries
             .iter()
             .map(|e| &e.sha256)
@@ -122,12 +118,13 @@ fn garbage_is_not_an_archive() {
 
 /// An archive with a dir, a file and an optional "sqlite" component (any
 /// one file stands for a database here).
-fn three_kinds(dir: &std::path::Path) -> Finished<Vec<u8>> {
+fn three_kinds(dir: &std::path::Path, format: u32) -> Finished<Vec<u8>> {
     std::fs::create_dir_all(dir.join("site")).unwrap();
     std::fs::write(dir.join("site/index.html"), b"<h1>v1</h1>").unwrap();
     std::fs::write(dir.join("app.toml"), b"port = 1").unwrap();
     std::fs::write(dir.join("shop.db"), b"not really a database").unwrap();
-    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default()).unwrap();
+    let mut w =
+        ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default().format(format)).unwrap();
     w.append_dir(&name("site"), &dir.join("site"), false)
         .unwrap();
     w.append_file(
@@ -157,9 +154,9 @@ fn kinds(m: &cairn_manifest::Manifest) -> Vec<(String, ComponentKind, bool)> {
 #[test]
 fn a_cairn_archive_uploaded_again_keeps_its_kinds_and_names_its_signer() {
     let tmp = tempfile::tempdir().unwrap();
-    let original = three_kinds(tmp.path());
-    let want = kinds(original.manifest.v1().unwrap().manifest());
-    let signer = original.manifest.v1().unwrap().manifest().signer;
+    let original = three_kinds(tmp.path(), 2);
+    let want = kinds(&listing(&original));
+    let signer = *original.manifest.signer();
     for (trusted, expect) in [(vec![key().public_key()], true), (Vec::new(), false)] {
         let mut opts = IngestOptions::default();
         for k in trusted {
@@ -167,7 +164,7 @@ fn a_cairn_archive_uploaded_again_keeps_its_kinds_and_names_its_signer() {
         }
         let other = cairn_integrity::SigningKey::from_seed(&[9; 32]);
         let again = ingest(&original.inner[..], Vec::new(), meta(), &other, &opts).unwrap();
-        let m = again.archive.manifest.v1().unwrap().manifest();
+        let m = &listing_signed_by(&again.archive, &other.public_key());
         assert_eq!(kinds(m), want);
         let source = m.source.as_ref().expect("an upload records its source");
         assert_eq!(source.signer, Some(signer));
@@ -186,7 +183,7 @@ fn a_cairn_archive_uploaded_again_keeps_its_kinds_and_names_its_signer() {
 fn an_uploaded_manifest_whose_kinds_do_not_fit_its_content_is_refused() {
     // A forged manifest says `site` (a folder of files) is a file component.
     let tmp = tempfile::tempdir().unwrap();
-    let original = three_kinds(tmp.path());
+    let original = three_kinds(tmp.path(), 1);
     let mut forged = original.manifest.v1().unwrap().manifest().clone();
     forged.components[0].kind = ComponentKind::File;
     let json = serde_json::to_vec(&forged).unwrap();
@@ -225,7 +222,7 @@ fn a_foreign_tarball_takes_the_target_s_kinds_where_its_folders_fit() {
         .component(name("config"), ComponentKind::File, false)
         .component(name("uploads"), ComponentKind::Dir, true);
     let done = ingest(&tar[..], Vec::new(), meta(), &key(), &opts).unwrap();
-    let m = done.archive.manifest.v1().unwrap().manifest();
+    let m = &listing(&done.archive);
     assert_eq!(
         kinds(m),
         [

@@ -164,7 +164,7 @@ fn empty_directory_and_empty_files() {
     let src = tmp.path().join("src");
     std::fs::create_dir_all(src.join("empty/inner")).unwrap();
     std::fs::write(src.join("zero"), b"").unwrap();
-    let done = pack_dir(&src, WriterOptions::default());
+    let done = pack_dir(&src, WriterOptions::default().format(1));
     let dest = tmp.path().join("out");
     ArchiveReader::new(&done.inner[..])
         .unwrap()
@@ -175,7 +175,7 @@ fn empty_directory_and_empty_files() {
 
 #[test]
 fn empty_archive_round_trips() {
-    let w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default()).unwrap();
+    let w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default().format(1)).unwrap();
     let done = w.finish(&key()).unwrap();
     let v = ArchiveReader::new(&done.inner[..])
         .unwrap()
@@ -195,7 +195,7 @@ fn selected_components_only() {
         std::fs::create_dir(&d).unwrap();
         std::fs::write(d.join("f"), c).unwrap();
     }
-    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default()).unwrap();
+    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default().format(1)).unwrap();
     for c in ["a", "b", "c"] {
         w.append_dir(&name(c), &tmp.path().join(c), c == "c")
             .unwrap();
@@ -235,7 +235,7 @@ fn commit_refuses_a_non_empty_destination() {
     let src = tmp.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), b"new").unwrap();
-    let done = pack_dir(&src, WriterOptions::default());
+    let done = pack_dir(&src, WriterOptions::default().format(1));
     let dest = tmp.path().join("dest");
     std::fs::create_dir(&dest).unwrap();
     std::fs::write(dest.join("keep"), b"old").unwrap();

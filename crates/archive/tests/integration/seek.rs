@@ -175,7 +175,7 @@ fn read_file_follows_hard_links() {
     std::fs::write(src.join("a"), b"shared content").unwrap();
     std::fs::hard_link(src.join("a"), src.join("b")).unwrap();
     std::os::unix::fs::symlink("a", src.join("s")).unwrap();
-    let done = pack_dir(&src, WriterOptions::default());
+    let done = pack_dir(&src, WriterOptions::default().format(1));
     let m = done.manifest.v1().unwrap().manifest();
     assert_eq!(
         m.entries
