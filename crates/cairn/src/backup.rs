@@ -411,19 +411,25 @@ async fn run(
     let id = record.id;
     tracing::info!(backup = %id, target = %config.name, "backup started");
 
-    // Totals for progress: one pass of metadata reads.
-    let total = {
-        let c = components.clone();
-        tokio::task::spawn_blocking(move || estimate(&c))
-            .await
-            .map_err(task)?
-    };
+    // Totals for progress: one pass of metadata reads beside the packing,
+    // not before it (on a tree of small files the pass costs a tenth of the
+    // backup). The percent shows once they arrive; it never goes back.
     ctx.progress(ProgressUpdate {
         phase: Some(Phase::Archiving),
-        total_files: Some(total.0),
-        total_bytes: Some(total.1),
         ..ProgressUpdate::default()
     });
+    let totals = {
+        let (c, ctx) = (components.clone(), ctx.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Some((files, bytes)) = estimate(&c, &|| ctx.is_cancelled()) {
+                ctx.progress(ProgressUpdate {
+                    total_files: Some(files),
+                    total_bytes: Some(bytes),
+                    ..ProgressUpdate::default()
+                });
+            }
+        })
+    };
     let meta = archive_meta(&inner, &record);
     let opts = WriterOptions::default()
         .format(ARCHIVE_FORMAT)
@@ -445,6 +451,7 @@ async fn run(
         Ok(written)
     })
     .await?;
+    totals.await.map_err(task)?;
     Ok(JobResult::Backup(
         finish(&inner, &ctx, &config, &record, &written).await?,
     ))
@@ -493,7 +500,8 @@ pub(crate) fn split(done: cairn_archive::Finished<ArchiveSink>) -> (ArchiveSink,
 }
 
 /// Files and bytes the components hold now (for progress totals).
-fn estimate(components: &[ComponentSpec]) -> (u64, u64) {
+/// `None` if `stop` said so on the way.
+fn estimate(components: &[ComponentSpec], stop: &dyn Fn() -> bool) -> Option<(u64, u64)> {
     let (mut files, mut bytes) = (0, 0);
     for c in components {
         if c.kind == ComponentKind::Dir {
@@ -502,6 +510,9 @@ fn estimate(components: &[ComponentSpec]) -> (u64, u64) {
                 .into_iter()
                 .flatten()
             {
+                if files % 4096 == 0 && stop() {
+                    return None;
+                }
                 files += 1;
                 if e.file_type().is_file() {
                     bytes += e.metadata().map_or(0, |m| m.len());
@@ -512,5 +523,5 @@ fn estimate(components: &[ComponentSpec]) -> (u64, u64) {
             bytes += std::fs::metadata(&c.path).map_or(0, |m| m.len());
         }
     }
-    (files, bytes)
+    Some((files, bytes))
 }
