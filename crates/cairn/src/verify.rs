@@ -97,28 +97,51 @@ impl Vault {
     /// A backup's manifest (components, entries with sizes, modes and
     /// digests, skipped files), read by range from the archive's tail and
     /// authenticated: the seal with the trusted keys, then the manifest's
-    /// signature and position against the seal.
+    /// signature and position against the seal. A format 2 backup's entries
+    /// are read from its pages and shown in format 1's shape (`version`
+    /// `2.0`). Every entry is in the result: to list a large backup with
+    /// bounded memory, page through it with [`Vault::manifest_page`].
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::Verification`], store errors.
     pub async fn manifest(&self, id: &str) -> Result<cairn_manifest::Manifest, Error> {
+        self.manifest_page(id, 0, None).await
+    }
+
+    /// A backup's manifest with only the entries numbered `offset ..
+    /// offset + limit` (all from `offset` without a limit): what a listing
+    /// pages through. A format 2 backup reads only the pages holding them,
+    /// each checked against its signed root, so a page of a listing costs
+    /// the same whatever the backup's size. The components' `entries` add up
+    /// to the whole count.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::manifest`].
+    pub async fn manifest_page(
+        &self,
+        id: &str,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<cairn_manifest::Manifest, Error> {
         let record = self.inner.backup_record(id).await?;
         let (reader, seal, public) = open_sealed(&self.inner, &record).await?;
+        let end = limit.map_or(u64::MAX, |l| offset.saturating_add(l));
         tokio::task::spawn_blocking(move || {
             let mut a =
                 SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())?;
+            let mut entries = Vec::new();
+            a.for_each_entry_in(offset..end, |e| {
+                entries.push(e.clone());
+                Ok(())
+            })?;
             Ok(match a.manifest().clone() {
-                AnyManifest::V1(m) => m.into_manifest(),
-                AnyManifest::V2(r) => {
-                    // Every entry, from the pages, each checked against the root.
-                    let mut entries = Vec::new();
-                    a.for_each_entry(|e| {
-                        entries.push(e.clone());
-                        Ok(())
-                    })?;
-                    r.manifest().listing(entries)
-                }
+                AnyManifest::V1(m) => cairn_manifest::Manifest {
+                    entries,
+                    ..m.into_manifest()
+                },
+                AnyManifest::V2(r) => r.manifest().listing(entries),
             })
         })
         .await

@@ -105,7 +105,7 @@ pub(crate) fn manifest(m: &Manifest) -> String {
         "backup {} of {} ({} entries)",
         m.backup_id,
         m.target,
-        m.entries.len()
+        m.components.iter().map(|c| c.entries).sum::<u64>()
     )];
     for c in &m.components {
         s.push(format!(

@@ -117,8 +117,18 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
             ui.out(&r, || render::details(&r));
         }
         Command::Show { id, manifest: true } => {
-            let m = vault.manifest(&id).await?;
-            ui.out(&m, || render::manifest(&m));
+            // The head alone; with --json the entries follow page by page, so
+            // a listing of a million files holds one page at a time.
+            let head = vault.manifest_page(&id, 0, Some(0)).await?;
+            if ui.json && head.version.major < 2 {
+                // A format 1 manifest is one document: read it once.
+                let m = vault.manifest(&id).await?;
+                ui.out(&m, || render::manifest(&m));
+            } else if ui.json {
+                print_manifest(vault, &id, &head).await?;
+            } else {
+                ui.out(&head, || render::manifest(&head));
+            }
         }
         Command::Restore {
             id,
@@ -452,4 +462,39 @@ async fn download(
         format!("wrote {} ({n} bytes)", out.display())
     });
     Ok(())
+}
+
+/// Entries per page of a streamed manifest listing.
+const LISTING_PAGE: u64 = 4096;
+
+/// Prints backup `id`'s manifest as JSON, its entries fetched `LISTING_PAGE`
+/// at a time: the same document `--json` prints for any other result.
+async fn print_manifest(vault: &Vault, id: &str, head: &cairn::Manifest) -> Result<(), Fail> {
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(head)
+        .map_err(|e| Fail::new(Kind::Other, format!("cannot encode the manifest: {e}")))?;
+    let (before, after) = text
+        .split_once("\"entries\": []")
+        .ok_or_else(|| Fail::new(Kind::Other, "the manifest has no entries field".to_owned()))?;
+    let total: u64 = head.components.iter().map(|c| c.entries).sum();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let io = |e: std::io::Error| Fail::new(Kind::Other, format!("writing the listing: {e}"));
+    write!(out, "{before}\"entries\": [").map_err(io)?;
+    let mut offset = 0u64;
+    while offset < total {
+        let page = vault.manifest_page(id, offset, Some(LISTING_PAGE)).await?;
+        if page.entries.is_empty() {
+            break;
+        }
+        for e in &page.entries {
+            let line = serde_json::to_string(e)
+                .map_err(|e| Fail::new(Kind::Other, format!("cannot encode an entry: {e}")))?;
+            let sep = if offset == 0 { "" } else { "," };
+            write!(out, "{sep}\n    {line}").map_err(io)?;
+            offset += 1;
+        }
+    }
+    let close = if offset == 0 { "" } else { "\n  " };
+    writeln!(out, "{close}]{after}").map_err(io)?;
+    out.flush().map_err(io)
 }

@@ -258,6 +258,15 @@ fn verify_a_bare_archive_file_show_the_manifest_and_cancel() {
     let m = env.json(&["show", &id, "--manifest"]);
     assert_eq!(m["backup_id"], id);
     assert_eq!(m["components"][0]["name"], "data");
+    // The entries, streamed page by page, are all there.
+    let total: u64 = m["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["entries"].as_u64().unwrap())
+        .sum();
+    assert_eq!(m["entries"].as_array().unwrap().len() as u64, total);
+    assert_eq!(m["version"], "2.0");
     assert!(
         m["entries"]
             .as_array()

@@ -245,6 +245,33 @@ async fn lifecycle(server: Server) {
     let sha = record["archive"]["sha256"].as_str().unwrap().to_owned();
     let (_, manifest) = server.get(&format!("/v1/backups/{id}/manifest")).await;
     assert!(manifest.is_object());
+    assert_eq!(manifest["version"], "2.0", "the engine writes format 2");
+    // Paged: the pages put together are the whole list, in order.
+    let all = manifest["entries"].as_array().unwrap().clone();
+    let total: u64 = manifest["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["entries"].as_u64().unwrap())
+        .sum();
+    assert_eq!(all.len() as u64, total);
+    let mut paged = Vec::new();
+    for offset in (0..all.len()).step_by(2) {
+        let (status, page) = server
+            .get(&format!(
+                "/v1/backups/{id}/manifest?offset={offset}&limit=2"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        paged.extend(page["entries"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(paged, all);
+    for bad in ["limit=0", "limit=100001", "offset=-1", "limit=x"] {
+        let (status, _) = server
+            .get(&format!("/v1/backups/{id}/manifest?{bad}"))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
 
     // Download: whole (digest checked) and a range.
     let bytes = server

@@ -10,9 +10,9 @@ use cairn_testkit::{RandomReader, assert_trees_equal};
 use super::common::*;
 
 /// A range source that counts what is read and serves it in short reads.
-struct Counting {
+pub(crate) struct Counting {
     bytes: Vec<u8>,
-    read: u64,
+    pub(crate) read: u64,
     requests: u64,
 }
 
@@ -30,7 +30,7 @@ impl RangeRead for Counting {
 }
 
 /// An archive over a [`Counting`] source.
-fn open_counting(bytes: &[u8]) -> SeekableArchive<Counting> {
+pub(crate) fn open_counting(bytes: &[u8]) -> SeekableArchive<Counting> {
     let src = Counting {
         bytes: bytes.to_vec(),
         read: 0,

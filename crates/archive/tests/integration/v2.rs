@@ -112,6 +112,32 @@ fn a_tree_of_many_pages_round_trips_by_every_read_path() {
     })
     .unwrap();
     assert_eq!(listed, root.entry_count());
+    // A range of entries reads only the pages that hold it, and equals the
+    // same slice of the whole list.
+    let mut all = Vec::new();
+    s.for_each_entry(|e| {
+        all.push(e.path.clone());
+        Ok(())
+    })
+    .unwrap();
+    let middle = root.entry_count() / 2;
+    let mut part = Vec::new();
+    let opened = super::seek::open_counting(&done.inner).into_inner().read;
+    let mut counting = super::seek::open_counting(&done.inner);
+    counting
+        .for_each_entry_in(middle - 5..middle + 5, |e| {
+            part.push(e.path.clone());
+            Ok(())
+        })
+        .unwrap();
+    let m = usize::try_from(middle).unwrap();
+    assert_eq!(part, all[m - 5..m + 5]);
+    let read = counting.into_inner().read - opened;
+    let manifest_region = done.inner.len() as u64 - root.data_compressed_end();
+    assert!(
+        read * 2 < manifest_region,
+        "read {read} of {manifest_region} manifest bytes"
+    );
     let n = usize::try_from(root.entry_count()).unwrap();
     s.verify_entries(&[1, n / 3, n / 2, n - 1]).unwrap();
     let err = s.verify_entries(&[n]).unwrap_err();

@@ -129,17 +129,43 @@ pub async fn get_backup(
     Ok(Json(BackupView::from(&state.vault.get(&id).await?)))
 }
 
-/// The backup's manifest, authenticated against its seal.
+/// Most entries one manifest request returns (`limit`).
+const MAX_MANIFEST_LIMIT: u64 = 100_000;
+
+/// Query of `GET /v1/backups/{id}/manifest`: a page of the entries.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ManifestQuery {
+    /// Entries to skip (default 0).
+    pub offset: Option<u64>,
+    /// Entries to return, 1 to 100000 (default: all from `offset`). The
+    /// components' `entries` add up to the total, to page through.
+    pub limit: Option<u64>,
+}
+
+/// The backup's manifest, authenticated against its seal; `offset` and
+/// `limit` return a page of its entries (a format 2 backup then reads only
+/// the pages of its manifest that hold them).
 #[utoipa::path(get, path = "/v1/backups/{id}/manifest", tag = "backups",
-    params(("id" = String, Path, description = "Backup id")),
+    params(("id" = String, Path, description = "Backup id"), ManifestQuery),
     responses((status = 200, description = "The manifest (docs/format.md)", body = Object),
-        (status = 404, body = ErrorBody), (status = 422, description = "It failed verification", body = ErrorBody)),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "It failed verification", body = ErrorBody)),
     security(("bearer" = ["backups:read"])))]
 pub async fn get_manifest(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<ManifestQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let m = state.vault.manifest(&id).await?;
+    if q.limit.is_some_and(|l| l == 0 || l > MAX_MANIFEST_LIMIT) {
+        return Err(ApiError::bad_request(format!(
+            "limit: 1 to {MAX_MANIFEST_LIMIT}"
+        )));
+    }
+    let m = state
+        .vault
+        .manifest_page(&id, q.offset.unwrap_or(0), q.limit)
+        .await?;
     Ok(Json(serde_json::to_value(&m).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     })?))
