@@ -137,9 +137,11 @@ const MAX_MANIFEST_LIMIT: u64 = 100_000;
 #[into_params(parameter_in = Query)]
 pub struct ManifestQuery {
     /// Entries to skip (default 0).
+    #[param(maximum = 4_294_967_295_u64)]
     pub offset: Option<u64>,
     /// Entries to return, 1 to 100000 (default: all from `offset`). The
     /// components' `entries` add up to the total, to page through.
+    #[param(minimum = 1, maximum = 100_000)]
     pub limit: Option<u64>,
 }
 
