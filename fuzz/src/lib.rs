@@ -403,6 +403,7 @@ fn root_for(page: &Page, bytes: &[u8], canonical: bool) -> Root {
         skipped: vec![],
         warnings: vec![],
         source: None,
+        features: vec![],
     }
 }
 

@@ -896,6 +896,7 @@ impl<W: Write> ArchiveWriter<W> {
             skipped: std::mem::take(&mut self.skipped),
             warnings: std::mem::take(&mut self.warnings),
             source: self.source.take(),
+            features: Vec::new(),
         };
         Ok((SignedRoot::sign(root, key)?, root_offset))
     }

@@ -45,6 +45,13 @@ pub const VERSION: FormatVersion = FormatVersion {
     minor: MINOR,
 };
 
+/// The features of format 2 this build reads (none yet: every 2.x root this
+/// build writes has none). A root that needs another is refused: a later
+/// minor version that changes how entries are read (for example entries
+/// whose data is in a parent backup) names a feature, so that this build
+/// refuses it rather than misreads it.
+pub const KNOWN_FEATURES: &[&str] = &[];
+
 /// Most entries one page may hold.
 pub const MAX_PAGE_ENTRIES: usize = 4096;
 /// Largest encoded page accepted, in bytes (writers close a page at 1 MiB).
@@ -119,6 +126,11 @@ pub struct Root {
     /// For an uploaded backup, what was uploaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<UploadSource>,
+    /// What a reader must understand to read this archive, beyond format
+    /// 2.0 (empty: nothing). A reader refuses a root naming a feature it does
+    /// not know ([`KNOWN_FEATURES`]), before anything else is read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 /// One entry as a page stores it: v1's [`Entry`], except that `frame` is the
@@ -332,6 +344,11 @@ impl PageEncoder {
     }
 }
 
+/// At most 64 characters of `s`, for an error message.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
 /// The canonical order of entry paths: component by component, each compared
 /// byte-wise, a folder before what it holds. It is the order of a depth-first
 /// walk visiting each folder's names in byte order, and a path compares as if
@@ -362,6 +379,16 @@ impl Root {
             label: self.label.as_deref(),
             description: self.description.as_deref(),
         })?;
+        if let Some(f) = self
+            .features
+            .iter()
+            .find(|f| !KNOWN_FEATURES.contains(&f.as_str()))
+        {
+            return Err(Error::UnsupportedVersion {
+                found: format!("{} with feature {:?}", self.version, truncate(f)),
+                supported: MAJOR,
+            });
+        }
         let mut entries: HashMap<&ComponentName, u64> = HashMap::new();
         for c in &self.components {
             if entries.insert(&c.name, 0).is_some() {

@@ -112,6 +112,7 @@ fn root_for(pages: &[Page], key: &SigningKey, canonical: bool) -> Root {
         skipped: vec![],
         warnings: vec![],
         source: None,
+        features: vec![],
     }
 }
 
@@ -216,6 +217,24 @@ fn one_version_reads_as_another_is_refused() {
     third.version = "3.0".parse().unwrap();
     let bytes = serde_json::to_vec(&third).unwrap();
     let err = parse_document::<Root>(&bytes).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedVersion, "{err}");
+}
+
+#[test]
+fn a_root_that_needs_a_feature_this_build_does_not_know_is_refused() {
+    let pages = good_pages();
+    let mut root = root_for(&pages, &key(), true);
+    root.features = vec!["parents".into()];
+    let err = root.validate().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedVersion, "{err}");
+    assert!(err.to_string().contains("feature \"parents\""), "{err}");
+    // Signed, it is refused when read, before its pages are looked at.
+    let bytes = serde_json::to_vec(&root).unwrap();
+    let sig = key().sign(&bytes);
+    let err = UnverifiedRoot::parse(bytes, sig.as_bytes(), v2::DEFAULT_MAX_ROOT_BYTES)
+        .unwrap()
+        .verify(&key().public_key())
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnsupportedVersion, "{err}");
 }
 
