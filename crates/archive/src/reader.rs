@@ -234,6 +234,9 @@ impl<R: Read> ArchiveReader<R> {
                 path: seen.path.to_string(),
                 reason: match why {
                     OrderError::BelowLeaf => "a parent directory is a link or a file",
+                    OrderError::HoldsEntries => {
+                        "a file or link where earlier entries need a folder"
+                    }
                     _ => "appears twice in the archive",
                 },
             })?;

@@ -665,6 +665,10 @@ impl<W: Write> ArchiveWriter<W> {
                 path: path.to_string(),
                 reason: "lies below a file or a link of the archive",
             }),
+            Err(OrderError::HoldsEntries) => Err(Error::Unsafe {
+                path: path.to_string(),
+                reason: "is not a folder, and earlier entries of the archive lie below it",
+            }),
             Err(_) => Err(Error::invalid(format!(
                 "entry {path} is already in the archive"
             ))),

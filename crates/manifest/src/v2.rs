@@ -539,6 +539,8 @@ pub enum OrderError {
     DuplicateOrOutOfOrder,
     /// It lies below an earlier file or link.
     BelowLeaf,
+    /// (Any order) it is a file or a link, and earlier entries lie below it.
+    HoldsEntries,
     /// (Canonical order) its component was left earlier: each component's
     /// entries must be contiguous.
     ComponentApart,
@@ -549,6 +551,7 @@ impl std::fmt::Display for OrderError {
         f.write_str(match self {
             OrderError::DuplicateOrOutOfOrder => "is listed twice or out of canonical order",
             OrderError::BelowLeaf => "lies below a file or link",
+            OrderError::HoldsEntries => "is a file or link with earlier entries below it",
             OrderError::ComponentApart => "is apart from the other entries of its component",
         })
     }
@@ -563,8 +566,9 @@ enum Seen {
         prev: Option<(Vec<u8>, EntryKind)>,
         done: HashSet<Vec<u8>>,
     },
-    /// Any order: every path so far, by 128-bit keyed hash, and its kind.
-    Any(PathHasher, HashMap<u128, EntryKind>),
+    /// Any order: every path so far, by 128-bit keyed hash, and its kind;
+    /// and every folder those paths lie in.
+    Any(PathHasher, HashMap<u128, EntryKind>, HashSet<u128>),
 }
 
 /// Refuses duplicate paths and entries below files or links, entry by entry.
@@ -586,7 +590,7 @@ impl EntryOrder {
 
     /// A check that accepts any order.
     pub fn any() -> Self {
-        EntryOrder(Seen::Any(PathHasher::new(), HashMap::new()))
+        EntryOrder(Seen::Any(PathHasher::new(), HashMap::new(), HashSet::new()))
     }
 
     /// Whether this check requires canonical order.
@@ -629,20 +633,28 @@ impl EntryOrder {
                 }
                 *prev = Some((path.to_vec(), kind));
             }
-            Seen::Any(hasher, kinds) => {
-                for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
-                    if kinds
-                        .get(&hasher.hash(&path[..i]))
-                        .is_some_and(|k| *k != EntryKind::Dir)
-                    {
-                        return Err(OrderError::BelowLeaf);
-                    }
+            Seen::Any(hasher, kinds, folders) => {
+                let ancestors: Vec<u128> = path
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'/')
+                    .map(|(i, _)| hasher.hash(&path[..i]))
+                    .collect();
+                if ancestors
+                    .iter()
+                    .any(|a| kinds.get(a).is_some_and(|k| *k != EntryKind::Dir))
+                {
+                    return Err(OrderError::BelowLeaf);
                 }
                 let h = hasher.hash(path);
                 if kinds.contains_key(&h) {
                     return Err(OrderError::DuplicateOrOutOfOrder);
                 }
+                if kind != EntryKind::Dir && folders.contains(&h) {
+                    return Err(OrderError::HoldsEntries);
+                }
                 kinds.insert(h, kind);
+                folders.extend(ancestors);
             }
         }
         Ok(())

@@ -219,6 +219,23 @@ fn duplicates_are_refused() {
         &o,
         UNSAFE,
     );
+    // A file, then a link, where earlier entries made a folder: out of
+    // canonical order, so only the check that remembers every folder sees it.
+    for typ in [b'0', b'2'] {
+        let err = refused(
+            &plain(&[
+                entry(b"data/z", b'0', b"z", b""),
+                entry(b"data/d/f", b'0', b"one", b""),
+                entry(b"data/d", typ, b"", if typ == b'2' { b"/etc" } else { b"" }),
+            ]),
+            &o,
+            UNSAFE,
+        );
+        assert!(
+            err.to_string().contains("earlier entries need a folder"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

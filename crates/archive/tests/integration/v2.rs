@@ -179,6 +179,17 @@ fn entries_out_of_canonical_order_are_recorded_and_still_checked() {
         None,
     );
     assert_eq!(dup.unwrap_err().kind(), ErrorKind::InvalidInput);
+    // ... and so is a file where earlier entries need a folder.
+    let deep = EntryPath::parse(b"data/d/e").unwrap();
+    w.append_data(&deep, m, 1, &mut &b"x"[..], None).unwrap();
+    let over = w.append_data(
+        &EntryPath::parse(b"data/d").unwrap(),
+        m,
+        1,
+        &mut &b"y"[..],
+        None,
+    );
+    assert_eq!(over.unwrap_err().kind(), ErrorKind::Unsafe);
     let done = w.finish(&key()).unwrap();
     assert!(!root_of(&done).canonical_order);
     let tmp = tempfile::tempdir().unwrap();
@@ -187,7 +198,7 @@ fn entries_out_of_canonical_order_are_recorded_and_still_checked() {
         .unwrap()
         .unpack(&key().public_key(), &dest, &UnpackOptions::default())
         .unwrap();
-    for f in ["a", "b", "c"] {
+    for f in ["a", "b", "c", "d/e"] {
         assert_eq!(std::fs::read(dest.join("data").join(f)).unwrap(), b"x");
     }
 }

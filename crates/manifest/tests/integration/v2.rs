@@ -376,6 +376,14 @@ fn pages_whose_entries_break_a_rule_are_refused() {
             false,
         ),
         (
+            "earlier entries below it",
+            vec![page(
+                "data",
+                vec![file(b"data/a/b", 1, 0), file(b"data/a", 1, 512)],
+            )],
+            false,
+        ),
+        (
             "apart from the other entries",
             vec![
                 page("data", vec![file(b"data/a", 1, 0)]),
