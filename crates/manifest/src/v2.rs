@@ -575,7 +575,8 @@ enum Seen {
 ///
 /// In canonical order (see [`canonical_cmp`]) it keeps only the previous path
 /// and the names of the components already left, whatever the number of
-/// entries; in any order it keeps 16 bytes of keyed hash per entry.
+/// entries; in any order it keeps 16 bytes of keyed hash per entry and per
+/// folder the entries lie in.
 #[derive(Debug)]
 pub struct EntryOrder(Seen);
 
