@@ -238,18 +238,44 @@ mod tests {
 
     #[test]
     fn footers_round_trip() {
-        let f = Footer {
-            manifest_offset: 123_456_789,
-            manifest_length: 4321,
-            root_offset: 0,
-        };
-        for codec in [Codec::Zstd, Codec::Gzip] {
-            let mut bytes = b"some archive bytes before".to_vec();
-            let footer = f.encode(codec);
-            bytes.extend_from_slice(&footer);
-            let (found, c, len) = Footer::find(&bytes).unwrap();
-            assert_eq!((found, c, len), (f, codec, footer.len()));
+        for root_offset in [0, 123_456_789 + 4000] {
+            let f = Footer {
+                manifest_offset: 123_456_789,
+                manifest_length: 4321,
+                root_offset,
+            };
+            for codec in [Codec::Zstd, Codec::Gzip] {
+                let mut bytes = b"some archive bytes before".to_vec();
+                let footer = f.encode(codec);
+                bytes.extend_from_slice(&footer);
+                let (found, c, len) = Footer::find(&bytes).unwrap();
+                assert_eq!((found, c, len), (f, codec, footer.len()));
+            }
         }
+    }
+
+    #[test]
+    fn a_version_2_footer_must_place_its_root_inside_the_manifest() {
+        let outside = Footer {
+            manifest_offset: 1000,
+            manifest_length: 100,
+            root_offset: 1100,
+        };
+        let payload = &outside.encode(Codec::Zstd)[8..];
+        let err = Footer::from_payload(payload).unwrap_err();
+        assert!(
+            err.to_string().contains("root outside the manifest"),
+            "{err}"
+        );
+        // A version 1 footer with a root offset is not one Cairn writes.
+        let mut v1 = Footer {
+            root_offset: 1050,
+            ..outside
+        }
+        .encode(Codec::Zstd);
+        v1[8 + 8] = 1;
+        let err = Footer::from_payload(&v1[8..]).unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
     }
 
     #[test]

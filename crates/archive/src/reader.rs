@@ -169,7 +169,9 @@ impl<R: Read> ArchiveReader<R> {
         let staging = staging_dir(staging_parent, opts)?;
         let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;
         let sel = Selection::new(opts.components.as_deref());
-        let verified = self.run(key, Some(&mut x), &sel)?;
+        let verified = self
+            .run(key, Some(&mut x), &sel)
+            .map_err(|e| x.refusal_or(e))?;
         sel.check_against(|c| match &verified.manifest {
             AnyManifest::V1(m) => m.manifest().component(c).is_some(),
             AnyManifest::V2(r) => r.manifest().component(c).is_some(),

@@ -238,7 +238,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     ) -> Result<()> {
         if let Some(m) = self.v1() {
             let start = usize::try_from(range.start).unwrap_or(usize::MAX);
-            let len = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
+            let len = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
             return m.entries.iter().skip(start).take(len).try_for_each(f);
         }
         let root = self.root()?.clone();
@@ -296,23 +296,24 @@ impl<S: RangeRead> SeekableArchive<S> {
         let sel = Selection::new(opts.components.as_deref());
         let staging = staging_dir(staging_parent, opts)?;
         let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;
-        match &self.manifest {
+        let read = match &self.manifest {
             AnyManifest::V1(m) => {
                 let m = m.manifest();
                 sel.check_against(|c| m.component(c).is_some())?;
                 let wanted: Vec<usize> = (0..m.entries.len())
                     .filter(|&i| sel.wants(&m.entries[i].path))
                     .collect();
-                for run in runs(&wanted) {
-                    self.read_run(run, Some(&mut x))?;
-                }
+                runs(&wanted)
+                    .into_iter()
+                    .try_for_each(|run| self.read_run(run, Some(&mut x)))
             }
             AnyManifest::V2(r) => {
                 let root = r.manifest().clone();
                 sel.check_against(|c| root.component(c).is_some())?;
-                self.unpack_pages(&root, &sel, &mut x)?;
+                self.unpack_pages(&root, &sel, &mut x)
             }
-        }
+        };
+        read.map_err(|e| x.refusal_or(e))?;
         x.finish()?;
         let stats = UnpackStats {
             entries: x.entries,

@@ -51,6 +51,8 @@ pub(crate) struct ObservedLog {
     file: BufWriter<File>,
     len: u64,
     bytes: u64,
+    /// The record being encoded, reused.
+    rec: Vec<u8>,
 }
 
 impl ObservedLog {
@@ -59,6 +61,7 @@ impl ObservedLog {
             file: BufWriter::with_capacity(256 * 1024, spill_file(dir)?),
             len: 0,
             bytes: 0,
+            rec: Vec::with_capacity(512),
         })
     }
 
@@ -68,7 +71,8 @@ impl ObservedLog {
     }
 
     pub(crate) fn push(&mut self, o: &Observed) -> Result<()> {
-        let mut rec = Vec::with_capacity(128 + o.path.as_bytes().len());
+        let mut rec = std::mem::take(&mut self.rec);
+        rec.clear();
         rec.extend_from_slice(&o.raw_offset.to_le_bytes());
         rec.push(kind_code(o.kind));
         rec.extend_from_slice(&o.size.to_le_bytes());
@@ -96,6 +100,7 @@ impl ObservedLog {
         self.file.write_all(&rec).map_err(spill_error)?;
         self.len += 1;
         self.bytes += rec.len() as u64;
+        self.rec = rec;
         Ok(())
     }
 

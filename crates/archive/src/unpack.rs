@@ -197,16 +197,25 @@ impl Extractor {
         }
         self.claim(path)?;
         // The writer creates the target before the link (it works in order)
-        // and checks it is a file this unpack made.
+        // and checks it is a file this unpack made; a refusal is reported
+        // by the next check or by `refusal_or`.
         self.fs.hardlink(
             self.root.clone(),
             target.to_path().to_owned(),
             self.full(path.as_bytes()),
             path.to_string(),
-        )?;
-        // Hard links are few: wait for this one, so that a refused link is
-        // reported as itself, not as whatever goes wrong later.
-        self.fs.finish()
+        )
+    }
+
+    /// The error to report when reading stopped with `e`: an entry the
+    /// writer thread refused as unsafe (a hard link to something this unpack
+    /// did not make) comes first, since what went wrong after it may be its
+    /// consequence or simply the stream ending; otherwise `e`.
+    pub(crate) fn refusal_or(&mut self, e: Error) -> Error {
+        match self.fs.finish() {
+            Err(w) if w.kind() == crate::ErrorKind::Unsafe => w,
+            _ => e,
+        }
     }
 
     /// Applies directory modes, owners and times, deepest first (so that setting

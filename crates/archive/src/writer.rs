@@ -813,25 +813,10 @@ impl<W: Write> ArchiveWriter<W> {
                 .map(|f| f.offset)
                 .ok_or_else(|| Error::invalid("entry in a frame that was never written"))?;
         }
+        // Everything but the entries is what a format 2 root says.
         let manifest = Manifest {
-            format: FORMAT_TAG.to_owned(),
             version: FormatVersion::CURRENT,
-            backup_id: self.meta.backup_id,
-            target: self.meta.target.clone(),
-            kind: self.meta.kind,
-            label: self.meta.label.clone(),
-            description: self.meta.description.clone(),
-            created_at: self.meta.created_at,
-            duration_ms: self.duration_ms(),
-            origin: self.meta.origin.clone(),
-            compression: self.compression,
-            signer: key.key_id(),
-            components: std::mem::take(&mut self.components),
-            entries,
-            frames,
-            skipped: std::mem::take(&mut self.skipped),
-            warnings: std::mem::take(&mut self.warnings),
-            source: self.source.take(),
+            ..self.root(key, frames, Vec::new()).into_listing(entries)
         };
         Ok(SignedManifest::sign(manifest, key)?)
     }
@@ -880,7 +865,13 @@ impl<W: Write> ArchiveWriter<W> {
             });
         }
         let root_offset = self.fw.written();
-        let root = Root {
+        let root = self.root(key, frames, refs);
+        Ok((SignedRoot::sign(root, key)?, root_offset))
+    }
+
+    /// The format 2 root of what was written, naming `pages`.
+    fn root(&mut self, key: &SigningKey, frames: Vec<Frame>, pages: Vec<PageRef>) -> Root {
+        Root {
             format: FORMAT_TAG.to_owned(),
             version: cairn_manifest::v2::VERSION,
             backup_id: self.meta.backup_id,
@@ -895,14 +886,13 @@ impl<W: Write> ArchiveWriter<W> {
             signer: key.key_id(),
             components: std::mem::take(&mut self.components),
             canonical_order: self.order.is_canonical(),
-            pages: refs,
+            pages,
             frames,
             skipped: std::mem::take(&mut self.skipped),
             warnings: std::mem::take(&mut self.warnings),
             source: self.source.take(),
             features: Vec::new(),
-        };
-        Ok((SignedRoot::sign(root, key)?, root_offset))
+        }
     }
 
     /// Ends the hard-link check (its second pass was fed every entry).

@@ -441,25 +441,30 @@ impl Root {
     /// entries, read from its pages): for listings that show a manifest of
     /// either format in one shape. Its `version` stays this root's.
     pub fn listing(&self, entries: Vec<Entry>) -> crate::v1::Manifest {
+        self.clone().into_listing(entries)
+    }
+
+    /// As [`Root::listing`], consuming the root.
+    pub fn into_listing(self, entries: Vec<Entry>) -> crate::v1::Manifest {
         crate::v1::Manifest {
-            format: self.format.clone(),
+            format: self.format,
             version: self.version,
             backup_id: self.backup_id,
-            target: self.target.clone(),
+            target: self.target,
             kind: self.kind,
-            label: self.label.clone(),
-            description: self.description.clone(),
+            label: self.label,
+            description: self.description,
             created_at: self.created_at,
             duration_ms: self.duration_ms,
-            origin: self.origin.clone(),
+            origin: self.origin,
             compression: self.compression,
             signer: self.signer,
-            components: self.components.clone(),
+            components: self.components,
             entries,
-            frames: self.frames.clone(),
-            skipped: self.skipped.clone(),
-            warnings: self.warnings.clone(),
-            source: self.source.clone(),
+            frames: self.frames,
+            skipped: self.skipped,
+            warnings: self.warnings,
+            source: self.source,
         }
     }
 

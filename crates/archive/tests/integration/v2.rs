@@ -449,6 +449,27 @@ fn forged_pages_are_refused() {
         "{err}"
     );
 
+    // A footer whose root offset points at the pages, not the root.
+    let mut misplaced = done.inner.clone();
+    let n = misplaced.len();
+    let footer = Footer {
+        manifest_offset: root.data_compressed_end(),
+        manifest_length: n as u64 - 48 - root.data_compressed_end(),
+        root_offset: root.data_compressed_end(),
+    };
+    misplaced[n - 48..].copy_from_slice(&footer.encode(Codec::Zstd));
+    let err = SeekableArchive::open(
+        SeekSource(Cursor::new(misplaced)),
+        &key().public_key(),
+        ReadOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+    assert!(
+        err.to_string().contains("points at the manifest's pages"),
+        "{err}"
+    );
+
     // Through random access, a changed page is refused when it is fetched.
     let forged = rebuild_placed(&done, &altered);
     let err = seekable(&forged).for_each_entry(|_| Ok(())).unwrap_err();
