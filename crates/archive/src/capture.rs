@@ -10,6 +10,7 @@ use std::path::Path;
 use cairn_manifest::{ComponentName, EntryPath, LinkTarget, SkipReason};
 
 use crate::error::{Error, Result};
+use crate::parent::FileIdentity;
 use crate::writer::{ArchiveWriter, EntryMeta, os_bytes};
 
 /// Appends everything under `src` (already stat'ed as `root`) to component `name`.
@@ -90,6 +91,18 @@ pub(crate) fn walk<W: Write>(
                 w.append_hardlink(&path, first, EntryMeta::from_metadata(&meta))?;
                 continue;
             }
+            // Unchanged since the parent: not even opened.
+            if w.append_unchanged(
+                &path,
+                EntryMeta::from_metadata(&meta),
+                meta.len(),
+                &FileIdentity::from_metadata(&meta),
+            )? {
+                if meta.nlink() > 1 {
+                    inodes.insert(key, path);
+                }
+                continue;
+            }
             let mut file = match fs::File::open(item.path()) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -102,13 +115,7 @@ pub(crate) fn walk<W: Write>(
             let meta = file
                 .metadata()
                 .map_err(Error::io("reading", item.path().to_owned()))?;
-            w.append_data(
-                &path,
-                EntryMeta::from_metadata(&meta),
-                meta.len(),
-                &mut file,
-                Some(item.path()),
-            )?;
+            w.append_file_data(&path, &meta, &mut file, item.path())?;
             if meta.nlink() > 1 {
                 inodes.insert(key, path);
             }

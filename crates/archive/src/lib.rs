@@ -65,6 +65,7 @@
 //! This crate has no optional features.
 
 mod capture;
+mod chain;
 mod codec;
 mod decode;
 mod error;
@@ -73,6 +74,7 @@ mod fswriter;
 mod ingest;
 mod options;
 mod pages;
+mod parent;
 mod pool;
 mod readahead;
 mod reader;
@@ -93,6 +95,7 @@ pub use crate::options::{
     WriterOptions,
 };
 pub use crate::pages::{PAGES_PREFIX, ROOT_PATH, ROOT_SIGNATURE_PATH};
+pub use crate::parent::{FileIdentity, PageSource, Parent};
 pub use crate::readahead::ReadAhead;
 pub use crate::reader::{ArchiveReader, Verified};
 pub use crate::seek::{RangeRead, SeekSource, SeekableArchive};

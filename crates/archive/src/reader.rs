@@ -101,6 +101,9 @@ pub(crate) fn check_seal_against(seal: &SignedSeal, manifest: &AnyManifest) -> R
 pub struct ArchiveReader<R: Read> {
     decoder: Decoder<R>,
     opts: ReadOptions,
+    /// Whether an incremental archive's own entries may be checked alone (the
+    /// caller checks the data in its parents).
+    own_entries_only: bool,
 }
 
 impl<R: Read> std::fmt::Debug for ArchiveReader<R> {
@@ -130,7 +133,15 @@ impl<R: Read> ArchiveReader<R> {
         Ok(ArchiveReader {
             decoder: Decoder::new(r, true, opts.threads)?,
             opts,
+            own_entries_only: false,
         })
+    }
+
+    /// Accepts an incremental archive, checking only what it holds itself:
+    /// the caller checks the data its entries find in parents.
+    pub(crate) fn own_entries_only(mut self) -> Self {
+        self.own_entries_only = true;
+        self
     }
 
     /// The detected format.
@@ -259,7 +270,17 @@ impl<R: Read> ArchiveReader<R> {
                 AnyManifest::V1(m)
             }
             Tail::V2(r, mut pages) => {
-                compare_v2(r.manifest(), &mut pages, &mut log)?;
+                let root = r.manifest();
+                if let Some(p) = root.parents.first()
+                    && (extractor.is_some() || !self.own_entries_only)
+                {
+                    return Err(Error::invalid(format!(
+                        "backup {} is incremental: its unchanged files are in {} and earlier \
+                         backups; read it from its store, or download it whole",
+                        root.backup_id, p.backup_id
+                    )));
+                }
+                compare_v2(root, &mut pages, &mut log)?;
                 check_stream(&Layout::v2(r.manifest()), &summary)?;
                 AnyManifest::V2(r)
             }
@@ -320,7 +341,7 @@ fn compare_v2(root: &Root, pages: &mut PageLog, log: &mut ObservedLog) -> Result
             root.pages.len()
         )));
     }
-    if log.len() != root.entry_count() {
+    if !root.is_incremental() && log.len() != root.entry_count() {
         return Err(Error::verification(format!(
             "the archive holds {} entries, its signed manifest lists {}",
             log.len(),
@@ -337,7 +358,11 @@ fn compare_v2(root: &Root, pages: &mut PageLog, log: &mut ObservedLog) -> Result
             .map_err(|e| Error::verification(format!("manifest page {i}: {e}")))?;
         checker.page(&page)?;
         for pe in &page.entries {
-            let want = pe.to_entry(&root.frames)?;
+            if pe.data_in.is_some() {
+                // Its data is in a parent; it has no tar entry here.
+                continue;
+            }
+            let want = pe.to_entry(root)?;
             let raw = root.raw_offset(pe).unwrap_or(u64::MAX);
             let o = seen.next()?.ok_or_else(|| {
                 Error::verification("the archive holds fewer entries than listed")
@@ -347,6 +372,11 @@ fn compare_v2(root: &Root, pages: &mut PageLog, log: &mut ObservedLog) -> Result
                 check_digest(&want, d)?;
             }
         }
+    }
+    if seen.next()?.is_some() {
+        return Err(Error::verification(
+            "the archive holds entries its signed manifest does not list",
+        ));
     }
     let mut links = checker.finish()?;
     if !links.is_empty() {

@@ -8,10 +8,11 @@ use std::path::Path;
 use cairn_integrity::{Hasher, PublicKey, Sha256Digest, SignedSeal};
 use cairn_manifest::v2::MAX_PAGE_BYTES;
 use cairn_manifest::{
-    AnyManifest, Entry, EntryKind, EntryPath, Frame, Manifest, Page, PageChecker, Root,
+    AnyManifest, Entry, EntryKind, EntryPath, Frame, Manifest, Page, PageChecker, PageEntry, Root,
     SignedManifest,
 };
 
+use crate::chain::Sink;
 use crate::codec::{Footer, MAX_FOOTER_LEN};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
@@ -92,10 +93,13 @@ impl<T: Read + Seek> RangeRead for SeekSource<T> {
 /// ```
 pub struct SeekableArchive<S> {
     src: S,
-    manifest: AnyManifest,
+    pub(crate) manifest: AnyManifest,
     size: u64,
     seal: Option<SignedSeal>,
-    opts: ReadOptions,
+    pub(crate) opts: ReadOptions,
+    /// For an incremental archive, its parents in the root's order, once
+    /// attached ([`SeekableArchive::attach_parents`]).
+    pub(crate) parents: Vec<SeekableArchive<S>>,
 }
 
 impl<S> std::fmt::Debug for SeekableArchive<S> {
@@ -146,6 +150,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             size,
             seal: None,
             opts,
+            parents: Vec::new(),
         })
     }
 
@@ -197,6 +202,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             size,
             seal: Some(seal.clone()),
             opts,
+            parents: Vec::new(),
         })
     }
 
@@ -259,7 +265,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             checker.page_at(i, &page)?;
             for (k, pe) in (from..).zip(&page.entries) {
                 if range.contains(&k) {
-                    f(&pe.to_entry(&root.frames)?)?;
+                    f(&pe.to_entry(&root)?)?;
                 }
             }
         }
@@ -458,13 +464,20 @@ impl<S: RangeRead> SeekableArchive<S> {
         let Some(m) = self.manifest.v1().map(SignedManifest::manifest) else {
             // Format 2: the stream reader checks every page and entry with
             // bounded memory; its root must be the one at the tail.
-            let verified = ArchiveReader::with_options(reader, opts)?.verify(key)?;
+            let verified = ArchiveReader::with_options(reader, opts)?
+                .own_entries_only()
+                .verify(key)?;
             if verified.manifest.sha256() != self.manifest.sha256() {
                 return Err(Error::verification(
                     "the archive's manifest differs from the one at its tail",
                 ));
             }
-            return finish_full(size, self.seal.as_ref(), verified);
+            let verified = finish_full(size, self.seal.as_ref(), verified)?;
+            let root = self.root()?.clone();
+            if root.is_incremental() {
+                self.verify_reused(&root)?;
+            }
+            return Ok(verified);
         };
         let mut dec = Decoder::new(reader, true, opts.threads)?;
         let mut tar = TarReader::new(&mut dec, 0, opts.limits.max_extension_bytes).strict();
@@ -527,27 +540,27 @@ impl<S: RangeRead> SeekableArchive<S> {
         first_skip: u64,
         base: u64,
     ) -> Result<TarReader<Decoder<Box<dyn Read + '_>>>> {
-        let threads = self.opts.threads.min(frames).max(1);
         let max_ext = self.opts.limits.max_extension_bytes;
+        let dec = self.open_raw(range, frames, first_skip)?;
+        Ok(TarReader::new(dec, base, max_ext).strict())
+    }
+
+    /// Decodes compressed bytes `range` (holding `frames` frames) and skips
+    /// `skip` decompressed bytes.
+    pub(crate) fn open_raw(
+        &mut self,
+        range: Range<u64>,
+        frames: usize,
+        skip: u64,
+    ) -> Result<Decoder<Box<dyn Read + '_>>> {
+        let threads = self.opts.threads.min(frames).max(1);
         let reader = self
             .src
             .read_range(range)
             .map_err(Error::io("reading archive", None))?;
         let mut dec = Decoder::new(reader, false, threads)?;
-        let mut skip = first_skip;
-        while skip > 0 {
-            let n = dec
-                .fill_buf()
-                .map_err(|e| Error::from_io("reading archive", None, e))?
-                .len();
-            if n == 0 {
-                return Err(Error::corrupt("the archive ends inside its frame index"));
-            }
-            let k = usize::try_from(skip).map_or(n, |s| s.min(n));
-            dec.consume(k);
-            skip -= k as u64;
-        }
-        Ok(TarReader::new(dec, base, max_ext).strict())
+        skip_bytes(&mut dec, skip)?;
+        Ok(dec)
     }
 
     fn read_run(&mut self, run: Range<usize>, extractor: Option<&mut Extractor>) -> Result<()> {
@@ -641,14 +654,14 @@ fn count_frames(frames: &[Frame], range: &Range<u64>) -> usize {
 }
 
 /// The frame holding uncompressed offset `raw`.
-fn frame_holding(frames: &[Frame], raw: u64) -> Option<usize> {
+pub(crate) fn frame_holding(frames: &[Frame], raw: u64) -> Option<usize> {
     let i = frames.partition_point(|f| f.raw_offset + f.raw_size <= raw);
     (i < frames.len() && frames[i].raw_offset <= raw).then_some(i)
 }
 
 /// Format 2: pages and their entries, fetched by range.
 impl<S: RangeRead> SeekableArchive<S> {
-    fn root(&self) -> Result<&Root> {
+    pub(crate) fn root(&self) -> Result<&Root> {
         self.manifest
             .v2()
             .map(cairn_manifest::Signed::manifest)
@@ -656,7 +669,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     }
 
     /// Fetches page `i` and checks it against the root.
-    fn fetch_page(&mut self, i: usize) -> Result<Page> {
+    pub(crate) fn fetch_page(&mut self, i: usize) -> Result<Page> {
         let root = self.root()?;
         let named = root.pages[i].clone();
         let mtime = timestamp_mtime(root.created_at);
@@ -708,17 +721,49 @@ impl<S: RangeRead> SeekableArchive<S> {
         self.open_range(range, b - a + 1, skip, first_raw)
     }
 
-    /// Page entries as v1 entries with their raw offsets.
-    fn entries_of(root: &Root, page: &Page) -> Result<Vec<(Entry, u64)>> {
-        page.entries
+    /// Page entries as v1 entries with their raw offsets (entries with data
+    /// here only).
+    fn entries_of(root: &Root, entries: &[PageEntry]) -> Result<Vec<(Entry, u64)>> {
+        entries
             .iter()
             .map(|pe| {
                 let raw = root.raw_offset(pe).ok_or_else(|| {
                     Error::verification(format!("entry {} points outside its frame", pe.path))
                 })?;
-                Ok((pe.to_entry(&root.frames)?, raw))
+                Ok((pe.to_entry(root)?, raw))
             })
             .collect()
+    }
+
+    /// Reads a page's entries: runs with data here from this archive's
+    /// frames, runs with data in a parent from that parent's.
+    fn read_page_entries(
+        &mut self,
+        root: &Root,
+        page: &[PageEntry],
+        mut x: Option<&mut Extractor>,
+    ) -> Result<()> {
+        let progress = std::sync::Arc::clone(&self.opts.progress);
+        for (holder, run) in self.groups(page) {
+            let run = &page[run];
+            if holder.is_some() {
+                let sink = match x.as_deref_mut() {
+                    Some(x) => Sink::Extract(x),
+                    None => Sink::Check,
+                };
+                self.read_reused(run, sink)?;
+                continue;
+            }
+            let entries = Self::entries_of(root, run)?;
+            let (Some((first, first_raw)), Some((last, last_raw))) =
+                (entries.first(), entries.last())
+            else {
+                continue;
+            };
+            let tar = self.open_entries(root, first, *first_raw, last, *last_raw)?;
+            check_entries(tar, &entries, x.as_deref_mut(), &*progress)?;
+        }
+        Ok(())
     }
 
     /// Unpacks the pages of the selected components, page by page: one page
@@ -735,14 +780,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             }
             let page = self.fetch_page(i)?;
             checker.page_at(i, &page)?;
-            let entries = Self::entries_of(root, &page)?;
-            let (Some((first, first_raw)), Some((last, last_raw))) =
-                (entries.first(), entries.last())
-            else {
-                continue;
-            };
-            let tar = self.open_entries(root, first, *first_raw, last, *last_raw)?;
-            check_entries(tar, &entries, Some(x), &*progress)?;
+            self.read_page_entries(root, &page.entries, Some(x))?;
         }
         let mut links = checker.finish_partial()?;
         if !links.is_empty() {
@@ -762,22 +800,34 @@ impl<S: RangeRead> SeekableArchive<S> {
         Ok(())
     }
 
+    /// Reads the data of every entry whose data is in a parent, checking it
+    /// against its digest (a full verification of an incremental archive,
+    /// whose own entries the stream reader checked).
+    fn verify_reused(&mut self, root: &Root) -> Result<()> {
+        for i in 0..root.pages.len() {
+            let page = self.fetch_page(i)?;
+            for (holder, run) in self.groups(&page.entries) {
+                if holder.is_some() {
+                    self.read_reused(&page.entries[run], Sink::Check)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Format 2's `verify_entries`: entry ordinals to pages, then each entry
     /// read alone.
     fn verify_entries_v2(&mut self, wanted: &[usize]) -> Result<()> {
         let root = self.root()?.clone();
-        let progress = std::sync::Arc::clone(&self.opts.progress);
         let mut start = 0usize;
         let mut w = wanted.iter().peekable();
         for (i, named) in root.pages.iter().enumerate() {
             let end = start + named.entries as usize;
             if w.peek().is_some_and(|&&k| k < end) {
                 let page = self.fetch_page(i)?;
-                let entries = Self::entries_of(&root, &page)?;
                 while let Some(&&k) = w.peek().filter(|&&&k| k < end) {
-                    let (e, raw) = &entries[k - start];
-                    let tar = self.open_entries(&root, e, *raw, e, *raw)?;
-                    check_entries(tar, &[(e.clone(), *raw)], None, &*progress)?;
+                    let one = std::slice::from_ref(&page.entries[k - start]);
+                    self.read_page_entries(&root, one, None)?;
                     w.next();
                 }
             }
@@ -787,18 +837,15 @@ impl<S: RangeRead> SeekableArchive<S> {
     }
 
     /// Finds the entry at `path` in the pages of its component.
-    fn find_v2(&mut self, root: &Root, path: &EntryPath) -> Result<Option<(Entry, u64)>> {
+    fn find_v2(&mut self, root: &Root, path: &EntryPath) -> Result<Option<PageEntry>> {
         let component = path.first().to_vec();
         for i in 0..root.pages.len() {
             if root.pages[i].component.as_str().as_bytes() != component {
                 continue;
             }
             let page = self.fetch_page(i)?;
-            if let Some(pe) = page.entries.iter().find(|e| &e.path == path) {
-                let raw = root.raw_offset(pe).ok_or_else(|| {
-                    Error::verification(format!("entry {path} points outside its frame"))
-                })?;
-                return Ok(Some((pe.to_entry(&root.frames)?, raw)));
+            if let Some(pe) = page.entries.into_iter().find(|e| &e.path == path) {
+                return Ok(Some(pe));
             }
         }
         Ok(None)
@@ -807,7 +854,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     /// Format 2's `read_file`: the entry is found in its component's pages.
     fn read_file_v2(&mut self, path: &EntryPath, out: &mut dyn Write) -> Result<u64> {
         let root = self.root()?.clone();
-        let (mut e, mut raw) = self
+        let mut e = self
             .find_v2(&root, path)?
             .ok_or_else(|| Error::invalid(format!("the archive has no entry {path}")))?;
         if e.kind == EntryKind::Hardlink {
@@ -816,16 +863,41 @@ impl<S: RangeRead> SeekableArchive<S> {
                 .as_ref()
                 .map(cairn_manifest::LinkTarget::as_bytes)
                 .unwrap_or_default();
-            (e, raw) = self
+            e = self
                 .find_v2(&root, &EntryPath::parse(target)?)?
                 .ok_or_else(|| Error::invalid(format!("hard link {path} has no target")))?;
         }
         if e.kind != EntryKind::File {
             return Err(Error::invalid(format!("{path} is not a regular file")));
         }
+        if e.data_in.is_some() {
+            let size = e.size;
+            self.read_reused(std::slice::from_ref(&e), Sink::Write(out))?;
+            return Ok(size);
+        }
+        let (e, raw) = Self::entries_of(&root, std::slice::from_ref(&e))?
+            .pop()
+            .ok_or_else(|| Error::invalid(format!("the archive has no entry {path}")))?;
         let mut tar = self.open_entries(&root, &e, raw, &e, raw)?;
         stream_file(&mut tar, &e, raw, out)
     }
+}
+
+/// Consumes `n` decompressed bytes of `dec`.
+pub(crate) fn skip_bytes<R: BufRead>(dec: &mut R, mut n: u64) -> Result<()> {
+    while n > 0 {
+        let got = dec
+            .fill_buf()
+            .map_err(|e| Error::from_io("reading archive", None, e))?
+            .len();
+        if got == 0 {
+            return Err(Error::corrupt("the archive ends inside its frame index"));
+        }
+        let k = usize::try_from(n).map_or(got, |s| s.min(got));
+        dec.consume(k);
+        n -= k as u64;
+    }
+    Ok(())
 }
 
 /// Splits sorted indices into runs of consecutive entries (one range read each).

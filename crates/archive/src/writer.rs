@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::frames::FrameWriter;
 use crate::options::{Progress, WriterOptions};
 use crate::pages::{PageSpill, ROOT_PATH, ROOT_SIGNATURE_PATH, parse_page};
+use crate::parent::{DataRef, FileIdentity, Parent};
 use crate::spill::{check_order, replay_one};
 use crate::tar::{BLOCK, HeaderSpec, encode_header, padded};
 
@@ -177,6 +178,11 @@ pub struct Finished<W> {
     pub manifest: AnyManifest,
     /// The signed seal to store beside it.
     pub seal: SignedSeal,
+    /// Regular files not read because they are unchanged since the parent
+    /// ([`ArchiveWriter::set_parent`]): their entries refer to its data.
+    pub reused_files: u64,
+    /// Their bytes.
+    pub reused_bytes: u64,
 }
 
 /// Writes a Cairn archive to any `Write`.
@@ -216,6 +222,10 @@ pub struct ArchiveWriter<W: Write> {
     warnings: Vec<Warning>,
     source: Option<UploadSource>,
     started: Instant,
+    /// The backup this one is incremental to, if any.
+    parent: Option<Parent>,
+    /// Files referred to in the parent's chain, and their bytes.
+    reused: (u64, u64),
 }
 
 impl<W: Write> std::fmt::Debug for ArchiveWriter<W> {
@@ -297,7 +307,80 @@ impl<W: Write> ArchiveWriter<W> {
             warnings: Vec::new(),
             source: None,
             started: Instant::now(),
+            parent: None,
+            reused: (0, 0),
         })
+    }
+
+    /// Makes the archive incremental to `parent`: a regular file that the
+    /// walk of [`ArchiveWriter::append_dir`] (or [`ArchiveWriter::append_file`])
+    /// finds with the size, modification and status-change times, inode,
+    /// mode and owner of the parent's entry is not read; its entry refers to
+    /// the data the parent's chain holds. The root then names the chain
+    /// (format 2.1, feature `parents`); if no file is unchanged it names none
+    /// and the archive is full.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a format 1 writer, or after the first
+    /// component was begun; or if the chain would be longer than
+    /// [`MAX_PARENTS`](cairn_manifest::v2::MAX_PARENTS).
+    pub fn set_parent(&mut self, parent: Parent) -> Result<()> {
+        if self.pages.is_none() {
+            return Err(Error::invalid("only format 2 archives can be incremental"));
+        }
+        if !self.components.is_empty() {
+            return Err(Error::invalid(
+                "the parent must be set before the first component",
+            ));
+        }
+        if parent.depth() + 1 > cairn_manifest::v2::MAX_PARENTS {
+            return Err(Error::invalid(format!(
+                "backup {} already ends a chain of {} backups",
+                parent.backup_id(),
+                parent.depth() + 1
+            )));
+        }
+        self.parent = Some(parent);
+        Ok(())
+    }
+
+    /// Appends the regular file at `path` as a reference to the parent's
+    /// data if it is unchanged (see [`ArchiveWriter::set_parent`]); `false`
+    /// if it is not, or there is no parent, and the caller reads it.
+    pub(crate) fn append_unchanged(
+        &mut self,
+        path: &EntryPath,
+        meta: EntryMeta,
+        size: u64,
+        id: &FileIdentity,
+    ) -> Result<bool> {
+        let Some(parent) = self.parent.as_mut() else {
+            return Ok(false);
+        };
+        if !parent.find(path)? {
+            return Ok(false);
+        }
+        let Some(p) = parent.current() else {
+            return Ok(false);
+        };
+        if !crate::parent::unchanged(p, size, &meta, id) {
+            return Ok(false);
+        }
+        let (Some(at), Some(sha256)) = (parent.locate(p), p.sha256) else {
+            return Ok(false);
+        };
+        self.push(
+            path,
+            EntryKind::File,
+            meta,
+            None,
+            Body::Reused { size, sha256, at },
+            Some(*id),
+        )?;
+        self.reused.0 += 1;
+        self.reused.1 += size;
+        Ok(true)
     }
 
     /// Makes component `name` a `kind` component, optional or not (an
@@ -368,6 +451,9 @@ impl<W: Write> ArchiveWriter<W> {
             bytes: 0,
         });
         self.shapes.push((0, false));
+        if let Some(parent) = self.parent.as_mut() {
+            parent.begin_component(name);
+        }
         Ok(())
     }
 
@@ -428,12 +514,31 @@ impl<W: Write> ArchiveWriter<W> {
             .ok_or_else(|| Error::invalid(format!("{} has no file name", src.display())))?;
         let path = component_path(name, os_bytes(file_name))?;
         self.begin_component(name, kind, optional)?;
-        self.append_data(
-            &path,
-            EntryMeta::from_metadata(&meta),
-            meta.len(),
-            &mut file,
-            Some(src),
+        self.append_file_data(&path, &meta, &mut file, src)
+    }
+
+    /// Appends an open regular file (`meta` its metadata, taken from the open
+    /// file): a reference to the parent's data if it is unchanged, its bytes
+    /// otherwise.
+    pub(crate) fn append_file_data(
+        &mut self,
+        path: &EntryPath,
+        meta: &fs::Metadata,
+        file: &mut fs::File,
+        src: &Path,
+    ) -> Result<()> {
+        let id = FileIdentity::from_metadata(meta);
+        let em = EntryMeta::from_metadata(meta);
+        if self.append_unchanged(path, em, meta.len(), &id)? {
+            return Ok(());
+        }
+        self.push(
+            path,
+            EntryKind::File,
+            em,
+            None,
+            Body::Read(file, meta.len(), Some(src)),
+            Some(id),
         )
     }
 
@@ -468,7 +573,7 @@ impl<W: Write> ArchiveWriter<W> {
     ///
     /// [`Error::InvalidInput`] if the component of `path` was not begun, or the path is taken.
     pub fn append_directory(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
-        self.push(path, EntryKind::Dir, meta, None, None, None)
+        self.push(path, EntryKind::Dir, meta, None, Body::None, None)
     }
 
     /// Appends a symbolic link entry to its component.
@@ -487,7 +592,7 @@ impl<W: Write> ArchiveWriter<W> {
             EntryKind::Symlink,
             meta,
             Some(target.clone()),
-            None,
+            Body::None,
             None,
         )
     }
@@ -512,7 +617,14 @@ impl<W: Write> ArchiveWriter<W> {
             )));
         }
         let link = cairn_manifest::LinkTarget::parse(target.as_bytes())?;
-        self.push(path, EntryKind::Hardlink, meta, Some(link), None, None)
+        self.push(
+            path,
+            EntryKind::Hardlink,
+            meta,
+            Some(link),
+            Body::None,
+            None,
+        )
     }
 
     /// Appends a regular file of `size` bytes read from `reader` to its
@@ -536,8 +648,8 @@ impl<W: Write> ArchiveWriter<W> {
             EntryKind::File,
             meta,
             None,
-            Some((reader, size)),
-            source,
+            Body::Read(reader, size, source),
+            None,
         )
     }
 
@@ -551,8 +663,8 @@ impl<W: Write> ArchiveWriter<W> {
         kind: EntryKind,
         meta: EntryMeta,
         link: Option<cairn_manifest::LinkTarget>,
-        data: Option<(&mut dyn Read, u64)>,
-        source: Option<&Path>,
+        body: Body<'_>,
+        id: Option<FileIdentity>,
     ) -> Result<()> {
         if self.progress.is_cancelled() {
             return Err(Error::Cancelled);
@@ -577,23 +689,33 @@ impl<W: Write> ArchiveWriter<W> {
         {
             self.links.add_link(target.as_bytes(), self.count);
         }
-        let size = data.as_ref().map_or(0, |d| d.1);
-        let header = encode_header(&HeaderSpec {
-            path: path.as_bytes(),
-            kind,
-            size,
-            mode: meta.mode & 0o7777,
-            mtime: meta.mtime,
-            uid: meta.uid,
-            gid: meta.gid,
-            link: link.as_ref().map(cairn_manifest::LinkTarget::as_bytes),
-        });
-        self.fw.begin_entry(header.len() as u64 + padded(size))?;
-        let at = self.fw.locate();
-        self.fw.write_raw(&header)?;
-        let sha256 = match data {
-            Some((reader, size)) => Some(self.copy_data(path, reader, size, source)?),
-            None => None,
+        let size = match &body {
+            Body::None => 0,
+            Body::Read(_, size, _) | Body::Reused { size, .. } => *size,
+        };
+        let (sha256, at) = if let Body::Reused { sha256, at, .. } = body {
+            (Some(sha256), Err(at))
+        } else {
+            let header = encode_header(&HeaderSpec {
+                path: path.as_bytes(),
+                kind,
+                size,
+                mode: meta.mode & 0o7777,
+                mtime: meta.mtime,
+                uid: meta.uid,
+                gid: meta.gid,
+                link: link.as_ref().map(cairn_manifest::LinkTarget::as_bytes),
+            });
+            self.fw.begin_entry(header.len() as u64 + padded(size))?;
+            let at = self.fw.locate();
+            self.fw.write_raw(&header)?;
+            let sha256 = match body {
+                Body::Read(reader, size, source) => {
+                    Some(self.copy_data(path, reader, size, source)?)
+                }
+                _ => None,
+            };
+            (sha256, Ok(at))
         };
         let component = &mut self.components[index];
         component.entries += 1;
@@ -617,22 +739,53 @@ impl<W: Write> ArchiveWriter<W> {
             sha256,
             link,
             frame: 0,
-            pos: at.pos,
+            pos: at.as_ref().map_or(0, |at| at.pos),
+            stored_in: None,
         };
-        match &mut self.pages {
-            Some(pages) => {
-                let frame =
-                    u32::try_from(at.frame).map_err(|_| Error::invalid("more than 2^32 frames"))?;
+        let settled = id.filter(|id| self.settled(id));
+        match (&mut self.pages, at) {
+            (Some(pages), at) => {
+                let mut pe = match at {
+                    Ok(at) => PageEntry::from_entry(
+                        entry,
+                        u32::try_from(at.frame)
+                            .map_err(|_| Error::invalid("more than 2^32 frames"))?,
+                    ),
+                    Err(r) => PageEntry {
+                        frame: r.frame,
+                        pos: r.pos,
+                        data_in: Some(r.data_in),
+                        ..PageEntry::from_entry(entry, 0)
+                    },
+                };
+                if let Some(id) = settled {
+                    pe.ctime = Some(id.ctime);
+                    pe.ino = Some(id.ino);
+                }
                 let name = &self.components[index].name;
-                pages.push(name, &PageEntry::from_entry(entry, frame))?;
+                pages.push(name, &pe)?;
             }
-            None => {
+            (None, Ok(at)) => {
                 self.entries.push(entry);
                 self.frame_of.push(at.frame);
+            }
+            (None, Err(_)) => {
+                return Err(Error::invalid("only format 2 archives can be incremental"));
             }
         }
         self.progress.entry(path);
         Ok(())
+    }
+
+    /// Whether a file's identity can tell the next backup that it did not
+    /// change: its status changed at least [`SETTLED`] before this backup
+    /// began. A file changed within the clock's granularity of being read
+    /// could change again without its times moving (git's "racy clean"
+    /// files), so the next backup reads it again.
+    fn settled(&self, id: &FileIdentity) -> bool {
+        let began = timestamp_mtime(self.meta.created_at);
+        let limit = Mtime::new(began.secs().saturating_sub(SETTLED_SECS), began.nanos());
+        id.ctime < limit
     }
 
     /// Refuses a duplicate or an entry below a file or link. Entries arrive in
@@ -797,6 +950,8 @@ impl<W: Write> ArchiveWriter<W> {
             sha256,
             manifest,
             seal,
+            reused_files: self.reused.0,
+            reused_bytes: self.reused.1,
         })
     }
 
@@ -871,6 +1026,10 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// The format 2 root of what was written, naming `pages`.
     fn root(&mut self, key: &SigningKey, frames: Vec<Frame>, pages: Vec<PageRef>) -> Root {
+        let parents = match &self.parent {
+            Some(p) if self.reused.0 > 0 => p.chain(),
+            _ => Vec::new(),
+        };
         Root {
             format: FORMAT_TAG.to_owned(),
             version: cairn_manifest::v2::VERSION,
@@ -891,7 +1050,12 @@ impl<W: Write> ArchiveWriter<W> {
             skipped: std::mem::take(&mut self.skipped),
             warnings: std::mem::take(&mut self.warnings),
             source: self.source.take(),
-            features: Vec::new(),
+            features: if parents.is_empty() {
+                Vec::new()
+            } else {
+                vec![cairn_manifest::v2::FEATURE_PARENTS.to_owned()]
+            },
+            parents,
         }
     }
 
@@ -905,6 +1069,24 @@ impl<W: Write> ArchiveWriter<W> {
     fn duration_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+}
+
+/// How long before a backup begins a file's status must have last changed
+/// for its identity to be recorded (see `ArchiveWriter::settled`).
+const SETTLED_SECS: i64 = 2;
+
+/// What an entry holds.
+enum Body<'a> {
+    /// Nothing: a folder or a link.
+    None,
+    /// `size` bytes from a reader (`source` names it in errors).
+    Read(&'a mut dyn Read, u64, Option<&'a Path>),
+    /// Data the parent's chain holds.
+    Reused {
+        size: u64,
+        sha256: Sha256Digest,
+        at: DataRef,
+    },
 }
 
 /// The tar entry of a small file of the manifest region.

@@ -6,6 +6,7 @@ mod integration {
     mod gnu;
     mod golden;
     mod hostile;
+    mod incremental;
     mod ingest;
     mod roundtrip;
     mod seek;

@@ -293,6 +293,11 @@ pub struct Entry {
     pub frame: u64,
     /// Offset of that header block inside the decompressed frame.
     pub pos: u64,
+    /// In a listing of an incremental backup (format 2.1) only: the earlier
+    /// backup that holds this file's data, whose position is then in that
+    /// backup's pages (`frame` and `pos` are 0). Never in a format 1 manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_in: Option<BackupId>,
 }
 
 /// One compressed frame of the archive's data region.

@@ -37,20 +37,39 @@ use crate::v1::{
 
 /// The major version of this format.
 pub const MAJOR: u32 = 2;
-/// The minor version this build writes.
-pub const MINOR: u32 = 0;
+/// The minor version this build writes: 1, whose page entries may carry a
+/// file's `ctime` and inode (what the next backup compares to skip it) and
+/// whose incremental roots name the feature [`FEATURE_PARENTS`].
+pub const MINOR: u32 = 1;
 /// The version this build writes.
 pub const VERSION: FormatVersion = FormatVersion {
     major: MAJOR,
     minor: MINOR,
 };
 
-/// The features of format 2 this build reads (none yet: every 2.x root this
-/// build writes has none). A root that needs another is refused: a later
-/// minor version that changes how entries are read (for example entries
-/// whose data is in a parent backup) names a feature, so that this build
-/// refuses it rather than misreads it.
-pub const KNOWN_FEATURES: &[&str] = &[];
+/// The feature of an incremental backup: its root names parents
+/// ([`Root::parents`]) and some of its entries' data is in them
+/// ([`PageEntry::data_in`]).
+pub const FEATURE_PARENTS: &str = "parents";
+
+/// The features of format 2 this build reads. A root that needs another is
+/// refused: a later minor version that changes how entries are read names a
+/// feature, so that a build that does not know it refuses the archive rather
+/// than misreads it.
+pub const KNOWN_FEATURES: &[&str] = &[FEATURE_PARENTS];
+
+/// Most parents a root may name (the longest chain a reader follows).
+pub const MAX_PARENTS: usize = 64;
+
+/// An earlier backup an incremental backup builds on, as its root names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// The parent's id.
+    pub backup_id: BackupId,
+    /// SHA-256 of the parent's root (`.cairn/root.json`): signing the child
+    /// signs this digest, hence every page and byte of the parent.
+    pub root_sha256: Sha256Digest,
+}
 
 /// Most entries one page may hold.
 pub const MAX_PAGE_ENTRIES: usize = 4096;
@@ -131,11 +150,21 @@ pub struct Root {
     /// not know ([`KNOWN_FEATURES`]), before anything else is read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// For an incremental backup (feature [`FEATURE_PARENTS`]), the backups
+    /// whose data it refers to: the nearest parent first, then that parent's
+    /// own parents in its order, back to the full backup that starts the chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<ParentRef>,
 }
 
 /// One entry as a page stores it: v1's [`Entry`], except that `frame` is the
 /// index of its frame in [`Root::frames`] (known as soon as the entry is
 /// written, where a compressed offset is known only once earlier frames are).
+///
+/// In an incremental backup a regular file whose data did not change has no
+/// tar entry of its own: `data_in` names the parent that holds the data, and
+/// `frame`/`pos` locate the data's **first byte** (not a tar header) in that
+/// parent's frames.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageEntry {
     /// `component/relative/path`.
@@ -162,10 +191,23 @@ pub struct PageEntry {
     /// A symlink's target, or a hard link's target path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkTarget>,
-    /// Index of the frame where the entry's first header block starts.
+    /// Index of the frame where the entry's first header block starts (or,
+    /// with `data_in`, the parent's frame where its data starts).
     pub frame: u32,
-    /// Offset of that header block inside the decompressed frame.
+    /// Offset of that header block (with `data_in`: of the first data byte)
+    /// inside the decompressed frame.
     pub pos: u64,
+    /// The index in [`Root::parents`] of the backup holding the data of this
+    /// regular file, when it is not in this archive.
+    #[serde(rename = "in", default, skip_serializing_if = "Option::is_none")]
+    pub data_in: Option<u32>,
+    /// The file's status-change time when it was read (format 2.1): with
+    /// `ino`, what tells the next backup that the file did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime: Option<Mtime>,
+    /// The file's inode number when it was read (format 2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
 }
 
 impl PageEntry {
@@ -183,16 +225,41 @@ impl PageEntry {
             link: e.link,
             frame,
             pos: e.pos,
+            data_in: None,
+            ctime: None,
+            ino: None,
         }
     }
 
-    /// The entry as v1 describes it, with its frame's compressed offset.
+    /// The entry as v1 describes it, with its frame's compressed offset; an
+    /// entry whose data is in a parent names that parent in `stored_in`, with
+    /// `frame` and `pos` 0.
     ///
     /// # Errors
     ///
-    /// [`Error::Inconsistent`] if the frame index is not one of `frames`.
-    pub fn to_entry(&self, frames: &[Frame]) -> Result<Entry> {
-        let frame = frames.get(self.frame as usize).ok_or_else(|| {
+    /// [`Error::Inconsistent`] if the frame index is not one of the root's
+    /// frames, or the parent index not one of its parents.
+    pub fn to_entry(&self, root: &Root) -> Result<Entry> {
+        if let Some(k) = self.data_in {
+            let parent = root.parents.get(k as usize).ok_or_else(|| {
+                Error::inconsistent(format!("entry {} points to no parent", self.path))
+            })?;
+            return Ok(Entry {
+                path: self.path.clone(),
+                kind: self.kind,
+                size: self.size,
+                mode: self.mode,
+                mtime: self.mtime,
+                uid: self.uid,
+                gid: self.gid,
+                sha256: self.sha256,
+                link: self.link.clone(),
+                frame: 0,
+                pos: 0,
+                stored_in: Some(parent.backup_id),
+            });
+        }
+        let frame = root.frames.get(self.frame as usize).ok_or_else(|| {
             Error::inconsistent(format!("entry {} points to no frame", self.path))
         })?;
         Ok(Entry {
@@ -207,6 +274,7 @@ impl PageEntry {
             link: self.link.clone(),
             frame: frame.offset,
             pos: self.pos,
+            stored_in: None,
         })
     }
 }
@@ -389,6 +457,7 @@ impl Root {
                 supported: MAJOR,
             });
         }
+        self.check_parents()?;
         let mut entries: HashMap<&ComponentName, u64> = HashMap::new();
         for c in &self.components {
             if entries.insert(&c.name, 0).is_some() {
@@ -435,6 +504,40 @@ impl Root {
             }
         }
         Ok(())
+    }
+
+    /// Parents exactly when the feature says so, within bounds, each once,
+    /// none of them this backup.
+    fn check_parents(&self) -> Result<()> {
+        let named = self.features.iter().any(|f| f == FEATURE_PARENTS);
+        if named == self.parents.is_empty() {
+            return Err(Error::inconsistent(if named {
+                "the root names the feature parents but no parent"
+            } else {
+                "the root names parents without the feature parents"
+            }));
+        }
+        if self.parents.len() > MAX_PARENTS {
+            return Err(Error::inconsistent(format!(
+                "the root names {} parents, more than {MAX_PARENTS}",
+                self.parents.len()
+            )));
+        }
+        let mut ids = HashSet::new();
+        for p in &self.parents {
+            if p.backup_id == self.backup_id || !ids.insert(&p.backup_id) {
+                return Err(Error::inconsistent(format!(
+                    "parent {} is named twice or is the backup itself",
+                    p.backup_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this backup refers to data in parents (an incremental backup).
+    pub fn is_incremental(&self) -> bool {
+        !self.parents.is_empty()
     }
 
     /// The backup as format 1 describes it, with `entries` (this root's
@@ -504,8 +607,13 @@ impl Root {
             .map(|(i, _)| i)
     }
 
-    /// The offset in the uncompressed tar stream of an entry's first header byte.
+    /// The offset in the uncompressed tar stream of an entry's first header
+    /// byte; `None` for an entry whose data is in a parent (it has no header
+    /// here) or that points outside the frames.
     pub fn raw_offset(&self, e: &PageEntry) -> Option<u64> {
+        if e.data_in.is_some() {
+            return None;
+        }
         let f = self.frames.get(e.frame as usize)?;
         (e.pos < f.raw_size).then(|| f.raw_offset + e.pos)
     }
@@ -778,6 +886,22 @@ impl<'r> PageChecker<'r> {
                 return fail(format!("hard link {} crosses components", e.path));
             }
             self.links.add_link(target.as_bytes(), self.ordinal);
+        }
+        if let Some(k) = e.data_in {
+            if e.kind != EntryKind::File || e.size == 0 {
+                return fail(format!(
+                    "entry {} refers to a parent's data but is not a non-empty file",
+                    e.path
+                ));
+            }
+            if k as usize >= self.root.parents.len() {
+                return fail(format!(
+                    "entry {} refers to parent {k}, which the root does not name",
+                    e.path
+                ));
+            }
+            self.ordinal += 1;
+            return Ok(());
         }
         let Some(at) = self.root.raw_offset(e) else {
             return fail(format!("entry {} points outside its frame", e.path));

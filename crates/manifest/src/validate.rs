@@ -86,6 +86,12 @@ pub(crate) fn validate(m: &Manifest) -> Result<()> {
         }
         totals.1 += 1;
 
+        if e.stored_in.is_some() {
+            return fail(format!(
+                "entry {} names stored_in, which format 1 does not have",
+                e.path
+            ));
+        }
         // Seek index: a known frame, inside it, strictly after the previous entry.
         let Some(k) = m.frame_index(e.frame) else {
             return fail(format!(

@@ -16,6 +16,7 @@ pub(crate) fn entry(path: &[u8], kind: EntryKind, frame: u64, pos: u64) -> Entry
         link: None,
         frame,
         pos,
+        stored_in: None,
     }
 }
 

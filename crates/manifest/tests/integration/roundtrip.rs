@@ -57,6 +57,7 @@ proptest! {
                 link: None,
                 frame: 500,
                 pos,
+                stored_in: None,
             });
             pos += 1;
             let c = m.components.last_mut().unwrap();

@@ -21,6 +21,9 @@ fn pe(path: &[u8], kind: EntryKind, pos: u64) -> PageEntry {
         link: None,
         frame: 0,
         pos,
+        data_in: None,
+        ctime: None,
+        ino: None,
     }
 }
 
@@ -113,6 +116,7 @@ fn root_for(pages: &[Page], key: &SigningKey, canonical: bool) -> Root {
         warnings: vec![],
         source: None,
         features: vec![],
+        parents: vec![],
     }
 }
 
@@ -221,13 +225,58 @@ fn one_version_reads_as_another_is_refused() {
 }
 
 #[test]
+fn parents_and_their_feature_come_together_and_entries_refer_only_to_named_parents() {
+    let pages = good_pages();
+    let parent = v2::ParentRef {
+        backup_id: BackupId::from_parts(1_780_000_000_000, 9),
+        root_sha256: Sha256Digest::of(b"parent root"),
+    };
+    let mut root = root_for(&pages, &key(), true);
+    root.features = vec!["parents".into()];
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("feature parents but no parent"), "{err}");
+    root.features.clear();
+    root.parents = vec![parent.clone()];
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("without the feature"), "{err}");
+    root.features = vec!["parents".into()];
+    root.validate().unwrap();
+    root.parents = vec![parent.clone(), parent];
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("named twice"), "{err}");
+    root.parents.truncate(1);
+
+    // An entry may refer to parent 0; not to parent 1, and only as a file.
+    let mut page = pages[0].clone();
+    let i = page
+        .entries
+        .iter()
+        .position(|e| e.kind == EntryKind::File && e.size > 0)
+        .unwrap();
+    page.entries[i].data_in = Some(0);
+    PageChecker::new(&root).page(&page).unwrap();
+    page.entries[i].data_in = Some(1);
+    let err = PageChecker::new(&root).page(&page).unwrap_err().to_string();
+    assert!(err.contains("does not name"), "{err}");
+    let d = page
+        .entries
+        .iter()
+        .position(|e| e.kind == EntryKind::Dir)
+        .unwrap();
+    page.entries[i].data_in = None;
+    page.entries[d].data_in = Some(0);
+    let err = PageChecker::new(&root).page(&page).unwrap_err().to_string();
+    assert!(err.contains("not a non-empty file"), "{err}");
+}
+
+#[test]
 fn a_root_that_needs_a_feature_this_build_does_not_know_is_refused() {
     let pages = good_pages();
     let mut root = root_for(&pages, &key(), true);
-    root.features = vec!["parents".into()];
+    root.features = vec!["chunks".into()];
     let err = root.validate().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnsupportedVersion, "{err}");
-    assert!(err.to_string().contains("feature \"parents\""), "{err}");
+    assert!(err.to_string().contains("feature \"chunks\""), "{err}");
     // Signed, it is refused when read, before its pages are looked at.
     let bytes = serde_json::to_vec(&root).unwrap();
     let sig = key().sign(&bytes);

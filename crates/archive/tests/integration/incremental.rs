@@ -1,0 +1,279 @@
+//! Incremental archives (format 2.1, feature `parents`): unchanged files are
+//! not read, their entries refer to the chain's data, and every read path
+//! follows the references.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use cairn_archive::*;
+use cairn_manifest::{BackupId, Codec, ComponentKind, EntryPath};
+use cairn_testkit::{assert_trees_equal, running_as_root};
+
+use super::common::*;
+
+type Archive = SeekableArchive<SeekSource<Cursor<Vec<u8>>>>;
+
+fn tree(root: &Path, files: usize) {
+    for f in 0..files {
+        let dir = root.join(format!("d{}", f % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        let body = if f % 10 == 0 {
+            noise(150_000, f as u64)
+        } else {
+            format!("file {f}\n").into_bytes()
+        };
+        std::fs::write(dir.join(format!("f{f:04}")), body).unwrap();
+    }
+    std::fs::write(root.join("empty"), b"").unwrap();
+    std::os::unix::fs::symlink("d0/f0000", root.join("link")).unwrap();
+    std::fs::hard_link(root.join("d1/f0001"), root.join("zz-hard")).unwrap();
+}
+
+/// Backup number `seq` of `src` (a minute in the future, so that every file
+/// counts as settled), incremental to `parent` when given.
+fn backup(src: &Path, conf: &Path, seq: u32, parent: Option<&[u8]>) -> Finished<Vec<u8>> {
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + i64::from(seq));
+    let meta = meta()
+        .backup_id(BackupId::from_parts(
+            1_790_000_000_000 + u64::from(seq),
+            seq.into(),
+        ))
+        .created_at(at);
+    let mut w =
+        ArchiveWriter::new(Vec::new(), meta, opts(Codec::Zstd, 64 * 1024, 2).format(2)).unwrap();
+    if let Some(p) = parent {
+        w.set_parent(Parent::new(open(p)).unwrap()).unwrap();
+    }
+    w.append_dir(&name("data"), src, false).unwrap();
+    w.append_file(&name("conf"), ComponentKind::File, conf, false)
+        .unwrap();
+    w.finish(&key()).unwrap()
+}
+
+fn open(bytes: &[u8]) -> Archive {
+    seekable(bytes)
+}
+
+/// `child` opened with its chain (`chain`, nearest first) attached.
+fn with_chain(child: &[u8], chain: &[&[u8]]) -> Archive {
+    let mut a = open(child);
+    a.attach_parents(chain.iter().map(|b| open(b)).collect())
+        .unwrap();
+    a
+}
+
+#[test]
+fn a_chain_of_incremental_archives_restores_every_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 300);
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, b"port = 1\n").unwrap();
+    let owners = running_as_root();
+
+    let full = backup(&src, &conf, 1, None);
+    assert_eq!(full.reused_files, 0);
+    let full_root = full.manifest.v2().unwrap().manifest().clone();
+    assert!(full_root.parents.is_empty() && full_root.features.is_empty());
+
+    // Unchanged: every non-empty file is referenced, nothing is read.
+    let second = backup(&src, &conf, 2, Some(&full.inner));
+    let root2 = second.manifest.v2().unwrap().manifest().clone();
+    assert_eq!(root2.parents.len(), 1);
+    assert_eq!(root2.parents[0].backup_id, full_root.backup_id);
+    assert_eq!(root2.features, vec!["parents".to_owned()]);
+    assert_eq!(second.reused_files, 301, "300 files and the config");
+    assert!(
+        second.size * 20 < full.size,
+        "an unchanged backup is small: {} of {}",
+        second.size,
+        full.size
+    );
+
+    // Change some files, add one, remove one, change the config.
+    std::fs::write(src.join("d3/f0010"), b"changed\n").unwrap();
+    std::fs::write(src.join("d0/new"), noise(70_000, 99)).unwrap();
+    std::fs::remove_file(src.join("d4/f0004")).unwrap();
+    std::fs::write(&conf, b"port = 2\n").unwrap();
+    let third = backup(&src, &conf, 3, Some(&second.inner));
+    let root3 = third.manifest.v2().unwrap().manifest().clone();
+    assert_eq!(
+        root3
+            .parents
+            .iter()
+            .map(|p| p.backup_id)
+            .collect::<Vec<_>>(),
+        vec![root2.backup_id, full_root.backup_id]
+    );
+    assert_eq!(third.reused_files, 298);
+
+    // Each point restores exactly.
+    let out = tmp.path().join("out3");
+    with_chain(&third.inner, &[&second.inner, &full.inner])
+        .unpack(&out, &UnpackOptions::default())
+        .unwrap();
+    assert_trees_equal(&src, &out.join("data"), owners);
+    assert_eq!(
+        std::fs::read(out.join("conf/app.toml")).unwrap(),
+        b"port = 2\n"
+    );
+
+    // Full verification, samples and single files follow the chain too.
+    let mut a = with_chain(&third.inner, &[&second.inner, &full.inner]);
+    a.verify_full(&key().public_key()).unwrap();
+    a.verify_entries(&(0..root3.entry_count() as usize).collect::<Vec<_>>())
+        .unwrap();
+    let mut body = Vec::new();
+    a.read_file(&EntryPath::parse(b"data/d0/f0000").unwrap(), &mut body)
+        .unwrap();
+    assert_eq!(body, noise(150_000, 0));
+    body.clear();
+    a.read_file(&EntryPath::parse(b"data/zz-hard").unwrap(), &mut body)
+        .unwrap();
+    assert_eq!(body, b"file 1\n");
+
+    // The listing names where reused data is.
+    let mut stored_in = 0;
+    a.for_each_entry(|e| {
+        if let Some(id) = &e.stored_in {
+            assert_eq!(id, &full_root.backup_id, "{}", e.path);
+            stored_in += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(stored_in, 298, "all reused data is in the full backup");
+}
+
+#[test]
+fn an_incremental_archive_alone_is_refused_with_its_parent_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 40);
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, b"x\n").unwrap();
+    let full = backup(&src, &conf, 1, None);
+    let child = backup(&src, &conf, 2, Some(&full.inner));
+    let parent_id = full.manifest.backup_id().to_string();
+    let public = key().public_key();
+
+    // Seekable, without its parent.
+    let err = open(&child.inner)
+        .unpack(&tmp.path().join("a"), &UnpackOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&parent_id), "{err}");
+    assert!(!tmp.path().join("a").exists());
+
+    // As a stream: verifying alone is refused, naming the parent; unpacking
+    // is refused too (here by the hard link to a file the stream lacks, or
+    // else once the root is read) and leaves nothing.
+    let err = ArchiveReader::new(&child.inner[..])
+        .unwrap()
+        .verify(&public)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is incremental"), "{err}");
+    assert!(err.contains(&parent_id), "{err}");
+    ArchiveReader::new(&child.inner[..])
+        .unwrap()
+        .unpack(&public, &tmp.path().join("b"), &UnpackOptions::default())
+        .unwrap_err();
+    assert!(!tmp.path().join("b").exists());
+    assert!(staging_leftovers(tmp.path()).is_empty());
+    // Without hard links the refusal names the parent.
+    let flat = tmp.path().join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    std::fs::write(flat.join("one"), b"one\n").unwrap();
+    let flat_full = backup(&flat, &conf, 4, None);
+    let flat_child = backup(&flat, &conf, 5, Some(&flat_full.inner));
+    let err = ArchiveReader::new(&flat_child.inner[..])
+        .unwrap()
+        .unpack(&public, &tmp.path().join("c"), &UnpackOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is incremental"), "{err}");
+    assert!(!tmp.path().join("c").exists());
+
+    // Another backup in the parent's place is refused, naming the parent.
+    let other = backup(&src, &conf, 3, None);
+    let err = open(&child.inner)
+        .attach_parents(vec![open(&other.inner)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&parent_id), "{err}");
+}
+
+#[test]
+fn a_file_changed_just_before_a_backup_is_read_again_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 20);
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, b"x\n").unwrap();
+    // Made now: every file changed within the last seconds, so none is
+    // trusted to be unchanged by its times alone.
+    let meta = meta().created_at(jiff::Timestamp::now());
+    let mut w =
+        ArchiveWriter::new(Vec::new(), meta, opts(Codec::Zstd, 64 * 1024, 2).format(2)).unwrap();
+    w.append_dir(&name("data"), &src, false).unwrap();
+    let first = w.finish(&key()).unwrap();
+    let second = backup(&src, &conf, 2, Some(&first.inner));
+    assert_eq!(second.reused_files, 0);
+    assert!(second.manifest.v2().unwrap().manifest().parents.is_empty());
+}
+
+#[test]
+fn a_changed_mode_owner_or_inode_reads_the_file_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 20);
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, b"x\n").unwrap();
+    let full = backup(&src, &conf, 1, None);
+    // A chmod (new ctime and mode) and a same-content replacement (new inode).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(src.join("d1/f0008"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let body = std::fs::read(src.join("d2/f0002")).unwrap();
+    std::fs::remove_file(src.join("d2/f0002")).unwrap();
+    std::fs::write(src.join("d2/f0002"), body).unwrap();
+    let child = backup(&src, &conf, 2, Some(&full.inner));
+    assert_eq!(child.reused_files, 21 - 2);
+    let out = tmp.path().join("out");
+    with_chain(&child.inner, &[&full.inner])
+        .unpack(&out, &UnpackOptions::default())
+        .unwrap();
+    assert_trees_equal(&src, &out.join("data"), running_as_root());
+}
+
+#[test]
+fn damaged_data_in_a_parent_fails_the_child_naming_the_parent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 30);
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, b"x\n").unwrap();
+    let full = backup(&src, &conf, 1, None);
+    let child = backup(&src, &conf, 2, Some(&full.inner));
+    let parent_id = full.manifest.backup_id().to_string();
+    // Eight bytes in the middle of the parent's second frame (the first
+    // holds only headers), inside a file's data; its root (and so its
+    // signature) is intact.
+    let mut bad = full.inner.clone();
+    let frame = full.manifest.v2().unwrap().manifest().frames[1];
+    let mid = (frame.offset + frame.size / 2) as usize;
+    for b in &mut bad[mid..mid + 8] {
+        *b ^= 0x5a;
+    }
+    let mut a = open(&child.inner);
+    a.attach_parents(vec![open(&bad)]).unwrap();
+    let err = a
+        .unpack(&tmp.path().join("out"), &UnpackOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&parent_id), "{err}");
+    assert!(!tmp.path().join("out").exists());
+    let mut a = open(&child.inner);
+    a.attach_parents(vec![open(&bad)]).unwrap();
+    a.verify_full(&key().public_key()).unwrap_err();
+}
