@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use cairn_archive::{ArchiveMeta, ArchiveWriter, WriterOptions};
+use cairn_archive::{
+    ArchiveMeta, ArchiveWriter, Parent, ReadOptions, SeekableArchive, WriterOptions,
+};
 use cairn_catalog::{BackupRecord, BackupStatus};
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{BackupResult, JobKind, JobResult, Phase, ProgressUpdate};
@@ -43,6 +45,10 @@ pub struct BackupRequest {
     /// Exactly these components (optional ones included). Empty: every
     /// component that is not optional.
     pub include: Vec<ComponentName>,
+    /// A full backup even when the target's chain rule would make it
+    /// incremental.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
     /// Makes retries safe: the same key with the same request returns the same job.
     #[serde(skip)]
     pub idempotency_key: Option<IdempotencyKey>,
@@ -82,6 +88,13 @@ impl BackupRequest {
         self
     }
 
+    /// Makes it a full backup, whatever the target's chain rule.
+    #[must_use]
+    pub fn full(mut self) -> Self {
+        self.full = true;
+        self
+    }
+
     /// Sets the idempotency key.
     #[must_use]
     pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
@@ -92,7 +105,10 @@ impl BackupRequest {
 
 impl Vault {
     /// Starts a backup of `target`. The job's result holds `backup_id`,
-    /// `size`, `sha256`, `entries`, `data_bytes`, `skipped` and `pruned`.
+    /// `size`, `sha256`, `entries`, `data_bytes`, `skipped` and `pruned`;
+    /// for an incremental backup (the target's [`ChainRule`](crate::ChainRule)
+    /// decides, unless [`BackupRequest::full`]) also `parent`, `depth` and
+    /// the files and bytes reused from the chain without being read.
     ///
     /// # Errors
     ///
@@ -124,13 +140,14 @@ impl Vault {
         )?
         .making(record.clone());
         let inner = Arc::clone(&self.inner);
+        let full = req.full;
         self.inner
             .start(spec, move |ctx| {
                 let inner2 = Arc::clone(&inner);
                 recording(
                     inner2,
                     record.id,
-                    run(inner, ctx, config, components, record),
+                    run(inner, ctx, config, components, record, full),
                 )
             })
             .await
@@ -181,6 +198,8 @@ pub(crate) struct Written {
     pub(crate) sha256: cairn_integrity::Sha256Digest,
     pub(crate) manifest: cairn_manifest::AnyManifest,
     pub(crate) seal: cairn_integrity::SignedSeal,
+    /// Files and bytes referred to in the parent's chain, not read.
+    pub(crate) reused: (u64, u64),
 }
 
 /// Where the blocking half writes the archive: 1 MiB chunks handed to the
@@ -398,6 +417,9 @@ pub(crate) async fn finish(
         .collect();
     made.verified = verified;
     made.pruned = pruned.changed();
+    made.parent = record.parent().map(ToString::to_string);
+    made.depth = record.depth() as u64;
+    (made.reused_files, made.reused_bytes) = written.reused;
     Ok(made)
 }
 
@@ -407,9 +429,15 @@ async fn run(
     config: TargetConfig,
     components: Vec<ComponentSpec>,
     record: BackupRecord,
+    full: bool,
 ) -> Result<JobResult, Failure> {
     let id = record.id;
     tracing::info!(backup = %id, target = %config.name, "backup started");
+    let parent = if full {
+        None
+    } else {
+        choose_parent(&inner, &config).await
+    };
 
     // Totals for progress: one pass of metadata reads beside the packing,
     // not before it (on a tree of small files the pass costs a tenth of the
@@ -442,6 +470,17 @@ async fn run(
         std::fs::create_dir_all(&scratch)
             .map_err(|e| Error::Config(format!("creating {}: {e}", scratch.display())))?;
         let mut w = ArchiveWriter::new(out, meta, opts)?;
+        if let Some((pid, reader, seal, public)) = parent {
+            // A parent that cannot be read makes this backup full, not failed.
+            match SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())
+                .and_then(Parent::new)
+            {
+                Ok(p) => w.set_parent(p)?,
+                Err(e) => {
+                    tracing::warn!(backup = %id, parent = %pid, error = %e, "the parent cannot be read: a full backup instead");
+                }
+            }
+        }
         for spec in &components {
             capture(&mut w, spec, &scratch, &CaptureOptions::default())?;
         }
@@ -455,6 +494,68 @@ async fn run(
     Ok(JobResult::Backup(
         finish(&inner, &ctx, &config, &record, &written).await?,
     ))
+}
+
+/// The parent of the next backup of `config`'s target, opened through its
+/// seal: the newest ready backup this installation made, unless the target's
+/// [`ChainRule`](crate::ChainRule) makes the next one full (its chain is
+/// `max_depth` long, or its full backup older than `full_every`). `None`
+/// means a full backup; a parent that cannot be opened is logged and
+/// skipped.
+async fn choose_parent(
+    inner: &Arc<Inner>,
+    config: &TargetConfig,
+) -> Option<(
+    BackupId,
+    crate::bridge::StoreRangeReader,
+    cairn_integrity::SignedSeal,
+    cairn_integrity::PublicKey,
+)> {
+    let rule = config.chain;
+    if rule.max_depth == 0 {
+        return None;
+    }
+    let filter = cairn_catalog::BackupFilter {
+        target: Some(config.name.clone()),
+        ..cairn_catalog::BackupFilter::default()
+    };
+    let page = inner
+        .blocking(move |c| c.list_backups(&filter, 16, None))
+        .await
+        .ok()?;
+    let origin = inner.origin.to_string();
+    let newest = page
+        .items
+        .into_iter()
+        .find(|r| r.status.is_ready() && r.archive_key.is_some())?;
+    if newest.origin.as_deref() != Some(origin.as_str())
+        || newest.depth() >= rule.max_depth as usize
+    {
+        return None;
+    }
+    if let Some(every) = rule.full_every {
+        let start = match newest.parents.last() {
+            Some(full) => {
+                inner
+                    .backup_record(&full.to_string())
+                    .await
+                    .ok()?
+                    .created_at
+            }
+            None => newest.created_at,
+        };
+        let age = inner.now().duration_since(start);
+        if age.unsigned_abs() >= every {
+            return None;
+        }
+    }
+    match crate::verify::open_sealed(inner, &newest).await {
+        Ok((reader, seal, public)) => Some((newest.id, reader, seal, public)),
+        Err(e) => {
+            tracing::warn!(parent = %newest.id, error = %e, "the newest backup cannot be a parent: a full backup instead");
+            None
+        }
+    }
 }
 
 /// The archive format the engine writes: format 2, whose manifest is in pages,
@@ -495,6 +596,7 @@ pub(crate) fn split(done: cairn_archive::Finished<ArchiveSink>) -> (ArchiveSink,
         sha256: done.sha256,
         manifest: done.manifest,
         seal: done.seal,
+        reused: (done.reused_files, done.reused_bytes),
     };
     (done.inner, written)
 }

@@ -44,6 +44,13 @@ impl StoreRangeReader {
         }
     }
 
+    /// This reader counting its bytes with `other`'s (the archives of one
+    /// chain read as one).
+    pub(crate) fn counting_with(mut self, other: &StoreRangeReader) -> Self {
+        self.fetched = Arc::clone(&other.fetched);
+        self
+    }
+
     /// Bytes fetched from the store so far (by this reader and its clones).
     pub(crate) fn fetched(&self) -> u64 {
         self.fetched.load(Ordering::Relaxed)

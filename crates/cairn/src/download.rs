@@ -47,6 +47,22 @@ impl Stream for ArchiveStream {
     }
 }
 
+/// An incremental backup's stored archive is not the whole state: its
+/// unchanged files are in its parents. Handing it out as "the backup" would
+/// give a tree with files missing, so it is refused until downloads
+/// assemble the whole state (`docs/incremental.md`).
+fn refuse_incremental(record: &cairn_catalog::BackupRecord) -> Result<(), Error> {
+    match record.parent() {
+        None => Ok(()),
+        Some(parent) => Err(Error::Unsupported(format!(
+            "backup {} is incremental (its unchanged files are in {parent} and earlier backups): \
+             it cannot be downloaded as one archive yet; restore it, or make a full backup \
+             (cairn backup --full) to download",
+            record.id
+        ))),
+    }
+}
+
 impl Vault {
     /// Streams backup `id`'s archive from the store: the whole of it, or
     /// the byte `range` (end exclusive), read 8 MiB at a time. The bytes are
@@ -57,13 +73,15 @@ impl Vault {
     ///
     /// [`Error::NotFound`] (also for a backup with no archive),
     /// [`Error::Invalid`] for a range that is empty or reaches past the
-    /// archive's end, store errors.
+    /// archive's end, [`Error::Unsupported`] for an incremental backup
+    /// (its archive alone is not the whole state), store errors.
     pub async fn open_archive(
         &self,
         id: &str,
         range: Option<Range<u64>>,
     ) -> Result<ArchiveStream, Error> {
         let record = self.inner.backup_record(id).await?;
+        refuse_incremental(&record)?;
         let (Some(key), Some(size)) = (record.archive_key.clone(), record.archive_size) else {
             return Err(Error::NotFound {
                 what: "archive of backup",
@@ -114,13 +132,15 @@ impl Vault {
     ///
     /// [`Error::NotFound`] (also for a backup with no archive);
     /// [`Error::Unsupported`] for stores that cannot sign (local, memory):
-    /// a server serves those itself ([`Vault::open_archive`]).
+    /// a server serves those itself ([`Vault::open_archive`]); and for an
+    /// incremental backup.
     pub async fn download_url(
         &self,
         id: &str,
         ttl: Duration,
     ) -> Result<cairn_storage::SignedUrl, Error> {
         let record = self.inner.backup_record(id).await?;
+        refuse_incremental(&record)?;
         let key = record.archive_key.ok_or_else(|| Error::NotFound {
             what: "archive of backup",
             id: id.to_owned(),

@@ -121,7 +121,7 @@ pub use crate::rebuild::RebuildReport;
 pub use crate::recovery::Recovery;
 pub use crate::restore::{ResetRequest, RestoreRequest};
 pub use crate::settings::Schedule;
-pub use crate::target::TargetConfig;
+pub use crate::target::{ChainRule, TargetConfig};
 pub use crate::upload::UploadRequest;
 pub use crate::vault::Vault;
 pub use crate::verify::{FileVerification, VerifyRequest};

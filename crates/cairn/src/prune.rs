@@ -96,6 +96,7 @@ pub(crate) async fn apply(
             pinned: r.pinned,
             leases: leases.get(&r.id.to_string()).cloned().unwrap_or_default(),
             deleted_at: r.deleted_at,
+            parents: r.parents.iter().map(ToString::to_string).collect(),
         })
         .collect();
     let now = inner.now();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cairn_archive::{ReadOptions, SeekableArchive, Staged, UnpackOptions};
+use cairn_archive::{ReadOptions, Staged, UnpackOptions};
 use cairn_catalog::{BackupRecord, BackupStatus};
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{
@@ -307,9 +307,8 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Fa
         phase: Some(Phase::Preparing),
         ..ProgressUpdate::default()
     });
-    let (reader, seal, public) = crate::verify::open_sealed(&inner, &record).await?;
-    let fetched = reader.clone();
     let read_opts = ReadOptions::default().progress(ctx.archive_progress());
+    let (archive, fetched, _) = crate::verify::open_chain(&inner, &record, read_opts).await?;
     let journals = inner.journals.clone();
     let job_id = ctx.id.clone();
     let cancel = Arc::clone(&ctx.cancel);
@@ -329,8 +328,7 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Fa
     };
     let outcome = tokio::task::spawn_blocking(move || -> Result<RestoreResult, Failure> {
         let inner = inner2;
-        let mut archive =
-            SeekableArchive::open_sealed(reader, &seal, &public, read_opts).map_err(Error::from)?;
+        let mut archive = archive;
         let manifest = archive.manifest().clone();
         if let Some(e) = foreign(&inner, &manifest, &target, &req) {
             return Err(e.into());

@@ -50,6 +50,48 @@ pub struct TargetConfig {
     /// Re-verify ready backups whose last verification is older than this,
     /// at this tier (run by the scheduler, one backup per target per pass).
     pub reverify: Option<(Duration, VerifyTier)>,
+    /// How long a chain of incremental backups may grow (see
+    /// `docs/incremental.md`).
+    pub chain: ChainRule,
+}
+
+/// When a backup is incremental: at most `max_depth` backups after a full one
+/// (0: every backup is full), and a full one at least every `full_every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChainRule {
+    /// Most incremental backups after a full one (default 7).
+    pub max_depth: u32,
+    /// A full backup when the chain's full backup is older than this.
+    pub full_every: Option<Duration>,
+}
+
+impl Default for ChainRule {
+    fn default() -> Self {
+        ChainRule {
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+            full_every: None,
+        }
+    }
+}
+
+impl ChainRule {
+    /// The default `max_depth`.
+    pub const DEFAULT_MAX_DEPTH: u32 = 7;
+    /// The largest `max_depth` accepted.
+    pub const MAX_DEPTH: u32 = 32;
+
+    /// A rule with `max_depth` incremental backups after each full one.
+    pub fn max_depth(mut self, depth: u32) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// A rule that also makes a full backup once the chain's is older than `every`.
+    pub fn full_every(mut self, every: Duration) -> Self {
+        self.full_every = Some(every);
+        self
+    }
 }
 
 impl TargetConfig {
@@ -65,7 +107,15 @@ impl TargetConfig {
             post_restore: None,
             verify_after_write: None,
             reverify: None,
+            chain: ChainRule::default(),
         }
+    }
+
+    /// Sets when backups are incremental.
+    #[must_use]
+    pub fn chain(mut self, rule: ChainRule) -> Self {
+        self.chain = rule;
+        self
     }
 
     /// Adds a component.
@@ -152,6 +202,14 @@ impl TargetConfig {
                     c.path.display()
                 )));
             }
+        }
+        if self.chain.max_depth > ChainRule::MAX_DEPTH {
+            return Err(Error::Config(format!(
+                "target {}: max_depth is {}; at most {}",
+                self.name,
+                self.chain.max_depth,
+                ChainRule::MAX_DEPTH
+            )));
         }
         if self.schedule.is_some_and(|d| d < Duration::from_secs(1)) {
             return Err(Error::Config(format!(

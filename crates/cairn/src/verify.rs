@@ -199,6 +199,73 @@ pub(crate) async fn open_sealed(
     Ok((reader, seal, public))
 }
 
+/// Opens a ready backup's archive through its seal, with the archives of
+/// the backups its data is partly in (an incremental backup's chain)
+/// attached and counting their bytes with its own reader's. A parent whose
+/// record or archive is missing, or whose root is not the one the child
+/// names, is a failed verification naming the parent.
+pub(crate) async fn open_chain(
+    inner: &Inner,
+    record: &BackupRecord,
+    opts: ReadOptions,
+) -> Result<
+    (
+        SeekableArchive<StoreRangeReader>,
+        StoreRangeReader,
+        PublicKey,
+    ),
+    Error,
+> {
+    let (reader, seal, public) = open_sealed(inner, record).await?;
+    let counter = reader.clone();
+    let o = opts.clone();
+    let archive = tokio::task::spawn_blocking(move || {
+        SeekableArchive::open_sealed(reader, &seal, &public, o).map_err(Error::from)
+    })
+    .await
+    .map_err(task)??;
+    let named = archive.parents_named().to_vec();
+    if named.is_empty() {
+        return Ok((archive, counter, public));
+    }
+    let id = record.id;
+    let mut sealed = Vec::with_capacity(named.len());
+    for p in &named {
+        let pid = p.backup_id;
+        let parent = inner
+            .blocking(move |c| c.get_backup(&pid))
+            .await?
+            .ok_or_else(|| {
+                Error::Verification(format!(
+                    "backup {id}: its parent {pid} is missing from the catalog"
+                ))
+            })?;
+        let (r, s, k) = open_sealed(inner, &parent).await.map_err(|e| match e {
+            Error::Verification(why) => {
+                Error::Verification(format!("backup {id}: its parent {pid}: {why}"))
+            }
+            e => e,
+        })?;
+        sealed.push((pid, r.counting_with(&counter), s, k));
+    }
+    let archive = tokio::task::spawn_blocking(move || {
+        let mut archive = archive;
+        let mut parents = Vec::with_capacity(sealed.len());
+        for (pid, r, s, k) in sealed {
+            let a = SeekableArchive::open_sealed(r, &s, &k, opts.clone())
+                .map_err(|e| Error::Verification(format!("backup {id}: its parent {pid}: {e}")))?;
+            parents.push(a);
+        }
+        archive
+            .attach_parents(parents)
+            .map_err(|e| Error::Verification(format!("backup {id}: {e}")))?;
+        Ok::<_, Error>(archive)
+    })
+    .await
+    .map_err(task)??;
+    Ok((archive, counter, public))
+}
+
 /// Reads and verifies a backup's seal with the trusted keys; returns it
 /// with the key that signed it.
 pub(crate) async fn read_seal(
@@ -235,37 +302,27 @@ pub(crate) async fn verify_backup(
     let progress = ctx.map(JobCtx::archive_progress);
     let start = Instant::now();
     let mut report = VerifyReport::new(record.id.to_string(), tier);
-    let key = record
-        .archive_key
-        .clone()
-        .ok_or_else(|| Error::Invalid(format!("backup {} has no archive", record.id)))?;
-    let outcome: Result<(u64, String), String> = match read_seal(inner, record).await? {
-        Err(why) => Err(why),
-        Ok((seal, public)) => match inner.store.head(&key).await? {
-            None => Err(format!("the archive {key} is missing from the store")),
-            Some(info) if info.size != seal.seal().archive_size => Err(format!(
-                "the archive is {} bytes, its seal says {}",
-                info.size,
-                seal.seal().archive_size
-            )),
-            Some(info) => {
-                let reader =
-                    StoreRangeReader::new(inner.store.clone(), &key, info.size, Handle::current());
-                let counter = reader.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    check(reader, &seal, &public, tier, progress)
-                })
+    let mut opts = ReadOptions::default();
+    if let Some(p) = progress {
+        opts = opts.progress(p);
+    }
+    // What fails to open (seal, size, a parent) is a failed verification; a
+    // store that cannot be read says nothing about the backup: the job
+    // fails instead.
+    let outcome: Result<(u64, String), String> = match open_chain(inner, record, opts).await {
+        Err(Error::Verification(why)) => Err(why),
+        Err(Error::Archive(e)) if e.kind() != cairn_archive::ErrorKind::Io => Err(e.to_string()),
+        Err(e) => return Err(e),
+        Ok((archive, counter, public)) => {
+            let result = tokio::task::spawn_blocking(move || check(archive, &public, tier))
                 .await
                 .map_err(task)?;
-                report.bytes_read = counter.fetched();
-                // A store that cannot be read says nothing about the backup:
-                // the job fails instead of recording a failed verification.
-                match result {
-                    Err(e) if e.kind() == cairn_archive::ErrorKind::Io => return Err(e.into()),
-                    other => other.map_err(|e| e.to_string()),
-                }
+            report.bytes_read = counter.fetched();
+            match result {
+                Err(e) if e.kind() == cairn_archive::ErrorKind::Io => return Err(e.into()),
+                other => other.map_err(|e| e.to_string()),
             }
-        },
+        }
     };
     match outcome {
         Ok((n, message)) => {
@@ -292,17 +349,10 @@ pub(crate) async fn verify_backup(
 /// The blocking part: returns how many entries' content was checked and a
 /// summary, or the archive error that says what differs.
 fn check(
-    reader: StoreRangeReader,
-    seal: &SignedSeal,
+    mut archive: SeekableArchive<StoreRangeReader>,
     key: &PublicKey,
     tier: VerifyTier,
-    progress: Option<Arc<dyn cairn_archive::Progress>>,
 ) -> Result<(u64, String), cairn_archive::Error> {
-    let mut opts = ReadOptions::default();
-    if let Some(p) = progress {
-        opts = opts.progress(p);
-    }
-    let mut archive = SeekableArchive::open_sealed(reader, seal, key, opts)?;
     let m = archive.manifest().clone();
     let entries = m.entry_count();
     match tier {

@@ -1170,3 +1170,213 @@ async fn another_signing_key_is_refused_unless_the_recorded_one_is_trusted() {
     .unwrap_err();
     assert!(matches!(err, Error::WrongKey { .. }), "{err}");
 }
+
+/// A clock ten minutes ahead, so that the files a test has just written
+/// count as settled (their status changed well before the backup began)
+/// and the next backup may skip them unread.
+fn clock_ahead() -> cairn::Clock {
+    Arc::new(|| Timestamp::now() + SignedDuration::from_mins(10))
+}
+
+/// Backups along a chain: every point restores exactly, verification
+/// follows the chain, the chain is bounded by `max_depth`, retention keeps
+/// a kept backup's parents, and a missing parent fails naming it.
+async fn chain_round_trip(store: &str, opts: StoreOptions) {
+    let svc = Service::new();
+    let raw = Store::open(store, &opts).unwrap();
+    let vault = builder(&svc, store, opts, SigningKey::generate().unwrap())
+        .clock(clock_ahead())
+        .open()
+        .await
+        .unwrap();
+    let data = svc.root.join("data");
+    let mut points: Vec<(String, cairn_testkit::Snapshot, String)> = Vec::new();
+    for step in 0..9u32 {
+        if step > 0 {
+            std::fs::write(data.join(format!("step-{step}.txt")), format!("{step}\n")).unwrap();
+            std::fs::write(svc.root.join("app.toml"), format!("port = {step}\n")).unwrap();
+            Connection::open(svc.root.join("db.sqlite"))
+                .unwrap()
+                .execute_batch(&format!(
+                    "INSERT INTO t(v) VALUES ({step});
+                     UPDATE summary SET n = (SELECT count(*) FROM t), s = (SELECT sum(v) FROM t);"
+                ))
+                .unwrap();
+        }
+        let job = vault
+            .backup("svc", BackupRequest::new())
+            .await
+            .unwrap()
+            .wait()
+            .await;
+        let id = backup_id(&job);
+        let made = json_result(&job);
+        // The default chain rule: 7 incremental backups after a full one.
+        let depth = u64::from(step % 8);
+        assert_eq!(
+            made["depth"].as_u64().unwrap_or(0),
+            depth,
+            "step {step}: {made}"
+        );
+        if depth > 0 {
+            assert_eq!(made["parent"], points.last().unwrap().0.as_str());
+            assert!(made["reused_files"].as_u64().unwrap() >= 15, "{made}");
+            let record = vault.get(&id).await.unwrap();
+            assert_eq!(record.depth() as u64, depth);
+            assert!(
+                record.archive_size.unwrap() * 3
+                    < vault.get(&points[0].0).await.unwrap().archive_size.unwrap(),
+                "an incremental backup stores less than the full one"
+            );
+        } else {
+            assert!(made.get("parent").is_none(), "{made}");
+        }
+        points.push((
+            id,
+            snapshot(&data).unwrap(),
+            std::fs::read_to_string(svc.root.join("app.toml")).unwrap(),
+        ));
+    }
+
+    // Every point restores exactly what it saw.
+    for (i, (id, tree, config)) in points.iter().enumerate() {
+        let out = svc.tmp.path().join(format!("out{i}"));
+        let job = vault
+            .restore(id, RestoreRequest::new().to(&out))
+            .await
+            .unwrap()
+            .wait()
+            .await;
+        assert_eq!(job.state, JobState::Succeeded, "{i}: {:?}", job.error);
+        assert_eq!(&snapshot(&out.join("data")).unwrap(), tree, "point {i}");
+        assert_eq!(
+            &std::fs::read_to_string(out.join("config/app.toml")).unwrap(),
+            config
+        );
+        consistent(&out.join("db/db.sqlite"));
+    }
+    let deepest = &points[7].0;
+    for tier in [VerifyTier::Quick, VerifyTier::Sample, VerifyTier::Full] {
+        let job = vault.verify(deepest, tier).await.unwrap().wait().await;
+        assert_eq!(json_result(&job)["ok"], true, "{tier:?}: {:?}", job.result);
+    }
+    // The listing of an incremental backup says where reused data is.
+    let listed = vault.manifest(deepest).await.unwrap();
+    assert!(
+        listed
+            .entries
+            .iter()
+            .any(|e| e.stored_in.as_ref().map(ToString::to_string).as_deref()
+                == Some(points[0].0.as_str()))
+    );
+    // Its archive alone is not the state: a download is refused.
+    let err = vault.open_archive(deepest, None).await.unwrap_err();
+    assert_eq!(err.code(), "unsupported", "{err}");
+
+    // Retention keeping two backups keeps the full 9th and the 8th, whose
+    // whole chain stays, each saying why.
+    vault
+        .set_retention("svc", Policy::default().with_keep_last(2).with_min_keep(1))
+        .await
+        .unwrap();
+    let job = vault
+        .prune("svc", PruneRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let pruned = json_result(&job);
+    assert_eq!(pruned["deleted"], serde_json::json!([]), "{pruned}");
+    let decisions = pruned["plan"]["decisions"].as_array().unwrap();
+    let of = |id: &str| decisions.iter().find(|d| d["id"] == id).unwrap().clone();
+    for (id, ..) in &points[..7] {
+        let d = of(id);
+        assert_eq!(d["action"], "keep", "{pruned}");
+        assert_eq!(d["reasons"][0]["rule"], "parent_of", "{d}");
+        assert_eq!(d["reasons"][0]["child"], points[7].0.as_str(), "{d}");
+    }
+    // A parent whose archive is gone fails the child, naming the parent.
+    let parent = vault.get(&points[0].0).await.unwrap();
+    let child = &points[3].0;
+    raw.delete(parent.archive_key.as_deref().unwrap())
+        .await
+        .unwrap();
+    let job = vault
+        .verify(child, VerifyTier::Quick)
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(json_result(&job)["ok"], false, "{:?}", job.result);
+    let message = json_result(&job)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(&points[0].0), "{message}");
+    let job = vault
+        .restore(
+            child,
+            RestoreRequest::new().to(svc.tmp.path().join("broken")),
+        )
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.error.unwrap().message.contains(&points[0].0));
+    assert!(!svc.tmp.path().join("broken").exists());
+
+    // Keeping one backup: the full 9th; the chain before it goes.
+    vault
+        .set_retention("svc", Policy::default().with_keep_last(1).with_min_keep(1))
+        .await
+        .unwrap();
+    let job = vault
+        .prune("svc", PruneRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(json_result(&job)["deleted"].as_array().unwrap().len(), 8);
+    let job = vault
+        .restore(
+            &points[8].0,
+            RestoreRequest::new().to(svc.tmp.path().join("after-prune")),
+        )
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_round_trip_local() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    drop(svc);
+    chain_round_trip(&store, StoreOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_round_trip_s3_emulator() {
+    let Some(endpoint) = emulator_endpoint("CAIRN_TEST_S3_ENDPOINT", "the S3 emulator (moto)")
+    else {
+        return;
+    };
+    let bucket = create_s3_bucket(&endpoint, "moto", "moto").await;
+    chain_round_trip(
+        &format!("s3://{bucket}/cairn"),
+        s3_options(&endpoint, "moto", "moto"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_round_trip_azurite() {
+    let Some(account) =
+        emulator_endpoint("CAIRN_TEST_AZURE_ENDPOINT", "the Azure emulator (Azurite)")
+    else {
+        return;
+    };
+    let container = create_azure_container(&account).await;
+    chain_round_trip(&format!("az://{container}/cairn"), azure_options(&account)).await;
+}

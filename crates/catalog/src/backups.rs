@@ -94,6 +94,10 @@ pub struct BackupRecord {
     pub source_signer: Option<String>,
     /// Whether this installation trusted that key when the archive was uploaded.
     pub source_trusted: Option<bool>,
+    /// For an incremental backup, the backups whose data it refers to,
+    /// nearest first (its parent, then the parent's own chain); empty for a
+    /// full backup.
+    pub parents: Vec<BackupId>,
 }
 
 impl BackupRecord {
@@ -137,6 +141,7 @@ impl BackupRecord {
             component_kinds: BTreeMap::new(),
             source_signer: None,
             source_trusted: None,
+            parents: Vec::new(),
         }
     }
 
@@ -190,7 +195,21 @@ impl BackupRecord {
                 .collect(),
             source_signer: source.and_then(|s| s.signer).map(|k| k.to_string()),
             source_trusted: source.filter(|s| s.signer.is_some()).map(|s| s.trusted),
+            parents: manifest
+                .v2()
+                .map(|r| r.manifest().parents.iter().map(|p| p.backup_id).collect())
+                .unwrap_or_default(),
         }
+    }
+
+    /// The backup this one is incremental to, if any.
+    pub fn parent(&self) -> Option<&BackupId> {
+        self.parents.first()
+    }
+
+    /// How many backups its chain holds before it (0: a full backup).
+    pub fn depth(&self) -> usize {
+        self.parents.len()
     }
 
     /// The kind of component `name`, if the record knows it.
@@ -278,7 +297,7 @@ pub struct Page {
 pub const MAX_PAGE: usize = 1000;
 
 /// The stored columns, in the order of [`read_row`].
-const COLUMNS: &str = "id, target, kind, status, label, description, created_at, duration_ms, origin, signer, codec, components, entries, data_bytes, archive_key, archive_size, archive_sha256, manifest_sha256, manifest_offset, manifest_length, pinned, deleted_at, verified_at, verify_tier, verify_ok, verify_message, status_message, hostname, model, serial, software_version, component_kinds, source_signer, source_trusted";
+const COLUMNS: &str = "id, target, kind, status, label, description, created_at, duration_ms, origin, signer, codec, components, entries, data_bytes, archive_key, archive_size, archive_sha256, manifest_sha256, manifest_offset, manifest_length, pinned, deleted_at, verified_at, verify_tier, verify_ok, verify_message, status_message, hostname, model, serial, software_version, component_kinds, source_signer, source_trusted, parents";
 
 /// A backup's status as it is now: the stored one, except that a ready
 /// backup read by an unfinished restore or reset job is `restoring`.
@@ -319,6 +338,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<BackupRecord> {
     let components: String = row.get(11)?;
     let verified_at: Option<i64> = row.get(22)?;
     let kinds: String = row.get(31)?;
+    let parents: String = row.get(34)?;
     Ok(BackupRecord {
         id: BackupId::parse(&id).map_err(|e| bad(0, format!("backup id {id:?}: {e}")))?,
         target: TargetName::parse(&target)
@@ -363,6 +383,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<BackupRecord> {
             .map_err(|e| bad(31, format!("component kinds: {e}")))?,
         source_signer: row.get(32)?,
         source_trusted: row.get::<_, Option<i64>>(33)?.map(|v| v != 0),
+        parents: serde_json::from_str(&parents).map_err(|e| bad(34, format!("parents: {e}")))?,
     })
 }
 
@@ -380,7 +401,8 @@ impl Catalog {
         let components = serde_json::to_string(&r.components).expect("strings serialise");
         let kinds = serde_json::to_string(&r.component_kinds).expect("kinds serialise");
         let v = r.verification.as_ref();
-        let slots: Vec<String> = (1..=34).map(|i| format!("?{i}")).collect();
+        let parents = serde_json::to_string(&r.parents).expect("ids serialise");
+        let slots: Vec<String> = (1..=35).map(|i| format!("?{i}")).collect();
         tx.execute(
             &format!("{verb} backups ({COLUMNS}) VALUES ({})", slots.join(", ")),
             params![
@@ -418,6 +440,7 @@ impl Catalog {
                 kinds,
                 r.source_signer,
                 r.source_trusted.map(i64::from),
+                parents,
             ],
         )
     }

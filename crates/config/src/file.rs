@@ -136,6 +136,13 @@ pub struct TargetFile {
     /// Retention rules (see docs/retention.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Policy>,
+    /// Most incremental backups after a full one (default 7; 0: every backup
+    /// is full; at most 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<u32>,
+    /// A full backup at least this often, e.g. `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_every: Option<Interval>,
 }
 
 /// `[[target.component]]`: one component of a target.

@@ -35,7 +35,7 @@ mod state;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn::TargetConfig;
+use cairn::{ChainRule, TargetConfig};
 use cairn_integrity::{PublicKey, SigningKey};
 use cairn_manifest::OriginId;
 use cairn_retention::ScheduleRules;
@@ -329,5 +329,12 @@ pub(crate) fn target(
     if let Some(policy) = &t.retention {
         config = config.retention(policy.clone());
     }
-    Ok(config)
+    let mut chain = ChainRule::default();
+    if let Some(depth) = t.max_depth {
+        chain = chain.max_depth(depth);
+    }
+    if let Some(every) = t.full_every {
+        chain = chain.full_every(every.0);
+    }
+    Ok(config.chain(chain))
 }

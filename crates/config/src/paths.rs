@@ -86,6 +86,8 @@ pub fn target_for_path(settings: &mut Settings, dir: &Path) -> Result<(String, b
         hook_timeout: None,
         verify_after_write: None,
         retention: None,
+        max_depth: None,
+        full_every: None,
     };
     remembered.push(file.clone());
     let mut map = BTreeMap::new();

@@ -114,6 +114,22 @@ pub struct BackupResult {
     pub verified: Option<VerifyReport>,
     /// Backups retention deleted or purged after it.
     pub pruned: Vec<String>,
+    /// For an incremental backup, the backup it builds on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// How many backups its chain holds before it (0, and absent: full).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u64,
+    /// Files not read because they are unchanged since the parent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reused_files: u64,
+    /// Their bytes (stored in the chain already, not read or stored again).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reused_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A new backup made from an uploaded archive.

@@ -1,6 +1,6 @@
 //! Planning: one decision, with its reasons, for every backup of a target.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use jiff::Timestamp;
@@ -100,6 +100,11 @@ pub struct Backup {
     /// When it was soft-deleted, if it was.
     #[serde(default)]
     pub deleted_at: Option<Timestamp>,
+    /// For an incremental backup, the ids of the backups whose data it
+    /// refers to (its whole chain). While it is kept they are kept; while
+    /// its objects stay, theirs stay.
+    #[serde(default)]
+    pub parents: Vec<String>,
 }
 
 impl Backup {
@@ -112,6 +117,7 @@ impl Backup {
             pinned: false,
             leases: Vec::new(),
             deleted_at: None,
+            parents: Vec::new(),
         }
     }
 
@@ -219,6 +225,11 @@ pub enum Reason {
         /// When the grace period ended.
         since: Timestamp,
     },
+    /// An incremental backup whose objects stay refers to its data.
+    ParentOf {
+        /// The nearest such backup, by creation (newest first).
+        child: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -250,6 +261,7 @@ impl fmt::Display for Reason {
             Self::DeletedExpired { since } => {
                 write!(f, "soft-deleted; grace period ended {since}")
             }
+            Self::ParentOf { child } => write!(f, "parent of {child}"),
         }
     }
 }
@@ -424,6 +436,7 @@ impl Policy {
                 reasons: why,
             });
         }
+        protect_chains(&order, &mut decisions);
         Ok(Plan { now, decisions })
     }
 
@@ -452,6 +465,52 @@ impl Policy {
                     bucket: bucket.to_string(),
                     rank,
                     of: n,
+                });
+            }
+        }
+    }
+}
+
+/// A backup an incremental backup refers to outlives it: a kept backup's
+/// chain is kept (a soft-deleted one is not purged), and no backup whose
+/// objects stay (kept, waiting, or soft-deleted now) loses a parent's
+/// objects. Every backup names its whole chain, so one pass suffices.
+fn protect_chains(order: &[&Backup], decisions: &mut [Decision]) {
+    let index: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.id.as_str(), i))
+        .collect();
+    for (c, child) in order.iter().enumerate() {
+        let child_action = decisions[c].action;
+        if child_action == Action::Purge {
+            continue;
+        }
+        for p in &child.parents {
+            let Some(&i) = index.get(p.as_str()) else {
+                continue;
+            };
+            let parent = &mut decisions[i];
+            let protected = match (child_action, parent.action) {
+                (_, Action::Purge) => Some(Action::Wait),
+                (Action::Keep, Action::Delete) => Some(Action::Keep),
+                _ => None,
+            };
+            if let Some(action) = protected {
+                if action == Action::Keep {
+                    parent
+                        .reasons
+                        .retain(|r| !matches!(r, Reason::NotKept { .. }));
+                }
+                parent.action = action;
+            }
+            let named = parent
+                .reasons
+                .iter()
+                .any(|r| matches!(r, Reason::ParentOf { .. }));
+            if (protected.is_some() || child_action == Action::Keep) && !named {
+                parent.reasons.push(Reason::ParentOf {
+                    child: child.id.clone(),
                 });
             }
         }

@@ -29,6 +29,7 @@ fn arb_backup(i: usize) -> impl Strategy<Value = Backup> {
             pinned,
             leases: if leased { vec![format!("job j{i}")] } else { Vec::new() },
             deleted_at: deleted_after.map(|d| at(m + d)),
+            parents: Vec::new(),
         })
 }
 

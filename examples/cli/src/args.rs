@@ -215,6 +215,10 @@ pub(crate) struct BackupArgs {
     /// Why it is made.
     #[arg(long, value_enum, default_value_t = BackupKind::Manual)]
     pub(crate) kind: BackupKind,
+    /// A full backup, even when the target's chain rule (max_depth,
+    /// full_every) would make it incremental to the newest backup.
+    #[arg(long)]
+    pub(crate) full: bool,
     /// Wait for the backup to end, with progress (the default).
     #[arg(long, overrides_with = "no_wait")]
     pub(crate) wait: bool,

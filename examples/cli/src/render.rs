@@ -59,6 +59,17 @@ pub(crate) fn details(r: &BackupRecord) -> String {
         ),
         format!("pinned      {}", r.pinned),
     ];
+    if let Some(parent) = r.parent() {
+        s.push(format!(
+            "incremental of {parent} (depth {}; chain {})",
+            r.depth(),
+            r.parents
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" < ")
+        ));
+    }
     if let Some(l) = &r.label {
         s.push(format!("label       {l}"));
     }
@@ -129,6 +140,17 @@ pub(crate) fn backup(r: &BackupResult) -> String {
         "{}  {} bytes archived ({} entries, {} bytes of data)",
         r.backup_id, r.size, r.entries, r.data_bytes
     );
+    match &r.parent {
+        Some(parent) => s.push_str(&format!(
+            "\nincremental of {parent} (depth {}): {} bytes read, {} bytes stored, {} bytes of {} unchanged files skipped",
+            r.depth,
+            r.data_bytes.saturating_sub(r.reused_bytes),
+            r.size,
+            r.reused_bytes,
+            r.reused_files
+        )),
+        None => s.push_str("\nfull backup"),
+    }
     if !r.skipped.is_empty() {
         s.push_str(&format!(
             "\nskipped (vanished or special files): {}",

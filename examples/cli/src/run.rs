@@ -380,6 +380,9 @@ fn finished(job: &cairn::Job) -> Result<JobResult, Fail> {
 /// process of `--no-wait`.
 async fn backup(vault: &Vault, target: &str, args: BackupArgs, ui: &Ui) -> Result<(), Fail> {
     let mut req = BackupRequest::new().kind(args.kind);
+    if args.full {
+        req = req.full();
+    }
     if let Some(l) = args.label {
         req = req.label(l);
     }

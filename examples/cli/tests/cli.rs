@@ -271,7 +271,7 @@ fn verify_a_bare_archive_file_show_the_manifest_and_cancel() {
         .map(|c| c["entries"].as_u64().unwrap())
         .sum();
     assert_eq!(m["entries"].as_array().unwrap().len() as u64, total);
-    assert_eq!(m["version"], "2.0");
+    assert_eq!(m["version"], "2.1");
     assert!(
         m["entries"]
             .as_array()

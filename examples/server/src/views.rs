@@ -216,6 +216,15 @@ pub struct BackupView {
     pub deleted_at: Option<String>,
     /// Its last verification.
     pub verification: Option<VerificationView>,
+    /// For an incremental backup, the backup it builds on.
+    pub parent: Option<String>,
+    /// Backups its chain holds before it (0: a full backup).
+    pub depth: u64,
+    /// The whole chain it reads unchanged files from, nearest first.
+    pub chain: Vec<String>,
+    /// What this backup added to the store (its archive's bytes); the state
+    /// it describes is `data_bytes`.
+    pub stored_bytes: Option<u64>,
 }
 
 /// Who made a backup.
@@ -311,6 +320,10 @@ impl From<&BackupRecord> for BackupView {
                 ok: v.ok,
                 message: v.message.clone(),
             }),
+            parent: r.parent().map(ToString::to_string),
+            depth: r.depth() as u64,
+            chain: r.parents.iter().map(ToString::to_string).collect(),
+            stored_bytes: r.archive_size,
         }
     }
 }
@@ -470,6 +483,10 @@ pub struct BackupBody {
     /// `manual` (default), `scheduled`, `pre_deploy`.
     #[schema(schema_with = schema::requested_backup_kind)]
     pub kind: Option<String>,
+    /// A full backup even when the target's chain rule would make it
+    /// incremental (default false).
+    #[serde(default)]
+    pub full: bool,
 }
 
 /// `POST /v1/backups/{id}/restore`.

@@ -245,7 +245,7 @@ async fn lifecycle(server: Server) {
     let sha = record["archive"]["sha256"].as_str().unwrap().to_owned();
     let (_, manifest) = server.get(&format!("/v1/backups/{id}/manifest")).await;
     assert!(manifest.is_object());
-    assert_eq!(manifest["version"], "2.0", "the engine writes format 2");
+    assert_eq!(manifest["version"], "2.1", "the engine writes format 2.1");
     // Paged: the pages put together are the whole list, in order.
     let all = manifest["entries"].as_array().unwrap().clone();
     let total: u64 = manifest["components"]

@@ -35,6 +35,9 @@ pub async fn create_backup(
 ) -> ApiResult<Response> {
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let mut req = BackupRequest::new();
+    if body.full {
+        req = req.full();
+    }
     if let Some(kind) = &body.kind {
         let kind: BackupKind = parse_enum("kind", kind)?;
         if kind == BackupKind::Uploaded {
