@@ -290,13 +290,20 @@ impl OwnManifest {
                     ),
                     b".cairn/manifest.json",
                 ),
-                (_, _, Some(json), Some(sig)) => (
-                    Some(
-                        cairn_manifest::UnverifiedRoot::parse(json, &sig, max)
-                            .map(|own| claimed(&own, |r| &r.components, opts)),
-                    ),
-                    b".cairn/root.json",
-                ),
+                (_, _, Some(json), Some(sig)) => {
+                    let own = cairn_manifest::UnverifiedRoot::parse(json, &sig, max);
+                    if let Some(p) = own.as_ref().ok().and_then(|r| r.claimed().parents.first()) {
+                        return Err(Error::invalid(format!(
+                            "the uploaded archive is an incremental backup (of {}): its \
+                             unchanged files are not in it; upload a full backup",
+                            p.backup_id
+                        )));
+                    }
+                    (
+                        Some(own.map(|own| claimed(&own, |r| &r.components, opts))),
+                        b".cairn/root.json",
+                    )
+                }
                 _ => (None, b""),
             };
         match parsed {

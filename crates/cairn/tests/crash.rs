@@ -42,8 +42,15 @@ fn builder(dir: &Path) -> cairn::VaultBuilder {
         "if [ -e {d}/hold ]; then touch {d}/hook-started; sleep 5; fi",
         d = dir.display()
     );
-    Vault::builder()
-        .store(dir.join("store").to_str().unwrap())
+    let mut b = Vault::builder();
+    if dir.join("clock-ahead").exists() {
+        // Ten minutes ahead: files just written count as settled, so that
+        // backups after the first are incremental.
+        b = b.clock(Arc::new(|| {
+            jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10)
+        }));
+    }
+    b.store(dir.join("store").to_str().unwrap())
         .catalog(dir.join("state/catalog.db"))
         .signing_key(SigningKey::from_pkcs8_pem(&key).unwrap())
         .origin(OriginId::parse("org_test").unwrap())
@@ -127,13 +134,15 @@ async fn child() {
         .await
         .unwrap();
     let job = match scenario.as_str() {
-        "backup-upload" | "backup-sealed" => vault.backup("big", BackupRequest::new()).await,
+        "backup-upload" | "backup-sealed" | "chain-upload" => {
+            vault.backup("big", BackupRequest::new()).await
+        }
         "backup-snapshot" => {
             let scratch = dir.join("state/scratch");
             die_when(move || holds(&scratch, ".cairn-snapshot-", 1 << 20));
             vault.backup("db", BackupRequest::new()).await
         }
-        "restore-staging" => {
+        "restore-staging" | "chain-staging" => {
             let id = std::fs::read_to_string(dir.join("backup-id")).unwrap();
             let parent = dir.clone();
             die_when(move || holds(&parent, ".cairn-staging-", 16 << 20));
@@ -158,7 +167,9 @@ async fn child() {
             !seen.state.is_terminal(),
             "{scenario}: the job ended before the kill: {seen:?}"
         );
-        if scenario == "backup-upload" && seen.progress.processed_bytes > (16 << 20) {
+        if matches!(scenario.as_str(), "backup-upload" | "chain-upload")
+            && seen.progress.processed_bytes > (16 << 20)
+        {
             die();
         }
         events.changed().await.unwrap();
@@ -189,6 +200,13 @@ impl Crash {
         db.execute_batch("CREATE TABLE t(v); INSERT INTO t VALUES (1);")
             .unwrap();
         Self { _tmp: tmp, dir }
+    }
+
+    /// As [`Crash::new`], with every vault's clock ahead (see `builder`).
+    fn ahead() -> Self {
+        let c = Self::new();
+        std::fs::write(c.dir.join("clock-ahead"), "").unwrap();
+        c
     }
 
     async fn open(&self) -> Vault {
@@ -572,4 +590,74 @@ async fn a_restore_killed_in_its_post_restore_hook_completed_with_errors() {
     assert!(job.committed && job.partial);
     nothing_left(&c.dir, &vault).await;
     next_backup_and_restore_work(&c.dir, &vault, "svc", &c.dir.join("svc/site")).await;
+}
+
+/// Half of `big` rewritten: an incremental backup of it reads 96 MiB.
+fn change_big(dir: &Path) {
+    for i in (0..12).step_by(2) {
+        std::fs::write(dir.join(format!("big/f{i}")), noise(16 << 20, 100 + i)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_backup_killed_while_uploading_leaves_its_parent_whole() {
+    let c = Crash::ahead();
+    let full = c.backup("big").await;
+    change_big(&c.dir);
+    let job_id = c.killed("chain-upload");
+    let vault = c.open().await;
+    let job = vault.job(&job_id).await.unwrap().status();
+    assert_eq!(job.state, JobState::Failed);
+    let id = job.resource.as_ref().unwrap().id.clone();
+    assert_eq!(vault.get(&id).await.unwrap().status, BackupStatus::Failed);
+    // The parent is untouched and still the newest ready backup: the next
+    // backup is incremental to it, and restores.
+    assert!(vault.get(&full).await.unwrap().status.is_ready());
+    nothing_left(&c.dir, &vault).await;
+    let next = backed_up(&vault, "big").await;
+    assert_eq!(
+        vault
+            .get(&next)
+            .await
+            .unwrap()
+            .parent()
+            .map(ToString::to_string),
+        Some(full)
+    );
+    let out = c.dir.join("out-next");
+    let job = vault
+        .restore(&next, RestoreRequest::new().to(&out))
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_trees_equal(&c.dir.join("big"), &out.join("data"), false);
+    std::fs::remove_dir_all(&out).unwrap();
+    nothing_left(&c.dir, &vault).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_a_chain_killed_while_staging_changes_nothing() {
+    let c = Crash::ahead();
+    c.backup("big").await;
+    change_big(&c.dir);
+    let child = c.backup("big").await;
+    let vault = c.open().await;
+    assert_eq!(vault.get(&child).await.unwrap().depth(), 1);
+    drop(vault);
+    std::fs::write(c.dir.join("big/f1"), "changed").unwrap();
+    let before = snapshot(&c.dir.join("big")).unwrap();
+    c.killed("chain-staging");
+    let vault = c.open().await;
+    assert!(
+        snapshot(&c.dir.join("big")).unwrap() == before,
+        "the target changed"
+    );
+    assert_eq!(
+        vault.restore_status("big").await.unwrap().status,
+        RestoreStatusKind::Failed
+    );
+    nothing_left(&c.dir, &vault).await;
+    next_backup_and_restore_work(&c.dir, &vault, "big", &c.dir.join("big")).await;
 }

@@ -1296,6 +1296,23 @@ async fn chain_round_trip(store: &str, opts: StoreOptions) {
         assert_eq!(d["reasons"][0]["rule"], "parent_of", "{d}");
         assert_eq!(d["reasons"][0]["child"], points[7].0.as_str(), "{d}");
     }
+    // A rebuilt catalog knows the chains from the roots alone.
+    vault.rebuild_catalog().await.unwrap();
+    let rebuilt = vault.get(&points[7].0).await.unwrap();
+    assert_eq!(rebuilt.depth(), 7);
+    assert_eq!(
+        rebuilt
+            .parents
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        points[..7]
+            .iter()
+            .rev()
+            .map(|p| p.0.clone())
+            .collect::<Vec<_>>()
+    );
+
     // A parent whose archive is gone fails the child, naming the parent.
     let parent = vault.get(&points[0].0).await.unwrap();
     let child = &points[3].0;

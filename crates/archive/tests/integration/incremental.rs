@@ -277,3 +277,38 @@ fn damaged_data_in_a_parent_fails_the_child_naming_the_parent() {
     a.attach_parents(vec![open(&bad)]).unwrap();
     a.verify_full(&key().public_key()).unwrap_err();
 }
+
+#[test]
+fn an_incremental_archive_cannot_be_ingested_as_an_upload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("one"), b"one\n").unwrap();
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, b"x\n").unwrap();
+    let full = backup(&src, &conf, 1, None);
+    let child = backup(&src, &conf, 2, Some(&full.inner));
+    let err = ingest(
+        &child.inner[..],
+        Vec::new(),
+        meta(),
+        &key(),
+        &IngestOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("incremental"), "{err}");
+    assert!(
+        err.contains(&full.manifest.backup_id().to_string()),
+        "{err}"
+    );
+    // The full one is accepted.
+    ingest(
+        &full.inner[..],
+        Vec::new(),
+        meta(),
+        &key(),
+        &IngestOptions::default(),
+    )
+    .unwrap();
+}
