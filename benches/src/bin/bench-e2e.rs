@@ -1,7 +1,8 @@
 //! One backup or one restore through the engine, for `scripts/bench-e2e.sh`.
 //!
 //! ```text
-//! bench-e2e backup  STATE_DIR DATA_DIR          # prints the backup id
+//! bench-e2e backup  STATE_DIR DATA_DIR [full]   # prints the job's result
+//!                                               # (incremental unless `full`)
 //! bench-e2e restore STATE_DIR DATA_DIR OUT_DIR  # restores the newest backup into OUT_DIR
 //! ```
 //!
@@ -48,21 +49,22 @@ async fn open(state: &Path, data: &Path) -> Result<Vault, Box<dyn Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let usage = "usage: bench-e2e backup STATE DATA | restore STATE DATA OUT";
+    let usage = "usage: bench-e2e backup STATE DATA [full] | restore STATE DATA OUT";
     let (mode, state, data) = match &args[..] {
         [m, s, d, ..] => (m.to_str().unwrap_or(""), s, d),
         _ => return Err(usage.into()),
     };
     let vault = open(state, data).await?;
-    let job = match (mode, args.get(3)) {
-        ("backup", None) => {
-            vault
-                .backup("bench", BackupRequest::new())
-                .await?
-                .wait()
-                .await
+    let job = match (mode, args.get(3).and_then(|a| a.to_str())) {
+        ("backup", None | Some("full")) => {
+            let mut req = BackupRequest::new();
+            if args.len() == 4 {
+                req = req.full();
+            }
+            vault.backup("bench", req).await?.wait().await
         }
-        ("restore", Some(out)) => {
+        ("restore", Some(_)) => {
+            let out = &args[3];
             let page = vault.list(BackupFilter::default(), 1, None).await?;
             let newest = page.items.first().ok_or("no backup to restore")?;
             vault

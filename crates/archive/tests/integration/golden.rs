@@ -307,3 +307,163 @@ fn check_golden_reads(archive: &[u8], seal: &SignedSeal, key: &PublicKey) {
         std::fs::read(dest.join("data/hard")).unwrap()
     );
 }
+
+/// The files of the golden chain: (path under `data/`, content in the full
+/// backup, content in the incremental one; `None` where absent).
+type ChainFile = (&'static str, Option<&'static [u8]>, Option<&'static [u8]>);
+const CHAIN: &[ChainFile] = &[
+    (
+        "kept.txt",
+        Some(b"unchanged, stored in the full backup\n"),
+        Some(b"unchanged, stored in the full backup\n"),
+    ),
+    (
+        "sub/also-kept.bin",
+        Some(&[7u8; 70_000]),
+        Some(&[7u8; 70_000]),
+    ),
+    (
+        "changed.txt",
+        Some(b"first version\n"),
+        Some(b"second version, stored in the child\n"),
+    ),
+    ("removed.txt", Some(b"only in the full backup\n"), None),
+    ("added.txt", None, Some(b"only in the child\n")),
+];
+
+/// Writes the golden chain (a full format 2.1 archive and an incremental one
+/// naming it), once, from a real tree: which files are unchanged is decided
+/// from their times and inodes on disk. Run like `regenerate_golden_v1`.
+#[test]
+#[ignore = "writes the committed golden archives"]
+fn regenerate_golden_chain() {
+    let key = SigningKey::from_seed(&[0x70; 32]);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    let write = |pick: fn(&ChainFile) -> Option<&'static [u8]>| {
+        for f in CHAIN {
+            let path = src.join(f.0);
+            match pick(f) {
+                Some(body) if std::fs::read(&path).ok().as_deref() != Some(body) => {
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(&path, body).unwrap();
+                }
+                Some(_) => {}
+                None => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    };
+    let pack = |n: u64, parent: Option<&[u8]>| {
+        // A minute ahead of the files: they count as settled.
+        let meta = ArchiveMeta::new(
+            TargetName::parse("golden").unwrap(),
+            OriginId::parse("org_golden").unwrap(),
+        )
+        .backup_id(BackupId::from_parts(1_796_000_000_000 + n, u128::from(n)))
+        .created_at(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + n as i64))
+        .label(format!("golden chain {n}"));
+        let opts = WriterOptions::default().frame_size(64 * 1024).threads(1);
+        let mut w = ArchiveWriter::new(Vec::new(), meta, opts).unwrap();
+        if let Some(p) = parent {
+            let a = SeekableArchive::open(
+                SeekSource(Cursor::new(p.to_vec())),
+                &key.public_key(),
+                ReadOptions::default(),
+            )
+            .unwrap();
+            w.set_parent(Parent::new(a).unwrap()).unwrap();
+        }
+        w.append_dir(&ComponentName::parse("data").unwrap(), &src, false)
+            .unwrap();
+        w.finish(&key).unwrap()
+    };
+    write(|f| f.1);
+    let full = pack(1, None);
+    write(|f| f.2);
+    let child = pack(2, Some(&full.inner));
+    assert_eq!(child.reused_files, 2);
+    let dir = golden_dir();
+    for (name, done) in [("chain.full", &full), ("chain.child", &child)] {
+        std::fs::write(dir.join(format!("{name}.tar.zst")), &done.inner).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.tar.zst.seal")),
+            done.seal.to_bytes(),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("chain.pub.pem"),
+        key.public_key().to_public_key_pem().unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn golden_chain_still_reads() {
+    let dir = golden_dir();
+    let key = PublicKey::load(dir.join("chain.pub.pem")).unwrap();
+    let open = |name: &str| {
+        let bytes = std::fs::read(dir.join(format!("{name}.tar.zst"))).unwrap();
+        let seal =
+            SignedSeal::parse(&std::fs::read(dir.join(format!("{name}.tar.zst.seal"))).unwrap())
+                .unwrap()
+                .verify(&key)
+                .unwrap();
+        SeekableArchive::open_sealed(
+            SeekSource(Cursor::new(bytes)),
+            &seal,
+            &key,
+            ReadOptions::default(),
+        )
+        .unwrap()
+    };
+    let full = open("chain.full");
+    let mut child = open("chain.child");
+    let root = child.manifest().v2().unwrap().manifest().clone();
+    assert_eq!(root.version, FormatVersion { major: 2, minor: 1 });
+    assert_eq!(root.features, vec!["parents".to_owned()]);
+    assert_eq!(root.parents.len(), 1);
+    assert_eq!(root.parents[0].backup_id, full.manifest().backup_id());
+    assert!(root.parents[0].root_sha256.ct_eq(&full.manifest().sha256()));
+    child.attach_parents(vec![full]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    child
+        .unpack(&out, &UnpackOptions::default().restore_owner(false))
+        .unwrap();
+    for (path, _, body) in CHAIN {
+        let got = std::fs::read(out.join("data").join(path)).ok();
+        assert_eq!(got.as_deref(), *body, "{path}");
+    }
+    let mut stored_in = Vec::new();
+    child
+        .for_each_entry(|e| {
+            if e.stored_in.is_some() {
+                stored_in.push(e.path.to_string());
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(stored_in, ["data/kept.txt", "data/sub/also-kept.bin"]);
+
+    // GNU tar sees the child's own entries: the changed and added files.
+    let Some(tar) = cairn_testkit::require_tool("tar") else {
+        return;
+    };
+    let listed = cairn_testkit::run_ok(
+        std::process::Command::new(tar)
+            .arg("--zstd")
+            .arg("-tf")
+            .arg(dir.join("chain.child.tar.zst")),
+    );
+    let listed = String::from_utf8(listed).unwrap();
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|l| !l.starts_with(".cairn/"))
+            .collect::<Vec<_>>(),
+        ["data/", "data/added.txt", "data/changed.txt", "data/sub/"]
+    );
+}
