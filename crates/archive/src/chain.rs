@@ -9,13 +9,17 @@
 use std::io::{BufRead, Write};
 use std::ops::Range;
 
+use std::collections::HashMap;
+
 use cairn_integrity::Hasher;
 use cairn_manifest::v2::ParentRef;
-use cairn_manifest::{BackupId, PageEntry};
+use cairn_manifest::{BackupId, Frame, PageEntry, Root};
 
 use crate::error::{Error, Result};
 use crate::seek::{RangeRead, SeekableArchive, frame_holding};
+use crate::tar::{TarReader, padded};
 use crate::unpack::Extractor;
+use crate::verify::expected_header;
 use crate::writer::EntryMeta;
 
 /// Where reused data goes.
@@ -96,14 +100,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         let progress = std::sync::Arc::clone(&self.opts.progress);
         let holder = self.holder(k)?;
         let id = holder.manifest.backup_id();
-        holder
-            .read_data(run, sink, &*progress)
-            .map_err(|e| match e {
-                Error::Corrupt { reason } => Error::Verification {
-                    subject: format!("parent {id}: {reason}"),
-                },
-                e => e,
-            })
+        holder.read_data(run, sink, &*progress).map_err(blame(id))
     }
 
     /// As the holder of `run`'s data: reads each entry's `size` bytes at its
@@ -223,41 +220,220 @@ fn copy_checked<R: BufRead>(
     Ok(())
 }
 
+/// Whether a window read reads the entries whose data is in this archive
+/// (`Read`) or only those whose data is in parents (`Skip`: the stream reader
+/// has checked the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Own {
+    Read,
+    Skip,
+}
+
+/// Where an entry's bytes are: the archive (`None`: this one; `Some(k)`:
+/// parent `k`) and the raw range; `None` for an entry not read.
+type Span = Option<(Option<u32>, Range<u64>)>;
+
+/// How far ahead an open stream skips rather than being opened again at the
+/// next entry's frame: decompressing this much costs about what a new range
+/// request and a frame's start do.
+const GAP: u64 = 4 << 20;
+
 impl<S: RangeRead> SeekableArchive<S> {
-    /// Splits a page's entries into runs read together: consecutive entries
-    /// with data here (`None`), or consecutive entries with data in the same
-    /// parent, each starting after the previous one ends and at most one
-    /// frame later.
-    pub(crate) fn groups(&self, entries: &[PageEntry]) -> Vec<(Option<u32>, Range<usize>)> {
-        let mut out: Vec<(Option<u32>, Range<usize>)> = Vec::new();
-        // The holder's frame and raw offset where the previous reused entry ends.
-        let mut prev_end: Option<(usize, u64)> = None;
-        for (i, e) in entries.iter().enumerate() {
-            let here = e.data_in.and_then(|k| {
-                let frames = &self.parents.get(k as usize)?.root().ok()?.frames;
-                let start = frames.get(e.frame as usize)?.raw_offset + e.pos;
-                let end = start.checked_add(e.size)?;
-                Some((start, frame_holding(frames, end - 1)?, end))
-            });
-            if let Some((k, r)) = out.last_mut()
-                && *k == e.data_in
-            {
-                let near = match (k, prev_end, here) {
-                    (None, _, _) => true,
-                    (Some(_), Some((end_frame, end)), Some((start, _, _))) => {
-                        start >= end && e.frame as usize <= end_frame + 1
+    /// Reads a page's entries in order, each from the archive that holds its
+    /// data, checking each against the signed manifest (and unpacking it when
+    /// `x` is given). The page is read in windows: within one, each archive
+    /// (this one and every parent its entries name) is one forward-only
+    /// stream, opened once; a window ends where an archive would have to go
+    /// back or skip more than [`GAP`].
+    pub(crate) fn read_page_entries(
+        &mut self,
+        root: &Root,
+        page: &[PageEntry],
+        mut x: Option<&mut Extractor>,
+        own: Own,
+    ) -> Result<()> {
+        let spans = self.spans(root, page, own)?;
+        let mut start = 0;
+        while start < page.len() {
+            let mut last: HashMap<Option<u32>, u64> = HashMap::new();
+            let mut end = start;
+            while end < page.len() {
+                if let Some((key, span)) = &spans[end] {
+                    match last.get(key) {
+                        Some(&prev) if span.start < prev || span.start - prev > GAP => break,
+                        _ => {
+                            last.insert(*key, span.end);
+                        }
                     }
-                    _ => false,
-                };
-                if near {
-                    r.end = i + 1;
-                    prev_end = here.map(|(_, f, end)| (f, end));
+                }
+                end += 1;
+            }
+            self.read_window(
+                root,
+                &page[start..end],
+                &spans[start..end],
+                x.as_deref_mut(),
+            )?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Where each entry's bytes are: this archive's raw stream (`None`) or
+    /// parent `k`'s (`Some(k)`), from the header (here) or the first data
+    /// byte (in a parent). `None` for an entry not to read.
+    fn spans(
+        &mut self,
+        root: &Root,
+        page: &[PageEntry],
+        own: Own,
+    ) -> Result<Vec<Span>> {
+        let mut out = Vec::with_capacity(page.len());
+        for e in page {
+            let Some(k) = e.data_in else {
+                if own == Own::Skip {
+                    out.push(None);
                     continue;
                 }
+                let raw = root.raw_offset(e).ok_or_else(|| {
+                    Error::verification(format!("entry {} points outside its frame", e.path))
+                })?;
+                let (entry, _) = Self::entries_of(root, std::slice::from_ref(e))?
+                    .pop()
+                    .ok_or_else(|| Error::invalid("no entry"))?;
+                let len = expected_header(&entry).len() as u64 + padded(entry.size);
+                out.push(Some((None, raw..raw + len)));
+                continue;
+            };
+            let holder = self.holder(k)?;
+            let id = holder.manifest.backup_id();
+            let proot = holder.root()?;
+            let start = proot
+                .frames
+                .get(e.frame as usize)
+                .filter(|f| e.pos < f.raw_size)
+                .map(|f| f.raw_offset + e.pos);
+            match start.and_then(|s| Some(s..s.checked_add(e.size)?)) {
+                Some(span) if span.end <= proot.data_end() => out.push(Some((Some(k), span))),
+                _ => {
+                    return Err(Error::verification(format!(
+                        "entry {} points outside the data of {id}",
+                        e.path
+                    )));
+                }
             }
-            prev_end = here.map(|(_, f, end)| (f, end));
-            out.push((e.data_in, i..i + 1));
         }
-        out
+        Ok(out)
     }
+
+    /// Reads one window (see [`SeekableArchive::read_page_entries`]).
+    fn read_window(
+        &mut self,
+        root: &Root,
+        page: &[PageEntry],
+        spans: &[Span],
+        mut x: Option<&mut Extractor>,
+    ) -> Result<()> {
+        let progress = std::sync::Arc::clone(&self.opts.progress);
+        let threads = self.opts.threads;
+        let max_ext = self.opts.limits.max_extension_bytes;
+        let own: Vec<PageEntry> = page
+            .iter()
+            .zip(spans)
+            .filter(|(_, s)| matches!(s, Some((None, _))))
+            .map(|(e, _)| e.clone())
+            .collect();
+        let own = Self::entries_of(root, &own)?;
+        // The range of each archive the window reads.
+        let mut reach: HashMap<Option<u32>, Range<u64>> = HashMap::new();
+        for (key, span) in spans.iter().flatten() {
+            reach
+                .entry(*key)
+                .and_modify(|r| r.end = r.end.max(span.end))
+                .or_insert_with(|| span.clone());
+        }
+        let SeekableArchive { src, parents, .. } = self;
+        let mut tar = match (own.first(), own.last(), reach.get(&None)) {
+            (Some(_), Some(_), Some(r)) => {
+                let (range, frames, skip) = frames_of(&root.frames, r)?;
+                let dec = crate::seek::open_raw_in(src, threads, range, frames, skip)?;
+                Some(TarReader::new(dec, r.start, max_ext).strict())
+            }
+            _ => None,
+        };
+        let mut streams = Vec::with_capacity(parents.len());
+        for (k, p) in parents.iter_mut().enumerate() {
+            let Some(r) = u32::try_from(k).ok().and_then(|k| reach.get(&Some(k))) else {
+                streams.push(None);
+                continue;
+            };
+            let id = p.manifest.backup_id();
+            let (range, frames, skip) = frames_of(&p.root()?.frames, r)?;
+            let dec = crate::seek::open_raw_in(&mut p.src, threads, range, frames, skip)
+                .map_err(blame(id))?;
+            streams.push(Some((dec, r.start, id)));
+        }
+        let mut own = own.iter();
+        for (e, span) in page.iter().zip(spans) {
+            if progress.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            match span {
+                None => {}
+                Some((None, _)) => {
+                    let (Some(tar), Some(one)) = (tar.as_mut(), own.next()) else {
+                        return Err(Error::invalid("an entry of this archive was not planned"));
+                    };
+                    crate::seek::check_entries(
+                        tar,
+                        std::slice::from_ref(one),
+                        x.as_deref_mut(),
+                        &*progress,
+                    )?;
+                }
+                Some((Some(k), span)) => {
+                    let Some(Some((dec, at, id))) = streams.get_mut(*k as usize) else {
+                        return Err(Error::invalid("a parent of this window was not opened"));
+                    };
+                    crate::seek::skip_bytes(dec, span.start - *at).map_err(blame(*id))?;
+                    let mut sink = match x.as_deref_mut() {
+                        Some(x) => Sink::Extract(x),
+                        None => Sink::Check,
+                    };
+                    copy_checked(dec, e, id, &mut sink, &*progress).map_err(blame(*id))?;
+                    *at = span.end;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Names parent `id` in an error about its data: a damaged frame there is
+/// a failed verification of the child that needs it.
+fn blame(id: BackupId) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::Corrupt { reason } => Error::Verification {
+            subject: format!("parent {id}: {reason}"),
+        },
+        e => e,
+    }
+}
+
+/// The compressed range of `frames` holding raw bytes `raw`, how many frames
+/// it holds, and how far into the first frame `raw` starts.
+fn frames_of(frames: &[Frame], raw: &Range<u64>) -> Result<(Range<u64>, usize, u64)> {
+    let (Some(a), Some(b)) = (
+        frame_holding(frames, raw.start),
+        frame_holding(frames, raw.end.saturating_sub(1).max(raw.start)),
+    ) else {
+        return Err(Error::verification(
+            "data lies outside the archive's frames",
+        ));
+    };
+    Ok((
+        frames[a].offset..frames[b].offset + frames[b].size,
+        b - a + 1,
+        raw.start - frames[a].raw_offset,
+    ))
 }

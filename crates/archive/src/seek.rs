@@ -12,7 +12,7 @@ use cairn_manifest::{
     SignedManifest,
 };
 
-use crate::chain::Sink;
+use crate::chain::{Own, Sink};
 use crate::codec::{Footer, MAX_FOOTER_LEN};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
@@ -92,7 +92,7 @@ impl<T: Read + Seek> RangeRead for SeekSource<T> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SeekableArchive<S> {
-    src: S,
+    pub(crate) src: S,
     pub(crate) manifest: AnyManifest,
     size: u64,
     seal: Option<SignedSeal>,
@@ -553,14 +553,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         frames: usize,
         skip: u64,
     ) -> Result<Decoder<Box<dyn Read + '_>>> {
-        let threads = self.opts.threads.min(frames).max(1);
-        let reader = self
-            .src
-            .read_range(range)
-            .map_err(Error::io("reading archive", None))?;
-        let mut dec = Decoder::new(reader, false, threads)?;
-        skip_bytes(&mut dec, skip)?;
-        Ok(dec)
+        open_raw_in(&mut self.src, self.opts.threads, range, frames, skip)
     }
 
     fn read_run(&mut self, run: Range<usize>, extractor: Option<&mut Extractor>) -> Result<()> {
@@ -572,22 +565,21 @@ impl<S: RangeRead> SeekableArchive<S> {
             .clone()
             .map(|i| (m.entries[i].clone(), m.raw_offset(i)))
             .collect();
-        let tar = self.open_run(run)?;
-        check_entries(tar, &entries, extractor, &*progress)
+        let mut tar = self.open_run(run)?;
+        check_entries(&mut tar, &entries, extractor, &*progress)
     }
 }
 
 /// Reads `entries` (each with its raw offset) one after another from `tar`,
 /// checking each against what was signed, unpacking them when `extractor` is
 /// given.
-fn check_entries<R: BufRead>(
-    mut tar: TarReader<R>,
+pub(crate) fn check_entries<R: BufRead>(
+    tar: &mut TarReader<R>,
     entries: &[(Entry, u64)],
     mut extractor: Option<&mut Extractor>,
     progress: &dyn crate::options::Progress,
 ) -> Result<()> {
     {
-        let tar = &mut tar;
         for (want, want_raw) in entries {
             if progress.is_cancelled() {
                 return Err(Error::Cancelled);
@@ -723,7 +715,7 @@ impl<S: RangeRead> SeekableArchive<S> {
 
     /// Page entries as v1 entries with their raw offsets (entries with data
     /// here only).
-    fn entries_of(root: &Root, entries: &[PageEntry]) -> Result<Vec<(Entry, u64)>> {
+    pub(crate) fn entries_of(root: &Root, entries: &[PageEntry]) -> Result<Vec<(Entry, u64)>> {
         entries
             .iter()
             .map(|pe| {
@@ -733,37 +725,6 @@ impl<S: RangeRead> SeekableArchive<S> {
                 Ok((pe.to_entry(root)?, raw))
             })
             .collect()
-    }
-
-    /// Reads a page's entries: runs with data here from this archive's
-    /// frames, runs with data in a parent from that parent's.
-    fn read_page_entries(
-        &mut self,
-        root: &Root,
-        page: &[PageEntry],
-        mut x: Option<&mut Extractor>,
-    ) -> Result<()> {
-        let progress = std::sync::Arc::clone(&self.opts.progress);
-        for (holder, run) in self.groups(page) {
-            let run = &page[run];
-            if holder.is_some() {
-                let sink = match x.as_deref_mut() {
-                    Some(x) => Sink::Extract(x),
-                    None => Sink::Check,
-                };
-                self.read_reused(run, sink)?;
-                continue;
-            }
-            let entries = Self::entries_of(root, run)?;
-            let (Some((first, first_raw)), Some((last, last_raw))) =
-                (entries.first(), entries.last())
-            else {
-                continue;
-            };
-            let tar = self.open_entries(root, first, *first_raw, last, *last_raw)?;
-            check_entries(tar, &entries, x.as_deref_mut(), &*progress)?;
-        }
-        Ok(())
     }
 
     /// Unpacks the pages of the selected components, page by page: one page
@@ -780,7 +741,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             }
             let page = self.fetch_page(i)?;
             checker.page_at(i, &page)?;
-            self.read_page_entries(root, &page.entries, Some(x))?;
+            self.read_page_entries(root, &page.entries, Some(x), Own::Read)?;
         }
         let mut links = checker.finish_partial()?;
         if !links.is_empty() {
@@ -806,11 +767,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     fn verify_reused(&mut self, root: &Root) -> Result<()> {
         for i in 0..root.pages.len() {
             let page = self.fetch_page(i)?;
-            for (holder, run) in self.groups(&page.entries) {
-                if holder.is_some() {
-                    self.read_reused(&page.entries[run], Sink::Check)?;
-                }
-            }
+            self.read_page_entries(root, &page.entries, None, Own::Skip)?;
         }
         Ok(())
     }
@@ -827,7 +784,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                 let page = self.fetch_page(i)?;
                 while let Some(&&k) = w.peek().filter(|&&&k| k < end) {
                     let one = std::slice::from_ref(&page.entries[k - start]);
-                    self.read_page_entries(&root, one, None)?;
+                    self.read_page_entries(&root, one, None, Own::Read)?;
                     w.next();
                 }
             }
@@ -881,6 +838,23 @@ impl<S: RangeRead> SeekableArchive<S> {
         let mut tar = self.open_entries(&root, &e, raw, &e, raw)?;
         stream_file(&mut tar, &e, raw, out)
     }
+}
+
+/// Decodes compressed bytes `range` of `src` (holding `frames` frames, read
+/// with up to `threads` threads) and skips `skip` decompressed bytes.
+pub(crate) fn open_raw_in<S: RangeRead>(
+    src: &mut S,
+    threads: usize,
+    range: Range<u64>,
+    frames: usize,
+    skip: u64,
+) -> Result<Decoder<Box<dyn Read + '_>>> {
+    let reader = src
+        .read_range(range)
+        .map_err(Error::io("reading archive", None))?;
+    let mut dec = Decoder::new(reader, false, threads.min(frames).max(1))?;
+    skip_bytes(&mut dec, skip)?;
+    Ok(dec)
 }
 
 /// Consumes `n` decompressed bytes of `dec`.
