@@ -3,7 +3,7 @@
 //! ```text
 //! bench-e2e backup  STATE_DIR DATA_DIR [full]   # prints the job's result
 //!                                               # (incremental unless `full`)
-//! bench-e2e restore STATE_DIR DATA_DIR OUT_DIR  # restores the newest backup into OUT_DIR
+//! bench-e2e restore STATE_DIR DATA_DIR OUT_DIR [ID]  # restores the newest backup (or ID) into OUT_DIR
 //! ```
 //!
 //! `STATE_DIR` holds the local store, the catalog and the signing key (made
@@ -49,7 +49,7 @@ async fn open(state: &Path, data: &Path) -> Result<Vault, Box<dyn Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let usage = "usage: bench-e2e backup STATE DATA [full] | restore STATE DATA OUT";
+    let usage = "usage: bench-e2e backup STATE DATA [full] | restore STATE DATA OUT [ID]";
     let (mode, state, data) = match &args[..] {
         [m, s, d, ..] => (m.to_str().unwrap_or(""), s, d),
         _ => return Err(usage.into()),
@@ -65,10 +65,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         ("restore", Some(_)) => {
             let out = &args[3];
-            let page = vault.list(BackupFilter::default(), 1, None).await?;
-            let newest = page.items.first().ok_or("no backup to restore")?;
+            let id = match args.get(4).and_then(|a| a.to_str()) {
+                Some(id) => id.to_owned(),
+                None => {
+                    let page = vault.list(BackupFilter::default(), 1, None).await?;
+                    page.items
+                        .first()
+                        .ok_or("no backup to restore")?
+                        .id
+                        .to_string()
+                }
+            };
             vault
-                .restore(&newest.id.to_string(), RestoreRequest::new().to(out))
+                .restore(&id, RestoreRequest::new().to(out))
                 .await?
                 .wait()
                 .await

@@ -282,12 +282,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     /// Where each entry's bytes are: this archive's raw stream (`None`) or
     /// parent `k`'s (`Some(k)`), from the header (here) or the first data
     /// byte (in a parent). `None` for an entry not to read.
-    fn spans(
-        &mut self,
-        root: &Root,
-        page: &[PageEntry],
-        own: Own,
-    ) -> Result<Vec<Span>> {
+    fn spans(&mut self, root: &Root, page: &[PageEntry], own: Own) -> Result<Vec<Span>> {
         let mut out = Vec::with_capacity(page.len());
         for e in page {
             let Some(k) = e.data_in else {

@@ -46,6 +46,8 @@ pub(crate) struct Extractor {
     dirs: Vec<(EntryPath, EntryMeta)>,
     restore_owner: bool,
     buf: Vec<u8>,
+    /// The file started and not created yet (its data fits in `buf` so far).
+    pending: Option<PathBuf>,
     fs: FsWriter,
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
@@ -71,6 +73,7 @@ impl Extractor {
             dirs: Vec::new(),
             restore_owner,
             buf: Vec::new(),
+            pending: None,
             fs: FsWriter::new()?,
             entries: 0,
             bytes: 0,
@@ -136,9 +139,11 @@ impl Extractor {
         Ok(())
     }
 
+    /// Starts a file. It is created on the writer thread with its first
+    /// full buffer, or whole at [`Extractor::finish_file`] if it is smaller.
     pub(crate) fn create_file(&mut self, path: &EntryPath) -> Result<()> {
         self.claim(path)?;
-        self.fs.create(self.full(path.as_bytes()))?;
+        self.pending = Some(self.full(path.as_bytes()));
         self.buf = self.fs.buffer();
         Ok(())
     }
@@ -150,6 +155,9 @@ impl Extractor {
             self.buf.extend_from_slice(&chunk[..n]);
             chunk = &chunk[n..];
             if self.buf.len() == CHUNK {
+                if let Some(path) = self.pending.take() {
+                    self.fs.create(path)?;
+                }
                 let full = std::mem::replace(&mut self.buf, self.fs.buffer());
                 self.fs.write(full)?;
             }
@@ -158,10 +166,15 @@ impl Extractor {
     }
 
     pub(crate) fn finish_file(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
+        let attrs = self.attrs(path, meta)?;
+        if let Some(full) = self.pending.take() {
+            return self
+                .fs
+                .whole_file(full, std::mem::take(&mut self.buf), attrs);
+        }
         if !self.buf.is_empty() {
             self.fs.write(std::mem::take(&mut self.buf))?;
         }
-        let attrs = self.attrs(path, meta)?;
         self.fs.finish_file(attrs)
     }
 
