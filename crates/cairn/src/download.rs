@@ -54,12 +54,10 @@ impl Stream for ArchiveStream {
 fn refuse_incremental(record: &cairn_catalog::BackupRecord) -> Result<(), Error> {
     match record.parent() {
         None => Ok(()),
-        Some(parent) => Err(Error::Unsupported(format!(
-            "backup {} is incremental (its unchanged files are in {parent} and earlier backups): \
-             it cannot be downloaded as one archive yet; restore it, or make a full backup \
-             (cairn backup --full) to download",
-            record.id
-        ))),
+        Some(parent) => Err(Error::Incremental {
+            backup: record.id.to_string(),
+            parent: parent.to_string(),
+        }),
     }
 }
 
@@ -73,7 +71,7 @@ impl Vault {
     ///
     /// [`Error::NotFound`] (also for a backup with no archive),
     /// [`Error::Invalid`] for a range that is empty or reaches past the
-    /// archive's end, [`Error::Unsupported`] for an incremental backup
+    /// archive's end, [`Error::Incremental`] for an incremental backup
     /// (its archive alone is not the whole state), store errors.
     pub async fn open_archive(
         &self,
@@ -132,8 +130,8 @@ impl Vault {
     ///
     /// [`Error::NotFound`] (also for a backup with no archive);
     /// [`Error::Unsupported`] for stores that cannot sign (local, memory):
-    /// a server serves those itself ([`Vault::open_archive`]); and for an
-    /// incremental backup.
+    /// a server serves those itself ([`Vault::open_archive`]);
+    /// [`Error::Incremental`] for an incremental backup.
     pub async fn download_url(
         &self,
         id: &str,

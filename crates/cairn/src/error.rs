@@ -138,6 +138,18 @@ pub enum Error {
     /// The idempotency key was used for a different request.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyConflict),
+    /// An incremental backup's archive alone is not the whole state (its
+    /// unchanged files are in its parents): it cannot be downloaded as one
+    /// archive yet.
+    #[error(
+        "backup {backup} is incremental (its unchanged files are in {parent} and earlier backups): it cannot be downloaded as one archive yet; restore it, or make a full backup (cairn backup --full) to download"
+    )]
+    Incremental {
+        /// The backup.
+        backup: String,
+        /// Its nearest parent.
+        parent: String,
+    },
     /// The store cannot do this (a signed URL from a local store).
     #[error("{0}")]
     Unsupported(String),
@@ -242,7 +254,8 @@ impl Error {
             Error::Busy { .. }
             | Error::Leased { .. }
             | Error::Locked { .. }
-            | Error::Idempotency(_) => ErrorKind::Conflict,
+            | Error::Idempotency(_)
+            | Error::Incremental { .. } => ErrorKind::Conflict,
             Error::Cooldown { .. } => ErrorKind::Cooldown,
             Error::ForeignOrigin { .. } => ErrorKind::ForeignOrigin,
             Error::Gone { .. } => ErrorKind::Gone,

@@ -1271,7 +1271,13 @@ async fn chain_round_trip(store: &str, opts: StoreOptions) {
     );
     // Its archive alone is not the state: a download is refused.
     let err = vault.open_archive(deepest, None).await.unwrap_err();
-    assert_eq!(err.code(), "unsupported", "{err}");
+    assert_eq!(err.code(), "conflict", "{err}");
+    assert!(err.to_string().contains("cairn backup --full"), "{err}");
+    let err = vault
+        .download_url(deepest, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "conflict", "{err}");
 
     // Retention keeping two backups keeps the full 9th and the 8th, whose
     // whole chain stays, each saying why.

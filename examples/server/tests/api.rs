@@ -243,6 +243,11 @@ async fn lifecycle(server: Server) {
     assert_eq!(record["origin"], "org_api");
     let size = record["archive"]["size_bytes"].as_u64().unwrap();
     let sha = record["archive"]["sha256"].as_str().unwrap().to_owned();
+    // The first backup is full: no chain, and it stored its whole archive.
+    assert_eq!(record["parent"], Value::Null);
+    assert_eq!(record["depth"], 0);
+    assert_eq!(record["chain"], serde_json::json!([]));
+    assert_eq!(record["stored_bytes"], size);
     let (_, manifest) = server.get(&format!("/v1/backups/{id}/manifest")).await;
     assert!(manifest.is_object());
     assert_eq!(manifest["version"], "2.1", "the engine writes format 2.1");

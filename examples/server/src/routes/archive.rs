@@ -112,7 +112,9 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
         RangeHeader),
     responses((status = 200, description = "The archive", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "A range of it", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "An incremental backup: its archive alone lacks its unchanged files", body = ErrorBody),
+        (status = 416, body = ErrorBody)),
     security(("bearer" = ["backups:write"])))]
 pub async fn get_archive(
     State(state): State<AppState>,
@@ -137,7 +139,8 @@ pub struct SignedQuery {
     params(("id" = String, Path, description = "Backup id"), SignedQuery),
     responses((status = 200, description = "The archive", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "A range of it", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 403, description = "Expired or altered", body = ErrorBody)))]
+        (status = 403, description = "Expired or altered", body = ErrorBody),
+        (status = 409, description = "An incremental backup: its archive alone lacks its unchanged files", body = ErrorBody)))]
 pub async fn get_signed_archive(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -166,7 +169,8 @@ pub struct DownloadQuery {
 /// this server's own for local stores.
 #[utoipa::path(get, path = "/v1/backups/{id}/download", tag = "backups",
     params(("id" = String, Path, description = "Backup id"), DownloadQuery),
-    responses((status = 200, body = DownloadView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = DownloadView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "An incremental backup: its archive alone lacks its unchanged files", body = ErrorBody)),
     security(("bearer" = ["backups:write"])))]
 pub async fn download_url(
     State(state): State<AppState>,
