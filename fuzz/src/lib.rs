@@ -404,6 +404,7 @@ fn root_for(page: &Page, bytes: &[u8], canonical: bool) -> Root {
         warnings: vec![],
         source: None,
         features: vec![],
+        parents: Vec::new(),
     }
 }
 
@@ -511,6 +512,7 @@ pub fn retention_plan(input: &PlanInput) {
             deleted_at: b
                 .deleted_after
                 .map(|d| at(i64::from(b.minute) + i64::from(d))),
+            parents: Vec::new(),
         })
         .collect();
     let now = at(i64::from(input.now));

@@ -17,6 +17,14 @@
 //! - [`SeekableArchive`] reads through a [`RangeRead`] (a file, or HTTP range
 //!   requests): the manifest comes from the tail, and one component, one file or a
 //!   sample of entries is read and verified without reading the rest.
+//! - [`ArchiveWriter::set_parent`] makes an archive **incremental** (format 2.1):
+//!   given a [`Parent`] (an earlier archive opened with [`SeekableArchive`]),
+//!   a walked file whose size, times, inode, mode and owner are the parent's
+//!   is not opened, and its entry refers to the data the parent's chain
+//!   holds. Readers of such an archive attach its parents
+//!   ([`SeekableArchive::attach_parents`]) and read each entry from whichever
+//!   archive holds it, checked against the child's digests; read alone it is
+//!   refused.
 //! - [`ingest`] turns a foreign `.tar`, `.tar.gz` or `.tar.zst` into a signed Cairn
 //!   archive.
 //! - [`ReadAhead`] reads a file or socket ahead on its own thread, so that reading

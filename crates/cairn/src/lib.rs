@@ -25,6 +25,12 @@
 //! - A backup streams: components are captured (databases through a
 //!   consistent snapshot) and compressed on blocking threads while the
 //!   archive uploads in parts; it counts only once its seal is published.
+//! - Backups are incremental to the newest one (within the target's
+//!   [`ChainRule`]; [`BackupRequest::full`] forces a full one): files whose
+//!   size, times, inode, mode and owner did not change are not read, their
+//!   entries refer to the data the chain holds. Restores and verification
+//!   open the whole chain through each backup's seal; retention keeps a kept
+//!   backup's chain.
 //! - A restore reads only the frames of the components it restores, checks
 //!   every digest and the signature before anything moves, then swaps
 //!   components in with renames, keeping what they replace as

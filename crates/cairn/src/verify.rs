@@ -99,7 +99,7 @@ impl Vault {
     /// authenticated: the seal with the trusted keys, then the manifest's
     /// signature and position against the seal. A format 2 backup's entries
     /// are read from its pages and shown in format 1's shape (`version`
-    /// `2.0`). Every entry is in the result: to list a large backup with
+    /// `2.0`, or `2.1` for what Cairn writes now). Every entry is in the result: to list a large backup with
     /// bounded memory, page through it with [`Vault::manifest_page`].
     ///
     /// # Errors
