@@ -6,21 +6,21 @@
 //! reference to the archive that holds the bytes. What is read is checked
 //! against the **child's** signed digest, whichever archive holds it.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::ops::Range;
 
 use std::collections::HashMap;
 
-use cairn_integrity::Hasher;
+use cairn_integrity::{Hasher, Sha256Digest};
 use cairn_manifest::v2::ParentRef;
-use cairn_manifest::{BackupId, Frame, PageEntry, Root};
+use cairn_manifest::{BackupId, EntryKind, EntryPath, Frame, LinkTarget, PageEntry, Root};
 
 use crate::error::{Error, Result};
 use crate::seek::{RangeRead, SeekableArchive, frame_holding};
 use crate::tar::{TarReader, padded};
 use crate::unpack::Extractor;
 use crate::verify::expected_header;
-use crate::writer::EntryMeta;
+use crate::writer::{ArchiveWriter, EntryMeta};
 
 /// Where reused data goes.
 pub(crate) enum Sink<'a> {
@@ -206,18 +206,111 @@ fn copy_checked<R: BufRead>(
         )));
     }
     if let Sink::Extract(x) = sink {
-        x.finish_file(
-            &e.path,
-            EntryMeta {
-                mode: e.mode,
-                mtime: e.mtime,
-                uid: e.uid,
-                gid: e.gid,
-            },
-        )?;
+        x.finish_file(&e.path, meta_of(e))?;
     }
     progress.entry(&e.path);
     Ok(())
+}
+
+/// What a window read does with the entries it reads: check them, unpack
+/// them, or write them into a new archive of the whole state.
+pub(crate) enum To<'a> {
+    Check,
+    Extract(&'a mut Extractor),
+    Assemble(&'a mut dyn Assemble),
+}
+
+impl To<'_> {
+    fn reborrow(&mut self) -> To<'_> {
+        match self {
+            To::Check => To::Check,
+            To::Extract(x) => To::Extract(x),
+            To::Assemble(a) => To::Assemble(&mut **a),
+        }
+    }
+}
+
+/// Where an assembled archive's entries go: an [`ArchiveWriter`] whose
+/// components were begun.
+pub(crate) trait Assemble {
+    fn dir(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()>;
+    fn symlink(&mut self, path: &EntryPath, target: &LinkTarget, meta: EntryMeta) -> Result<()>;
+    fn hardlink(&mut self, path: &EntryPath, target: &EntryPath, meta: EntryMeta) -> Result<()>;
+    /// Stores `size` bytes of `r` and returns their SHA-256.
+    fn file(
+        &mut self,
+        path: &EntryPath,
+        meta: EntryMeta,
+        size: u64,
+        r: &mut dyn Read,
+    ) -> Result<Sha256Digest>;
+}
+
+impl<W: Write> Assemble for ArchiveWriter<W> {
+    fn dir(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
+        self.append_directory(path, meta)
+    }
+
+    fn symlink(&mut self, path: &EntryPath, target: &LinkTarget, meta: EntryMeta) -> Result<()> {
+        self.append_symlink(path, target, meta)
+    }
+
+    fn hardlink(&mut self, path: &EntryPath, target: &EntryPath, meta: EntryMeta) -> Result<()> {
+        self.append_hardlink(path, target, meta)
+    }
+
+    fn file(
+        &mut self,
+        path: &EntryPath,
+        meta: EntryMeta,
+        size: u64,
+        r: &mut dyn Read,
+    ) -> Result<Sha256Digest> {
+        self.append_data_digest(path, meta, size, r)
+    }
+}
+
+/// The data of the current entry of a tar stream, as a `Read`.
+struct TarData<'a, R: BufRead>(&'a mut TarReader<R>);
+
+impl<R: BufRead> Read for TarData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let chunk = self.0.data().map_err(std::io::Error::other)?;
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        self.0.consume(n);
+        Ok(n)
+    }
+}
+
+/// Writes the next entry of `tar`, which must be `want` at `want_raw`, into
+/// `a`, checking its header and its data's digest.
+fn assemble_own<R: BufRead>(
+    tar: &mut TarReader<R>,
+    want: &cairn_manifest::Entry,
+    want_raw: u64,
+    a: &mut dyn Assemble,
+) -> Result<()> {
+    let raw = tar
+        .next_entry()?
+        .ok_or_else(|| Error::corrupt(format!("the archive ends before {}", want.path)))?;
+    let seen = crate::verify::observe(&raw, tar.header_bytes())?;
+    crate::verify::check_header(want, want_raw, &seen)?;
+    let meta = seen.meta();
+    let link = || {
+        want.link
+            .clone()
+            .ok_or_else(|| Error::verification(format!("link {} has no target", want.path)))
+    };
+    match want.kind {
+        EntryKind::File => {
+            let d = a.file(&want.path, meta, want.size, &mut TarData(tar))?;
+            crate::verify::check_digest(want, &d)
+        }
+        EntryKind::Dir => a.dir(&want.path, meta),
+        EntryKind::Symlink => a.symlink(&want.path, &link()?, meta),
+        EntryKind::Hardlink => a.hardlink(&want.path, &EntryPath::parse(link()?.as_bytes())?, meta),
+    }
 }
 
 /// Whether a window read reads the entries whose data is in this archive
@@ -249,7 +342,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         &mut self,
         root: &Root,
         page: &[PageEntry],
-        mut x: Option<&mut Extractor>,
+        mut to: To<'_>,
         own: Own,
     ) -> Result<()> {
         let spans = self.spans(root, page, own)?;
@@ -268,12 +361,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                 }
                 end += 1;
             }
-            self.read_window(
-                root,
-                &page[start..end],
-                &spans[start..end],
-                x.as_deref_mut(),
-            )?;
+            self.read_window(root, &page[start..end], &spans[start..end], to.reborrow())?;
             start = end;
         }
         Ok(())
@@ -327,7 +415,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         root: &Root,
         page: &[PageEntry],
         spans: &[Span],
-        mut x: Option<&mut Extractor>,
+        mut to: To<'_>,
     ) -> Result<()> {
         let progress = std::sync::Arc::clone(&self.opts.progress);
         let threads = self.opts.threads;
@@ -379,21 +467,48 @@ impl<S: RangeRead> SeekableArchive<S> {
                     let (Some(tar), Some(one)) = (tar.as_mut(), own.next()) else {
                         return Err(Error::invalid("an entry of this archive was not planned"));
                     };
-                    crate::seek::check_entries(
-                        tar,
-                        std::slice::from_ref(one),
-                        x.as_deref_mut(),
-                        &*progress,
-                    )?;
+                    match to.reborrow() {
+                        To::Assemble(a) => {
+                            assemble_own(tar, &one.0, one.1, a)?;
+                            progress.entry(&one.0.path);
+                        }
+                        To::Extract(x) => crate::seek::check_entries(
+                            tar,
+                            std::slice::from_ref(one),
+                            Some(x),
+                            &*progress,
+                        )?,
+                        To::Check => crate::seek::check_entries(
+                            tar,
+                            std::slice::from_ref(one),
+                            None,
+                            &*progress,
+                        )?,
+                    }
                 }
                 Some((Some(k), span)) => {
                     let Some(Some((dec, at, id))) = streams.get_mut(*k as usize) else {
                         return Err(Error::invalid("a parent of this window was not opened"));
                     };
                     crate::seek::skip_bytes(dec, span.start - *at).map_err(blame(*id))?;
-                    let mut sink = match x.as_deref_mut() {
-                        Some(x) => Sink::Extract(x),
-                        None => Sink::Check,
+                    let mut sink = match to.reborrow() {
+                        To::Extract(x) => Sink::Extract(x),
+                        To::Check => Sink::Check,
+                        To::Assemble(a) => {
+                            let meta = meta_of(e);
+                            let d = a
+                                .file(&e.path, meta, e.size, &mut (&mut *dec).take(e.size))
+                                .map_err(blame(*id))?;
+                            if !e.sha256.is_some_and(|want| want.ct_eq(&d)) {
+                                return Err(Error::verification(format!(
+                                    "{}: its data in {id} does not match its SHA-256",
+                                    e.path
+                                )));
+                            }
+                            progress.entry(&e.path);
+                            *at = span.end;
+                            continue;
+                        }
                     };
                     copy_checked(dec, e, id, &mut sink, &*progress).map_err(blame(*id))?;
                     *at = span.end;
@@ -401,6 +516,16 @@ impl<S: RangeRead> SeekableArchive<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// The metadata a page entry gives its file.
+fn meta_of(e: &PageEntry) -> EntryMeta {
+    EntryMeta {
+        mode: e.mode,
+        mtime: e.mtime,
+        uid: e.uid,
+        gid: e.gid,
     }
 }
 
@@ -431,4 +556,45 @@ fn frames_of(frames: &[Frame], raw: &Range<u64>) -> Result<(Range<u64>, usize, u
         b - a + 1,
         raw.start - frames[a].raw_offset,
     ))
+}
+
+impl<S: RangeRead> SeekableArchive<S> {
+    /// Writes the whole state this archive describes into `w`, a new writer
+    /// with no component yet: every entry in order, each file's data from
+    /// whichever archive of the chain holds it and checked against this
+    /// archive's digests, with the components, skipped files and warnings.
+    /// What `w` finishes is a full archive that GNU tar extracts whole,
+    /// signed by whoever finishes it. An incremental archive's parents must
+    /// be attached ([`SeekableArchive::attach_parents`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a format 1 archive or a writer that has
+    /// components; [`Error::Verification`] for data that differs from the
+    /// digests (naming the parent that holds it) or a parent that is needed
+    /// and not attached; whatever writing reports.
+    pub fn assemble_into<W: Write>(&mut self, w: &mut ArchiveWriter<W>) -> Result<()> {
+        let root = self.root()?.clone();
+        if root.components.iter().any(|c| w.has_component(&c.name)) {
+            return Err(Error::invalid(
+                "an archive is assembled into a writer with no component",
+            ));
+        }
+        w.carry_notes(root.skipped.clone(), root.warnings.clone());
+        let mut checker = cairn_manifest::PageChecker::new(&root);
+        for i in 0..root.pages.len() {
+            let page = self.fetch_page(i)?;
+            checker.page(&page)?;
+            if !w.has_component(&page.component) {
+                let c = root.component(&page.component).ok_or_else(|| {
+                    Error::verification(format!("page {i} is of an unlisted component"))
+                })?;
+                w.begin_component(&c.name, c.kind, c.optional)?;
+            }
+            self.read_page_entries(&root, &page.entries, To::Assemble(w), Own::Read)?;
+        }
+        // Hard links are checked by the writer when it finishes.
+        checker.finish()?;
+        Ok(())
+    }
 }

@@ -12,7 +12,7 @@ use cairn_manifest::{
     SignedManifest,
 };
 
-use crate::chain::{Own, Sink};
+use crate::chain::{Own, Sink, To};
 use crate::codec::{Footer, MAX_FOOTER_LEN};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
@@ -741,7 +741,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             }
             let page = self.fetch_page(i)?;
             checker.page_at(i, &page)?;
-            self.read_page_entries(root, &page.entries, Some(x), Own::Read)?;
+            self.read_page_entries(root, &page.entries, To::Extract(x), Own::Read)?;
         }
         let mut links = checker.finish_partial()?;
         if !links.is_empty() {
@@ -767,7 +767,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     fn verify_reused(&mut self, root: &Root) -> Result<()> {
         for i in 0..root.pages.len() {
             let page = self.fetch_page(i)?;
-            self.read_page_entries(root, &page.entries, None, Own::Skip)?;
+            self.read_page_entries(root, &page.entries, To::Check, Own::Skip)?;
         }
         Ok(())
     }
@@ -784,7 +784,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                 let page = self.fetch_page(i)?;
                 while let Some(&&k) = w.peek().filter(|&&&k| k < end) {
                     let one = std::slice::from_ref(&page.entries[k - start]);
-                    self.read_page_entries(&root, one, None, Own::Read)?;
+                    self.read_page_entries(&root, one, To::Check, Own::Read)?;
                     w.next();
                 }
             }

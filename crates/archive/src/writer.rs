@@ -666,6 +666,47 @@ impl<W: Write> ArchiveWriter<W> {
         body: Body<'_>,
         id: Option<FileIdentity>,
     ) -> Result<()> {
+        self.push_entry(path, kind, meta, link, body, id)
+            .map(|_| ())
+    }
+
+    /// Appends `size` bytes of `reader` as a regular file (as
+    /// [`ArchiveWriter::append_data`]) and returns the SHA-256 of what was
+    /// stored, for a caller that checks it against a digest it trusts.
+    pub(crate) fn append_data_digest(
+        &mut self,
+        path: &EntryPath,
+        meta: EntryMeta,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<Sha256Digest> {
+        self.push_entry(
+            path,
+            EntryKind::File,
+            meta,
+            None,
+            Body::Read(reader, size, None),
+            None,
+        )?
+        .ok_or_else(|| Error::invalid("a file without a digest"))
+    }
+
+    /// Records what another archive of the same state found but did not
+    /// archive, and its caveats (an assembled archive keeps its source's).
+    pub(crate) fn carry_notes(&mut self, skipped: Vec<Skipped>, warnings: Vec<Warning>) {
+        self.skipped.extend(skipped);
+        self.warnings.extend(warnings);
+    }
+
+    fn push_entry(
+        &mut self,
+        path: &EntryPath,
+        kind: EntryKind,
+        meta: EntryMeta,
+        link: Option<cairn_manifest::LinkTarget>,
+        body: Body<'_>,
+        id: Option<FileIdentity>,
+    ) -> Result<Option<Sha256Digest>> {
         if self.progress.is_cancelled() {
             return Err(Error::Cancelled);
         }
@@ -774,7 +815,7 @@ impl<W: Write> ArchiveWriter<W> {
             }
         }
         self.progress.entry(path);
-        Ok(())
+        Ok(sha256)
     }
 
     /// Whether a file's identity can tell the next backup that it did not

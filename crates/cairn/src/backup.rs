@@ -210,6 +210,14 @@ pub(crate) struct ArchiveSink {
 }
 
 impl ArchiveSink {
+    /// A sink handing 1 MiB chunks to `tx`.
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>) -> Self {
+        ArchiveSink {
+            buf: BytesMut::with_capacity(CHUNK),
+            tx,
+        }
+    }
+
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());

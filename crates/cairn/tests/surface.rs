@@ -109,8 +109,9 @@ async fn an_archive_streams_out_whole_or_by_range_and_a_copy_verifies() {
     let record = vault.get(&id).await.unwrap();
 
     let stream = vault.open_archive(&id, None).await.unwrap();
-    assert_eq!(stream.size, record.archive_size.unwrap());
-    assert_eq!(stream.range, 0..stream.size);
+    assert_eq!(stream.size, record.archive_size);
+    assert_eq!(stream.range, Some(0..record.archive_size.unwrap()));
+    assert!(!stream.assembled);
     assert_eq!(stream.sha256, record.archive_sha256);
     drop(stream);
     let whole = bytes_of(&vault, &id, None).await;

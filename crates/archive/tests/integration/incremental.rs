@@ -312,3 +312,80 @@ fn an_incremental_archive_cannot_be_ingested_as_an_upload() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_chain_assembles_into_one_full_archive_gnu_tar_extracts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 120);
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, b"port = 1\n").unwrap();
+    let full = backup(&src, &conf, 1, None);
+    std::fs::write(src.join("d2/f0009"), b"changed\n").unwrap();
+    let second = backup(&src, &conf, 2, Some(&full.inner));
+    std::fs::write(src.join("d0/new"), noise(90_000, 5)).unwrap();
+    let third = backup(&src, &conf, 3, Some(&second.inner));
+    let root3 = third.manifest.v2().unwrap().manifest().clone();
+
+    // Assembled by another key (the serving vault's).
+    let server = cairn_integrity::SigningKey::from_seed(&[9; 32]);
+    let mut a = with_chain(&third.inner, &[&second.inner, &full.inner]);
+    let same = meta()
+        .backup_id(root3.backup_id)
+        .created_at(root3.created_at);
+    let mut w = ArchiveWriter::new(Vec::new(), same, WriterOptions::default()).unwrap();
+    a.assemble_into(&mut w).unwrap();
+    let whole = w.finish(&server).unwrap();
+    let r = whole.manifest.v2().unwrap().manifest();
+    assert!(
+        r.parents.is_empty() && r.features.is_empty(),
+        "a full archive"
+    );
+    assert_eq!(r.entry_count(), root3.entry_count());
+    assert_eq!(r.components, root3.components);
+
+    // It verifies alone with the server's key, and GNU tar extracts the tree.
+    ArchiveReader::new(&whole.inner[..])
+        .unwrap()
+        .verify(&server.public_key())
+        .unwrap()
+        .check_seal(&whole.seal)
+        .unwrap();
+    let Some(tar) = cairn_testkit::require_tool("tar") else {
+        return;
+    };
+    let file = tmp.path().join("whole.tar.zst");
+    std::fs::write(&file, &whole.inner).unwrap();
+    let out = tmp.path().join("gnu");
+    std::fs::create_dir(&out).unwrap();
+    cairn_testkit::run_ok(
+        std::process::Command::new(tar)
+            .arg("--zstd")
+            .arg("-xf")
+            .arg(&file)
+            .arg("-C")
+            .arg(&out),
+    );
+    assert_trees_equal(&src, &out.join("data"), false);
+    assert_eq!(
+        std::fs::read(out.join("conf/app.toml")).unwrap(),
+        b"port = 1\n"
+    );
+
+    // A damaged parent fails the assembly, naming the parent.
+    let mut bad = full.inner.clone();
+    let frame = full.manifest.v2().unwrap().manifest().frames[1];
+    let mid = (frame.offset + frame.size / 2) as usize;
+    for b in &mut bad[mid..mid + 8] {
+        *b ^= 0x5a;
+    }
+    let mut a = open(&third.inner);
+    a.attach_parents(vec![open(&second.inner), open(&bad)])
+        .unwrap();
+    let mut w = ArchiveWriter::new(Vec::new(), meta(), WriterOptions::default()).unwrap();
+    let err = a.assemble_into(&mut w).unwrap_err().to_string();
+    assert!(
+        err.contains(&full.manifest.backup_id().to_string()),
+        "{err}"
+    );
+}

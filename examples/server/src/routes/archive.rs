@@ -55,6 +55,17 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
     let size = record
         .archive_size
         .ok_or_else(|| ApiError::not_found(format!("backup {id} has no archive")))?;
+    if record.parent().is_some() && headers.contains_key(header::RANGE) {
+        // Assembled as it streams: its bytes have no offsets before they exist.
+        return Ok(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            format!(
+                "backup {id} is incremental: its archive is assembled from its chain as it streams, so a byte range of it cannot be served; download it whole"
+            ),
+        )
+        .into_response());
+    }
     let range = match headers.get(header::RANGE) {
         None => None,
         Some(r) => match r.to_str().ok().and_then(|r| parse_range(r, size)) {
@@ -77,17 +88,20 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
     let mut res = Response::new(Body::from_stream(
         archive.map(|piece| piece.map_err(std::io::Error::other)),
     ));
-    res.headers_mut().insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(shown.end - shown.start),
-    );
-    if partial {
-        *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-        insert(
-            &mut res,
-            header::CONTENT_RANGE,
-            &format!("bytes {}-{}/{size}", shown.start, shown.end - 1),
+    // An assembled archive's length is known only at its end: chunked.
+    if let Some(shown) = &shown {
+        res.headers_mut().insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(shown.end - shown.start),
         );
+        if partial {
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+            insert(
+                &mut res,
+                header::CONTENT_RANGE,
+                &format!("bytes {}-{}/{size}", shown.start, shown.end - 1),
+            );
+        }
     }
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -113,8 +127,7 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
     responses((status = 200, description = "The archive", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "A range of it", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "An incremental backup: its archive alone lacks its unchanged files", body = ErrorBody),
-        (status = 416, body = ErrorBody)),
+        (status = 416, description = "A range that is not within the archive, or any range of an incremental backup (assembled as it streams)", body = ErrorBody)),
     security(("bearer" = ["backups:write"])))]
 pub async fn get_archive(
     State(state): State<AppState>,
@@ -140,7 +153,7 @@ pub struct SignedQuery {
     responses((status = 200, description = "The archive", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "A range of it", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 403, description = "Expired or altered", body = ErrorBody),
-        (status = 409, description = "An incremental backup: its archive alone lacks its unchanged files", body = ErrorBody)))]
+        (status = 416, description = "A range that is not within the archive, or any range of an incremental backup", body = ErrorBody)))]
 pub async fn get_signed_archive(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -169,8 +182,7 @@ pub struct DownloadQuery {
 /// this server's own for local stores.
 #[utoipa::path(get, path = "/v1/backups/{id}/download", tag = "backups",
     params(("id" = String, Path, description = "Backup id"), DownloadQuery),
-    responses((status = 200, body = DownloadView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "An incremental backup: its archive alone lacks its unchanged files", body = ErrorBody)),
+    responses((status = 200, body = DownloadView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = ["backups:write"])))]
 pub async fn download_url(
     State(state): State<AppState>,
@@ -195,7 +207,9 @@ pub async fn download_url(
             expires_at: u.expires_at.to_string(),
             size_bytes: size,
         })),
-        Err(cairn::Error::Unsupported(_)) => {
+        // Stores that cannot sign, and incremental backups (whose stored
+        // object is not their whole state): this server serves the archive.
+        Err(cairn::Error::Unsupported(_) | cairn::Error::Incremental { .. }) => {
             let now = jiff::Timestamp::now().as_second();
             let expires = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
             let sig = state.url_key.sign(&id, expires);
