@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
@@ -88,14 +87,18 @@ pub enum SnapshotError {
 /// `dest` (which must not exist), while other processes keep reading and
 /// writing it.
 ///
-/// The copy is made with `VACUUM INTO` inside one read transaction: it sees
-/// the database as of one commit, never a torn state, and never blocks WAL
+/// The copy is made page for page with SQLite's online backup API, all its
+/// steps inside one read transaction held on the source: it sees the
+/// database as of one commit, never a torn state, and never blocks WAL
 /// writers (a rollback-journal database blocks writers for the duration).
-/// Unlike a paused incremental backup, it cannot be restarted forever by a
-/// steady writer. The copy is a single self-contained file (rollback-journal
-/// mode, no `-wal`/`-shm`), compacted, and checked with
-/// `PRAGMA integrity_check` before this returns. On any failure nothing is
-/// left at `dest`.
+/// Because the transaction pins one snapshot, a steady writer cannot make it
+/// restart. Every page keeps its number, free pages included, so the pages
+/// that did not change between two snapshots are byte for byte the same at
+/// the same offsets (what an incremental backup compares; `VACUUM INTO`,
+/// used before, rewrote and moved them). The copy is a single self-contained
+/// file (rollback-journal mode, no `-wal`/`-shm`), checked with
+/// `PRAGMA integrity_check` before this returns. Past `max_duration` the
+/// copy stops between steps. On any failure nothing is left at `dest`.
 ///
 /// # Errors
 ///
@@ -137,6 +140,40 @@ pub fn snapshot(
     result
 }
 
+/// Why copying the pages stopped.
+enum Copy {
+    TooSlow,
+    Sqlite(rusqlite::Error),
+}
+
+/// Pages copied per step of the online backup: between steps the time limit
+/// is checked (16 MiB of 4 KiB pages).
+const PAGES_PER_STEP: i32 = 4096;
+
+/// Copies every page of `conn`'s database (its read transaction open) into a
+/// new database at `dest`, in steps, stopping past `opts.max_duration`.
+fn copy_pages(
+    conn: &Connection,
+    dest_text: &str,
+    opts: &SnapshotOptions,
+    start: Instant,
+) -> Result<(), Copy> {
+    use rusqlite::backup::{Backup, StepResult};
+    let mut to = Connection::open(dest_text).map_err(Copy::Sqlite)?;
+    let backup = Backup::new(conn, &mut to).map_err(Copy::Sqlite)?;
+    loop {
+        if start.elapsed() > opts.max_duration {
+            return Err(Copy::TooSlow);
+        }
+        match backup.step(PAGES_PER_STEP).map_err(Copy::Sqlite)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            // Another connection holds a lock for a moment: retry.
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
 fn copy(
     src: &Path,
     dest: &Path,
@@ -162,32 +199,26 @@ fn copy(
         source,
     })?;
 
-    // A watchdog interrupts the copy once the limit passes.
-    let interrupt = conn.get_interrupt_handle();
-    let (done, wait) = mpsc::channel::<()>();
-    let limit = opts.max_duration;
-    let watchdog = std::thread::spawn(move || {
-        if wait.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
-            interrupt.interrupt();
-            true
-        } else {
-            false
-        }
-    });
+    // One read transaction for every step: the snapshot cannot move.
+    conn.execute_batch("BEGIN").map_err(sqlite)?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(sqlite)?;
     let start = Instant::now();
-    let outcome = conn.execute("VACUUM INTO ?1", [dest_text]);
+    let copied = copy_pages(&conn, dest_text, opts, start);
     let duration = start.elapsed();
-    let _ = done.send(());
-    let fired = watchdog.join().unwrap_or(false);
-    match outcome {
-        Ok(_) => {}
-        Err(_) if fired => {
+    // Ending a read transaction cannot lose anything.
+    let _ = conn.execute_batch("ROLLBACK");
+    match copied {
+        Err(Copy::TooSlow) => {
             return Err(SnapshotError::TooSlow {
                 path: src.to_owned(),
-                limit,
+                limit: opts.max_duration,
             });
         }
-        Err(e) => return Err(sqlite(e)),
+        Err(Copy::Sqlite(e)) => return Err(sqlite(e)),
+        Ok(()) => {}
     }
     drop(conn);
 
