@@ -1435,3 +1435,81 @@ async fn chains_round_trip_azurite() {
     let container = create_azure_container(&account).await;
     chain_round_trip(&format!("az://{container}/cairn"), azure_options(&account)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_rule_bounds_chains_and_full_forces_a_full_backup() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let svc = Service::new();
+    // Ten minutes ahead (files settle), plus hours the test adds.
+    let hours = Arc::new(AtomicI64::new(0));
+    let clock: cairn::Clock = {
+        let hours = Arc::clone(&hours);
+        Arc::new(move || {
+            Timestamp::now()
+                + SignedDuration::from_mins(10)
+                + SignedDuration::from_hours(hours.load(Ordering::SeqCst))
+        })
+    };
+    let rule = cairn::ChainRule::default()
+        .max_depth(2)
+        .full_every(Duration::from_secs(3600));
+    let vault = Vault::builder()
+        .store(local_store(&svc))
+        .catalog(svc.state().join("catalog.db"))
+        .signing_key(SigningKey::generate().unwrap())
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(svc.target().chain(rule))
+        .clock(clock)
+        .open()
+        .await
+        .unwrap();
+    let depth = |job: &cairn::Job| json_result(job)["depth"].as_u64().unwrap_or(0);
+    let mut seen = Vec::new();
+    for req in [
+        BackupRequest::new(),
+        BackupRequest::new(),
+        BackupRequest::new(),
+        BackupRequest::new(),
+        BackupRequest::new().full(),
+    ] {
+        let job = vault.backup("svc", req).await.unwrap().wait().await;
+        backup_id(&job);
+        seen.push(depth(&job));
+    }
+    // Two incremental backups after a full one, then full again; --full.
+    assert_eq!(seen, [0, 1, 2, 0, 0]);
+    let job = vault
+        .backup("svc", BackupRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(depth(&job), 1);
+    // The chain's full backup is older than full_every: full.
+    hours.store(2, Ordering::SeqCst);
+    let job = vault
+        .backup("svc", BackupRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(depth(&job), 0);
+
+    // Past 32 the target is refused, naming the rule.
+    let err = Vault::builder()
+        .store(local_store(&svc))
+        .catalog(svc.state().join("other.db"))
+        .signing_key(SigningKey::generate().unwrap())
+        .origin(OriginId::parse("org_test").unwrap())
+        .target(
+            svc.target()
+                .chain(cairn::ChainRule::default().max_depth(33)),
+        )
+        .open()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("max_depth is 33; at most 32"),
+        "{err}"
+    );
+}

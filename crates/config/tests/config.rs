@@ -133,6 +133,18 @@ fn every_error_is_one_line_naming_the_file_the_line_and_the_key() {
             "target[0].verify_after_write",
             "unknown variant `always`",
         ),
+        (
+            "[[target]]\nname = \"web\"\nmax_depth = \"deep\"\n".into(),
+            3,
+            "target[0].max_depth",
+            "invalid type",
+        ),
+        (
+            "[[target]]\nname = \"web\"\nfull_every = \"often\"\n".into(),
+            3,
+            "target[0].full_every",
+            "is not a duration",
+        ),
         // A missing key.
         (
             "[[target]]\nname = \"web\"\n[[target.component]]\nname = \"site\"\nkind = \"dir\"\n".into(),
@@ -161,10 +173,15 @@ fn every_error_is_one_line_naming_the_file_the_line_and_the_key() {
     }
     // A good file parses, with every duration form.
     let good = with_target(
-        "[target.retention]\nkeep_last = 3\nkeep_within = \"1w\"\n[[target]]\nname = \"db\"\nevery = \"1h30m\"\ncooldown = \"1w\"\n[[target.component]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"db.sqlite\"\n",
+        "[target.retention]\nkeep_last = 3\nkeep_within = \"1w\"\n[[target]]\nname = \"db\"\nevery = \"1h30m\"\ncooldown = \"1w\"\nmax_depth = 3\nfull_every = \"7d\"\n[[target.component]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"db.sqlite\"\n",
     );
     let parsed = parse(file, &good).unwrap();
     assert_eq!(parsed.targets.len(), 2);
+    assert_eq!(parsed.targets[1].max_depth, Some(3));
+    assert_eq!(
+        parsed.targets[1].full_every.unwrap().0,
+        Duration::from_secs(7 * 86_400)
+    );
     assert_eq!(
         parsed.targets[1].every.unwrap().0,
         Duration::from_secs(5400)

@@ -389,3 +389,18 @@ fn a_chain_assembles_into_one_full_archive_gnu_tar_extracts() {
         "{err}"
     );
 }
+
+#[test]
+fn a_format_1_archive_cannot_be_a_parent_but_still_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 10);
+    let v1 = pack_dir(&src, opts(Codec::Zstd, 64 * 1024, 1));
+    let err = Parent::new(open(&v1.inner)).unwrap_err().to_string();
+    assert!(err.contains("format 1 and cannot be a parent"), "{err}");
+    let out = tmp.path().join("out");
+    open(&v1.inner)
+        .unpack(&out, &UnpackOptions::default())
+        .unwrap();
+    assert_trees_equal(&src, &out.join("data"), running_as_root());
+}
