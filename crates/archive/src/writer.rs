@@ -178,8 +178,10 @@ pub struct Finished<W> {
     pub manifest: AnyManifest,
     /// The signed seal to store beside it.
     pub seal: SignedSeal,
-    /// Regular files not read because they are unchanged since the parent
-    /// ([`ArchiveWriter::set_parent`]): their entries refer to its data.
+    /// Regular files whose entries refer to the parent's data instead of
+    /// storing it ([`ArchiveWriter::set_parent`]): not read, because their
+    /// metadata is unchanged, or read and found the same
+    /// ([`ArchiveWriter::set_full_read`]).
     pub reused_files: u64,
     /// Their bytes.
     pub reused_bytes: u64,
@@ -224,6 +226,9 @@ pub struct ArchiveWriter<W: Write> {
     started: Instant,
     /// The backup this one is incremental to, if any.
     parent: Option<Parent>,
+    /// Trust no file's metadata: read each, and refer to the parent's data
+    /// only when the content is the same.
+    full_read: bool,
     /// Files referred to in the parent's chain, and their bytes.
     reused: (u64, u64),
 }
@@ -308,8 +313,18 @@ impl<W: Write> ArchiveWriter<W> {
             source: None,
             started: Instant::now(),
             parent: None,
+            full_read: false,
             reused: (0, 0),
         })
+    }
+
+    /// With a parent ([`ArchiveWriter::set_parent`]), trusts no file's
+    /// metadata: every file is read and hashed, and one whose size and
+    /// SHA-256 equal its parent entry's refers to the parent's data instead
+    /// of being stored again (a file that did change is read twice). What a
+    /// scheduled full read proves is that metadata did not hide a change.
+    pub fn set_full_read(&mut self, on: bool) {
+        self.full_read = on;
     }
 
     /// Makes the archive incremental to `parent`: a regular file that the
@@ -355,7 +370,7 @@ impl<W: Write> ArchiveWriter<W> {
         size: u64,
         id: &FileIdentity,
     ) -> Result<bool> {
-        let Some(parent) = self.parent.as_mut() else {
+        let Some(parent) = self.parent.as_mut().filter(|_| !self.full_read) else {
             return Ok(false);
         };
         if !parent.find(path)? {
@@ -532,6 +547,9 @@ impl<W: Write> ArchiveWriter<W> {
         if self.append_unchanged(path, em, meta.len(), &id)? {
             return Ok(());
         }
+        if self.full_read && self.append_same_content(path, em, meta.len(), &id, file, src)? {
+            return Ok(());
+        }
         self.push(
             path,
             EntryKind::File,
@@ -540,6 +558,66 @@ impl<W: Write> ArchiveWriter<W> {
             Body::Read(file, meta.len(), Some(src)),
             Some(id),
         )
+    }
+
+    /// (Full read) Hashes `file`; if its content is its parent entry's, appends
+    /// a reference to the parent's data and returns `true`; otherwise rewinds
+    /// the file for reading again and returns `false`.
+    fn append_same_content(
+        &mut self,
+        path: &EntryPath,
+        meta: EntryMeta,
+        size: u64,
+        id: &FileIdentity,
+        file: &mut fs::File,
+        src: &Path,
+    ) -> Result<bool> {
+        let Some(parent) = self.parent.as_mut() else {
+            return Ok(false);
+        };
+        if size == 0 || !parent.find(path)? {
+            return Ok(false);
+        }
+        let Some(p) = parent
+            .current()
+            .filter(|p| p.kind == EntryKind::File && p.size == size)
+        else {
+            return Ok(false);
+        };
+        let (Some(at), Some(sha256)) = (parent.locate(p), p.sha256) else {
+            return Ok(false);
+        };
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut read = 0u64;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::from_io("reading", Some(src.to_owned()), e)),
+            };
+            hasher.update(&buf[..n]);
+            read += n as u64;
+            self.progress.bytes(n as u64);
+        }
+        if read == size && hasher.finalize().ct_eq(&sha256) {
+            self.push(
+                path,
+                EntryKind::File,
+                meta,
+                None,
+                Body::Reused { size, sha256, at },
+                Some(*id),
+            )?;
+            self.reused.0 += 1;
+            self.reused.1 += size;
+            return Ok(true);
+        }
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(0))
+            .map_err(|e| Error::from_io("reading", Some(src.to_owned()), e))?;
+        Ok(false)
     }
 
     /// Appends a stream of exactly `size` bytes as a one-file component named

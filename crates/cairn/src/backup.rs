@@ -49,6 +49,11 @@ pub struct BackupRequest {
     /// incremental.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full: bool,
+    /// Trust no file's metadata: read and hash every file; one whose content
+    /// is its parent's still refers to the parent's data (see
+    /// `ArchiveWriter::set_full_read`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_read: bool,
     /// Makes retries safe: the same key with the same request returns the same job.
     #[serde(skip)]
     pub idempotency_key: Option<IdempotencyKey>,
@@ -92,6 +97,14 @@ impl BackupRequest {
     #[must_use]
     pub fn full(mut self) -> Self {
         self.full = true;
+        self
+    }
+
+    /// Reads every file instead of trusting unchanged metadata; what is the
+    /// same as the parent's is still not stored again.
+    #[must_use]
+    pub fn full_read(mut self) -> Self {
+        self.full_read = true;
         self
     }
 
@@ -140,14 +153,14 @@ impl Vault {
         )?
         .making(record.clone());
         let inner = Arc::clone(&self.inner);
-        let full = req.full;
+        let (full, full_read) = (req.full, req.full_read);
         self.inner
             .start(spec, move |ctx| {
                 let inner2 = Arc::clone(&inner);
                 recording(
                     inner2,
                     record.id,
-                    run(inner, ctx, config, components, record, full),
+                    run(inner, ctx, config, components, record, (full, full_read)),
                 )
             })
             .await
@@ -437,7 +450,7 @@ async fn run(
     config: TargetConfig,
     components: Vec<ComponentSpec>,
     record: BackupRecord,
-    full: bool,
+    (full, full_read): (bool, bool),
 ) -> Result<JobResult, Failure> {
     let id = record.id;
     tracing::info!(backup = %id, target = %config.name, "backup started");
@@ -478,6 +491,7 @@ async fn run(
         std::fs::create_dir_all(&scratch)
             .map_err(|e| Error::Config(format!("creating {}: {e}", scratch.display())))?;
         let mut w = ArchiveWriter::new(out, meta, opts)?;
+        w.set_full_read(full_read);
         if let Some((pid, reader, seal, public)) = parent {
             // A parent that cannot be read makes this backup full, not failed.
             match SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())

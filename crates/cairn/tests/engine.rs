@@ -1494,6 +1494,17 @@ async fn the_chain_rule_bounds_chains_and_full_forces_a_full_backup() {
         .wait()
         .await;
     assert_eq!(depth(&job), 0);
+    // A full read reads everything, and still stores nothing unchanged.
+    let job = vault
+        .backup("svc", BackupRequest::new().full_read())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(depth(&job), 1);
+    let made = json_result(&job);
+    assert!(made["reused_files"].as_u64().unwrap() >= 15, "{made}");
+    assert!(job.progress.processed_bytes >= made["reused_bytes"].as_u64().unwrap());
 
     // Past 32 the target is refused, naming the rule.
     let err = Vault::builder()

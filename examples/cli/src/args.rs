@@ -219,6 +219,10 @@ pub(crate) struct BackupArgs {
     /// full_every) would make it incremental to the newest backup.
     #[arg(long)]
     pub(crate) full: bool,
+    /// Read every file instead of trusting unchanged size, times and inode;
+    /// what did not change is still not stored again.
+    #[arg(long)]
+    pub(crate) full_read: bool,
     /// Wait for the backup to end, with progress (the default).
     #[arg(long, overrides_with = "no_wait")]
     pub(crate) wait: bool,

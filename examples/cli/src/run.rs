@@ -383,6 +383,9 @@ async fn backup(vault: &Vault, target: &str, args: BackupArgs, ui: &Ui) -> Resul
     if args.full {
         req = req.full();
     }
+    if args.full_read {
+        req = req.full_read();
+    }
     if let Some(l) = args.label {
         req = req.label(l);
     }

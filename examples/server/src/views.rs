@@ -487,6 +487,10 @@ pub struct BackupBody {
     /// incremental (default false).
     #[serde(default)]
     pub full: bool,
+    /// Read every file instead of trusting unchanged metadata (default
+    /// false); what did not change is still not stored again.
+    #[serde(default)]
+    pub full_read: bool,
 }
 
 /// `POST /v1/backups/{id}/restore`.

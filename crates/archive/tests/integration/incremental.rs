@@ -32,6 +32,16 @@ fn tree(root: &Path, files: usize) {
 /// Backup number `seq` of `src` (a minute in the future, so that every file
 /// counts as settled), incremental to `parent` when given.
 fn backup(src: &Path, conf: &Path, seq: u32, parent: Option<&[u8]>) -> Finished<Vec<u8>> {
+    backup_with(src, conf, seq, parent, false)
+}
+
+fn backup_with(
+    src: &Path,
+    conf: &Path,
+    seq: u32,
+    parent: Option<&[u8]>,
+    full_read: bool,
+) -> Finished<Vec<u8>> {
     let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + i64::from(seq));
     let meta = meta()
         .backup_id(BackupId::from_parts(
@@ -44,6 +54,7 @@ fn backup(src: &Path, conf: &Path, seq: u32, parent: Option<&[u8]>) -> Finished<
     if let Some(p) = parent {
         w.set_parent(Parent::new(open(p)).unwrap()).unwrap();
     }
+    w.set_full_read(full_read);
     w.append_dir(&name("data"), src, false).unwrap();
     w.append_file(&name("conf"), ComponentKind::File, conf, false)
         .unwrap();
@@ -400,6 +411,40 @@ fn a_format_1_archive_cannot_be_a_parent_but_still_reads() {
     assert!(err.contains("format 1 and cannot be a parent"), "{err}");
     let out = tmp.path().join("out");
     open(&v1.inner)
+        .unpack(&out, &UnpackOptions::default())
+        .unwrap();
+    assert_trees_equal(&src, &out.join("data"), running_as_root());
+}
+
+#[test]
+fn a_full_read_reads_every_file_and_refers_to_the_same_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 30);
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, b"x\n").unwrap();
+    let full = backup(&src, &conf, 1, None);
+    // Same content, new metadata: a chmod and a rewrite with the same bytes;
+    // and one real change.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(src.join("d3/f0010"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let same = std::fs::read(src.join("d4/f0011")).unwrap();
+    std::fs::write(src.join("d4/f0011"), &same).unwrap();
+    std::fs::write(src.join("d5/f0012"), b"really changed\n").unwrap();
+    // By metadata, three files are read and stored again.
+    let by_meta = backup(&src, &conf, 2, Some(&full.inner));
+    assert_eq!(by_meta.reused_files, 31 - 3);
+    // Read in full, only the changed one is stored.
+    let read = backup_with(&src, &conf, 3, Some(&full.inner), true);
+    assert_eq!(read.reused_files, 31 - 1);
+    assert!(
+        read.size < by_meta.size,
+        "{} >= {}",
+        read.size,
+        by_meta.size
+    );
+    let out = tmp.path().join("out");
+    with_chain(&read.inner, &[&full.inner])
         .unpack(&out, &UnpackOptions::default())
         .unwrap();
     assert_trees_equal(&src, &out.join("data"), running_as_root());

@@ -38,6 +38,9 @@ pub async fn create_backup(
     if body.full {
         req = req.full();
     }
+    if body.full_read {
+        req = req.full_read();
+    }
     if let Some(kind) = &body.kind {
         let kind: BackupKind = parse_enum("kind", kind)?;
         if kind == BackupKind::Uploaded {
