@@ -15,7 +15,6 @@ use cairn_manifest::{
 
 use crate::error::{Error, Result};
 use crate::seek::{RangeRead, SeekableArchive};
-use crate::tar::{HeaderSpec, encode_header};
 use cairn_manifest::v2::ParentRef;
 
 /// Pages of a backup, fetched one at a time and checked against its root.
@@ -190,16 +189,7 @@ impl Parent {
                 pos: e.pos,
             });
         }
-        let header = encode_header(&HeaderSpec {
-            path: e.path.as_bytes(),
-            kind: e.kind,
-            size: e.size,
-            mode: e.mode,
-            mtime: e.mtime,
-            uid: e.uid,
-            gid: e.gid,
-            link: None,
-        });
+        let header = crate::verify::expected_header(&e.to_entry(&self.root).ok()?);
         let mut frame = e.frame as usize;
         let mut pos = e.pos.checked_add(header.len() as u64)?;
         while pos >= self.root.frames.get(frame)?.raw_size {

@@ -385,6 +385,19 @@ impl<W: Write> ArchiveWriter<W> {
         let (Some(at), Some(sha256)) = (parent.locate(p), p.sha256) else {
             return Ok(false);
         };
+        self.push_reused(path, meta, (size, sha256, at), id)?;
+        Ok(true)
+    }
+
+    /// Appends a file of `size` bytes with digest `sha256` whose data is at
+    /// `at` in the parent's chain.
+    fn push_reused(
+        &mut self,
+        path: &EntryPath,
+        meta: EntryMeta,
+        (size, sha256, at): (u64, Sha256Digest, DataRef),
+        id: &FileIdentity,
+    ) -> Result<()> {
         self.push(
             path,
             EntryKind::File,
@@ -395,7 +408,7 @@ impl<W: Write> ArchiveWriter<W> {
         )?;
         self.reused.0 += 1;
         self.reused.1 += size;
-        Ok(true)
+        Ok(())
     }
 
     /// Makes component `name` a `kind` component, optional or not (an
@@ -602,16 +615,7 @@ impl<W: Write> ArchiveWriter<W> {
             self.progress.bytes(n as u64);
         }
         if read == size && hasher.finalize().ct_eq(&sha256) {
-            self.push(
-                path,
-                EntryKind::File,
-                meta,
-                None,
-                Body::Reused { size, sha256, at },
-                Some(*id),
-            )?;
-            self.reused.0 += 1;
-            self.reused.1 += size;
+            self.push_reused(path, meta, (size, sha256, at), id)?;
             return Ok(true);
         }
         use std::io::Seek;

@@ -294,29 +294,35 @@ async fn round_trip_local() {
     round_trip(&store, StoreOptions::default()).await;
 }
 
+/// A fresh bucket of the S3 emulator, if it runs (with CI=true it must).
+async fn s3_emulator() -> Option<(String, StoreOptions)> {
+    let endpoint = emulator_endpoint("CAIRN_TEST_S3_ENDPOINT", "the S3 emulator (moto)")?;
+    let bucket = create_s3_bucket(&endpoint, "moto", "moto").await;
+    Some((
+        format!("s3://{bucket}/cairn"),
+        s3_options(&endpoint, "moto", "moto"),
+    ))
+}
+
+/// A fresh container of Azurite, if it runs (with CI=true it must).
+async fn azurite() -> Option<(String, StoreOptions)> {
+    let account = emulator_endpoint("CAIRN_TEST_AZURE_ENDPOINT", "the Azure emulator (Azurite)")?;
+    let container = create_azure_container(&account).await;
+    Some((format!("az://{container}/cairn"), azure_options(&account)))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_s3_emulator() {
-    let Some(endpoint) = emulator_endpoint("CAIRN_TEST_S3_ENDPOINT", "the S3 emulator (moto)")
-    else {
-        return;
-    };
-    let bucket = create_s3_bucket(&endpoint, "moto", "moto").await;
-    round_trip(
-        &format!("s3://{bucket}/cairn"),
-        s3_options(&endpoint, "moto", "moto"),
-    )
-    .await;
+    if let Some((store, opts)) = s3_emulator().await {
+        round_trip(&store, opts).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_azurite() {
-    let Some(account) =
-        emulator_endpoint("CAIRN_TEST_AZURE_ENDPOINT", "the Azure emulator (Azurite)")
-    else {
-        return;
-    };
-    let container = create_azure_container(&account).await;
-    round_trip(&format!("az://{container}/cairn"), azure_options(&account)).await;
+    if let Some((store, opts)) = azurite().await {
+        round_trip(&store, opts).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1413,27 +1419,16 @@ async fn chains_round_trip_local() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chains_round_trip_s3_emulator() {
-    let Some(endpoint) = emulator_endpoint("CAIRN_TEST_S3_ENDPOINT", "the S3 emulator (moto)")
-    else {
-        return;
-    };
-    let bucket = create_s3_bucket(&endpoint, "moto", "moto").await;
-    chain_round_trip(
-        &format!("s3://{bucket}/cairn"),
-        s3_options(&endpoint, "moto", "moto"),
-    )
-    .await;
+    if let Some((store, opts)) = s3_emulator().await {
+        chain_round_trip(&store, opts).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chains_round_trip_azurite() {
-    let Some(account) =
-        emulator_endpoint("CAIRN_TEST_AZURE_ENDPOINT", "the Azure emulator (Azurite)")
-    else {
-        return;
-    };
-    let container = create_azure_container(&account).await;
-    chain_round_trip(&format!("az://{container}/cairn"), azure_options(&account)).await;
+    if let Some((store, opts)) = azurite().await {
+        chain_round_trip(&store, opts).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,28 +240,20 @@ impl PageEntry {
     /// [`Error::Inconsistent`] if the frame index is not one of the root's
     /// frames, or the parent index not one of its parents.
     pub fn to_entry(&self, root: &Root) -> Result<Entry> {
-        if let Some(k) = self.data_in {
-            let parent = root.parents.get(k as usize).ok_or_else(|| {
-                Error::inconsistent(format!("entry {} points to no parent", self.path))
-            })?;
-            return Ok(Entry {
-                path: self.path.clone(),
-                kind: self.kind,
-                size: self.size,
-                mode: self.mode,
-                mtime: self.mtime,
-                uid: self.uid,
-                gid: self.gid,
-                sha256: self.sha256,
-                link: self.link.clone(),
-                frame: 0,
-                pos: 0,
-                stored_in: Some(parent.backup_id),
-            });
-        }
-        let frame = root.frames.get(self.frame as usize).ok_or_else(|| {
-            Error::inconsistent(format!("entry {} points to no frame", self.path))
-        })?;
+        let (frame, pos, stored_in) = match self.data_in {
+            Some(k) => {
+                let parent = root.parents.get(k as usize).ok_or_else(|| {
+                    Error::inconsistent(format!("entry {} points to no parent", self.path))
+                })?;
+                (0, 0, Some(parent.backup_id))
+            }
+            None => {
+                let frame = root.frames.get(self.frame as usize).ok_or_else(|| {
+                    Error::inconsistent(format!("entry {} points to no frame", self.path))
+                })?;
+                (frame.offset, self.pos, None)
+            }
+        };
         Ok(Entry {
             path: self.path.clone(),
             kind: self.kind,
@@ -272,9 +264,9 @@ impl PageEntry {
             gid: self.gid,
             sha256: self.sha256,
             link: self.link.clone(),
-            frame: frame.offset,
-            pos: self.pos,
-            stored_in: None,
+            frame,
+            pos,
+            stored_in,
         })
     }
 }

@@ -13,6 +13,19 @@ use super::common::*;
 
 type Archive = SeekableArchive<SeekSource<Cursor<Vec<u8>>>>;
 
+/// `done` with eight bytes changed in the middle of its second frame (the
+/// first holds only headers), inside a file's data; its root (and so its
+/// signature) is intact.
+fn damaged(done: &Finished<Vec<u8>>) -> Vec<u8> {
+    let mut bad = done.inner.clone();
+    let frame = done.manifest.v2().unwrap().manifest().frames[1];
+    let mid = (frame.offset + frame.size / 2) as usize;
+    for b in &mut bad[mid..mid + 8] {
+        *b ^= 0x5a;
+    }
+    bad
+}
+
 fn tree(root: &Path, files: usize) {
     for f in 0..files {
         let dir = root.join(format!("d{}", f % 7));
@@ -61,6 +74,19 @@ fn backup_with(
     w.finish(&key()).unwrap()
 }
 
+/// A folder with a tree of `files` files and a config file holding `config`.
+fn setup(
+    files: usize,
+    config: &[u8],
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, files);
+    let conf = tmp.path().join("app.toml");
+    std::fs::write(&conf, config).unwrap();
+    (tmp, src, conf)
+}
+
 fn open(bytes: &[u8]) -> Archive {
     seekable(bytes)
 }
@@ -75,11 +101,7 @@ fn with_chain(child: &[u8], chain: &[&[u8]]) -> Archive {
 
 #[test]
 fn a_chain_of_incremental_archives_restores_every_point() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    tree(&src, 300);
-    let conf = tmp.path().join("app.toml");
-    std::fs::write(&conf, b"port = 1\n").unwrap();
+    let (tmp, src, conf) = setup(300, b"port = 1\n");
     let owners = running_as_root();
 
     let full = backup(&src, &conf, 1, None);
@@ -158,11 +180,7 @@ fn a_chain_of_incremental_archives_restores_every_point() {
 
 #[test]
 fn an_incremental_archive_alone_is_refused_with_its_parent_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    tree(&src, 40);
-    let conf = tmp.path().join("app.toml");
-    std::fs::write(&conf, b"x\n").unwrap();
+    let (tmp, src, conf) = setup(40, b"x\n");
     let full = backup(&src, &conf, 1, None);
     let child = backup(&src, &conf, 2, Some(&full.inner));
     let parent_id = full.manifest.backup_id().to_string();
@@ -217,11 +235,7 @@ fn an_incremental_archive_alone_is_refused_with_its_parent_named() {
 
 #[test]
 fn a_file_changed_just_before_a_backup_is_read_again_by_the_next() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    tree(&src, 20);
-    let conf = tmp.path().join("app.toml");
-    std::fs::write(&conf, b"x\n").unwrap();
+    let (_tmp, src, conf) = setup(20, b"x\n");
     // Made now: every file changed within the last seconds, so none is
     // trusted to be unchanged by its times alone.
     let meta = meta().created_at(jiff::Timestamp::now());
@@ -236,11 +250,7 @@ fn a_file_changed_just_before_a_backup_is_read_again_by_the_next() {
 
 #[test]
 fn a_changed_mode_owner_or_inode_reads_the_file_again() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    tree(&src, 20);
-    let conf = tmp.path().join("app.toml");
-    std::fs::write(&conf, b"x\n").unwrap();
+    let (tmp, src, conf) = setup(20, b"x\n");
     let full = backup(&src, &conf, 1, None);
     // A chmod (new ctime and mode) and a same-content replacement (new inode).
     use std::os::unix::fs::PermissionsExt;
@@ -259,23 +269,11 @@ fn a_changed_mode_owner_or_inode_reads_the_file_again() {
 
 #[test]
 fn damaged_data_in_a_parent_fails_the_child_naming_the_parent() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    tree(&src, 30);
-    let conf = tmp.path().join("app.toml");
-    std::fs::write(&conf, b"x\n").unwrap();
+    let (tmp, src, conf) = setup(30, b"x\n");
     let full = backup(&src, &conf, 1, None);
     let child = backup(&src, &conf, 2, Some(&full.inner));
     let parent_id = full.manifest.backup_id().to_string();
-    // Eight bytes in the middle of the parent's second frame (the first
-    // holds only headers), inside a file's data; its root (and so its
-    // signature) is intact.
-    let mut bad = full.inner.clone();
-    let frame = full.manifest.v2().unwrap().manifest().frames[1];
-    let mid = (frame.offset + frame.size / 2) as usize;
-    for b in &mut bad[mid..mid + 8] {
-        *b ^= 0x5a;
-    }
+    let bad = damaged(&full);
     let mut a = open(&child.inner);
     a.attach_parents(vec![open(&bad)]).unwrap();
     let err = a
@@ -326,11 +324,7 @@ fn an_incremental_archive_cannot_be_ingested_as_an_upload() {
 
 #[test]
 fn a_chain_assembles_into_one_full_archive_gnu_tar_extracts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    tree(&src, 120);
-    let conf = tmp.path().join("app.toml");
-    std::fs::write(&conf, b"port = 1\n").unwrap();
+    let (tmp, src, conf) = setup(120, b"port = 1\n");
     let full = backup(&src, &conf, 1, None);
     std::fs::write(src.join("d2/f0009"), b"changed\n").unwrap();
     let second = backup(&src, &conf, 2, Some(&full.inner));
@@ -384,12 +378,7 @@ fn a_chain_assembles_into_one_full_archive_gnu_tar_extracts() {
     );
 
     // A damaged parent fails the assembly, naming the parent.
-    let mut bad = full.inner.clone();
-    let frame = full.manifest.v2().unwrap().manifest().frames[1];
-    let mid = (frame.offset + frame.size / 2) as usize;
-    for b in &mut bad[mid..mid + 8] {
-        *b ^= 0x5a;
-    }
+    let bad = damaged(&full);
     let mut a = open(&third.inner);
     a.attach_parents(vec![open(&second.inner), open(&bad)])
         .unwrap();
@@ -418,11 +407,7 @@ fn a_format_1_archive_cannot_be_a_parent_but_still_reads() {
 
 #[test]
 fn a_full_read_reads_every_file_and_refers_to_the_same_content() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    tree(&src, 30);
-    let conf = tmp.path().join("app.toml");
-    std::fs::write(&conf, b"x\n").unwrap();
+    let (tmp, src, conf) = setup(30, b"x\n");
     let full = backup(&src, &conf, 1, None);
     // Same content, new metadata: a chmod and a rewrite with the same bytes;
     // and one real change.
