@@ -774,3 +774,38 @@ fn a_damaged_catalog_is_named_with_the_command_that_rebuilds_it() {
     env.ok(&["catalog", "rebuild"]);
     assert_eq!(env.ok(&["list", "-q"]).trim(), id);
 }
+
+#[test]
+fn a_second_backup_is_incremental_says_so_restores_and_downloads_whole() {
+    let env = Env::new();
+    let site = env.path("site");
+    random_tree(&site, 5, &TreeOptions::default().entries(40)).unwrap();
+    // Files younger than 2 s are read again by the next backup: let them age.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let first = env.json(&["backup", s(&site)]);
+    assert!(first.get("parent").is_none(), "{first}");
+    std::fs::write(site.join("new.txt"), "new\n").unwrap();
+    let text = env.ok(&["backup", s(&site)]);
+    let id = text.split_whitespace().next().unwrap().to_owned();
+    assert!(
+        text.contains(&format!(
+            "incremental of {} (depth 1)",
+            first["backup_id"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("unchanged files skipped"), "{text}");
+    let shown = env.ok(&["show", &id]);
+    assert!(shown.contains("incremental of"), "{shown}");
+    let out = env.path("out");
+    env.ok(&["restore", &id, "--to", s(&out)]);
+    assert_trees_equal(&site, &out.join("data"), true);
+    // The download is the whole state, which verifies on its own.
+    let file = env.path("whole.tar.zst");
+    env.ok(&["download", &id, "-o", s(&file)]);
+    let checked = env.json(&["verify", s(&file)]);
+    assert_eq!(checked["backup_id"], id.as_str());
+    // --full makes a full one.
+    let full = env.json(&["backup", s(&site), "--full"]);
+    assert!(full.get("parent").is_none(), "{full}");
+}

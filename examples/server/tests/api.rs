@@ -1204,3 +1204,73 @@ async fn records_from_the_start_foreign_backups_at_once_and_truncated_archives()
     assert_eq!(jobs_after, jobs_before, "a job was started");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_backup_shows_its_chain_and_downloads_whole() {
+    let server = Server::start(None, 1 << 30).await;
+    // Files younger than 2 s are read again by the next backup: let them age.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let backup = || async {
+        let (status, job) = server
+            .post("/v1/targets/svc/backups", WRITE, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        let done = server.finish(&job).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        done["result"].clone()
+    };
+    let first = backup().await;
+    let second = backup().await;
+    let (full, id) = (
+        first["backup_id"].as_str().unwrap(),
+        second["backup_id"].as_str().unwrap(),
+    );
+    assert_eq!(second["parent"], full, "{second}");
+    assert_eq!(second["depth"], 1);
+    assert!(second["reused_files"].as_u64().unwrap() > 0, "{second}");
+    let (_, record) = server.get(&format!("/v1/backups/{id}")).await;
+    assert_eq!(record["parent"], full);
+    assert_eq!(record["depth"], 1);
+    assert_eq!(record["chain"], json!([full]));
+    assert!(record["stored_bytes"].as_u64().unwrap() < record["data_bytes"].as_u64().unwrap());
+
+    // The download is a whole archive, assembled; a range of it is 416.
+    let res = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/backups/{id}/archive"),
+            WRITE,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("etag").is_none());
+    let whole = res.bytes().await.unwrap();
+    let file = server.tmp.path().join("whole.tar.zst");
+    std::fs::write(&file, &whole).unwrap();
+    // Signed by the server's own key: its vault verifies every byte.
+    let checked = server.state.vault.verify_file(&file, None).await.unwrap();
+    assert_eq!(checked.backup_id, id);
+    assert_eq!(checked.entries, record["entries"].as_u64().unwrap());
+    let res = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/backups/{id}/archive"),
+            WRITE,
+        )
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("incremental"),
+        "{body}"
+    );
+    server.stop().await;
+}
