@@ -231,6 +231,16 @@ fn an_incremental_archive_alone_is_refused_with_its_parent_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains(&parent_id), "{err}");
+    // So is a validly signed archive under the parent's own id with other
+    // content (the child names the parent's root by its digest).
+    std::fs::write(src.join("d0/f0000"), b"forged\n").unwrap();
+    let forged = backup(&src, &conf, 1, None);
+    assert_eq!(forged.manifest.backup_id(), full.manifest.backup_id());
+    let err = open(&child.inner)
+        .attach_parents(vec![open(&forged.inner)])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+    assert!(err.to_string().contains("its root differs"), "{err}");
 }
 
 #[test]
