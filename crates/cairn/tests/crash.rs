@@ -134,7 +134,19 @@ async fn child() {
         .await
         .unwrap();
     let job = match scenario.as_str() {
-        "backup-upload" | "backup-sealed" | "chain-upload" => {
+        "backup-upload" | "backup-sealed" => vault.backup("big", BackupRequest::new()).await,
+        "chain-upload" => {
+            // An incremental backup reads only what changed and may finish
+            // between two progress reports: die when the archive being
+            // uploaded (the local store's `…#n` file) holds 16 MiB.
+            let store = dir.join("store");
+            die_when(move || {
+                walk(&store).iter().any(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().contains('#'))
+                        && std::fs::metadata(p).is_ok_and(|m| m.len() >= 16 << 20)
+                })
+            });
             vault.backup("big", BackupRequest::new()).await
         }
         "backup-snapshot" => {
@@ -167,9 +179,7 @@ async fn child() {
             !seen.state.is_terminal(),
             "{scenario}: the job ended before the kill: {seen:?}"
         );
-        if matches!(scenario.as_str(), "backup-upload" | "chain-upload")
-            && seen.progress.processed_bytes > (16 << 20)
-        {
+        if scenario == "backup-upload" && seen.progress.processed_bytes > (16 << 20) {
             die();
         }
         events.changed().await.unwrap();
