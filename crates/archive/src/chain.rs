@@ -90,75 +90,6 @@ impl<S: RangeRead> SeekableArchive<S> {
             ))
         })
     }
-
-    /// Reads the data of `run`, entries of this archive whose data is all in
-    /// one parent, in increasing positions there, into `sink`.
-    pub(crate) fn read_reused(&mut self, run: &[PageEntry], sink: Sink<'_>) -> Result<()> {
-        let Some(k) = run.first().and_then(|e| e.data_in) else {
-            return Ok(());
-        };
-        let progress = std::sync::Arc::clone(&self.opts.progress);
-        let holder = self.holder(k)?;
-        let id = holder.manifest.backup_id();
-        holder.read_data(run, sink, &*progress).map_err(blame(id))
-    }
-
-    /// As the holder of `run`'s data: reads each entry's `size` bytes at its
-    /// position, checking them against the entry's digest.
-    fn read_data(
-        &mut self,
-        run: &[PageEntry],
-        mut sink: Sink<'_>,
-        progress: &dyn crate::options::Progress,
-    ) -> Result<()> {
-        let id = self.manifest.backup_id();
-        let root = self.root()?;
-        let mut spans = Vec::with_capacity(run.len());
-        for e in run {
-            let start = root
-                .frames
-                .get(e.frame as usize)
-                .filter(|f| e.pos < f.raw_size)
-                .map(|f| f.raw_offset + e.pos);
-            let span = start.and_then(|s| Some(s..s.checked_add(e.size)?));
-            match span {
-                Some(span) if span.end <= root.data_end() => spans.push(span),
-                _ => {
-                    return Err(Error::verification(format!(
-                        "entry {} points outside the data of {id}",
-                        e.path
-                    )));
-                }
-            }
-        }
-        if spans.windows(2).any(|w| w[1].start < w[0].end) {
-            return Err(Error::invalid("reused data read out of order"));
-        }
-        let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
-            return Ok(());
-        };
-        let (Some(a), Some(b)) = (
-            frame_holding(&root.frames, first.start),
-            frame_holding(&root.frames, last.end - 1),
-        ) else {
-            return Err(Error::verification(format!(
-                "reused data lies outside the frames of {id}"
-            )));
-        };
-        let range = root.frames[a].offset..root.frames[b].offset + root.frames[b].size;
-        let skip = first.start - root.frames[a].raw_offset;
-        let mut at = first.start;
-        let mut dec = self.open_raw(range, b - a + 1, skip)?;
-        for (e, span) in run.iter().zip(spans) {
-            if progress.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-            crate::seek::skip_bytes(&mut dec, span.start - at)?;
-            copy_checked(&mut dec, e, &id, &mut sink, progress)?;
-            at = span.end;
-        }
-        Ok(())
-    }
 }
 
 /// Copies entry `e`'s `size` bytes from `dec` into `sink`, checking them
@@ -218,6 +149,8 @@ pub(crate) enum To<'a> {
     Check,
     Extract(&'a mut Extractor),
     Assemble(&'a mut dyn Assemble),
+    /// One file's data, streamed (entries whose data is in a parent only).
+    Write(&'a mut dyn Write),
 }
 
 impl To<'_> {
@@ -226,6 +159,7 @@ impl To<'_> {
             To::Check => To::Check,
             To::Extract(x) => To::Extract(x),
             To::Assemble(a) => To::Assemble(&mut **a),
+            To::Write(w) => To::Write(&mut **w),
         }
     }
 }
@@ -351,7 +285,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             let mut last: HashMap<Option<u32>, u64> = HashMap::new();
             let mut end = start;
             while end < page.len() {
-                if let Some((key, span)) = &spans[end] {
+                if let Some((key @ Some(_), span)) = &spans[end] {
                     match last.get(key) {
                         Some(&prev) if span.start < prev || span.start - prev > GAP => break,
                         _ => {
@@ -378,14 +312,12 @@ impl<S: RangeRead> SeekableArchive<S> {
                     out.push(None);
                     continue;
                 }
+                // Entries here are contiguous in the stream: where each
+                // starts is enough; the window's end is its last entry's.
                 let raw = root.raw_offset(e).ok_or_else(|| {
                     Error::verification(format!("entry {} points outside its frame", e.path))
                 })?;
-                let (entry, _) = Self::entries_of(root, std::slice::from_ref(e))?
-                    .pop()
-                    .ok_or_else(|| Error::invalid("no entry"))?;
-                let len = expected_header(&entry).len() as u64 + padded(entry.size);
-                out.push(Some((None, raw..raw + len)));
+                out.push(Some((None, raw..raw)));
                 continue;
             };
             let holder = self.holder(k)?;
@@ -434,6 +366,9 @@ impl<S: RangeRead> SeekableArchive<S> {
                 .entry(*key)
                 .and_modify(|r| r.end = r.end.max(span.end))
                 .or_insert_with(|| span.clone());
+        }
+        if let (Some((last, raw)), Some(r)) = (own.last(), reach.get_mut(&None)) {
+            r.end = raw + expected_header(last).len() as u64 + padded(last.size);
         }
         let SeekableArchive { src, parents, .. } = self;
         let mut tar = match (own.first(), own.last(), reach.get(&None)) {
@@ -484,6 +419,11 @@ impl<S: RangeRead> SeekableArchive<S> {
                             None,
                             &*progress,
                         )?,
+                        To::Write(_) => {
+                            return Err(Error::invalid(
+                                "only data kept in a parent is streamed this way",
+                            ));
+                        }
                     }
                 }
                 Some((Some(k), span)) => {
@@ -494,6 +434,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                     let mut sink = match to.reborrow() {
                         To::Extract(x) => Sink::Extract(x),
                         To::Check => Sink::Check,
+                        To::Write(w) => Sink::Write(w),
                         To::Assemble(a) => {
                             let meta = meta_of(e);
                             let d = a

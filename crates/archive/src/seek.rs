@@ -12,7 +12,7 @@ use cairn_manifest::{
     SignedManifest,
 };
 
-use crate::chain::{Own, Sink, To};
+use crate::chain::{Own, To};
 use crate::codec::{Footer, MAX_FOOTER_LEN};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
@@ -828,9 +828,8 @@ impl<S: RangeRead> SeekableArchive<S> {
             return Err(Error::invalid(format!("{path} is not a regular file")));
         }
         if e.data_in.is_some() {
-            let size = e.size;
-            self.read_reused(std::slice::from_ref(&e), Sink::Write(out))?;
-            return Ok(size);
+            self.read_page_entries(&root, std::slice::from_ref(&e), To::Write(out), Own::Read)?;
+            return Ok(e.size);
         }
         let (e, raw) = Self::entries_of(&root, std::slice::from_ref(&e))?
             .pop()

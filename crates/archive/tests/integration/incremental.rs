@@ -444,3 +444,37 @@ fn a_full_read_reads_every_file_and_refers_to_the_same_content() {
         .unwrap();
     assert_trees_equal(&src, &out.join("data"), running_as_root());
 }
+
+#[test]
+fn a_parent_is_set_first_on_a_format_2_writer_and_attached_in_full() {
+    let (_tmp, src, conf) = setup(10, b"x\n");
+    let full = backup(&src, &conf, 1, None);
+    let child = backup(&src, &conf, 2, Some(&full.inner));
+    // Too late: after a component.
+    let mut w = ArchiveWriter::new(
+        Vec::new(),
+        meta(),
+        opts(Codec::Zstd, 64 * 1024, 1).format(2),
+    )
+    .unwrap();
+    w.append_dir(&name("data"), &src, false).unwrap();
+    let err = w
+        .set_parent(Parent::new(open(&full.inner)).unwrap())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("before the first component"),
+        "{err}"
+    );
+    // A format 1 writer cannot be incremental.
+    let mut w = ArchiveWriter::new(Vec::new(), meta(), opts(Codec::Zstd, 64 * 1024, 1)).unwrap();
+    let err = w
+        .set_parent(Parent::new(open(&full.inner)).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("only format 2"), "{err}");
+    // The chain is attached whole or not at all.
+    let err = open(&child.inner).attach_parents(Vec::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("names 1 parents, 0 were given"),
+        "{err}"
+    );
+}
