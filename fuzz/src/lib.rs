@@ -405,6 +405,8 @@ fn root_for(page: &Page, bytes: &[u8], canonical: bool) -> Root {
         source: None,
         features: vec![],
         parents: Vec::new(),
+        segment_size: None,
+        blob_bytes: 0,
     }
 }
 

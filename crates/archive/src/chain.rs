@@ -76,7 +76,7 @@ impl<S: RangeRead> SeekableArchive<S> {
     }
 
     /// The attached parent holding the data of entries with `data_in == k`.
-    fn holder(&mut self, k: u32) -> Result<&mut SeekableArchive<S>> {
+    pub(crate) fn holder(&mut self, k: u32) -> Result<&mut SeekableArchive<S>> {
         let id = self.manifest.backup_id();
         let named = self.parents_named().get(k as usize).map(|p| p.backup_id);
         let Some(named) = named else {
@@ -94,7 +94,7 @@ impl<S: RangeRead> SeekableArchive<S> {
 
 /// Copies entry `e`'s `size` bytes from `dec` into `sink`, checking them
 /// against its digest.
-fn copy_checked<R: BufRead>(
+pub(crate) fn copy_checked<R: BufRead>(
     dec: &mut R,
     e: &PageEntry,
     holder: &BackupId,
@@ -154,7 +154,7 @@ pub(crate) enum To<'a> {
 }
 
 impl To<'_> {
-    fn reborrow(&mut self) -> To<'_> {
+    pub(crate) fn reborrow(&mut self) -> To<'_> {
         match self {
             To::Check => To::Check,
             To::Extract(x) => To::Extract(x),
@@ -273,6 +273,33 @@ impl<S: RangeRead> SeekableArchive<S> {
     /// stream, opened once; a window ends where an archive would have to go
     /// back or skip more than [`GAP`].
     pub(crate) fn read_page_entries(
+        &mut self,
+        root: &Root,
+        page: &[PageEntry],
+        mut to: To<'_>,
+        own: Own,
+    ) -> Result<()> {
+        // A file stored by segments is read on its own, segment by segment.
+        let mut start = 0;
+        while start < page.len() {
+            if page[start].parts.is_some() {
+                self.read_segmented(root, &page[start], to.reborrow())?;
+                start += 1;
+                continue;
+            }
+            let end = page[start..]
+                .iter()
+                .position(|e| e.parts.is_some())
+                .map_or(page.len(), |n| start + n);
+            self.read_windows(root, &page[start..end], to.reborrow(), own)?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Reads a run of entries none of which is stored by segments (see
+    /// [`SeekableArchive::read_page_entries`]).
+    fn read_windows(
         &mut self,
         root: &Root,
         page: &[PageEntry],
@@ -461,7 +488,7 @@ impl<S: RangeRead> SeekableArchive<S> {
 }
 
 /// The metadata a page entry gives its file.
-fn meta_of(e: &PageEntry) -> EntryMeta {
+pub(crate) fn meta_of(e: &PageEntry) -> EntryMeta {
     EntryMeta {
         mode: e.mode,
         mtime: e.mtime,
@@ -472,7 +499,7 @@ fn meta_of(e: &PageEntry) -> EntryMeta {
 
 /// Names parent `id` in an error about its data: a damaged frame there is
 /// a failed verification of the child that needs it.
-fn blame(id: BackupId) -> impl Fn(Error) -> Error {
+pub(crate) fn blame(id: BackupId) -> impl Fn(Error) -> Error {
     move |e| match e {
         Error::Corrupt { reason } => Error::Verification {
             subject: format!("parent {id}: {reason}"),
@@ -483,7 +510,7 @@ fn blame(id: BackupId) -> impl Fn(Error) -> Error {
 
 /// The compressed range of `frames` holding raw bytes `raw`, how many frames
 /// it holds, and how far into the first frame `raw` starts.
-fn frames_of(frames: &[Frame], raw: &Range<u64>) -> Result<(Range<u64>, usize, u64)> {
+pub(crate) fn frames_of(frames: &[Frame], raw: &Range<u64>) -> Result<(Range<u64>, usize, u64)> {
     let (Some(a), Some(b)) = (
         frame_holding(frames, raw.start),
         frame_holding(frames, raw.end.saturating_sub(1).max(raw.start)),

@@ -30,6 +30,9 @@ pub(crate) struct StreamSummary {
     pub(crate) foreign_frames: u64,
     /// Frames seen (zstd only).
     pub(crate) frames: Vec<Frame>,
+    /// Where the blob frames of segments were (zstd only), adjacent ones
+    /// merged.
+    pub(crate) blobs: Vec<std::ops::Range<u64>>,
 }
 
 impl<R: Read> Decoder<R> {
@@ -101,6 +104,7 @@ impl<R: Read> Decoder<R> {
                     footer_last: footer.is_some(),
                     foreign_frames: 0,
                     frames: Vec::new(),
+                    blobs: Vec::new(),
                 }
             }
             Decoder::Tar(s) => {
@@ -112,6 +116,7 @@ impl<R: Read> Decoder<R> {
                     footer_last: false,
                     foreign_frames: 0,
                     frames: Vec::new(),
+                    blobs: Vec::new(),
                 }
             }
         })

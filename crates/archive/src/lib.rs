@@ -87,6 +87,7 @@ mod pool;
 mod readahead;
 mod reader;
 mod seek;
+mod segments;
 mod source;
 mod spill;
 mod tar;
@@ -99,8 +100,8 @@ pub use crate::codec::{Footer, Format, MAX_FOOTER_LEN, detect};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::ingest::{IngestOptions, Ingested, ingest};
 pub use crate::options::{
-    DEFAULT_FRAME_SIZE, Limits, MAX_FRAME_SIZE, MIN_FRAME_SIZE, NoProgress, Progress, ReadOptions,
-    WriterOptions,
+    DEFAULT_FRAME_SIZE, DEFAULT_SEGMENT_SIZE, Limits, MAX_FRAME_SIZE, MIN_FRAME_SIZE, NoProgress,
+    Progress, ReadOptions, WriterOptions,
 };
 pub use crate::pages::{PAGES_PREFIX, ROOT_PATH, ROOT_SIGNATURE_PATH};
 pub use crate::parent::{FileIdentity, PageSource, Parent};

@@ -82,7 +82,15 @@ pub struct WriterOptions {
     /// folder). Put it on disk, not on a RAM-backed filesystem, for large
     /// trees: it grows by about 220 bytes an entry.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// The segment size of an incremental archive (default 32 MiB: see
+    /// `docs/performance.md`): a changed file of at least this many bytes
+    /// whose parent entry holds data is stored by segments of this size,
+    /// each an unchanged parent segment, a zstd patch against it, or whole.
+    pub segment_size: u64,
 }
+
+/// The default segment size of an incremental archive.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 32 << 20;
 
 impl Default for WriterOptions {
     fn default() -> Self {
@@ -94,6 +102,7 @@ impl Default for WriterOptions {
             progress: no_progress(),
             format: 2,
             spill_dir: None,
+            segment_size: DEFAULT_SEGMENT_SIZE,
         }
     }
 }
@@ -120,6 +129,12 @@ impl WriterOptions {
     /// Sets where a format 2 writer spills its pages.
     pub fn spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.spill_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets the segment size of an incremental archive.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
         self
     }
 
@@ -186,6 +201,16 @@ impl WriterOptions {
         }
         if self.threads == 0 || self.threads > 256 {
             return Err(crate::Error::invalid("threads must be between 1 and 256"));
+        }
+        let (lo, hi) = (
+            cairn_manifest::v2::MIN_SEGMENT_SIZE,
+            cairn_manifest::v2::MAX_SEGMENT_SIZE,
+        );
+        if !(lo..=hi).contains(&self.segment_size) {
+            return Err(crate::Error::invalid(format!(
+                "segment size {} is out of range ({lo}..={hi})",
+                self.segment_size
+            )));
         }
         if self.format != 1 && self.format != 2 {
             return Err(crate::Error::invalid(format!(

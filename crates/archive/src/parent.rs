@@ -15,9 +15,10 @@ use cairn_manifest::{
 
 use crate::error::{Error, Result};
 use crate::seek::{RangeRead, SeekableArchive};
-use cairn_manifest::v2::ParentRef;
+use cairn_manifest::v2::{ParentRef, Step};
 
-/// Pages of a backup, fetched one at a time and checked against its root.
+/// Pages of a backup, fetched one at a time and checked against its root,
+/// and the segments of its large files.
 pub trait PageSource: Send {
     /// Page number `index` of the root.
     ///
@@ -25,11 +26,34 @@ pub trait PageSource: Send {
     ///
     /// Whatever reading or checking the page reports.
     fn page(&mut self, index: usize) -> Result<Page>;
+
+    /// Segment number `i`, of `segment_size` bytes, of the data of `entry`
+    /// (an entry of this backup's pages): how a child of this backup refers
+    /// to it, and its bytes. `None` past the end of the data.
+    ///
+    /// # Errors
+    ///
+    /// Whatever reading the data reports.
+    fn segment(
+        &mut self,
+        entry: &PageEntry,
+        i: u64,
+        segment_size: u64,
+    ) -> Result<Option<(Vec<Step>, Vec<u8>)>>;
 }
 
 impl<S: RangeRead + Send> PageSource for SeekableArchive<S> {
     fn page(&mut self, index: usize) -> Result<Page> {
         self.fetch_page(index)
+    }
+
+    fn segment(
+        &mut self,
+        entry: &PageEntry,
+        i: u64,
+        segment_size: u64,
+    ) -> Result<Option<(Vec<Step>, Vec<u8>)>> {
+        self.segment_for_child(entry, i, segment_size)
     }
 }
 
@@ -90,7 +114,9 @@ impl std::fmt::Debug for Parent {
 
 impl Parent {
     /// The parent read from `archive` (opened through its seal or footer,
-    /// hence verified).
+    /// hence verified). For an incremental parent, attach its own parents
+    /// first ([`SeekableArchive::attach_parents`]): the segments of a changed
+    /// large file are compared with the parent's, which may be in them.
     ///
     /// # Errors
     ///
@@ -143,6 +169,22 @@ impl Parent {
         chain
     }
 
+    /// The segment size of the parent's segmented files, if it has any.
+    pub(crate) fn segment_size(&self) -> Option<u64> {
+        self.root.segment_size
+    }
+
+    /// Segment `i` of `seg` bytes of the parent's entry `e`, as
+    /// [`PageSource::segment`] gives it.
+    pub(crate) fn segment(
+        &mut self,
+        e: &PageEntry,
+        i: u64,
+        seg: u64,
+    ) -> Result<Option<(Vec<Step>, Vec<u8>)>> {
+        self.pages.segment(e, i, seg)
+    }
+
     /// Starts comparing the entries of component `name`.
     pub(crate) fn begin_component(&mut self, name: &ComponentName) {
         let pages: Vec<usize> = self.root.pages_of(name).collect();
@@ -177,17 +219,28 @@ impl Parent {
     }
 
     /// Where the data of `e` (an entry of this parent) is, for a child whose
-    /// parent list is [`Parent::chain`]: in this parent after the entry's
-    /// header, or wherever this parent's own reference points. `None` if the
-    /// position does not resolve inside the frames (the entry is then stored
-    /// anew).
-    pub(crate) fn locate(&self, e: &PageEntry) -> Option<DataRef> {
+    /// parent list is [`Parent::chain`] and whose segments are `seg` bytes:
+    /// in this parent after the entry's header, wherever this parent's own
+    /// reference points, or in the segments it names. `None` if the position
+    /// does not resolve inside the frames, or the segments are of another
+    /// size (the entry is then stored anew).
+    pub(crate) fn locate(&self, e: &PageEntry, seg: u64) -> Option<Held> {
+        if let Some(parts) = &e.parts {
+            if self.root.segment_size != Some(seg) {
+                return None;
+            }
+            let child: Option<Vec<Vec<Step>>> = parts
+                .iter()
+                .map(|steps| steps.iter().map(Step::for_child).collect())
+                .collect();
+            return child.map(Held::Parts);
+        }
         if let Some(k) = e.data_in {
-            return Some(DataRef {
+            return Some(Held::At(DataRef {
                 data_in: k.checked_add(1)?,
                 frame: e.frame,
                 pos: e.pos,
-            });
+            }));
         }
         let header = crate::verify::expected_header(&e.to_entry(&self.root).ok()?);
         let mut frame = e.frame as usize;
@@ -196,12 +249,21 @@ impl Parent {
             pos -= self.root.frames[frame].raw_size;
             frame += 1;
         }
-        Some(DataRef {
+        Some(Held::At(DataRef {
             data_in: 0,
             frame: u32::try_from(frame).ok()?,
             pos,
-        })
+        }))
     }
+}
+
+/// Where the data of a parent's entry is, for its child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// In one piece.
+    At(DataRef),
+    /// In segments, each rebuilt by its recipe.
+    Parts(Vec<Vec<Step>>),
 }
 
 /// Whether a file with this metadata and identity is the parent's entry

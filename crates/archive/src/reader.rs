@@ -358,7 +358,7 @@ fn compare_v2(root: &Root, pages: &mut PageLog, log: &mut ObservedLog) -> Result
             .map_err(|e| Error::verification(format!("manifest page {i}: {e}")))?;
         checker.page(&page)?;
         for pe in &page.entries {
-            if pe.data_in.is_some() {
+            if !pe.is_stored_here() {
                 // Its data is in a parent; it has no tar entry here.
                 continue;
             }
@@ -396,6 +396,8 @@ pub(crate) struct Layout<'a> {
     /// Where the root's frame starts (format 2), or 0.
     root_offset: u64,
     data_compressed_end: u64,
+    /// Where the blob region is (format 2.1 with segments), or empty.
+    blobs: std::ops::Range<u64>,
 }
 
 impl<'a> Layout<'a> {
@@ -406,6 +408,7 @@ impl<'a> Layout<'a> {
             pages: &[],
             root_offset: 0,
             data_compressed_end: m.data_compressed_end(),
+            blobs: 0..0,
         }
     }
 
@@ -416,6 +419,7 @@ impl<'a> Layout<'a> {
             pages: &r.pages,
             root_offset: r.pages_end(),
             data_compressed_end: r.data_compressed_end(),
+            blobs: r.blobs_offset()..r.data_compressed_end(),
         }
     }
 }
@@ -453,6 +457,16 @@ pub(crate) fn check_stream(m: &Layout<'_>, summary: &StreamSummary) -> Result<()
                 "the manifest root is not where the pages end",
             ));
         }
+    }
+    let blobs_placed = if m.blobs.is_empty() {
+        summary.blobs.is_empty()
+    } else {
+        summary.blobs == [m.blobs.clone()]
+    };
+    if !blobs_placed {
+        return Err(Error::verification(
+            "the segments' blobs are not where the signed root places them",
+        ));
     }
     if summary.foreign_frames > 0 {
         return Err(Error::verification(

@@ -827,7 +827,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         if e.kind != EntryKind::File {
             return Err(Error::invalid(format!("{path} is not a regular file")));
         }
-        if e.data_in.is_some() {
+        if !e.is_stored_here() {
             self.read_page_entries(&root, std::slice::from_ref(&e), To::Write(out), Own::Read)?;
             return Ok(e.size);
         }

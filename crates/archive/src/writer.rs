@@ -20,9 +20,11 @@ use crate::error::{Error, Result};
 use crate::frames::FrameWriter;
 use crate::options::{Progress, WriterOptions};
 use crate::pages::{PageSpill, ROOT_PATH, ROOT_SIGNATURE_PATH, parse_page};
-use crate::parent::{DataRef, FileIdentity, Parent};
+use crate::parent::{FileIdentity, Held, Parent};
+use crate::segments::Blobs;
 use crate::spill::{check_order, replay_one};
 use crate::tar::{BLOCK, HeaderSpec, encode_header, padded};
+use cairn_manifest::v2::Step;
 
 /// Path of the manifest inside every archive.
 pub const MANIFEST_PATH: &str = ".cairn/manifest.json";
@@ -231,6 +233,11 @@ pub struct ArchiveWriter<W: Write> {
     full_read: bool,
     /// Files referred to in the parent's chain, and their bytes.
     reused: (u64, u64),
+    /// Whether an entry is stored by segments, and the blobs they wrote.
+    segmented: bool,
+    blobs: Blobs,
+    segment_size: u64,
+    spill_dir: Option<std::path::PathBuf>,
 }
 
 impl<W: Write> std::fmt::Debug for ArchiveWriter<W> {
@@ -315,6 +322,10 @@ impl<W: Write> ArchiveWriter<W> {
             parent: None,
             full_read: false,
             reused: (0, 0),
+            segmented: false,
+            blobs: Blobs::default(),
+            segment_size: options.segment_size,
+            spill_dir: options.spill_dir.clone(),
         })
     }
 
@@ -382,7 +393,7 @@ impl<W: Write> ArchiveWriter<W> {
         if !crate::parent::unchanged(p, size, &meta, id) {
             return Ok(false);
         }
-        let (Some(at), Some(sha256)) = (parent.locate(p), p.sha256) else {
+        let (Some(at), Some(sha256)) = (parent.locate(p, self.segment_size), p.sha256) else {
             return Ok(false);
         };
         self.push_reused(path, meta, (size, sha256, at), id)?;
@@ -395,7 +406,7 @@ impl<W: Write> ArchiveWriter<W> {
         &mut self,
         path: &EntryPath,
         meta: EntryMeta,
-        (size, sha256, at): (u64, Sha256Digest, DataRef),
+        (size, sha256, at): (u64, Sha256Digest, Held),
         id: &FileIdentity,
     ) -> Result<()> {
         self.push(
@@ -403,7 +414,7 @@ impl<W: Write> ArchiveWriter<W> {
             EntryKind::File,
             meta,
             None,
-            Body::Reused { size, sha256, at },
+            Body::Elsewhere { size, sha256, at },
             Some(*id),
         )?;
         self.reused.0 += 1;
@@ -563,6 +574,9 @@ impl<W: Write> ArchiveWriter<W> {
         if self.full_read && self.append_same_content(path, em, meta.len(), &id, file, src)? {
             return Ok(());
         }
+        if self.append_segmented(path, em, meta.len(), &id, file, src)? {
+            return Ok(());
+        }
         self.push(
             path,
             EntryKind::File,
@@ -597,7 +611,7 @@ impl<W: Write> ArchiveWriter<W> {
         else {
             return Ok(false);
         };
-        let (Some(at), Some(sha256)) = (parent.locate(p), p.sha256) else {
+        let (Some(at), Some(sha256)) = (parent.locate(p, self.segment_size), p.sha256) else {
             return Ok(false);
         };
         let mut hasher = Hasher::new();
@@ -622,6 +636,155 @@ impl<W: Write> ArchiveWriter<W> {
         file.seek(io::SeekFrom::Start(0))
             .map_err(|e| Error::from_io("reading", Some(src.to_owned()), e))?;
         Ok(false)
+    }
+
+    /// (Incremental, zstd) Stores a changed file of at least the segment size
+    /// whose parent entry holds data by segments: each the parent's segment
+    /// unchanged, a patch against it, or whole, whichever is smallest.
+    /// `false` (nothing read) if the file does not qualify.
+    fn append_segmented(
+        &mut self,
+        path: &EntryPath,
+        meta: EntryMeta,
+        size: u64,
+        id: &FileIdentity,
+        file: &mut fs::File,
+        src: &Path,
+    ) -> Result<bool> {
+        let seg = self.segment_size;
+        if self.compression.codec != cairn_manifest::Codec::Zstd
+            || self.pages.is_none()
+            || size < seg
+        {
+            return Ok(false);
+        }
+        let Some(parent) = self.parent.as_mut() else {
+            return Ok(false);
+        };
+        if !parent.find(path)? {
+            return Ok(false);
+        }
+        let Some(p) = parent
+            .current()
+            .filter(|p| p.kind == EntryKind::File && p.size > 0 && p.sha256.is_some())
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        if p.parts.is_some() && parent.segment_size() != Some(seg) {
+            return Ok(false);
+        }
+        let level = self.compression.level;
+        let dir = self.spill_dir.as_deref();
+        let mut hasher = Hasher::new();
+        let mut parts = Vec::new();
+        let mut buf = Vec::new();
+        let (mut done, mut same) = (0u64, 0u64);
+        let mut parent_failed = None;
+        while done < size {
+            let want = seg.min(size - done);
+            buf.clear();
+            let got = (&mut *file)
+                .take(want)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::from_io("reading", Some(src.to_owned()), e))?;
+            if (got as u64) < want {
+                if buf.is_empty() {
+                    break;
+                }
+                buf.resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
+            }
+            hasher.update(&buf);
+            self.progress.bytes(got as u64);
+            if self.progress.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let base = match parent_failed {
+                Some(_) => None,
+                None => parent.segment(&p, done / seg, seg).unwrap_or_else(|e| {
+                    parent_failed = Some(e);
+                    None
+                }),
+            };
+            let mut own = |frame: Vec<u8>| -> Result<Step> {
+                Ok(Step::Blob {
+                    data_in: None,
+                    blob: self.blobs.push(dir, &frame)?,
+                    len: frame.len() as u64,
+                })
+            };
+            let steps = match base {
+                Some((steps, bytes)) if bytes == buf => {
+                    same += want;
+                    steps
+                }
+                Some((mut steps, bytes)) if steps.len() < cairn_manifest::v2::MAX_STEPS => {
+                    let patch = crate::segments::compress(level, Some(&bytes), &buf)?;
+                    // A patch much smaller than the data is kept without
+                    // compressing the data on its own to compare.
+                    let plain = (patch.len() as u64 > want / 8)
+                        .then(|| crate::segments::compress(level, None, &buf))
+                        .transpose()?
+                        .filter(|plain| plain.len() <= patch.len());
+                    match plain {
+                        Some(plain) => vec![own(plain)?],
+                        None => {
+                            steps.push(own(patch)?);
+                            steps
+                        }
+                    }
+                }
+                _ => vec![own(crate::segments::compress(level, None, &buf)?)?],
+            };
+            parts.push(steps);
+            done += got as u64;
+            if (got as u64) < want {
+                break;
+            }
+        }
+        if let Some(e) = parent_failed {
+            self.warnings.push(Warning {
+                path: path.clone(),
+                message: format!(
+                    "the parent's copy could not be read ({e}): its segments were stored whole"
+                ),
+            });
+        }
+        if done < size {
+            // The file shrank: its last segments are zeros, as copy_data
+            // stores them.
+            while (parts.len() as u64) < size.div_ceil(seg) {
+                let want = seg.min(size - parts.len() as u64 * seg);
+                buf.clear();
+                buf.resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
+                hasher.update(&buf);
+                let frame = crate::segments::compress(level, None, &buf)?;
+                let blob = self.blobs.push(dir, &frame)?;
+                parts.push(vec![Step::Blob {
+                    data_in: None,
+                    blob,
+                    len: frame.len() as u64,
+                }]);
+            }
+            self.warnings.push(shrank(path, done, size));
+        } else if grew(file).map_err(|e| Error::from_io("reading", Some(src.to_owned()), e))? {
+            self.warnings.push(grew_past(path, size));
+        }
+        let sha256 = hasher.finalize();
+        self.push(
+            path,
+            EntryKind::File,
+            meta,
+            None,
+            Body::Elsewhere {
+                size,
+                sha256,
+                at: Held::Parts(parts),
+            },
+            Some(*id),
+        )?;
+        self.reused.1 += same;
+        Ok(true)
     }
 
     /// Appends a stream of exactly `size` bytes as a one-file component named
@@ -814,9 +977,9 @@ impl<W: Write> ArchiveWriter<W> {
         }
         let size = match &body {
             Body::None => 0,
-            Body::Read(_, size, _) | Body::Reused { size, .. } => *size,
+            Body::Read(_, size, _) | Body::Elsewhere { size, .. } => *size,
         };
-        let (sha256, at) = if let Body::Reused { sha256, at, .. } = body {
+        let (sha256, at) = if let Body::Elsewhere { sha256, at, .. } = body {
             (Some(sha256), Err(at))
         } else {
             let header = encode_header(&HeaderSpec {
@@ -874,12 +1037,19 @@ impl<W: Write> ArchiveWriter<W> {
                         u32::try_from(at.frame)
                             .map_err(|_| Error::invalid("more than 2^32 frames"))?,
                     ),
-                    Err(r) => PageEntry {
+                    Err(Held::At(r)) => PageEntry {
                         frame: r.frame,
                         pos: r.pos,
                         data_in: Some(r.data_in),
                         ..PageEntry::from_entry(entry, 0)
                     },
+                    Err(Held::Parts(parts)) => {
+                        self.segmented = true;
+                        PageEntry {
+                            parts: Some(parts),
+                            ..PageEntry::from_entry(entry, 0)
+                        }
+                    }
                 };
                 if let Some(id) = settled {
                     pe.ctime = Some(id.ctime);
@@ -986,29 +1156,11 @@ impl<W: Write> ArchiveWriter<W> {
                 self.fw.write_raw(&zeros[..n])?;
                 left -= n as u64;
             }
-            self.warnings.push(Warning {
-                path: path.clone(),
-                message: format!(
-                    "changed while being read: only {done} of {size} bytes could be read; the rest was stored as zeros"
-                ),
-            });
-        } else {
-            let mut probe = [0u8; 1];
-            let more = loop {
-                match reader.read(&mut probe) {
-                    Ok(n) => break n > 0,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::from_io("reading", source.map(Path::to_owned), e)),
-                }
-            };
-            if more {
-                self.warnings.push(Warning {
-                    path: path.clone(),
-                    message: format!(
-                        "changed while being read: it grew past {size} bytes; the first {size} were stored"
-                    ),
-                });
-            }
+            self.warnings.push(shrank(path, done, size));
+        } else if grew(reader)
+            .map_err(|e| Error::from_io("reading", source.map(Path::to_owned), e))?
+        {
+            self.warnings.push(grew_past(path, size));
         }
         let pad = padded(size) - size;
         if pad > 0 {
@@ -1028,6 +1180,8 @@ impl<W: Write> ArchiveWriter<W> {
     /// archive would be inconsistent otherwise.
     pub fn finish(mut self, key: &SigningKey) -> Result<Finished<W>> {
         let frames = self.fw.drain()?.to_vec();
+        let fw = &mut self.fw;
+        self.blobs.copy_to(|piece| fw.write_verbatim(piece))?;
         let data_end = self.fw.written();
         let (manifest, root_offset) = match self.pages.take() {
             None => (AnyManifest::V1(self.sign_v1(frames, key)?), 0),
@@ -1150,9 +1304,16 @@ impl<W: Write> ArchiveWriter<W> {
     /// The format 2 root of what was written, naming `pages`.
     fn root(&mut self, key: &SigningKey, frames: Vec<Frame>, pages: Vec<PageRef>) -> Root {
         let parents = match &self.parent {
-            Some(p) if self.reused.0 > 0 => p.chain(),
+            Some(p) if self.reused.0 > 0 || self.segmented => p.chain(),
             _ => Vec::new(),
         };
+        let mut features = Vec::new();
+        if !parents.is_empty() {
+            features.push(cairn_manifest::v2::FEATURE_PARENTS.to_owned());
+        }
+        if self.segmented {
+            features.push(cairn_manifest::v2::FEATURE_SEGMENTS.to_owned());
+        }
         Root {
             format: FORMAT_TAG.to_owned(),
             version: cairn_manifest::v2::VERSION,
@@ -1173,12 +1334,10 @@ impl<W: Write> ArchiveWriter<W> {
             skipped: std::mem::take(&mut self.skipped),
             warnings: std::mem::take(&mut self.warnings),
             source: self.source.take(),
-            features: if parents.is_empty() {
-                Vec::new()
-            } else {
-                vec![cairn_manifest::v2::FEATURE_PARENTS.to_owned()]
-            },
+            features,
             parents,
+            segment_size: self.segmented.then_some(self.segment_size),
+            blob_bytes: self.blobs.len(),
         }
     }
 
@@ -1204,12 +1363,45 @@ enum Body<'a> {
     None,
     /// `size` bytes from a reader (`source` names it in errors).
     Read(&'a mut dyn Read, u64, Option<&'a Path>),
-    /// Data the parent's chain holds.
-    Reused {
+    /// Data the parent's chain holds, or segments rebuilt from it and this
+    /// archive's blobs.
+    Elsewhere {
         size: u64,
         sha256: Sha256Digest,
-        at: DataRef,
+        at: Held,
     },
+}
+
+/// The warning for a file that held only `done` of its `size` bytes when read.
+fn shrank(path: &EntryPath, done: u64, size: u64) -> Warning {
+    Warning {
+        path: path.clone(),
+        message: format!(
+            "changed while being read: only {done} of {size} bytes could be read; the rest was stored as zeros"
+        ),
+    }
+}
+
+/// The warning for a file that grew past its `size` while read.
+fn grew_past(path: &EntryPath, size: u64) -> Warning {
+    Warning {
+        path: path.clone(),
+        message: format!(
+            "changed while being read: it grew past {size} bytes; the first {size} were stored"
+        ),
+    }
+}
+
+/// Whether `reader` has a byte more.
+fn grew(reader: &mut dyn Read) -> io::Result<bool> {
+    let mut probe = [0u8; 1];
+    loop {
+        match reader.read(&mut probe) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The tar entry of a small file of the manifest region.

@@ -17,6 +17,7 @@ use crate::decode::StreamSummary;
 use crate::error::{Error, Result};
 use crate::options::MAX_FRAME_SIZE;
 use crate::pool::Pool;
+use crate::segments::BLOB_MAGIC;
 use crate::source::{Source, read_buffered};
 
 const ZSTD_BLOCK_MAX: u64 = 128 * 1024;
@@ -139,6 +140,7 @@ pub(crate) struct ZstdFrames<R> {
     footer: Option<Footer>,
     footer_end: u64,
     foreign_frames: u64,
+    blobs: Vec<std::ops::Range<u64>>,
     spare_src: Vec<Vec<u8>>,
     spare_out: Vec<Vec<u8>>,
 }
@@ -162,6 +164,7 @@ impl<R: Read> ZstdFrames<R> {
             footer: None,
             footer_end: 0,
             foreign_frames: 0,
+            blobs: Vec::new(),
             spare_src: Vec::new(),
             spare_out: Vec::new(),
         })
@@ -183,6 +186,7 @@ impl<R: Read> ZstdFrames<R> {
             footer_last: self.footer.is_some() && self.footer_end == size,
             foreign_frames: self.foreign_frames,
             frames: std::mem::take(&mut self.frames),
+            blobs: std::mem::take(&mut self.blobs),
         }
     }
 
@@ -242,6 +246,31 @@ impl<R: Read> ZstdFrames<R> {
             )));
         }
         let len = u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
+        if head[..4] == BLOB_MAGIC {
+            // A segment's blob: passed over, its place checked against the
+            // root once it is read.
+            let mut left = 8 + len;
+            let mut scratch = Vec::new();
+            while left > 0 {
+                let n = left.min(1 << 20);
+                scratch.clear();
+                self.src
+                    .take_into(n, &mut scratch)
+                    .map_err(|e| Error::from_io("reading skippable frame", None, e))?;
+                if scratch.len() as u64 != n {
+                    return Err(Error::corrupt(format!(
+                        "truncated skippable frame at offset {offset}"
+                    )));
+                }
+                left -= n;
+            }
+            let end = offset + 8 + len;
+            match self.blobs.last_mut() {
+                Some(r) if r.end == offset => r.end = end,
+                _ => self.blobs.push(offset..end),
+            }
+            return Ok(());
+        }
         if len > MAX_SKIPPABLE {
             return Err(Error::corrupt(format!(
                 "skippable frame of {len} bytes at offset {offset}"

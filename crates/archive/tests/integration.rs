@@ -10,6 +10,7 @@ mod integration {
     mod ingest;
     mod roundtrip;
     mod seek;
+    mod segments;
     mod tamper;
     mod v2;
 }

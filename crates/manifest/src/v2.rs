@@ -56,7 +56,22 @@ pub const FEATURE_PARENTS: &str = "parents";
 /// refused: a later minor version that changes how entries are read names a
 /// feature, so that a build that does not know it refuses the archive rather
 /// than misreads it.
-pub const KNOWN_FEATURES: &[&str] = &[FEATURE_PARENTS];
+pub const KNOWN_FEATURES: &[&str] = &[FEATURE_PARENTS, FEATURE_SEGMENTS];
+
+/// The feature of an incremental backup some of whose large files are
+/// stored by segments ([`PageEntry::parts`]): each segment rebuilt from a
+/// parent's bytes and this archive's blobs ([`Root::blob_bytes`]).
+pub const FEATURE_SEGMENTS: &str = "segments";
+
+/// Most steps one segment's recipe may have: its base and one patch for
+/// each archive of the longest chain.
+pub const MAX_STEPS: usize = MAX_PARENTS + 1;
+
+/// Smallest segment size a root may name.
+pub const MIN_SEGMENT_SIZE: u64 = 64 << 10;
+/// Largest segment size a root may name (what a reader holds of one segment,
+/// twice, while rebuilding it).
+pub const MAX_SEGMENT_SIZE: u64 = 64 << 20;
 
 /// Most parents a root may name (the longest chain a reader follows).
 pub const MAX_PARENTS: usize = 64;
@@ -155,6 +170,87 @@ pub struct Root {
     /// own parents in its order, back to the full backup that starts the chain.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<ParentRef>,
+    /// With feature [`FEATURE_SEGMENTS`], the length of the segments its
+    /// segmented files are cut into (the last one of a file may be shorter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_size: Option<u64>,
+    /// The compressed length of the blob region, between the data frames and
+    /// the first page: skippable zstd frames holding the segments' blobs
+    /// (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blob_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One step of rebuilding a segment ([`PageEntry::parts`]). The first step
+/// of a recipe gives bytes as they are (`Data`, or a `Blob` that is a plain
+/// zstd frame); each later step is a `Blob` compressed against the bytes of
+/// the step before it (zstd's "patch from" prefix), and the last step's
+/// output is the segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Step {
+    /// `len` bytes of an archive's tar stream, from `pos` bytes into its
+    /// frame number `frame`.
+    Data {
+        /// The parent holding them ([`Root::parents`] index).
+        #[serde(rename = "in")]
+        data_in: u32,
+        /// The frame (an index in that archive's frames).
+        frame: u32,
+        /// The offset of the first byte in the decompressed frame.
+        pos: u64,
+        /// How many bytes.
+        len: u64,
+    },
+    /// A zstd frame of `len` bytes, `blob` bytes into the blob region of
+    /// this archive (`data_in` absent) or of a parent.
+    Blob {
+        /// The parent holding it; absent: this archive.
+        #[serde(rename = "in", default, skip_serializing_if = "Option::is_none")]
+        data_in: Option<u32>,
+        /// Its offset from the start of that archive's blob region.
+        blob: u64,
+        /// Its compressed length.
+        len: u64,
+    },
+}
+
+impl Step {
+    /// The parent this step reads (`None`: this archive).
+    pub fn holder(&self) -> Option<u32> {
+        match self {
+            Step::Data { data_in, .. } => Some(*data_in),
+            Step::Blob { data_in, .. } => *data_in,
+        }
+    }
+
+    /// The same step as a child of this archive names it: parent `k` of this
+    /// archive is the child's `k + 1`, this archive the child's 0.
+    pub fn for_child(&self) -> Option<Step> {
+        let up = |k: Option<u32>| k.map_or(Some(0), |k| k.checked_add(1));
+        Some(match *self {
+            Step::Data {
+                data_in,
+                frame,
+                pos,
+                len,
+            } => Step::Data {
+                data_in: up(Some(data_in))?,
+                frame,
+                pos,
+                len,
+            },
+            Step::Blob { data_in, blob, len } => Step::Blob {
+                data_in: Some(up(data_in)?),
+                blob,
+                len,
+            },
+        })
+    }
 }
 
 /// One entry as a page stores it: v1's [`Entry`], except that `frame` is the
@@ -208,6 +304,11 @@ pub struct PageEntry {
     /// The file's inode number when it was read (format 2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
+    /// With feature [`FEATURE_SEGMENTS`], a regular file stored by segments
+    /// of [`Root::segment_size`]: one recipe per segment, in order. Such a
+    /// file has no tar entry here, and `frame` and `pos` are 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<Vec<Step>>>,
 }
 
 impl PageEntry {
@@ -228,12 +329,20 @@ impl PageEntry {
             data_in: None,
             ctime: None,
             ino: None,
+            parts: None,
         }
+    }
+
+    /// Whether this entry has a tar entry in this archive: its data is
+    /// neither in a parent ([`PageEntry::data_in`]) nor in segments
+    /// ([`PageEntry::parts`]).
+    pub fn is_stored_here(&self) -> bool {
+        self.data_in.is_none() && self.parts.is_none()
     }
 
     /// The entry as v1 describes it, with its frame's compressed offset; an
     /// entry whose data is in a parent names that parent in `stored_in`, with
-    /// `frame` and `pos` 0.
+    /// `frame` and `pos` 0; one stored by segments has `frame` and `pos` 0.
     ///
     /// # Errors
     ///
@@ -241,6 +350,7 @@ impl PageEntry {
     /// frames, or the parent index not one of its parents.
     pub fn to_entry(&self, root: &Root) -> Result<Entry> {
         let (frame, pos, stored_in) = match self.data_in {
+            _ if self.parts.is_some() => (0, 0, None),
             Some(k) => {
                 let parent = root.parents.get(k as usize).ok_or_else(|| {
                     Error::inconsistent(format!("entry {} points to no parent", self.path))
@@ -524,6 +634,35 @@ impl Root {
                 )));
             }
         }
+        self.check_segments()
+    }
+
+    /// A segment size and blobs exactly with the feature segments, which
+    /// needs parents; the segment size within bounds.
+    fn check_segments(&self) -> Result<()> {
+        let named = self.features.iter().any(|f| f == FEATURE_SEGMENTS);
+        if named != self.segment_size.is_some() {
+            return Err(Error::inconsistent(
+                "the root names a segment size exactly when it names the feature segments",
+            ));
+        }
+        if named && self.parents.is_empty() {
+            return Err(Error::inconsistent(
+                "the root names the feature segments but no parent",
+            ));
+        }
+        if !named && self.blob_bytes > 0 {
+            return Err(Error::inconsistent(
+                "the root has blobs but not the feature segments",
+            ));
+        }
+        if let Some(size) = self.segment_size
+            && !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&size)
+        {
+            return Err(Error::inconsistent(format!(
+                "segment size {size} is outside {MIN_SEGMENT_SIZE}..={MAX_SEGMENT_SIZE}"
+            )));
+        }
         Ok(())
     }
 
@@ -563,8 +702,14 @@ impl Root {
         }
     }
 
-    /// The compressed end of the data region (where the first page's frame starts).
+    /// The compressed end of the data region (where the first page's frame
+    /// starts): the data frames and the blob region after them.
     pub fn data_compressed_end(&self) -> u64 {
+        self.blobs_offset().saturating_add(self.blob_bytes)
+    }
+
+    /// Where the blob region starts: the end of the data frames.
+    pub fn blobs_offset(&self) -> u64 {
         self.frames.last().map_or(0, |f| f.offset + f.size)
     }
 
@@ -603,7 +748,7 @@ impl Root {
     /// byte; `None` for an entry whose data is in a parent (it has no header
     /// here) or that points outside the frames.
     pub fn raw_offset(&self, e: &PageEntry) -> Option<u64> {
-        if e.data_in.is_some() {
+        if !e.is_stored_here() {
             return None;
         }
         let f = self.frames.get(e.frame as usize)?;
@@ -879,6 +1024,11 @@ impl<'r> PageChecker<'r> {
             }
             self.links.add_link(target.as_bytes(), self.ordinal);
         }
+        if let Some(parts) = &e.parts {
+            self.check_parts(e, parts)?;
+            self.ordinal += 1;
+            return Ok(());
+        }
         if let Some(k) = e.data_in {
             if e.kind != EntryKind::File || e.size == 0 {
                 return fail(format!(
@@ -906,6 +1056,54 @@ impl<'r> PageChecker<'r> {
         }
         self.last_raw = Some(at);
         self.ordinal += 1;
+        Ok(())
+    }
+
+    /// A file stored by segments: a non-empty file not also in a parent, one
+    /// recipe per segment, each of 1 to [`MAX_STEPS`] steps that name parents
+    /// the root names, blobs of this archive inside its blob region, patches
+    /// after the first step only.
+    fn check_parts(&self, e: &PageEntry, parts: &[Vec<Step>]) -> Result<()> {
+        let fail = |reason: &str| Err(Error::inconsistent(format!("entry {} {reason}", e.path)));
+        let Some(seg) = self.root.segment_size else {
+            return fail("is stored by segments in an archive without them");
+        };
+        if e.kind != EntryKind::File || e.size == 0 || e.data_in.is_some() {
+            return fail("is stored by segments but is not a non-empty file of this archive");
+        }
+        if parts.len() as u64 != e.size.div_ceil(seg) {
+            return fail("does not have one recipe per segment");
+        }
+        let parents = self.root.parents.len();
+        for steps in parts {
+            if steps.is_empty() || steps.len() > MAX_STEPS {
+                return fail(&format!(
+                    "has a segment of 0 or more than {MAX_STEPS} steps"
+                ));
+            }
+            for (i, step) in steps.iter().enumerate() {
+                if step.holder().is_some_and(|k| k as usize >= parents) {
+                    return fail("refers to a parent the root does not name");
+                }
+                match *step {
+                    Step::Data { len, .. } if i > 0 || len == 0 || len > seg => {
+                        return fail("has a data step that is not a segment's base");
+                    }
+                    Step::Blob {
+                        data_in: None,
+                        blob,
+                        len,
+                    } if len == 0
+                        || blob
+                            .checked_add(len)
+                            .is_none_or(|end| end > self.root.blob_bytes) =>
+                    {
+                        return fail("has a blob outside the blob region");
+                    }
+                    _ => {}
+                }
+            }
+        }
         Ok(())
     }
 

@@ -24,6 +24,7 @@ fn pe(path: &[u8], kind: EntryKind, pos: u64) -> PageEntry {
         data_in: None,
         ctime: None,
         ino: None,
+        parts: None,
     }
 }
 
@@ -117,6 +118,8 @@ fn root_for(pages: &[Page], key: &SigningKey, canonical: bool) -> Root {
         source: None,
         features: vec![],
         parents: vec![],
+        segment_size: None,
+        blob_bytes: 0,
     }
 }
 
@@ -530,4 +533,112 @@ fn a_checker_counts_pages_and_bytes() {
     let mut c = PageChecker::new(&wrong);
     c.page_at(2, &pages[2]).unwrap();
     c.finish_partial().unwrap();
+}
+
+#[test]
+fn segments_need_their_feature_parents_and_recipes_within_bounds() {
+    use v2::Step;
+    let pages = good_pages();
+    let parent = v2::ParentRef {
+        backup_id: BackupId::from_parts(1_780_000_000_000, 9),
+        root_sha256: Sha256Digest::of(b"parent root"),
+    };
+    let mut root = root_for(&pages, &key(), true);
+    root.features = vec!["segments".into()];
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("segment size exactly when"), "{err}");
+    root.segment_size = Some(64 * 1024);
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("feature segments but no parent"), "{err}");
+    root.features = vec!["parents".into(), "segments".into()];
+    root.parents = vec![parent];
+    root.validate().unwrap();
+    root.segment_size = Some(1000);
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("segment size 1000 is outside"), "{err}");
+    root.segment_size = Some(64 * 1024);
+    let mut plain = root_for(&pages, &key(), true);
+    plain.blob_bytes = 10;
+    let err = plain.validate().unwrap_err().to_string();
+    assert!(err.contains("blobs but not the feature segments"), "{err}");
+
+    // A file of 100 KiB: two segments of 64 KiB.
+    root.blob_bytes = 1000;
+    let mut page = pages[0].clone();
+    let i = page
+        .entries
+        .iter()
+        .position(|e| e.kind == EntryKind::File && e.size > 0)
+        .unwrap();
+    let size = 100 * 1024;
+    root.components[0].bytes += size - page.entries[i].size;
+    page.entries[i].size = size;
+    let data = Step::Data {
+        data_in: 0,
+        frame: 0,
+        pos: 0,
+        len: 64 * 1024,
+    };
+    let own = |blob, len| Step::Blob {
+        data_in: None,
+        blob,
+        len,
+    };
+    let check = |page: &Page, parts: Vec<Vec<Step>>| {
+        let mut page = page.clone();
+        page.entries[i].parts = Some(parts);
+        PageChecker::new(&root).page(&page).map_err(|e| e.to_string())
+    };
+    check(&page, vec![vec![data.clone()], vec![data.clone(), own(8, 100)]]).unwrap();
+    let refused = [
+        (vec![vec![data.clone()]], "one recipe per segment"),
+        (vec![vec![data.clone()], vec![]], "0 or more than"),
+        (
+            vec![vec![data.clone()], vec![own(8, 100), data.clone()]],
+            "data step that is not a segment's base",
+        ),
+        (
+            vec![vec![data.clone()], vec![own(990, 100)]],
+            "blob outside the blob region",
+        ),
+        (
+            vec![vec![data.clone()], vec![own(u64::MAX, 2)]],
+            "blob outside the blob region",
+        ),
+        (
+            vec![
+                vec![data.clone()],
+                vec![Step::Blob {
+                    data_in: Some(1),
+                    blob: 8,
+                    len: 1,
+                }],
+            ],
+            "parent the root does not name",
+        ),
+        (
+            vec![vec![data.clone()], vec![own(8, 1); v2::MAX_STEPS + 1]],
+            "0 or more than",
+        ),
+    ];
+    for (parts, want) in refused {
+        let err = check(&page, parts).unwrap_err();
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    // Only a non-empty file of this archive is stored by segments.
+    let mut both = page.clone();
+    both.entries[i].data_in = Some(0);
+    let err = check(&both, vec![vec![data.clone()], vec![data.clone()]]).unwrap_err();
+    assert!(err.contains("not a non-empty file of this archive"), "{err}");
+    // Without the feature, no entry is.
+    let mut flat = root_for(&pages, &key(), true);
+    flat.components = root.components.clone();
+    let mut p = page.clone();
+    p.entries[i].parts = Some(vec![vec![data.clone()], vec![data]]);
+    let err = PageChecker::new(&flat).page(&p).unwrap_err().to_string();
+    assert!(err.contains("archive without them"), "{err}");
+    // Recipes as JSON: a step is data or a blob, nothing else.
+    let json = r#"{"in":0,"frame":1,"pos":2,"len":3}"#;
+    assert!(matches!(serde_json::from_str::<Step>(json).unwrap(), Step::Data { .. }));
+    assert!(serde_json::from_str::<Step>(r#"{"blob":8}"#).is_err());
 }

@@ -1,0 +1,254 @@
+//! Large files of incremental archives stored by segments (feature
+//! `segments`): unchanged segments refer to the chain, changed ones are zstd
+//! patches against the parent's segment, and every read path rebuilds them.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use cairn_archive::*;
+use cairn_manifest::v2::Step;
+use cairn_manifest::{BackupId, Codec, ComponentKind, EntryPath};
+use cairn_testkit::{assert_trees_equal, running_as_root};
+
+use super::common::*;
+
+type Archive = SeekableArchive<SeekSource<Cursor<Vec<u8>>>>;
+
+const SEG: u64 = 64 * 1024;
+
+/// An archive opened with its chain (nearest first), each parent with its
+/// own chain attached.
+fn chained(chain: &[&[u8]]) -> Archive {
+    let mut a = seekable(chain[0]);
+    if chain.len() > 1 {
+        let parents = (1..chain.len()).map(|i| seekable(chain[i])).collect();
+        a.attach_parents(parents).unwrap();
+    }
+    a
+}
+
+/// Backup number `seq` of `src` and `db`, incremental to the newest of
+/// `chain` (nearest first) when it is not empty.
+fn backup(src: &Path, db: &Path, seq: u32, chain: &[&[u8]]) -> Finished<Vec<u8>> {
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + i64::from(seq));
+    let meta = meta()
+        .backup_id(BackupId::from_parts(
+            1_790_000_000_000 + u64::from(seq),
+            seq.into(),
+        ))
+        .created_at(at);
+    let options = opts(Codec::Zstd, 64 * 1024, 2).format(2).segment_size(SEG);
+    let mut w = ArchiveWriter::new(Vec::new(), meta, options).unwrap();
+    if !chain.is_empty() {
+        w.set_parent(Parent::new(chained(chain)).unwrap()).unwrap();
+    }
+    w.append_dir(&name("data"), src, false).unwrap();
+    w.append_file(&name("db"), ComponentKind::File, db, false)
+        .unwrap();
+    w.finish(&key()).unwrap()
+}
+
+fn root(done: &Finished<Vec<u8>>) -> cairn_manifest::Root {
+    done.manifest.v2().unwrap().manifest().clone()
+}
+
+/// The page entry at `path`.
+fn entry(a: &mut Archive, path: &str) -> cairn_manifest::PageEntry {
+    let pages = a.manifest().v2().unwrap().manifest().pages.len();
+    (0..pages)
+        .flat_map(|i| PageSource::page(a, i).unwrap().entries)
+        .find(|e| e.path.as_bytes() == path.as_bytes())
+        .unwrap()
+}
+
+fn restore_and_compare(chain: &[&[u8]], src: &Path, db: &Path, out: &Path) {
+    chained(chain)
+        .unpack(out, &UnpackOptions::default())
+        .unwrap();
+    assert_trees_equal(src, &out.join("data"), running_as_root());
+    assert!(
+        std::fs::read(out.join("db/app.db")).unwrap() == std::fs::read(db).unwrap(),
+        "the large file is restored byte for byte"
+    );
+    let mut a = chained(chain);
+    a.verify_full(&key().public_key()).unwrap();
+    let mut body = Vec::new();
+    a.read_file(&EntryPath::parse(b"db/app.db").unwrap(), &mut body)
+        .unwrap();
+    assert!(body == std::fs::read(db).unwrap());
+}
+
+/// Flips a byte every `step` bytes of `data` from `from` to `to`.
+fn scribble(data: &mut [u8], from: usize, to: usize, step: usize) {
+    for i in (from..to.min(data.len())).step_by(step) {
+        data[i] ^= 0xa5;
+    }
+}
+
+#[test]
+fn a_changed_large_file_is_stored_as_patches_and_restores_through_the_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("small"), b"small\n").unwrap();
+    let db = tmp.path().join("app.db");
+    // Five segments, the last one partial.
+    let mut body = noise(300 * 1024, 1);
+    std::fs::write(&db, &body).unwrap();
+    let full = backup(&src, &db, 1, &[]);
+    assert!(root(&full).features.is_empty());
+
+    // A few bytes of segment 1 change and the file grows by two segments.
+    scribble(&mut body, 70_000, 80_000, 4096);
+    body.extend(noise(100 * 1024, 2));
+    std::fs::write(&db, &body).unwrap();
+    let one = backup(&src, &db, 2, &[&full.inner]);
+    let r1 = root(&one);
+    assert_eq!(
+        r1.features,
+        vec!["parents".to_owned(), "segments".to_owned()]
+    );
+    assert_eq!(r1.segment_size, Some(SEG));
+    assert!(r1.blob_bytes > 0);
+    let e = entry(&mut seekable(&one.inner), "db/app.db");
+    let parts = e.parts.clone().expect("stored by segments");
+    assert_eq!(parts.len(), 7);
+    // Segments 0, 2 and 3 are the parent's bytes; 1 and 4 patches against
+    // them; 5 and 6 new (whole).
+    for i in [0, 2, 3] {
+        assert!(
+            matches!(parts[i][..], [Step::Data { data_in: 0, .. }]),
+            "segment {i}: {:?}",
+            parts[i]
+        );
+    }
+    for i in [1, 4] {
+        assert!(
+            matches!(
+                parts[i][..],
+                [
+                    Step::Data { data_in: 0, .. },
+                    Step::Blob { data_in: None, .. }
+                ]
+            ),
+            "segment {i}: {:?}",
+            parts[i]
+        );
+    }
+    for i in [5, 6] {
+        assert!(matches!(parts[i][..], [Step::Blob { data_in: None, .. }]));
+    }
+    // What is stored is the patches and the new segments, not the file.
+    assert!(
+        r1.blob_bytes < 120 * 1024,
+        "{} bytes of blobs for 2 changed and 2 new segments",
+        r1.blob_bytes
+    );
+    assert_eq!(
+        one.reused_bytes,
+        3 * SEG + 6,
+        "three segments and the small file"
+    );
+    restore_and_compare(
+        &[&one.inner, &full.inner],
+        &src,
+        &db,
+        &tmp.path().join("o1"),
+    );
+
+    // Segment 3 changes: its recipe starts at the full backup, the others
+    // are copied from the parent's recipes.
+    scribble(&mut body, 200_000, 210_000, 3000);
+    std::fs::write(&db, &body).unwrap();
+    let two = backup(&src, &db, 3, &[&one.inner, &full.inner]);
+    let parts2 = entry(&mut seekable(&two.inner), "db/app.db").parts.unwrap();
+    assert!(matches!(
+        parts2[1][..],
+        [
+            Step::Data { data_in: 1, .. },
+            Step::Blob {
+                data_in: Some(0),
+                ..
+            }
+        ]
+    ));
+    assert!(matches!(
+        parts2[3][..],
+        [
+            Step::Data { data_in: 1, .. },
+            Step::Blob { data_in: None, .. }
+        ]
+    ));
+    assert!(matches!(
+        parts2[5][..],
+        [Step::Blob {
+            data_in: Some(0),
+            ..
+        }]
+    ));
+    let chain2: &[&[u8]] = &[&two.inner, &one.inner, &full.inner];
+    restore_and_compare(chain2, &src, &db, &tmp.path().join("o2"));
+
+    // Segment 1 changes again: a patch on a patch, three steps.
+    scribble(&mut body, 66_000, 67_000, 100);
+    std::fs::write(&db, &body).unwrap();
+    let three = backup(&src, &db, 4, chain2);
+    let parts3 = entry(&mut seekable(&three.inner), "db/app.db")
+        .parts
+        .unwrap();
+    assert!(matches!(
+        parts3[1][..],
+        [
+            Step::Data { data_in: 2, .. },
+            Step::Blob {
+                data_in: Some(1),
+                ..
+            },
+            Step::Blob { data_in: None, .. }
+        ]
+    ));
+    let chain3: &[&[u8]] = &[&three.inner, &two.inner, &one.inner, &full.inner];
+    restore_and_compare(chain3, &src, &db, &tmp.path().join("o3"));
+
+    // Unchanged: the entry copies its parent's recipes and stores nothing.
+    let four = backup(&src, &db, 5, chain3);
+    assert_eq!(root(&four).blob_bytes, 0);
+    assert_eq!(four.reused_files, 2);
+    let parts4 = entry(&mut seekable(&four.inner), "db/app.db")
+        .parts
+        .unwrap();
+    assert_eq!(parts4[1].len(), 3);
+    let chain4: &[&[u8]] = &[
+        &four.inner,
+        &three.inner,
+        &two.inner,
+        &one.inner,
+        &full.inner,
+    ];
+    restore_and_compare(chain4, &src, &db, &tmp.path().join("o4"));
+
+    // The assembled archive holds the file whole and GNU tar extracts it.
+    let mut a = chained(chain4);
+    let r4 = root(&four);
+    let same = meta().backup_id(r4.backup_id).created_at(r4.created_at);
+    let mut w = ArchiveWriter::new(Vec::new(), same, WriterOptions::default()).unwrap();
+    a.assemble_into(&mut w).unwrap();
+    let whole = w.finish(&key()).unwrap();
+    assert!(root(&whole).features.is_empty());
+    let Some(tar) = cairn_testkit::require_tool("tar") else {
+        return;
+    };
+    let file = tmp.path().join("whole.tar.zst");
+    std::fs::write(&file, &whole.inner).unwrap();
+    let out = tmp.path().join("gnu");
+    std::fs::create_dir(&out).unwrap();
+    cairn_testkit::run_ok(
+        std::process::Command::new(tar)
+            .arg("--zstd")
+            .arg("-xf")
+            .arg(&file)
+            .arg("-C")
+            .arg(&out),
+    );
+    assert!(std::fs::read(out.join("db/app.db")).unwrap() == body);
+}
