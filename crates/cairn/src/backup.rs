@@ -492,11 +492,9 @@ async fn run(
             .map_err(|e| Error::Config(format!("creating {}: {e}", scratch.display())))?;
         let mut w = ArchiveWriter::new(out, meta, opts)?;
         w.set_full_read(full_read);
-        if let Some((pid, reader, seal, public)) = parent {
+        if let Some((pid, archive)) = parent {
             // A parent that cannot be read makes this backup full, not failed.
-            match SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())
-                .and_then(Parent::new)
-            {
+            match Parent::new(archive) {
                 Ok(p) => w.set_parent(p)?,
                 Err(e) => {
                     tracing::warn!(backup = %id, parent = %pid, error = %e, "the parent cannot be read: a full backup instead");
@@ -519,7 +517,7 @@ async fn run(
 }
 
 /// The parent of the next backup of `config`'s target, opened through its
-/// seal: the newest ready backup this installation made, unless the target's
+/// seal with its own chain attached: the newest ready backup this installation made, unless the target's
 /// [`ChainRule`](crate::ChainRule) makes the next one full (its chain is
 /// `max_depth` long, or its full backup older than `full_every`). `None`
 /// means a full backup; a parent that cannot be opened is logged and
@@ -527,12 +525,7 @@ async fn run(
 async fn choose_parent(
     inner: &Arc<Inner>,
     config: &TargetConfig,
-) -> Option<(
-    BackupId,
-    crate::bridge::StoreRangeReader,
-    cairn_integrity::SignedSeal,
-    cairn_integrity::PublicKey,
-)> {
+) -> Option<(BackupId, SeekableArchive<crate::bridge::StoreRangeReader>)> {
     let rule = config.chain;
     if rule.max_depth == 0 {
         return None;
@@ -571,8 +564,10 @@ async fn choose_parent(
             return None;
         }
     }
-    match crate::verify::open_sealed(inner, &newest).await {
-        Ok((reader, seal, public)) => Some((newest.id, reader, seal, public)),
+    // Opened with its own chain: a changed large file's segments are
+    // compared with the parent's, which may be in the parent's parents.
+    match crate::verify::open_chain(inner, &newest, ReadOptions::default()).await {
+        Ok((archive, _, _)) => Some((newest.id, archive)),
         Err(e) => {
             tracing::warn!(parent = %newest.id, error = %e, "the newest backup cannot be a parent: a full backup instead");
             None

@@ -1519,3 +1519,93 @@ async fn the_chain_rule_bounds_chains_and_full_forces_a_full_backup() {
         "{err}"
     );
 }
+
+/// The rows of table `big`, hashed in order.
+fn big_rows(db: &Path) -> cairn_integrity::Sha256Digest {
+    let c = Connection::open(db).unwrap();
+    let mut h = cairn_integrity::Hasher::new();
+    let mut q = c.prepare("SELECT id, b FROM big ORDER BY id").unwrap();
+    let mut rows = q.query([]).unwrap();
+    while let Some(r) = rows.next().unwrap() {
+        h.update(&r.get::<_, i64>(0).unwrap().to_le_bytes());
+        h.update(&r.get::<_, Vec<u8>>(1).unwrap());
+    }
+    h.finalize()
+}
+
+/// A database larger than a segment with 1% of its rows changed: the
+/// incremental backup stores patches of its changed segments, a few
+/// percent of the full one, and restores it exactly, through the store.
+async fn large_database_by_segments(store: &str, opts: StoreOptions) {
+    let svc = Service::new();
+    let db = svc.root.join("db.sqlite");
+    let c = Connection::open(&db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, b BLOB NOT NULL);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000)
+         INSERT INTO big SELECT i, randomblob(3500) FROM n;",
+    )
+    .unwrap();
+    let vault = builder(&svc, store, opts, SigningKey::generate().unwrap())
+        .clock(clock_ahead())
+        .open()
+        .await
+        .unwrap();
+    let run = |vault: &Vault| {
+        let vault = vault.clone();
+        async move {
+            let job = vault
+                .backup("svc", BackupRequest::new())
+                .await
+                .unwrap()
+                .wait()
+                .await;
+            assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+            let id = backup_id(&job);
+            (id.clone(), vault.get(&id).await.unwrap())
+        }
+    };
+    let (_, full) = run(&vault).await;
+    c.execute_batch("UPDATE big SET b = randomblob(3500) WHERE id % 100 = 7;")
+        .unwrap();
+    let want = big_rows(&db);
+    let (id, child) = run(&vault).await;
+    assert_eq!(child.depth(), 1);
+    let (stored, whole) = (child.archive_size.unwrap(), full.archive_size.unwrap());
+    assert!(
+        stored * 100 < whole * 6,
+        "1% of the rows changed: {stored} bytes stored of {whole}"
+    );
+    let out = svc.tmp.path().join("out");
+    let job = vault
+        .restore(&id, RestoreRequest::new().to(&out))
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    consistent(&out.join("db/db.sqlite"));
+    assert_eq!(big_rows(&out.join("db/db.sqlite")), want);
+    let job = vault
+        .verify(&id, VerifyTier::Full)
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(json_result(&job)["ok"], true, "{:?}", job.result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_database_changes_by_segments_local() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    drop(svc);
+    large_database_by_segments(&store, StoreOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_database_changes_by_segments_s3_emulator() {
+    if let Some((store, opts)) = s3_emulator().await {
+        large_database_by_segments(&store, opts).await;
+    }
+}

@@ -587,9 +587,15 @@ fn segments_need_their_feature_parents_and_recipes_within_bounds() {
     let check = |page: &Page, parts: Vec<Vec<Step>>| {
         let mut page = page.clone();
         page.entries[i].parts = Some(parts);
-        PageChecker::new(&root).page(&page).map_err(|e| e.to_string())
+        PageChecker::new(&root)
+            .page(&page)
+            .map_err(|e| e.to_string())
     };
-    check(&page, vec![vec![data.clone()], vec![data.clone(), own(8, 100)]]).unwrap();
+    check(
+        &page,
+        vec![vec![data.clone()], vec![data.clone(), own(8, 100)]],
+    )
+    .unwrap();
     let refused = [
         (vec![vec![data.clone()]], "one recipe per segment"),
         (vec![vec![data.clone()], vec![]], "0 or more than"),
@@ -629,7 +635,10 @@ fn segments_need_their_feature_parents_and_recipes_within_bounds() {
     let mut both = page.clone();
     both.entries[i].data_in = Some(0);
     let err = check(&both, vec![vec![data.clone()], vec![data.clone()]]).unwrap_err();
-    assert!(err.contains("not a non-empty file of this archive"), "{err}");
+    assert!(
+        err.contains("not a non-empty file of this archive"),
+        "{err}"
+    );
     // Without the feature, no entry is.
     let mut flat = root_for(&pages, &key(), true);
     flat.components = root.components.clone();
@@ -639,6 +648,9 @@ fn segments_need_their_feature_parents_and_recipes_within_bounds() {
     assert!(err.contains("archive without them"), "{err}");
     // Recipes as JSON: a step is data or a blob, nothing else.
     let json = r#"{"in":0,"frame":1,"pos":2,"len":3}"#;
-    assert!(matches!(serde_json::from_str::<Step>(json).unwrap(), Step::Data { .. }));
+    assert!(matches!(
+        serde_json::from_str::<Step>(json).unwrap(),
+        Step::Data { .. }
+    ));
     assert!(serde_json::from_str::<Step>(r#"{"blob":8}"#).is_err());
 }
