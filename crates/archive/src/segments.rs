@@ -182,11 +182,11 @@ impl<S: RangeRead> SeekableArchive<S> {
         let (range, frames, skip) = frames_of(&root.frames, &span)?;
         let threads = a.opts.threads;
         let mut dec = crate::seek::open_raw_in(&mut a.src, threads, range, frames, skip)
-            .map_err(blame(id))?;
+            .map_err(blame_if(holder, id))?;
         let mut out =
             vec![0u8; usize::try_from(len).map_err(|_| Error::invalid("segment too large"))?];
         dec.read_exact(&mut out)
-            .map_err(|e| blame(id)(Error::from_io("reading archive", None, e)))?;
+            .map_err(|e| blame_if(holder, id)(Error::from_io("reading archive", None, e)))?;
         Ok(out)
     }
 
@@ -242,7 +242,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                 } if i == 0 && len <= max => self.read_raw(Some(data_in), frame, pos, len)?,
                 Step::Blob { data_in, blob, len } => {
                     let (frame, id) = self.read_blob(data_in, blob, len)?;
-                    decompress(&frame, cur.as_deref(), max).map_err(blame(id))?
+                    decompress(&frame, cur.as_deref(), max).map_err(blame_if(data_in, id))?
                 }
                 Step::Data { .. } => {
                     return Err(Error::verification(
@@ -351,6 +351,15 @@ impl<S: RangeRead> SeekableArchive<S> {
             Some(err) if done.is_err() => Err(err),
             _ => done,
         }
+    }
+}
+
+/// Names archive `id` in an error about its data when it is a parent
+/// (`holder` is `Some`); this archive's own damage stays what it is.
+fn blame_if(holder: Option<u32>, id: BackupId) -> impl Fn(Error) -> Error {
+    move |e| match holder {
+        Some(_) => blame(id)(e),
+        None => e,
     }
 }
 

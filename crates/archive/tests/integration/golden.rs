@@ -467,3 +467,139 @@ fn golden_chain_still_reads() {
         ["data/", "data/added.txt", "data/changed.txt", "data/sub/"]
     );
 }
+
+/// The large file of the golden segments chain: 200 KiB of numbered lines,
+/// and the same with lines of its second 64 KiB segment rewritten.
+fn segments_file(changed: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0u64;
+    while out.len() < 200 * 1024 {
+        let line = if changed && (70_000..120_000).contains(&out.len()) && i % 50 == 0 {
+            format!("line {i}: rewritten in the child\n")
+        } else {
+            format!("line {i}: {}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        };
+        out.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    out.truncate(200 * 1024);
+    out
+}
+
+/// Writes the golden segments chain: a full archive with a 200 KiB file
+/// and an incremental one (segments of 64 KiB) in which its second segment
+/// changed. Run like `regenerate_golden_v1`.
+#[test]
+#[ignore = "writes the committed golden archives"]
+fn regenerate_golden_segments() {
+    let key = SigningKey::from_seed(&[0x71; 32]);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("big.log");
+    let pack = |n: u64, parent: Option<&[u8]>| {
+        let meta = ArchiveMeta::new(
+            TargetName::parse("golden").unwrap(),
+            OriginId::parse("org_golden").unwrap(),
+        )
+        .backup_id(BackupId::from_parts(1_797_000_000_000 + n, u128::from(n)))
+        .created_at(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + n as i64))
+        .label(format!("golden segments {n}"));
+        let opts = WriterOptions::default()
+            .frame_size(64 * 1024)
+            .threads(1)
+            .segment_size(64 * 1024);
+        let mut w = ArchiveWriter::new(Vec::new(), meta, opts).unwrap();
+        if let Some(p) = parent {
+            let a = SeekableArchive::open(
+                SeekSource(Cursor::new(p.to_vec())),
+                &key.public_key(),
+                ReadOptions::default(),
+            )
+            .unwrap();
+            w.set_parent(Parent::new(a).unwrap()).unwrap();
+        }
+        w.append_file(
+            &ComponentName::parse("log").unwrap(),
+            ComponentKind::File,
+            &src,
+            false,
+        )
+        .unwrap();
+        w.finish(&key).unwrap()
+    };
+    std::fs::write(&src, segments_file(false)).unwrap();
+    let full = pack(1, None);
+    std::fs::write(&src, segments_file(true)).unwrap();
+    let child = pack(2, Some(&full.inner));
+    let dir = golden_dir();
+    for (name, done) in [("segments.full", &full), ("segments.child", &child)] {
+        std::fs::write(dir.join(format!("{name}.tar.zst")), &done.inner).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.tar.zst.seal")),
+            done.seal.to_bytes(),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("segments.pub.pem"),
+        key.public_key().to_public_key_pem().unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn golden_segments_still_read() {
+    let dir = golden_dir();
+    let key = PublicKey::load(dir.join("segments.pub.pem")).unwrap();
+    let open = |name: &str| {
+        let bytes = std::fs::read(dir.join(format!("{name}.tar.zst"))).unwrap();
+        let seal =
+            SignedSeal::parse(&std::fs::read(dir.join(format!("{name}.tar.zst.seal"))).unwrap())
+                .unwrap()
+                .verify(&key)
+                .unwrap();
+        SeekableArchive::open_sealed(
+            SeekSource(Cursor::new(bytes)),
+            &seal,
+            &key,
+            ReadOptions::default(),
+        )
+        .unwrap()
+    };
+    let full = open("segments.full");
+    let mut child = open("segments.child");
+    let root = child.manifest().v2().unwrap().manifest().clone();
+    assert_eq!(
+        root.features,
+        vec!["parents".to_owned(), "segments".to_owned()]
+    );
+    assert_eq!(root.segment_size, Some(64 * 1024));
+    assert!(
+        root.blob_bytes > 0 && root.blob_bytes < 4096,
+        "{}",
+        root.blob_bytes
+    );
+    child.attach_parents(vec![full]).unwrap();
+    child.verify_full(&key).unwrap();
+    let mut body = Vec::new();
+    child
+        .read_file(&EntryPath::parse(b"log/big.log").unwrap(), &mut body)
+        .unwrap();
+    assert!(body == segments_file(true));
+
+    // zstd and GNU tar pass over the blobs: alone, the child holds no data
+    // entry, only its manifest.
+    let Some(tar) = cairn_testkit::require_tool("tar") else {
+        return;
+    };
+    let listed = cairn_testkit::run_ok(
+        std::process::Command::new(tar)
+            .arg("--zstd")
+            .arg("-tf")
+            .arg(dir.join("segments.child.tar.zst")),
+    );
+    let listed = String::from_utf8(listed).unwrap();
+    assert_eq!(
+        listed.lines().filter(|l| !l.starts_with(".cairn/")).count(),
+        0
+    );
+}

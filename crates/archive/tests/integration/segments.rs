@@ -252,3 +252,53 @@ fn a_changed_large_file_is_stored_as_patches_and_restores_through_the_chain() {
     );
     assert!(std::fs::read(out.join("db/app.db")).unwrap() == body);
 }
+
+#[test]
+fn a_damaged_blob_or_parent_segment_fails_the_restore_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("small"), b"small\n").unwrap();
+    let db = tmp.path().join("app.db");
+    let mut body = noise(200 * 1024, 3);
+    std::fs::write(&db, &body).unwrap();
+    let full = backup(&src, &db, 1, &[]);
+    scribble(&mut body, 10_000, 150_000, 5000);
+    std::fs::write(&db, &body).unwrap();
+    let child = backup(&src, &db, 2, &[&full.inner]);
+    let r = root(&child);
+    assert!(r.blob_bytes > 0);
+
+    // A flipped byte inside the child's blob region.
+    let mut bad = child.inner.clone();
+    let mid = (r.blobs_offset() + r.blob_bytes / 2) as usize;
+    bad[mid] ^= 0x40;
+    let out = tmp.path().join("a");
+    let err = chained(&[&bad, &full.inner])
+        .unpack(&out, &UnpackOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Corrupt | ErrorKind::Verification),
+        "{err}"
+    );
+    assert!(!out.exists());
+    assert!(staging_leftovers(tmp.path()).is_empty());
+    // Stream verification of the child alone refuses it too (its blobs
+    // are checked in place, its reused data needs the parent).
+    ArchiveReader::new(&bad[..])
+        .unwrap()
+        .verify(&key().public_key())
+        .unwrap_err();
+
+    // A damaged data frame of the parent, which the segments' bases are
+    // in: the child fails, naming the parent.
+    let pr = root(&full);
+    let frame = pr.frames[pr.frames.len() / 2];
+    let mut bad_parent = full.inner.clone();
+    bad_parent[(frame.offset + frame.size / 2) as usize] ^= 0x40;
+    let err = chained(&[&child.inner, &bad_parent])
+        .verify_full(&key().public_key())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+    assert!(err.to_string().contains(&pr.backup_id.to_string()), "{err}");
+}
