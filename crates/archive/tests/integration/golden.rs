@@ -474,7 +474,7 @@ fn segments_file(changed: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut i = 0u64;
     while out.len() < 200 * 1024 {
-        let line = if changed && (70_000..120_000).contains(&out.len()) && i % 50 == 0 {
+        let line = if changed && (70_000..120_000).contains(&out.len()) && i.is_multiple_of(50) {
             format!("line {i}: rewritten in the child\n")
         } else {
             format!("line {i}: {}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
