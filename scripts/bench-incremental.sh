@@ -4,7 +4,10 @@
 #   scripts/bench-incremental.sh [SCALE]      (default: 1024)
 #
 # SCALE is MiB of the mixed dataset (scripts/dataset.sh, with its SQLite
-# database app.db and a 20 MiB log), or files=N for a tree of N small files.
+# database app.db and a 20 MiB log), files=N for a tree of N small files,
+# or db=N for one SQLite database of N MiB on its own (Cairn backs it up as
+# a live database, through a snapshot; in BENCH_DIR, default
+# /var/tmp/cairn-incr-db, on disk: it needs about 5 times N).
 # Steps, each timed for both tools (wall seconds, bytes added to the store,
 # peak RSS):
 #   a  first backup
@@ -23,7 +26,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCALE=${1:-1024}
-BASE=${BENCH_DIR:-/dev/shm/cairn-incr}
+if [[ $SCALE == db=* ]]; then
+  BASE=${BENCH_DIR:-/var/tmp/cairn-incr-db}
+else
+  BASE=${BENCH_DIR:-/dev/shm/cairn-incr}
+fi
 if ! command -v restic >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
@@ -40,16 +47,7 @@ BIN=$PWD/target/release
 
 rm -rf "$BASE"; mkdir -p "$BASE"
 data=$BASE/data
-make_dataset "$data" "$SCALE"
-if [[ $SCALE != files=* ]]; then
-  python3 -c "import sys; sys.stdout.write(''.join('%08d request served in %d ms\n' % (i, i % 97) for i in range(600000)))" > "$data/app.log"
-fi
-# A service's files are older than its backup: let the clock move past them
-# (Cairn trusts a file's times only once they are 2 s old).
-sleep 3
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$BASE/restic RESTIC_CACHE_DIR=$BASE/restic-cache
-restic init --quiet >/dev/null
-
 results=$BASE/results; : > "$results"
 size() { du -sb "$1" 2>/dev/null | cut -f1; }
 # step TOOL STEP COMMAND...: times COMMAND, records seconds, bytes added, RSS.
@@ -62,6 +60,80 @@ step() {
   read -r secs rss < "$BASE/time"
   echo "$tool $name $secs $((after - before)) $rss" >> "$results"
 }
+# change_db FILE: rewrites one row on each of about 1% of its pages, at random.
+change_db() {
+  python3 - "$1" <<'PY'
+import random, sqlite3, sys
+random.seed(11)
+db = sqlite3.connect(sys.argv[1])
+pages = db.execute("pragma page_count").fetchone()[0]
+rows = db.execute("select max(id) from events").fetchone()[0]
+# One row on each of about 1% of the pages, chosen at random.
+ids = random.sample(range(1, rows + 1), max(1, pages // 100))
+db.executemany("update events set payload = randomblob(length(payload)) where id = ?", [(i,) for i in ids])
+db.commit()
+PY
+}
+if [[ $SCALE == db=* ]]; then
+  mib=${SCALE#db=}
+  mkdir -p "$data"
+  # Rows of about 1 KiB, half hex text: it compresses about two to one.
+  python3 - "$data/app.db" "$mib" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("pragma journal_mode=wal")
+db.execute("create table events (id integer primary key, at integer, payload blob)")
+rows = int(sys.argv[2]) * 1024 * 1024 // 1430
+for start in range(0, rows, 100000):
+    db.execute("""with recursive n(i) as (select ? union all select i + 1 from n where i < ?)
+                  insert into events select i, i * 7, hex(randomblob(260)) || randomblob(500) from n""",
+               (start + 1, min(rows, start + 100000)))
+    db.commit()
+db.execute("pragma wal_checkpoint(truncate)")
+PY
+  restic init --quiet >/dev/null
+  db=$data/app.db
+  step cairn a "$BIN/bench-e2e" backup "$BASE/cairn" "$db"
+  step restic a restic backup --quiet "$db"
+  step cairn b "$BIN/bench-e2e" backup "$BASE/cairn" "$db"
+  step restic b restic backup --quiet "$db"
+  change_db "$db"
+  step cairn c "$BIN/bench-e2e" backup "$BASE/cairn" "$db"
+  step restic c restic backup --quiet "$db"
+  rm -rf "$BASE/r1"; step cairn restore-chain "$BIN/bench-e2e" restore "$BASE/cairn" "$db" "$BASE/r1"
+  python3 - "$db" "$BASE/r1/db/app.db" <<'PY'
+import sqlite3, sys
+def rows(p):
+    c = sqlite3.connect(p)
+    assert c.execute("pragma integrity_check").fetchone()[0] == "ok"
+    return c.execute("select count(*), sum(length(payload)), total(at) from events").fetchone(), \
+        [r for r in c.execute("select hex(payload) from events where id % 9973 = 1")]
+if rows(sys.argv[1]) != rows(sys.argv[2]):
+    sys.exit("the restored database differs from the source")
+PY
+  rm -rf "$BASE/r1"
+  step restic restore restic restore --quiet latest --target "$BASE/r3"
+  rm -rf "$BASE/r3"
+  bytes=$(size "$db")
+  printf 'database %s MiB: %d bytes\n' "$mib" "$bytes"
+  printf '%-14s %8s %14s %9s %9s %8s\n' step tool added_bytes of_db seconds peakRSS
+  while read -r tool name secs added rss; do
+    printf '%-14s %8s %14d %8.2f%% %9s %6.0fMiB\n' "$name" "$tool" "$added" \
+      "$(awk -v a="$added" -v f="$bytes" 'BEGIN {print 100 * a / f}')" "$secs" \
+      "$(awk -v k="$rss" 'BEGIN {print k / 1024}')"
+  done < "$results"
+  echo "(of_db = bytes added to the store / the database's size; c: 1% of its pages changed at random)"
+  [ -n "${KEEP:-}" ] || rm -rf "$BASE"
+  exit 0
+fi
+make_dataset "$data" "$SCALE"
+if [[ $SCALE != files=* ]]; then
+  python3 -c "import sys; sys.stdout.write(''.join('%08d request served in %d ms\n' % (i, i % 97) for i in range(600000)))" > "$data/app.log"
+fi
+# A service's files are older than its backup: let the clock move past them
+# (Cairn trusts a file's times only once they are 2 s old).
+sleep 3
+restic init --quiet >/dev/null
 cairn_backup() { step cairn "$1" "$BIN/bench-e2e" backup "$BASE/cairn" "$data" ${2:-}; }
 restic_backup() { step restic "$1" restic backup --quiet "$data"; }
 
@@ -82,17 +154,7 @@ PY
 cairn_backup a; restic_backup a
 cairn_backup b; restic_backup b
 if [[ $SCALE != files=* ]]; then
-  python3 - "$data/app.db" <<'PY'
-import random, sqlite3, sys
-random.seed(11)
-db = sqlite3.connect(sys.argv[1])
-pages = db.execute("pragma page_count").fetchone()[0]
-rows = db.execute("select max(id) from events").fetchone()[0]
-# One row on each of about 1% of the pages, chosen at random.
-ids = random.sample(range(1, rows + 1), max(1, pages // 100))
-db.executemany("update events set payload = randomblob(length(payload)) where id = ?", [(i,) for i in ids])
-db.commit()
-PY
+  change_db "$data/app.db"
   python3 -c "import sys; sys.stdout.write(''.join('%08d appended line of the log %d\n' % (i, i % 89) for i in range(330000)))" >> "$data/app.log"
 fi
 edit 100 c

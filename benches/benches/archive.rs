@@ -155,5 +155,57 @@ fn bench_ingest(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_write, bench_read, bench_ingest);
+/// An incremental backup of a 64 MiB file with a byte changed on 1% of its
+/// 4 KiB pages: two 32 MiB segments, each compared with the parent's and
+/// stored as a zstd patch against it (`docs/format.md` 12.4).
+fn bench_segments(c: &mut Criterion) {
+    let key = SigningKey::from_seed(&[3; 32]);
+    let len = 64 << 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("app.db");
+    let mut body = payload(len);
+    std::fs::write(&file, &body).expect("write");
+    let name = ComponentName::parse("db").expect("name");
+    let pack = |parent: Option<&[u8]>| {
+        let meta = ArchiveMeta::new(
+            TargetName::parse("bench").expect("name"),
+            OriginId::parse("org_bench").expect("id"),
+        )
+        .backup_id(BackupId::from_parts(2, u128::from(parent.is_some())));
+        let mut w = ArchiveWriter::new(Vec::new(), meta, WriterOptions::default()).expect("writer");
+        if let Some(p) = parent {
+            let a = SeekableArchive::open(
+                SeekSource(std::io::Cursor::new(p.to_vec())),
+                &key.public_key(),
+                ReadOptions::default(),
+            )
+            .expect("parent");
+            w.set_parent(cairn_archive::Parent::new(a).expect("parent"))
+                .expect("set parent");
+        }
+        w.append_file(&name, ComponentKind::Sqlite, &file, false)
+            .expect("append");
+        w.finish(&key).expect("finish").inner
+    };
+    let full = pack(None);
+    for page in (0..len / 4096).step_by(100) {
+        body[page * 4096 + 100] ^= 0x5a;
+    }
+    std::fs::write(&file, &body).expect("write");
+    let mut group = c.benchmark_group("archive_segments");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(len as u64));
+    group.bench_function("incremental_64MiB_1pct_pages", |b| {
+        b.iter(|| black_box(pack(Some(&full)).len()));
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_write,
+    bench_read,
+    bench_ingest,
+    bench_segments
+);
 criterion_main!(benches);

@@ -8,7 +8,8 @@
 //!
 //! `STATE_DIR` holds the local store, the catalog and the signing key (made
 //! on first use); the target `bench` has one `dir` component, `data`, at
-//! `DATA_DIR`. Everything goes through `cairn::Vault` exactly as an
+//! `DATA_DIR` (or, when `DATA_DIR` is a file, one `sqlite` component, `db`:
+//! a live database, snapshotted). Everything goes through `cairn::Vault` exactly as an
 //! embedding service would use it: capture, compression, streaming upload,
 //! seal and catalog for a backup; range reads, verification and staging for
 //! a restore.
@@ -33,15 +34,17 @@ async fn open(state: &Path, data: &Path) -> Result<Vault, Box<dyn Error>> {
     }
     let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&key_path)?)?;
     let store = state.join("store");
+    let component = if data.is_file() {
+        ComponentSpec::sqlite(ComponentName::parse("db")?, data)
+    } else {
+        ComponentSpec::dir(ComponentName::parse("data")?, data)
+    };
     Ok(Vault::builder()
         .store(store.to_str().ok_or("the state path must be UTF-8")?)
         .catalog(state.join("catalog.db"))
         .signing_key(key)
         .origin(OriginId::parse("org_bench")?)
-        .target(
-            TargetConfig::new(TargetName::parse("bench")?)
-                .component(ComponentSpec::dir(ComponentName::parse("data")?, data)),
-        )
+        .target(TargetConfig::new(TargetName::parse("bench")?).component(component))
         .open()
         .await?)
 }

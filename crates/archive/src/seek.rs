@@ -29,8 +29,10 @@ use crate::writer::timestamp_mtime;
 
 /// A source of byte ranges: a file, a buffer, or an object store.
 ///
-/// The storage layer implements it with HTTP range requests.
-pub trait RangeRead {
+/// The storage layer implements it with HTTP range requests. It is `Send`:
+/// a file stored by segments is rebuilt on a thread of its own while the
+/// previous segment is written.
+pub trait RangeRead: Send {
     /// The total length.
     ///
     /// # Errors
@@ -59,7 +61,7 @@ pub trait RangeRead {
 #[derive(Debug)]
 pub struct SeekSource<T>(pub T);
 
-impl<T: Read + Seek> RangeRead for SeekSource<T> {
+impl<T: Read + Seek + Send> RangeRead for SeekSource<T> {
     fn len(&mut self) -> io::Result<u64> {
         self.0.seek(SeekFrom::End(0))
     }

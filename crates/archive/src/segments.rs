@@ -63,8 +63,14 @@ pub(crate) fn compress(level: i32, base: Option<&[u8]>, data: &[u8]) -> Result<V
 }
 
 /// Decompresses one blob (against `base` if it is a patch), which must
-/// declare and hold at most `max` bytes.
-pub(crate) fn decompress(frame: &[u8], base: Option<&[u8]>, max: u64) -> Result<Vec<u8>> {
+/// declare and hold at most `max` bytes, into `out` (emptied first; a
+/// buffer used before spares the page faults of a new one).
+pub(crate) fn decompress(
+    frame: &[u8],
+    base: Option<&[u8]>,
+    max: u64,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>> {
     let declared = zstd::zstd_safe::get_frame_content_size(frame)
         .map_err(|_| Error::corrupt("a segment's blob is not a zstd frame"))?
         .ok_or_else(|| Error::corrupt("a segment's blob does not declare its size"))?;
@@ -80,7 +86,8 @@ pub(crate) fn decompress(frame: &[u8], base: Option<&[u8]>, max: u64) -> Result<
         dctx.ref_prefix(base)
             .map_err(zstd_error("setting a segment's base"))?;
     }
-    let mut out = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    out.clear();
+    out.reserve(usize::try_from(declared).unwrap_or(0));
     let n = dctx
         .decompress(&mut out, frame)
         .map_err(zstd_error("decompressing a segment's blob"))?;
@@ -162,8 +169,13 @@ impl<S: RangeRead> SeekableArchive<S> {
     }
 
     /// `len` bytes of the tar stream of `holder`, from `pos` bytes into its
-    /// frame number `frame`.
-    fn read_raw(&mut self, holder: Option<u32>, frame: u32, pos: u64, len: u64) -> Result<Vec<u8>> {
+    /// frame number `frame`, in `out` (emptied first).
+    fn read_raw(
+        &mut self,
+        holder: Option<u32>,
+        (frame, pos, len): (u32, u64, u64),
+        mut out: Vec<u8>,
+    ) -> Result<Vec<u8>> {
         let a = self.archive_mut(holder)?;
         let id = a.manifest.backup_id();
         let root = a.root()?;
@@ -183,10 +195,17 @@ impl<S: RangeRead> SeekableArchive<S> {
         let threads = a.opts.threads;
         let mut dec = crate::seek::open_raw_in(&mut a.src, threads, range, frames, skip)
             .map_err(blame_if(holder, id))?;
-        let mut out =
-            vec![0u8; usize::try_from(len).map_err(|_| Error::invalid("segment too large"))?];
-        dec.read_exact(&mut out)
+        out.clear();
+        out.reserve(usize::try_from(len).map_err(|_| Error::invalid("segment too large"))?);
+        let got = (&mut dec)
+            .take(len)
+            .read_to_end(&mut out)
             .map_err(|e| blame_if(holder, id)(Error::from_io("reading archive", None, e)))?;
+        if got as u64 != len {
+            return Err(blame_if(holder, id)(Error::corrupt(format!(
+                "{id} ends inside a segment"
+            ))));
+        }
         Ok(out)
     }
 
@@ -229,27 +248,39 @@ impl<S: RangeRead> SeekableArchive<S> {
     }
 
     /// Rebuilds a segment from its recipe (in this archive's terms): at most
-    /// `max` bytes at each step.
-    pub(crate) fn rebuild(&mut self, steps: &[Step], max: u64) -> Result<Vec<u8>> {
+    /// `max` bytes at each step. Buffers are taken from `spares` and those
+    /// done with are put back.
+    pub(crate) fn rebuild(
+        &mut self,
+        steps: &[Step],
+        max: u64,
+        spares: &mut Vec<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
         let mut cur: Option<Vec<u8>> = None;
         for (i, step) in steps.iter().enumerate() {
-            cur = Some(match *step {
+            let out = spares.pop().unwrap_or_default();
+            let next = match *step {
                 Step::Data {
                     data_in,
                     frame,
                     pos,
                     len,
-                } if i == 0 && len <= max => self.read_raw(Some(data_in), frame, pos, len)?,
+                } if i == 0 && len <= max => {
+                    self.read_raw(Some(data_in), (frame, pos, len), out)?
+                }
                 Step::Blob { data_in, blob, len } => {
                     let (frame, id) = self.read_blob(data_in, blob, len)?;
-                    decompress(&frame, cur.as_deref(), max).map_err(blame_if(data_in, id))?
+                    decompress(&frame, cur.as_deref(), max, out).map_err(blame_if(data_in, id))?
                 }
                 Step::Data { .. } => {
                     return Err(Error::verification(
                         "a segment's recipe has a data step after its first",
                     ));
                 }
-            });
+            };
+            if let Some(done) = cur.replace(next) {
+                spares.push(done);
+            }
         }
         cur.ok_or_else(|| Error::verification("a segment has an empty recipe"))
     }
@@ -273,7 +304,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             let Some(steps) = usize::try_from(i).ok().and_then(|i| parts.get(i)) else {
                 return Ok(None);
             };
-            let bytes = self.rebuild(steps, own_seg)?;
+            let bytes = self.rebuild(steps, own_seg, &mut Vec::new())?;
             let child: Option<Vec<Step>> = steps.iter().map(Step::for_child).collect();
             return Ok(child.map(|c| (c, bytes)));
         }
@@ -295,7 +326,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         };
         let pos = start - frames[f].raw_offset;
         let frame = u32::try_from(f).map_err(|_| Error::invalid("more than 2^32 frames"))?;
-        let bytes = self.read_raw(holder, frame, pos, len)?;
+        let bytes = self.read_raw(holder, (frame, pos, len), Vec::new())?;
         let data_in = holder.map_or(Some(0), |k| k.checked_add(1));
         Ok(data_in.map(|data_in| {
             (
@@ -318,39 +349,69 @@ impl<S: RangeRead> SeekableArchive<S> {
         };
         let progress = std::sync::Arc::clone(&self.opts.progress);
         let id = self.manifest.backup_id();
-        let mut r = PartsRead {
-            archive: self,
-            parts,
-            seg,
-            size: e.size,
-            next: 0,
-            buf: Vec::new(),
-            at: 0,
-            err: None,
-        };
-        let done = match to {
-            To::Assemble(a) => {
-                let d = a.file(&e.path, meta_of(e), e.size, &mut r);
-                d.and_then(|d| {
-                    if e.sha256.is_some_and(|want| want.ct_eq(&d)) {
-                        progress.entry(&e.path);
-                        Ok(())
-                    } else {
-                        Err(Error::verification(format!(
-                            "{}: its segments do not match its SHA-256",
-                            e.path
-                        )))
+        // One thread rebuilds the next segment while this one checks and
+        // writes the current one; a rendezvous channel keeps at most one
+        // rebuilt segment waiting.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(0);
+            // Segments read come back, to be filled again.
+            let (back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+            let archive = &mut *self;
+            let size = e.size;
+            scope.spawn(move || {
+                let mut spares = Vec::new();
+                for (i, steps) in parts.iter().enumerate() {
+                    spares.extend(returned.try_iter());
+                    spares.truncate(1);
+                    let i = i as u64;
+                    let want = seg.min(size.saturating_sub(i * seg));
+                    let made = archive.rebuild(steps, seg, &mut spares).and_then(|bytes| {
+                        if bytes.len() as u64 == want {
+                            Ok(bytes)
+                        } else {
+                            Err(Error::verification(format!(
+                                "segment {i} has {} bytes, not {want}",
+                                bytes.len()
+                            )))
+                        }
+                    });
+                    let failed = made.is_err();
+                    if tx.send(made).is_err() || failed {
+                        return;
                     }
-                })
+                }
+            });
+            let mut r = PartsRead {
+                rx,
+                back,
+                buf: Vec::new(),
+                at: 0,
+                err: None,
+            };
+            let done = match to {
+                To::Assemble(a) => {
+                    let d = a.file(&e.path, meta_of(e), e.size, &mut r);
+                    d.and_then(|d| {
+                        if e.sha256.is_some_and(|want| want.ct_eq(&d)) {
+                            progress.entry(&e.path);
+                            Ok(())
+                        } else {
+                            Err(Error::verification(format!(
+                                "{}: its segments do not match its SHA-256",
+                                e.path
+                            )))
+                        }
+                    })
+                }
+                To::Extract(x) => copy_checked(&mut r, e, &id, &mut Sink::Extract(x), &*progress),
+                To::Check => copy_checked(&mut r, e, &id, &mut Sink::Check, &*progress),
+                To::Write(w) => copy_checked(&mut r, e, &id, &mut Sink::Write(w), &*progress),
+            };
+            match r.err.take() {
+                Some(err) if done.is_err() => Err(err),
+                _ => done,
             }
-            To::Extract(x) => copy_checked(&mut r, e, &id, &mut Sink::Extract(x), &*progress),
-            To::Check => copy_checked(&mut r, e, &id, &mut Sink::Check, &*progress),
-            To::Write(w) => copy_checked(&mut r, e, &id, &mut Sink::Write(w), &*progress),
-        };
-        match r.err.take() {
-            Some(err) if done.is_err() => Err(err),
-            _ => done,
-        }
+        })
     }
 }
 
@@ -363,46 +424,34 @@ fn blame_if(holder: Option<u32>, id: BackupId) -> impl Fn(Error) -> Error {
     }
 }
 
-/// An entry's segments, rebuilt one at a time, as a reader; what failed is
-/// kept in `err` (the reader reports it as an I/O error).
-struct PartsRead<'a, S: RangeRead> {
-    archive: &'a mut SeekableArchive<S>,
-    parts: &'a [Vec<Step>],
-    seg: u64,
-    size: u64,
-    next: usize,
+/// An entry's segments, as a thread rebuilds them, as a reader; what failed
+/// is kept in `err` (the reader reports it as an I/O error). Dropping it
+/// stops the thread at its next segment.
+struct PartsRead {
+    rx: std::sync::mpsc::Receiver<Result<Vec<u8>>>,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
     buf: Vec<u8>,
     at: usize,
     err: Option<Error>,
 }
 
-impl<S: RangeRead> PartsRead<'_, S> {
-    fn refill(&mut self) -> Result<()> {
-        let i = self.next as u64;
-        let want = self.seg.min(self.size.saturating_sub(i * self.seg));
-        let bytes = self.archive.rebuild(&self.parts[self.next], self.seg)?;
-        if bytes.len() as u64 != want {
-            return Err(Error::verification(format!(
-                "segment {i} has {} bytes, not {want}",
-                bytes.len()
-            )));
-        }
-        self.buf = bytes;
-        self.at = 0;
-        self.next += 1;
-        Ok(())
-    }
-}
-
-impl<S: RangeRead> std::io::BufRead for PartsRead<'_, S> {
+impl std::io::BufRead for PartsRead {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        if self.at == self.buf.len()
-            && self.next < self.parts.len()
-            && let Err(e) = self.refill()
-        {
-            let msg = e.to_string();
-            self.err = Some(e);
-            return Err(std::io::Error::other(msg));
+        if self.at == self.buf.len() && self.err.is_none() {
+            // The segment read goes back before the next is taken (the
+            // thread is gone once every segment is sent: then it is dropped).
+            let _ = self.back.send(std::mem::take(&mut self.buf));
+            self.at = 0;
+            match self.rx.recv() {
+                Ok(Ok(bytes)) => self.buf = bytes,
+                Ok(Err(e)) => {
+                    let msg = e.to_string();
+                    self.err = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+                // Every segment was read.
+                Err(_) => {}
+            }
         }
         Ok(&self.buf[self.at..])
     }
@@ -412,7 +461,7 @@ impl<S: RangeRead> std::io::BufRead for PartsRead<'_, S> {
     }
 }
 
-impl<S: RangeRead> Read for PartsRead<'_, S> {
+impl Read for PartsRead {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         use std::io::BufRead;
         let buf = self.fill_buf()?;
@@ -451,10 +500,14 @@ mod tests {
             patch.len(),
             plain.len()
         );
-        assert_eq!(decompress(&patch, Some(&base), 4 << 20).unwrap(), data);
-        assert_eq!(decompress(&plain, None, 4 << 20).unwrap(), data);
-        assert!(decompress(&patch, None, 4 << 20).is_err());
-        let err = decompress(&plain, None, 1000).unwrap_err().to_string();
+        let out = Vec::new();
+        let out = decompress(&patch, Some(&base), 4 << 20, out).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(decompress(&plain, None, 4 << 20, out).unwrap(), data);
+        assert!(decompress(&patch, None, 4 << 20, Vec::new()).is_err());
+        let err = decompress(&plain, None, 1000, Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than 1000"), "{err}");
     }
 }

@@ -679,7 +679,7 @@ impl<W: Write> ArchiveWriter<W> {
         let mut hasher = Hasher::new();
         let mut parts = Vec::new();
         let mut buf = Vec::new();
-        let (mut done, mut same) = (0u64, 0u64);
+        let mut done = 0u64;
         let mut parent_failed = None;
         while done < size {
             let want = seg.min(size - done);
@@ -714,10 +714,7 @@ impl<W: Write> ArchiveWriter<W> {
                 })
             };
             let steps = match base {
-                Some((steps, bytes)) if bytes == buf => {
-                    same += want;
-                    steps
-                }
+                Some((steps, bytes)) if bytes == buf => steps,
                 Some((mut steps, bytes)) if steps.len() < cairn_manifest::v2::MAX_STEPS => {
                     let patch = crate::segments::compress(level, Some(&bytes), &buf)?;
                     // A patch much smaller than the data is kept without
@@ -783,7 +780,6 @@ impl<W: Write> ArchiveWriter<W> {
             },
             Some(*id),
         )?;
-        self.reused.1 += same;
         Ok(true)
     }
 
