@@ -24,7 +24,12 @@
 //!   holds. Readers of such an archive attach its parents
 //!   ([`SeekableArchive::attach_parents`]) and read each entry from whichever
 //!   archive holds it, checked against the child's digests; read alone it is
-//!   refused.
+//!   refused. A changed file of at least [`WriterOptions::segment_size`]
+//!   (32 MiB by default; a live database's snapshot, say) is stored by
+//!   segments: the parent's unchanged ones by reference, the changed ones as
+//!   zstd patches against the parent's (feature `segments`), which readers
+//!   rebuild on a thread of their own. For that the parent must be opened
+//!   with its own parents attached.
 //! - [`ingest`] turns a foreign `.tar`, `.tar.gz` or `.tar.zst` into a signed Cairn
 //!   archive.
 //! - [`ReadAhead`] reads a file or socket ahead on its own thread, so that reading
