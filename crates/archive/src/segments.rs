@@ -225,7 +225,11 @@ impl<S: RangeRead> SeekableArchive<S> {
             ))
         };
         let end = blob.checked_add(len).ok_or_else(outside)?;
-        if blob < 8 || end > root.blob_bytes {
+        let longest = cairn_manifest::v2::max_blob_len(
+            root.segment_size
+                .unwrap_or(cairn_manifest::v2::MAX_SEGMENT_SIZE),
+        );
+        if blob < 8 || end > root.blob_bytes || len > longest {
             return Err(outside());
         }
         let start = root.blobs_offset() + blob - 8;
@@ -265,7 +269,12 @@ impl<S: RangeRead> SeekableArchive<S> {
                     frame,
                     pos,
                     len,
-                } if i == 0 && len <= max => {
+                } if i == 0 => {
+                    if len > max {
+                        return Err(Error::verification(format!(
+                            "a segment's base of {len} bytes is longer than a segment"
+                        )));
+                    }
                     self.read_raw(Some(data_in), (frame, pos, len), out)?
                 }
                 Step::Blob { data_in, blob, len } => {

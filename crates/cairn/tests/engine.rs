@@ -1609,3 +1609,10 @@ async fn a_large_database_changes_by_segments_s3_emulator() {
         large_database_by_segments(&store, opts).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_database_changes_by_segments_azurite() {
+    if let Some((store, opts)) = azurite().await {
+        large_database_by_segments(&store, opts).await;
+    }
+}

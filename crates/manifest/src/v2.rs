@@ -73,6 +73,12 @@ pub const MIN_SEGMENT_SIZE: u64 = 64 << 10;
 /// twice, while rebuilding it).
 pub const MAX_SEGMENT_SIZE: u64 = 64 << 20;
 
+/// The longest blob a segment of `segment_size` bytes may have: a zstd
+/// frame of it, with zstd's worst-case expansion and room for its headers.
+pub fn max_blob_len(segment_size: u64) -> u64 {
+    segment_size + segment_size / 128 + (64 << 10)
+}
+
 /// Most parents a root may name (the longest chain a reader follows).
 pub const MAX_PARENTS: usize = 64;
 
@@ -1088,6 +1094,9 @@ impl<'r> PageChecker<'r> {
                 match *step {
                     Step::Data { len, .. } if i > 0 || len == 0 || len > seg => {
                         return fail("has a data step that is not a segment's base");
+                    }
+                    Step::Blob { len, .. } if len > max_blob_len(seg) => {
+                        return fail("has a blob longer than a segment's frame can be");
                     }
                     Step::Blob {
                         data_in: None,

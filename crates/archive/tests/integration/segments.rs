@@ -288,6 +288,26 @@ fn a_damaged_blob_or_parent_segment_fails_the_restore_and_leaves_nothing() {
         .verify(&key().public_key())
         .unwrap_err();
 
+    // A blob whose skippable frame has another magic: verified as a stream
+    // (its own entries) the region is not where the root places it; read by
+    // range, the blob is not where its entry says.
+    let mut other = child.inner.clone();
+    other[r.blobs_offset() as usize] = 0x50;
+    let err = chained(&[&other, &full.inner])
+        .verify_full(&key().public_key())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("blobs are not where"), "{err}");
+    let mut a = chained(&[&other, &full.inner]);
+    let err = a
+        .read_file(&EntryPath::parse(b"db/app.db").unwrap(), &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("blob is not where its entry places it"),
+        "{err}"
+    );
+
     // A damaged data frame of the parent, which the segments' bases are
     // in: the child fails, naming the parent.
     let pr = root(&full);

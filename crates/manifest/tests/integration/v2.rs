@@ -612,6 +612,10 @@ fn segments_need_their_feature_parents_and_recipes_within_bounds() {
             "blob outside the blob region",
         ),
         (
+            vec![vec![data.clone()], vec![own(8, 1 << 30)]],
+            "longer than a segment's frame",
+        ),
+        (
             vec![
                 vec![data.clone()],
                 vec![Step::Blob {
