@@ -393,6 +393,7 @@ fn root_for(page: &Page, bytes: &[u8], canonical: bool) -> Root {
             sha256: cairn_integrity::Sha256Digest::of(bytes),
             offset: 10,
             size: 10,
+            data_in: None,
         }],
         frames: vec![cairn_manifest::Frame {
             offset: 0,

@@ -256,9 +256,16 @@ pub(crate) enum Own {
     Skip,
 }
 
-/// Where an entry's bytes are: the archive (`None`: this one; `Some(k)`:
-/// parent `k`) and the raw range; `None` for an entry not read.
-type Span = Option<(Option<u32>, Range<u64>)>;
+/// What a window read does for an entry.
+enum Span {
+    /// Nothing: it is not read.
+    Skip,
+    /// It has no data here or in a parent (a folder, a link or an empty
+    /// file of a parent's page): it is made from its metadata.
+    Meta,
+    /// Its bytes: in this archive (`None`) or parent `k`'s, the raw range.
+    At(Option<u32>, Range<u64>),
+}
 
 /// How far ahead an open stream skips rather than being opened again at the
 /// next entry's frame: decompressing this much costs about what a new range
@@ -312,7 +319,7 @@ impl<S: RangeRead> SeekableArchive<S> {
             let mut last: HashMap<Option<u32>, u64> = HashMap::new();
             let mut end = start;
             while end < page.len() {
-                if let Some((key @ Some(_), span)) = &spans[end] {
+                if let Span::At(key @ Some(_), span) = &spans[end] {
                     match last.get(key) {
                         Some(&prev) if span.start < prev || span.start - prev > GAP => break,
                         _ => {
@@ -336,7 +343,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         for e in page {
             let Some(k) = e.data_in else {
                 if own == Own::Skip {
-                    out.push(None);
+                    out.push(Span::Skip);
                     continue;
                 }
                 // Entries here are contiguous in the stream: where each
@@ -344,9 +351,13 @@ impl<S: RangeRead> SeekableArchive<S> {
                 let raw = root.raw_offset(e).ok_or_else(|| {
                     Error::verification(format!("entry {} points outside its frame", e.path))
                 })?;
-                out.push(Some((None, raw..raw)));
+                out.push(Span::At(None, raw..raw));
                 continue;
             };
+            if e.kind != EntryKind::File || e.size == 0 {
+                out.push(Span::Meta);
+                continue;
+            }
             let holder = self.holder(k)?;
             let id = holder.manifest.backup_id();
             let proot = holder.root()?;
@@ -356,7 +367,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                 .filter(|f| e.pos < f.raw_size)
                 .map(|f| f.raw_offset + e.pos);
             match start.and_then(|s| Some(s..s.checked_add(e.size)?)) {
-                Some(span) if span.end <= proot.data_end() => out.push(Some((Some(k), span))),
+                Some(span) if span.end <= proot.data_end() => out.push(Span::At(Some(k), span)),
                 _ => {
                     return Err(Error::verification(format!(
                         "entry {} points outside the data of {id}",
@@ -382,13 +393,16 @@ impl<S: RangeRead> SeekableArchive<S> {
         let own: Vec<PageEntry> = page
             .iter()
             .zip(spans)
-            .filter(|(_, s)| matches!(s, Some((None, _))))
+            .filter(|(_, s)| matches!(s, Span::At(None, _)))
             .map(|(e, _)| e.clone())
             .collect();
         let own = Self::entries_of(root, &own)?;
         // The range of each archive the window reads.
         let mut reach: HashMap<Option<u32>, Range<u64>> = HashMap::new();
-        for (key, span) in spans.iter().flatten() {
+        for (key, span) in spans.iter().filter_map(|s| match s {
+            Span::At(key, span) => Some((key, span)),
+            _ => None,
+        }) {
             reach
                 .entry(*key)
                 .and_modify(|r| r.end = r.end.max(span.end))
@@ -424,8 +438,12 @@ impl<S: RangeRead> SeekableArchive<S> {
                 return Err(Error::Cancelled);
             }
             match span {
-                None => {}
-                Some((None, _)) => {
+                Span::Skip => {}
+                Span::Meta => {
+                    meta_entry(e, to.reborrow())?;
+                    progress.entry(&e.path);
+                }
+                Span::At(None, _) => {
                     let (Some(tar), Some(one)) = (tar.as_mut(), own.next()) else {
                         return Err(Error::invalid("an entry of this archive was not planned"));
                     };
@@ -453,7 +471,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                         }
                     }
                 }
-                Some((Some(k), span)) => {
+                Span::At(Some(k), span) => {
                     let Some(Some((dec, at, id))) = streams.get_mut(*k as usize) else {
                         return Err(Error::invalid("a parent of this window was not opened"));
                     };
@@ -485,6 +503,114 @@ impl<S: RangeRead> SeekableArchive<S> {
         }
         Ok(())
     }
+}
+
+/// Makes an entry that has no data from its metadata: a folder, a link or an
+/// empty file of a parent's page.
+fn meta_entry(e: &PageEntry, to: To<'_>) -> Result<()> {
+    let meta = meta_of(e);
+    let link = || {
+        e.link
+            .clone()
+            .ok_or_else(|| Error::verification(format!("link {} has no target", e.path)))
+    };
+    if e.kind == EntryKind::File && !e.sha256.is_some_and(|d| d.ct_eq(&Hasher::new().finalize())) {
+        return Err(Error::verification(format!(
+            "{}: an empty file whose SHA-256 is not that of nothing",
+            e.path
+        )));
+    }
+    match (to, e.kind) {
+        (To::Check | To::Write(_), EntryKind::File) | (To::Check, _) => Ok(()),
+        (To::Write(_), _) => Err(Error::invalid("only a file's data is streamed")),
+        (To::Extract(x), EntryKind::Dir) => x.create_dir(&e.path, meta),
+        (To::Extract(x), EntryKind::Symlink) => x.create_symlink(&e.path, e.link.as_ref(), meta),
+        (To::Extract(x), EntryKind::Hardlink) => x.create_hardlink(&e.path, e.link.as_ref()),
+        (To::Extract(x), EntryKind::File) => {
+            x.create_file(&e.path)?;
+            x.finish_file(&e.path, meta)
+        }
+        (To::Assemble(a), EntryKind::Dir) => a.dir(&e.path, meta),
+        (To::Assemble(a), EntryKind::Symlink) => a.symlink(&e.path, &link()?, meta),
+        (To::Assemble(a), EntryKind::Hardlink) => {
+            a.hardlink(&e.path, &EntryPath::parse(link()?.as_bytes())?, meta)
+        }
+        (To::Assemble(a), EntryKind::File) => {
+            a.file(&e.path, meta, 0, &mut std::io::empty()).map(|_| ())
+        }
+    }
+}
+
+/// Where the data of `e`, an entry stored in the archive of `root`, starts:
+/// its frame and the offset in it, past the entry's tar header. `None` if it
+/// does not resolve inside the frames.
+pub(crate) fn data_start(root: &Root, e: &PageEntry) -> Option<(u32, u64)> {
+    let header = expected_header(&e.to_entry(root).ok()?);
+    let mut frame = e.frame as usize;
+    let mut pos = e.pos.checked_add(header.len() as u64)?;
+    while pos >= root.frames.get(frame)?.raw_size {
+        pos -= root.frames[frame].raw_size;
+        frame += 1;
+    }
+    Some((u32::try_from(frame).ok()?, pos))
+}
+
+/// Page of parent `k` (an own page of that archive, whose root is
+/// `holder`) as the child that reuses it reads it: every reference one
+/// archive further up the child's chain, the entries stored in the parent
+/// referring to it (files by their data's first byte; folders, links and
+/// empty files by `in` alone, with no data).
+pub(crate) fn for_child(
+    mut page: cairn_manifest::Page,
+    k: u32,
+    holder: &Root,
+) -> Result<cairn_manifest::Page> {
+    use cairn_manifest::v2::Step;
+    let overflow = || Error::verification("a parent's page refers past the longest chain");
+    let up = |j: u32| {
+        k.checked_add(1)
+            .and_then(|n| n.checked_add(j))
+            .ok_or_else(overflow)
+    };
+    for e in &mut page.entries {
+        if let Some(parts) = &mut e.parts {
+            for step in parts.iter_mut().flatten() {
+                *step = match *step {
+                    Step::Data {
+                        data_in,
+                        frame,
+                        pos,
+                        len,
+                    } => Step::Data {
+                        data_in: up(data_in)?,
+                        frame,
+                        pos,
+                        len,
+                    },
+                    Step::Blob { data_in, blob, len } => Step::Blob {
+                        data_in: Some(match data_in {
+                            None => k,
+                            Some(j) => up(j)?,
+                        }),
+                        blob,
+                        len,
+                    },
+                };
+            }
+            continue;
+        }
+        match e.data_in {
+            Some(j) => e.data_in = Some(up(j)?),
+            None if e.kind == EntryKind::File && e.size > 0 => {
+                let (frame, pos) = data_start(holder, e).ok_or_else(|| {
+                    Error::verification(format!("entry {} points outside its frame", e.path))
+                })?;
+                (e.data_in, e.frame, e.pos) = (Some(k), frame, pos);
+            }
+            None => (e.data_in, e.frame, e.pos) = (Some(k), 0, 0),
+        }
+    }
+    Ok(page)
 }
 
 /// The metadata a page entry gives its file.

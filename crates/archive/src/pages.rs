@@ -57,6 +57,9 @@ pub(crate) struct Spilled {
     pub(crate) header_len: u64,
     /// The page's length.
     pub(crate) page_len: u64,
+    /// A parent's page, reused: how the root names it. The spill keeps its
+    /// bytes (no tar entry) for the checks that read every page back.
+    pub(crate) reused: Option<cairn_manifest::PageRef>,
 }
 
 /// The pages of an archive being written.
@@ -64,6 +67,8 @@ pub(crate) struct PageSpill {
     file: BufWriter<File>,
     written: u64,
     pages: Vec<Spilled>,
+    /// How many of them are stored in the archive (not a parent's).
+    own: usize,
     cur: PageEncoder,
     mtime: Mtime,
 }
@@ -86,6 +91,7 @@ impl PageSpill {
             file: BufWriter::with_capacity(256 * 1024, file),
             written: 0,
             pages: Vec::new(),
+            own: 0,
             cur: PageEncoder::default(),
             mtime,
         })
@@ -111,7 +117,8 @@ impl PageSpill {
         let Some((component, entries, page)) = self.cur.take() else {
             return Ok(());
         };
-        let name = page_path(self.pages.len());
+        let name = page_path(self.own);
+        self.own += 1;
         let header = encode_header(&HeaderSpec {
             path: name.as_bytes(),
             kind: EntryKind::File,
@@ -140,6 +147,45 @@ impl PageSpill {
             len,
             header_len: header.len() as u64,
             page_len,
+            reused: None,
+        });
+        self.written += len;
+        Ok(())
+    }
+
+    /// Whether the page being filled has no entry (a parent's page may
+    /// then be reused in its place).
+    pub(crate) fn is_between_pages(&self) -> bool {
+        self.cur.is_empty()
+    }
+
+    /// Adds a parent's page, named by `r`, with `entries` (the page's
+    /// entries, kept for the checks that read every page back).
+    pub(crate) fn push_reused(
+        &mut self,
+        r: cairn_manifest::PageRef,
+        entries: &[PageEntry],
+    ) -> Result<()> {
+        self.close()?;
+        let page = Page {
+            component: r.component.clone(),
+            entries: entries.to_vec(),
+        }
+        .encode()
+        .map_err(|e| page_error(&e))?;
+        self.file
+            .write_all(&page)
+            .map_err(Error::io("writing the page spill file", None))?;
+        let len = page.len() as u64;
+        self.pages.push(Spilled {
+            component: r.component.clone(),
+            entries: r.entries,
+            sha256: r.sha256,
+            start: self.written,
+            len,
+            header_len: 0,
+            page_len: len,
+            reused: Some(r),
         });
         self.written += len;
         Ok(())

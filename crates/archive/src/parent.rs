@@ -98,9 +98,11 @@ pub struct Parent {
     pages: Box<dyn PageSource>,
     /// The pages of the current component not fetched yet, in order.
     todo: std::vec::IntoIter<usize>,
-    /// The current page's entries and the next one to compare.
+    /// The current page's entries and the next one to compare, and the
+    /// page's index in the root.
     page: Vec<PageEntry>,
     next: usize,
+    page_no: Option<usize>,
 }
 
 impl std::fmt::Debug for Parent {
@@ -145,6 +147,7 @@ impl Parent {
             todo: Vec::new().into_iter(),
             page: Vec::new(),
             next: 0,
+            page_no: None,
         })
     }
 
@@ -191,6 +194,7 @@ impl Parent {
         self.todo = pages.into_iter();
         self.page.clear();
         self.next = 0;
+        self.page_no = None;
     }
 
     /// Whether the parent has an entry at `path` (then [`Parent::current`]);
@@ -203,6 +207,7 @@ impl Parent {
                 };
                 self.page = self.pages.page(i)?.entries;
                 self.next = 0;
+                self.page_no = Some(i);
                 continue;
             }
             match canonical_cmp(self.page[self.next].path.as_bytes(), path.as_bytes()) {
@@ -216,6 +221,37 @@ impl Parent {
     /// The entry [`Parent::find`] found.
     pub(crate) fn current(&self) -> Option<&PageEntry> {
         self.page.get(self.next)
+    }
+
+    /// Where the entry [`Parent::find`] found is: the index of its page in
+    /// the root, its place in the page, and the page's length.
+    pub(crate) fn place(&self) -> Option<(usize, usize, usize)> {
+        let page = self.page_no?;
+        (self.next < self.page.len()).then_some((page, self.next, self.page.len()))
+    }
+
+    /// The index in the root of the page the walk of the parent is in.
+    pub(crate) fn cursor_page(&self) -> Option<usize> {
+        self.page_no
+    }
+
+    /// The entries of the page [`Parent::place`] names.
+    pub(crate) fn page_entries(&self) -> &[PageEntry] {
+        &self.page
+    }
+
+    /// Page `i` of the parent as a child of it names it, to reuse it: where
+    /// it is stored (the parent, or the archive the parent took it from).
+    pub(crate) fn page_for_child(&self, i: usize) -> Option<cairn_manifest::PageRef> {
+        let p = self.root.pages.get(i)?;
+        let data_in = match p.data_in {
+            None => 0,
+            Some(j) => j.checked_add(1)?,
+        };
+        Some(cairn_manifest::PageRef {
+            data_in: Some(data_in),
+            ..p.clone()
+        })
     }
 
     /// Where the data of `e` (an entry of this parent) is, for a child whose
@@ -242,16 +278,10 @@ impl Parent {
                 pos: e.pos,
             }));
         }
-        let header = crate::verify::expected_header(&e.to_entry(&self.root).ok()?);
-        let mut frame = e.frame as usize;
-        let mut pos = e.pos.checked_add(header.len() as u64)?;
-        while pos >= self.root.frames.get(frame)?.raw_size {
-            pos -= self.root.frames[frame].raw_size;
-            frame += 1;
-        }
+        let (frame, pos) = crate::chain::data_start(&self.root, e)?;
         Some(Held::At(DataRef {
             data_in: 0,
-            frame: u32::try_from(frame).ok()?,
+            frame,
             pos,
         }))
     }

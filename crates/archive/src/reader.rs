@@ -334,13 +334,17 @@ fn compare_v1(m: &Manifest, log: &mut ObservedLog) -> Result<()> {
 /// format 2 root: each page is checked against the root's digest for it and
 /// by a [`PageChecker`], one page in memory at a time.
 fn compare_v2(root: &Root, pages: &mut PageLog, log: &mut ObservedLog) -> Result<()> {
-    if pages.len() != root.pages.len() {
+    let own = root.pages.iter().filter(|p| p.is_own()).count();
+    if pages.len() != own {
         return Err(Error::verification(format!(
-            "the archive holds {} manifest pages, its signed root names {}",
+            "the archive holds {} manifest pages, its signed root names {own}",
             pages.len(),
-            root.pages.len()
         )));
     }
+    // Pages of parents are not in the stream: they, and the hard links that
+    // may cross them, are checked where the parents are read
+    // (`SeekableArchive::verify_full`).
+    let reuses = own != root.pages.len();
     if !root.is_incremental() && log.len() != root.entry_count() {
         return Err(Error::verification(format!(
             "the archive holds {} entries, its signed manifest lists {}",
@@ -351,12 +355,17 @@ fn compare_v2(root: &Root, pages: &mut PageLog, log: &mut ObservedLog) -> Result
     let mtime = timestamp_mtime(root.created_at);
     let mut checker = PageChecker::new(root);
     let mut seen = log.iter()?;
+    let mut n = 0;
     for (i, named) in root.pages.iter().enumerate() {
-        let (bytes, header) = pages.get(i)?;
-        check_own_header(&page_path(i), bytes.len(), mtime, &header)?;
+        if !named.is_own() {
+            continue;
+        }
+        let (bytes, header) = pages.get(n)?;
+        check_own_header(&page_path(n), bytes.len(), mtime, &header)?;
+        n += 1;
         let page = Page::parse(&bytes, named, i)
             .map_err(|e| Error::verification(format!("manifest page {i}: {e}")))?;
-        checker.page(&page)?;
+        checker.page_at(i, &page)?;
         for pe in &page.entries {
             if !pe.is_stored_here() {
                 // Its data is in a parent; it has no tar entry here.
@@ -377,6 +386,10 @@ fn compare_v2(root: &Root, pages: &mut PageLog, log: &mut ObservedLog) -> Result
         return Err(Error::verification(
             "the archive holds entries its signed manifest does not list",
         ));
+    }
+    if reuses {
+        checker.finish_partial()?;
+        return Ok(());
     }
     let mut links = checker.finish()?;
     if !links.is_empty() {
@@ -435,7 +448,7 @@ pub(crate) fn check_stream(m: &Layout<'_>, summary: &StreamSummary) -> Result<()
             ));
         }
         let mut rest = &summary.frames[m.frames.len()..];
-        for (i, p) in m.pages.iter().enumerate() {
+        for (i, p) in m.pages.iter().enumerate().filter(|(_, p)| p.is_own()) {
             let mut held = 0u64;
             while held < p.size {
                 match rest.split_first() {
@@ -452,7 +465,9 @@ pub(crate) fn check_stream(m: &Layout<'_>, summary: &StreamSummary) -> Result<()
                 )));
             }
         }
-        if !m.pages.is_empty() && rest.first().map(|f| f.offset) != Some(m.root_offset) {
+        if m.pages.iter().any(PageRef::is_own)
+            && rest.first().map(|f| f.offset) != Some(m.root_offset)
+        {
             return Err(Error::verification(
                 "the manifest root is not where the pages end",
             ));

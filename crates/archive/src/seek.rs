@@ -102,6 +102,30 @@ pub struct SeekableArchive<S> {
     /// For an incremental archive, its parents in the root's order, once
     /// attached ([`SeekableArchive::attach_parents`]).
     pub(crate) parents: Vec<SeekableArchive<S>>,
+    /// Format 2: each page's number among the pages stored here (its tar
+    /// entry's name); `None` for a parent's page.
+    own_numbers: Vec<Option<u32>>,
+    /// Format 2: the indexes of the pages stored here, in order.
+    own_pages: Vec<u32>,
+}
+
+/// The numbers of a manifest's own pages (see `SeekableArchive::own_numbers`).
+fn own_numbers(manifest: &AnyManifest) -> Vec<Option<u32>> {
+    manifest
+        .v2()
+        .map(|r| r.manifest().own_page_numbers())
+        .unwrap_or_default()
+}
+
+/// The indexes of a manifest's own pages, in order.
+fn own_pages(manifest: &AnyManifest) -> Vec<u32> {
+    manifest.v2().map_or_else(Vec::new, |r| {
+        (0u32..)
+            .zip(&r.manifest().pages)
+            .filter(|(_, p)| p.is_own())
+            .map(|(i, _)| i)
+            .collect()
+    })
 }
 
 impl<S> std::fmt::Debug for SeekableArchive<S> {
@@ -148,6 +172,8 @@ impl<S: RangeRead> SeekableArchive<S> {
         }
         Ok(SeekableArchive {
             src,
+            own_numbers: own_numbers(&manifest),
+            own_pages: own_pages(&manifest),
             manifest,
             size,
             seal: None,
@@ -200,6 +226,8 @@ impl<S: RangeRead> SeekableArchive<S> {
         check_seal_against(seal, &manifest)?;
         Ok(SeekableArchive {
             src,
+            own_numbers: own_numbers(&manifest),
+            own_pages: own_pages(&manifest),
             manifest,
             size,
             seal: Some(seal.clone()),
@@ -662,8 +690,47 @@ impl<S: RangeRead> SeekableArchive<S> {
             .ok_or_else(|| Error::invalid("not a format 2 archive"))
     }
 
-    /// Fetches page `i` and checks it against the root.
+    /// Fetches page `i` and checks it against the root. A parent's page is
+    /// fetched from the parent (which must be attached) and its entries
+    /// given as this archive reads them (`chain::for_child`).
     pub(crate) fn fetch_page(&mut self, i: usize) -> Result<Page> {
+        let root = self.root()?;
+        let named = root
+            .pages
+            .get(i)
+            .cloned()
+            .ok_or_else(|| Error::verification(format!("the root names no page {i}")))?;
+        let Some(k) = named.data_in else {
+            let n = self.own_numbers.get(i).copied().flatten().unwrap_or(0);
+            return self.fetch_own_page(i, n as usize);
+        };
+        let id = self.manifest.backup_id();
+        let holder = self.holder(k)?;
+        let hid = holder.manifest.backup_id();
+        let hroot = holder.root()?.clone();
+        // Own pages are in the order of their offsets.
+        let at = holder
+            .own_pages
+            .partition_point(|&j| hroot.pages[j as usize].offset < named.offset);
+        let j = holder
+            .own_pages
+            .get(at)
+            .map(|&j| j as usize)
+            .filter(|&j| {
+                let p = &hroot.pages[j];
+                p.size == named.size && p.sha256.ct_eq(&named.sha256)
+            })
+            .ok_or_else(|| {
+                Error::verification(format!(
+                    "page {i} of {id} is not a page of its parent {hid}"
+                ))
+            })?;
+        let page = holder.fetch_page(j).map_err(crate::chain::blame(hid))?;
+        crate::chain::for_child(page, k, &hroot)
+    }
+
+    /// Fetches page `i` of the root, stored here as page number `n`.
+    fn fetch_own_page(&mut self, i: usize, n: usize) -> Result<Page> {
         let root = self.root()?;
         let named = root.pages[i].clone();
         let mtime = timestamp_mtime(root.created_at);
@@ -677,7 +744,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         let raw = tar
             .next_entry()?
             .ok_or_else(|| Error::corrupt(format!("no manifest page {i} where the root points")))?;
-        let name = page_path(i);
+        let name = page_path(n);
         if raw.path != name.as_bytes() {
             return Err(Error::verification(format!(
                 "the root points at {} where manifest page {i} should be",
@@ -766,11 +833,22 @@ impl<S: RangeRead> SeekableArchive<S> {
     /// Reads the data of every entry whose data is in a parent, checking it
     /// against its digest (a full verification of an incremental archive,
     /// whose own entries the stream reader checked).
+    /// Every page is checked again here, with the parents' pages it names
+    /// (which the stream does not hold), and the hard links across them.
     fn verify_reused(&mut self, root: &Root) -> Result<()> {
+        let mut checker = PageChecker::new(root);
         for i in 0..root.pages.len() {
             let page = self.fetch_page(i)?;
+            checker.page(&page)?;
             self.read_page_entries(root, &page.entries, To::Check, Own::Skip)?;
         }
+        let mut links = checker.finish()?;
+        if !links.is_empty() {
+            for i in 0..root.pages.len() {
+                links.page(&self.fetch_page(i)?);
+            }
+        }
+        links.finish()?;
         Ok(())
     }
 

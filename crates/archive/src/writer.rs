@@ -238,6 +238,10 @@ pub struct ArchiveWriter<W: Write> {
     blobs: Blobs,
     segment_size: u64,
     spill_dir: Option<std::path::PathBuf>,
+    /// Entries held back while the parent's page they are in may be reused.
+    candidate: Option<Candidate>,
+    /// The parent's page the walk was in at the last entry.
+    parent_page: Option<usize>,
 }
 
 impl<W: Write> std::fmt::Debug for ArchiveWriter<W> {
@@ -326,6 +330,8 @@ impl<W: Write> ArchiveWriter<W> {
             blobs: Blobs::default(),
             segment_size: options.segment_size,
             spill_dir: options.spill_dir.clone(),
+            candidate: None,
+            parent_page: None,
         })
     }
 
@@ -480,6 +486,8 @@ impl<W: Write> ArchiveWriter<W> {
                 "component {name} is already in the archive"
             )));
         }
+        // Held entries of the component before belong before this one.
+        self.flush_candidate()?;
         self.component_index
             .insert(name.clone(), self.components.len());
         self.components.push(Component {
@@ -966,6 +974,27 @@ impl<W: Write> ArchiveWriter<W> {
             )));
         }
         self.check_order(path, kind)?;
+        let body = match self.offer(index, path, kind, meta, &link, body, id)? {
+            Offered::Taken(sha256) => return Ok(sha256),
+            Offered::Back(body) => body,
+        };
+        self.store_entry(index, path, kind, meta, link, body, id)
+    }
+
+    /// Stores an entry whose order was checked: its tar entry (unless its
+    /// data is elsewhere) and its page entry.
+    // The entry's fields, as `push_entry` has them.
+    #[allow(clippy::too_many_arguments)]
+    fn store_entry(
+        &mut self,
+        index: usize,
+        path: &EntryPath,
+        kind: EntryKind,
+        meta: EntryMeta,
+        link: Option<cairn_manifest::LinkTarget>,
+        body: Body<'_>,
+        id: Option<FileIdentity>,
+    ) -> Result<Option<Sha256Digest>> {
         if kind == EntryKind::Hardlink
             && let Some(target) = &link
         {
@@ -999,17 +1028,7 @@ impl<W: Write> ArchiveWriter<W> {
             };
             (sha256, Ok(at))
         };
-        let component = &mut self.components[index];
-        component.entries += 1;
-        component.bytes += size;
-        if path.depth() > 1 {
-            let shape = &mut self.shapes[index];
-            *shape = (
-                shape.0 + 1,
-                shape.0 == 0 && path.depth() == 2 && kind == EntryKind::File,
-            );
-        }
-        self.count += 1;
+        self.account(index, path, kind, size);
         let entry = Entry {
             path: path.clone(),
             kind,
@@ -1064,6 +1083,185 @@ impl<W: Write> ArchiveWriter<W> {
         }
         self.progress.entry(path);
         Ok(sha256)
+    }
+
+    /// Counts an entry in its component and in the archive.
+    fn account(&mut self, index: usize, path: &EntryPath, kind: EntryKind, size: u64) {
+        let component = &mut self.components[index];
+        component.entries += 1;
+        component.bytes += size;
+        if path.depth() > 1 {
+            let shape = &mut self.shapes[index];
+            *shape = (
+                shape.0 + 1,
+                shape.0 == 0 && path.depth() == 2 && kind == EntryKind::File,
+            );
+        }
+        self.count += 1;
+    }
+
+    /// Offers an entry for reuse of the parent's page it is in: between two
+    /// pages, an entry equal to the first of a parent's page starts holding
+    /// entries back; while each next one equals the page's next entry they
+    /// are held, and when the page's last one is, the page is reused whole
+    /// (nothing of it is written: its folders and links have no tar entry
+    /// here either). Any other entry writes the held ones as usual first.
+    // The entry's fields, as `push_entry` has them.
+    #[allow(clippy::too_many_arguments)]
+    fn offer<'b>(
+        &mut self,
+        index: usize,
+        path: &EntryPath,
+        kind: EntryKind,
+        meta: EntryMeta,
+        link: &Option<cairn_manifest::LinkTarget>,
+        body: Body<'b>,
+        id: Option<FileIdentity>,
+    ) -> Result<Offered<'b>> {
+        if self.pages.is_none() || self.parent.is_none() {
+            return Ok(Offered::Back(body));
+        }
+        let kept = match &body {
+            Body::None => Some(Kept::None),
+            Body::Read(_, 0, _) => Some(Kept::Empty),
+            Body::Elsewhere { size, sha256, at } => Some(Kept::Elsewhere {
+                size: *size,
+                sha256: *sha256,
+                at: at.clone(),
+            }),
+            Body::Read(..) => None,
+        };
+        let seg = self.segment_size;
+        let Some(parent) = self.parent.as_mut() else {
+            return Ok(Offered::Back(body));
+        };
+        let found = parent.find(path)?;
+        let now = parent.cursor_page();
+        let place = match &kept {
+            Some(kept) if found => parent.place().filter(|_| {
+                parent.current().is_some_and(|p| {
+                    same_entry(
+                        p,
+                        kind,
+                        meta,
+                        link,
+                        kept,
+                        id,
+                        parent.locate(p, seg).as_ref(),
+                    )
+                })
+            }),
+            _ => None,
+        };
+        let held = |kept| HeldEntry {
+            index,
+            path: path.clone(),
+            kind,
+            meta,
+            link: link.clone(),
+            kept,
+            id,
+        };
+        // A candidate goes on with the page's next entry, or ends.
+        if let Some(c) = self.candidate.as_mut() {
+            if let (Some((page, at, len)), Some(kept)) = (place, kept.as_ref())
+                && c.page == page
+                && c.next == at
+            {
+                let entry = held(kept.clone());
+                let sha256 = entry.sha256();
+                c.held.push(entry);
+                c.next += 1;
+                if c.next == len {
+                    self.commit_candidate()?;
+                }
+                return Ok(Offered::Taken(sha256));
+            }
+            self.flush_candidate()?;
+        }
+        // Pages follow the parent's: an entry in a later page of the parent
+        // starts a page here too, so that the parent's next unchanged page
+        // can be reused whole.
+        if now.is_some() && now != self.parent_page {
+            if let Some(pages) = self.pages.as_mut() {
+                pages.close()?;
+            }
+            self.parent_page = now;
+        }
+        let between = self.pages.as_ref().is_some_and(PageSpill::is_between_pages);
+        match (place, kept) {
+            (Some((page, 0, len)), Some(kept)) if between => {
+                let entry = held(kept);
+                let sha256 = entry.sha256();
+                self.candidate = Some(Candidate {
+                    page,
+                    next: 1,
+                    held: vec![entry],
+                });
+                if len == 1 {
+                    self.commit_candidate()?;
+                }
+                Ok(Offered::Taken(sha256))
+            }
+            _ => Ok(Offered::Back(body)),
+        }
+    }
+
+    /// Writes the entries held back for a page that will not be reused, as
+    /// if they had not been held.
+    fn flush_candidate(&mut self) -> Result<()> {
+        let Some(c) = self.candidate.take() else {
+            return Ok(());
+        };
+        for e in c.held {
+            let body = match e.kept {
+                Kept::None => Body::None,
+                Kept::Empty => Body::Read(&mut io::empty(), 0, None),
+                Kept::Elsewhere { size, sha256, at } => Body::Elsewhere { size, sha256, at },
+            };
+            self.store_entry(e.index, &e.path, e.kind, e.meta, e.link, body, e.id)?;
+        }
+        Ok(())
+    }
+
+    /// Reuses the parent's page whose every entry was held: the entries are
+    /// counted, the page is named by the root as the parent's.
+    fn commit_candidate(&mut self) -> Result<()> {
+        let (Some(c), Some(parent)) = (self.candidate.take(), self.parent.as_ref()) else {
+            return Ok(());
+        };
+        let Some(r) = parent.page_for_child(c.page) else {
+            return Err(Error::invalid(
+                "a parent's page that its root does not name",
+            ));
+        };
+        let entries = parent.page_entries().to_vec();
+        for e in &c.held {
+            if e.kind == EntryKind::Hardlink
+                && let Some(target) = &e.link
+            {
+                self.links.add_link(target.as_bytes(), self.count);
+            }
+            if matches!(
+                e.kept,
+                Kept::Elsewhere {
+                    at: Held::Parts(_),
+                    ..
+                }
+            ) {
+                self.segmented = true;
+            }
+            let size = match e.kept {
+                Kept::Elsewhere { size, .. } => size,
+                _ => 0,
+            };
+            self.account(e.index, &e.path, e.kind, size);
+            self.progress.entry(&e.path);
+        }
+        if let Some(pages) = self.pages.as_mut() {
+            pages.push_reused(r, &entries)?;
+        }
+        Ok(())
     }
 
     /// Whether a file's identity can tell the next backup that it did not
@@ -1175,6 +1373,7 @@ impl<W: Write> ArchiveWriter<W> {
     /// does not point to an earlier regular file of its component, or the
     /// archive would be inconsistent otherwise.
     pub fn finish(mut self, key: &SigningKey) -> Result<Finished<W>> {
+        self.flush_candidate()?;
         let frames = self.fw.drain()?.to_vec();
         let fw = &mut self.fw;
         self.blobs.copy_to(|piece| fw.write_verbatim(piece))?;
@@ -1271,6 +1470,11 @@ impl<W: Write> ArchiveWriter<W> {
                     self.links.entry(e.path.as_bytes(), e.kind);
                 }
             }
+            if p.reused.is_some() {
+                // A parent's page: named, not written.
+                bounds.push(0..0);
+                continue;
+            }
             let first = self.fw.frames_submitted();
             self.fw.write_raw(&entry)?;
             self.fw.cut()?;
@@ -1280,6 +1484,10 @@ impl<W: Write> ArchiveWriter<W> {
         let all = self.fw.drain()?;
         let mut refs = Vec::with_capacity(spilled.len());
         for (p, range) in spilled.into_iter().zip(bounds) {
+            if let Some(r) = p.reused {
+                refs.push(r);
+                continue;
+            }
             let held = all
                 .get(range)
                 .filter(|f| !f.is_empty())
@@ -1290,6 +1498,7 @@ impl<W: Write> ArchiveWriter<W> {
                 sha256: p.sha256,
                 offset: held[0].offset,
                 size: held.iter().map(|f| f.size).sum(),
+                data_in: None,
             });
         }
         let root_offset = self.fw.written();
@@ -1299,8 +1508,9 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// The format 2 root of what was written, naming `pages`.
     fn root(&mut self, key: &SigningKey, frames: Vec<Frame>, pages: Vec<PageRef>) -> Root {
+        let reuses_pages = pages.iter().any(|p| !p.is_own());
         let parents = match &self.parent {
-            Some(p) if self.reused.0 > 0 || self.segmented => p.chain(),
+            Some(p) if self.reused.0 > 0 || self.segmented || reuses_pages => p.chain(),
             _ => Vec::new(),
         };
         let mut features = Vec::new();
@@ -1309,6 +1519,9 @@ impl<W: Write> ArchiveWriter<W> {
         }
         if self.segmented {
             features.push(cairn_manifest::v2::FEATURE_SEGMENTS.to_owned());
+        }
+        if reuses_pages {
+            features.push(cairn_manifest::v2::FEATURE_PARENT_PAGES.to_owned());
         }
         Root {
             format: FORMAT_TAG.to_owned(),
@@ -1352,6 +1565,89 @@ impl<W: Write> ArchiveWriter<W> {
 /// How long before a backup begins a file's status must have last changed
 /// for its identity to be recorded (see `ArchiveWriter::settled`).
 const SETTLED_SECS: i64 = 2;
+
+/// Whether [`ArchiveWriter::offer`] took an entry (holding it back, or as
+/// part of a reused page; its digest) or gives it back to be stored.
+enum Offered<'a> {
+    Taken(Option<Sha256Digest>),
+    Back(Body<'a>),
+}
+
+/// What a held-back entry holds: nothing to read.
+#[derive(Clone)]
+enum Kept {
+    None,
+    Empty,
+    Elsewhere {
+        size: u64,
+        sha256: Sha256Digest,
+        at: Held,
+    },
+}
+
+/// An entry held back while the parent's page it is in may be reused.
+struct HeldEntry {
+    index: usize,
+    path: EntryPath,
+    kind: EntryKind,
+    meta: EntryMeta,
+    link: Option<cairn_manifest::LinkTarget>,
+    kept: Kept,
+    id: Option<FileIdentity>,
+}
+
+impl HeldEntry {
+    /// The digest of its data, as storing it returns.
+    fn sha256(&self) -> Option<Sha256Digest> {
+        match &self.kept {
+            Kept::None => None,
+            Kept::Empty => Some(Hasher::new().finalize()),
+            Kept::Elsewhere { sha256, .. } => Some(*sha256),
+        }
+    }
+}
+
+/// Entries held back from page number `page` of the parent, the next one
+/// expected at `next`.
+struct Candidate {
+    page: usize,
+    next: usize,
+    held: Vec<HeldEntry>,
+}
+
+/// Whether an entry about to be written equals the parent's entry `p` at
+/// its path, so that the parent's page may stand for it: the same type,
+/// metadata and link, and for a file the same data, found where the
+/// parent's page says (`located`: where the parent's entry's data is, for
+/// a child), with the identity the parent recorded.
+fn same_entry(
+    p: &PageEntry,
+    kind: EntryKind,
+    meta: EntryMeta,
+    link: &Option<cairn_manifest::LinkTarget>,
+    kept: &Kept,
+    id: Option<FileIdentity>,
+    located: Option<&Held>,
+) -> bool {
+    let identity = || id.is_some_and(|id| p.ctime == Some(id.ctime) && p.ino == Some(id.ino));
+    p.kind == kind
+        && p.mode == meta.mode & 0o7777
+        && p.mtime == meta.mtime
+        && p.uid == meta.uid
+        && p.gid == meta.gid
+        && p.link == *link
+        && match kept {
+            Kept::None => kind != EntryKind::File,
+            Kept::Empty => kind == EntryKind::File && p.size == 0 && identity(),
+            Kept::Elsewhere { size, sha256, at } => {
+                kind == EntryKind::File
+                    && p.size == *size
+                    && p.sha256.is_some_and(|d| d.ct_eq(sha256))
+                    && located == Some(at)
+                    && identity()
+            }
+        }
+}
 
 /// What an entry holds.
 enum Body<'a> {

@@ -56,7 +56,11 @@ pub const FEATURE_PARENTS: &str = "parents";
 /// refused: a later minor version that changes how entries are read names a
 /// feature, so that a build that does not know it refuses the archive rather
 /// than misreads it.
-pub const KNOWN_FEATURES: &[&str] = &[FEATURE_PARENTS, FEATURE_SEGMENTS];
+pub const KNOWN_FEATURES: &[&str] = &[FEATURE_PARENTS, FEATURE_SEGMENTS, FEATURE_PARENT_PAGES];
+
+/// The feature of an incremental backup some of whose pages are a parent's
+/// pages, unchanged ([`PageRef::data_in`]).
+pub const FEATURE_PARENT_PAGES: &str = "parent_pages";
 
 /// The feature of an incremental backup some of whose large files are
 /// stored by segments ([`PageEntry::parts`]): each segment rebuilt from a
@@ -114,6 +118,19 @@ pub struct PageRef {
     pub offset: u64,
     /// That frame's compressed length.
     pub size: u64,
+    /// With feature [`FEATURE_PARENT_PAGES`], the index in
+    /// [`Root::parents`] of the backup whose page this is, unchanged:
+    /// `offset` and `size` are then in that backup, and the page's entries
+    /// are as that backup reads them.
+    #[serde(rename = "in", default, skip_serializing_if = "Option::is_none")]
+    pub data_in: Option<u32>,
+}
+
+impl PageRef {
+    /// Whether the page is stored in this archive (not a parent's).
+    pub fn is_own(&self) -> bool {
+        self.data_in.is_none()
+    }
 }
 
 /// The signed root of a version 2 manifest: everything v1's manifest says
@@ -357,6 +374,8 @@ impl PageEntry {
     pub fn to_entry(&self, root: &Root) -> Result<Entry> {
         let (frame, pos, stored_in) = match self.data_in {
             _ if self.parts.is_some() => (0, 0, None),
+            // A folder, link or empty file of a parent's page: no data.
+            Some(_) if self.kind != EntryKind::File || self.size == 0 => (0, 0, None),
             Some(k) => {
                 let parent = root.parents.get(k as usize).ok_or_else(|| {
                     Error::inconsistent(format!("entry {} points to no parent", self.path))
@@ -581,6 +600,10 @@ impl Root {
             ));
         }
         let mut next = self.data_compressed_end();
+        let reuses = self.features.iter().any(|f| f == FEATURE_PARENT_PAGES);
+        if reuses && self.parents.is_empty() {
+            return fail("the root names the feature parent_pages but no parent".to_owned());
+        }
         for (i, p) in self.pages.iter().enumerate() {
             let Some(count) = entries.get_mut(&p.component) else {
                 return fail(format!(
@@ -593,6 +616,15 @@ impl Root {
                     "page {i} holds {} entries (1 to {MAX_PAGE_ENTRIES} allowed)",
                     p.entries
                 ));
+            }
+            if let Some(k) = p.data_in {
+                if !reuses || k as usize >= self.parents.len() || p.size == 0 {
+                    return fail(format!(
+                        "page {i} is in parent {k}, which the root does not name with the feature parent_pages"
+                    ));
+                }
+                *count += u64::from(p.entries);
+                continue;
             }
             if p.offset != next || p.size == 0 {
                 return fail(format!("page {i} does not follow the previous one"));
@@ -719,11 +751,29 @@ impl Root {
         self.frames.last().map_or(0, |f| f.offset + f.size)
     }
 
-    /// The compressed end of the last page (where the root's frame starts).
+    /// The compressed end of the last page stored here (where the root's
+    /// frame starts).
     pub fn pages_end(&self) -> u64 {
         self.pages
-            .last()
+            .iter()
+            .rev()
+            .find(|p| p.is_own())
             .map_or(self.data_compressed_end(), |p| p.offset + p.size)
+    }
+
+    /// The number, among the pages stored in this archive, of each page
+    /// (its tar entry is `.cairn/pages/<number>`); `None` for a parent's.
+    pub fn own_page_numbers(&self) -> Vec<Option<u32>> {
+        let mut n = 0u32;
+        self.pages
+            .iter()
+            .map(|p| {
+                p.is_own().then(|| {
+                    n += 1;
+                    n - 1
+                })
+            })
+            .collect()
     }
 
     /// The end of the data region in the uncompressed tar stream.
@@ -985,13 +1035,17 @@ impl<'r> PageChecker<'r> {
         {
             *self.pages_read.entry(&c.name).or_default() += 1;
         }
+        let reused = named.data_in.is_some();
         for e in &page.entries {
-            self.entry(&page.component, e)?;
+            self.entry(&page.component, e, reused)?;
         }
         Ok(())
     }
 
-    fn entry(&mut self, component: &ComponentName, e: &PageEntry) -> Result<()> {
+    /// Checks one entry; in a parent's page (`reused`), as a reader has it
+    /// (every entry refers to the parent, folders and links too: they have
+    /// no tar entry here).
+    fn entry(&mut self, component: &ComponentName, e: &PageEntry, reused: bool) -> Result<()> {
         let fail = |reason: String| Err(Error::inconsistent(reason));
         let path = e.path.as_bytes();
         if e.path.first() != component.as_str().as_bytes() {
@@ -1036,7 +1090,7 @@ impl<'r> PageChecker<'r> {
             return Ok(());
         }
         if let Some(k) = e.data_in {
-            if e.kind != EntryKind::File || e.size == 0 {
+            if !reused && (e.kind != EntryKind::File || e.size == 0) {
                 return fail(format!(
                     "entry {} refers to a parent's data but is not a non-empty file",
                     e.path

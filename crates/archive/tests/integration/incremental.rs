@@ -43,16 +43,17 @@ fn tree(root: &Path, files: usize) {
 }
 
 /// Backup number `seq` of `src` (a minute in the future, so that every file
-/// counts as settled), incremental to `parent` when given.
-fn backup(src: &Path, conf: &Path, seq: u32, parent: Option<&[u8]>) -> Finished<Vec<u8>> {
-    backup_with(src, conf, seq, parent, false)
+/// counts as settled), incremental to the first of `chain` (nearest first)
+/// when it is not empty.
+fn backup(src: &Path, conf: &Path, seq: u32, chain: &[&[u8]]) -> Finished<Vec<u8>> {
+    backup_with(src, conf, seq, chain, false)
 }
 
 fn backup_with(
     src: &Path,
     conf: &Path,
     seq: u32,
-    parent: Option<&[u8]>,
+    chain: &[&[u8]],
     full_read: bool,
 ) -> Finished<Vec<u8>> {
     let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + i64::from(seq));
@@ -64,8 +65,9 @@ fn backup_with(
         .created_at(at);
     let mut w =
         ArchiveWriter::new(Vec::new(), meta, opts(Codec::Zstd, 64 * 1024, 2).format(2)).unwrap();
-    if let Some(p) = parent {
-        w.set_parent(Parent::new(open(p)).unwrap()).unwrap();
+    if let Some((p, rest)) = chain.split_first() {
+        w.set_parent(Parent::new(with_chain(p, rest)).unwrap())
+            .unwrap();
     }
     w.set_full_read(full_read);
     w.append_dir(&name("data"), src, false).unwrap();
@@ -104,17 +106,22 @@ fn a_chain_of_incremental_archives_restores_every_point() {
     let (tmp, src, conf) = setup(300, b"port = 1\n");
     let owners = running_as_root();
 
-    let full = backup(&src, &conf, 1, None);
+    let full = backup(&src, &conf, 1, &[]);
     assert_eq!(full.reused_files, 0);
     let full_root = full.manifest.v2().unwrap().manifest().clone();
     assert!(full_root.parents.is_empty() && full_root.features.is_empty());
 
     // Unchanged: every non-empty file is referenced, nothing is read.
-    let second = backup(&src, &conf, 2, Some(&full.inner));
+    let second = backup(&src, &conf, 2, &[&full.inner]);
     let root2 = second.manifest.v2().unwrap().manifest().clone();
     assert_eq!(root2.parents.len(), 1);
     assert_eq!(root2.parents[0].backup_id, full_root.backup_id);
-    assert_eq!(root2.features, vec!["parents".to_owned()]);
+    assert_eq!(
+        root2.features,
+        vec!["parents".to_owned(), "parent_pages".to_owned()]
+    );
+    // Every page is the full backup's: none is written again.
+    assert!(root2.pages.iter().all(|p| p.data_in == Some(0)));
     assert_eq!(second.reused_files, 301, "300 files and the config");
     assert!(
         second.size * 20 < full.size,
@@ -128,7 +135,7 @@ fn a_chain_of_incremental_archives_restores_every_point() {
     std::fs::write(src.join("d0/new"), noise(70_000, 99)).unwrap();
     std::fs::remove_file(src.join("d4/f0004")).unwrap();
     std::fs::write(&conf, b"port = 2\n").unwrap();
-    let third = backup(&src, &conf, 3, Some(&second.inner));
+    let third = backup(&src, &conf, 3, &[&second.inner, &full.inner]);
     let root3 = third.manifest.v2().unwrap().manifest().clone();
     assert_eq!(
         root3
@@ -181,8 +188,8 @@ fn a_chain_of_incremental_archives_restores_every_point() {
 #[test]
 fn an_incremental_archive_alone_is_refused_with_its_parent_named() {
     let (tmp, src, conf) = setup(40, b"x\n");
-    let full = backup(&src, &conf, 1, None);
-    let child = backup(&src, &conf, 2, Some(&full.inner));
+    let full = backup(&src, &conf, 1, &[]);
+    let child = backup(&src, &conf, 2, &[&full.inner]);
     let parent_id = full.manifest.backup_id().to_string();
     let public = key().public_key();
 
@@ -214,8 +221,8 @@ fn an_incremental_archive_alone_is_refused_with_its_parent_named() {
     let flat = tmp.path().join("flat");
     std::fs::create_dir(&flat).unwrap();
     std::fs::write(flat.join("one"), b"one\n").unwrap();
-    let flat_full = backup(&flat, &conf, 4, None);
-    let flat_child = backup(&flat, &conf, 5, Some(&flat_full.inner));
+    let flat_full = backup(&flat, &conf, 4, &[]);
+    let flat_child = backup(&flat, &conf, 5, &[&flat_full.inner]);
     let err = ArchiveReader::new(&flat_child.inner[..])
         .unwrap()
         .unpack(&public, &tmp.path().join("c"), &UnpackOptions::default())
@@ -225,7 +232,7 @@ fn an_incremental_archive_alone_is_refused_with_its_parent_named() {
     assert!(!tmp.path().join("c").exists());
 
     // Another backup in the parent's place is refused, naming the parent.
-    let other = backup(&src, &conf, 3, None);
+    let other = backup(&src, &conf, 3, &[]);
     let err = open(&child.inner)
         .attach_parents(vec![open(&other.inner)])
         .unwrap_err()
@@ -234,7 +241,7 @@ fn an_incremental_archive_alone_is_refused_with_its_parent_named() {
     // So is a validly signed archive under the parent's own id with other
     // content (the child names the parent's root by its digest).
     std::fs::write(src.join("d0/f0000"), b"forged\n").unwrap();
-    let forged = backup(&src, &conf, 1, None);
+    let forged = backup(&src, &conf, 1, &[]);
     assert_eq!(forged.manifest.backup_id(), full.manifest.backup_id());
     let err = open(&child.inner)
         .attach_parents(vec![open(&forged.inner)])
@@ -253,7 +260,7 @@ fn a_file_changed_just_before_a_backup_is_read_again_by_the_next() {
         ArchiveWriter::new(Vec::new(), meta, opts(Codec::Zstd, 64 * 1024, 2).format(2)).unwrap();
     w.append_dir(&name("data"), &src, false).unwrap();
     let first = w.finish(&key()).unwrap();
-    let second = backup(&src, &conf, 2, Some(&first.inner));
+    let second = backup(&src, &conf, 2, &[&first.inner]);
     assert_eq!(second.reused_files, 0);
     assert!(second.manifest.v2().unwrap().manifest().parents.is_empty());
 }
@@ -261,14 +268,14 @@ fn a_file_changed_just_before_a_backup_is_read_again_by_the_next() {
 #[test]
 fn a_changed_mode_owner_or_inode_reads_the_file_again() {
     let (tmp, src, conf) = setup(20, b"x\n");
-    let full = backup(&src, &conf, 1, None);
+    let full = backup(&src, &conf, 1, &[]);
     // A chmod (new ctime and mode) and a same-content replacement (new inode).
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(src.join("d1/f0008"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let body = std::fs::read(src.join("d2/f0002")).unwrap();
     std::fs::remove_file(src.join("d2/f0002")).unwrap();
     std::fs::write(src.join("d2/f0002"), body).unwrap();
-    let child = backup(&src, &conf, 2, Some(&full.inner));
+    let child = backup(&src, &conf, 2, &[&full.inner]);
     assert_eq!(child.reused_files, 21 - 2);
     let out = tmp.path().join("out");
     with_chain(&child.inner, &[&full.inner])
@@ -280,8 +287,8 @@ fn a_changed_mode_owner_or_inode_reads_the_file_again() {
 #[test]
 fn damaged_data_in_a_parent_fails_the_child_naming_the_parent() {
     let (tmp, src, conf) = setup(30, b"x\n");
-    let full = backup(&src, &conf, 1, None);
-    let child = backup(&src, &conf, 2, Some(&full.inner));
+    let full = backup(&src, &conf, 1, &[]);
+    let child = backup(&src, &conf, 2, &[&full.inner]);
     let parent_id = full.manifest.backup_id().to_string();
     let bad = damaged(&full);
     let mut a = open(&child.inner);
@@ -305,8 +312,8 @@ fn an_incremental_archive_cannot_be_ingested_as_an_upload() {
     std::fs::write(src.join("one"), b"one\n").unwrap();
     let conf = tmp.path().join("app.toml");
     std::fs::write(&conf, b"x\n").unwrap();
-    let full = backup(&src, &conf, 1, None);
-    let child = backup(&src, &conf, 2, Some(&full.inner));
+    let full = backup(&src, &conf, 1, &[]);
+    let child = backup(&src, &conf, 2, &[&full.inner]);
     let err = ingest(
         &child.inner[..],
         Vec::new(),
@@ -335,11 +342,11 @@ fn an_incremental_archive_cannot_be_ingested_as_an_upload() {
 #[test]
 fn a_chain_assembles_into_one_full_archive_gnu_tar_extracts() {
     let (tmp, src, conf) = setup(120, b"port = 1\n");
-    let full = backup(&src, &conf, 1, None);
+    let full = backup(&src, &conf, 1, &[]);
     std::fs::write(src.join("d2/f0009"), b"changed\n").unwrap();
-    let second = backup(&src, &conf, 2, Some(&full.inner));
+    let second = backup(&src, &conf, 2, &[&full.inner]);
     std::fs::write(src.join("d0/new"), noise(90_000, 5)).unwrap();
-    let third = backup(&src, &conf, 3, Some(&second.inner));
+    let third = backup(&src, &conf, 3, &[&second.inner, &full.inner]);
     let root3 = third.manifest.v2().unwrap().manifest().clone();
 
     // Assembled by another key (the serving vault's).
@@ -418,7 +425,7 @@ fn a_format_1_archive_cannot_be_a_parent_but_still_reads() {
 #[test]
 fn a_full_read_reads_every_file_and_refers_to_the_same_content() {
     let (tmp, src, conf) = setup(30, b"x\n");
-    let full = backup(&src, &conf, 1, None);
+    let full = backup(&src, &conf, 1, &[]);
     // Same content, new metadata: a chmod and a rewrite with the same bytes;
     // and one real change.
     use std::os::unix::fs::PermissionsExt;
@@ -427,10 +434,10 @@ fn a_full_read_reads_every_file_and_refers_to_the_same_content() {
     std::fs::write(src.join("d4/f0011"), &same).unwrap();
     std::fs::write(src.join("d5/f0012"), b"really changed\n").unwrap();
     // By metadata, three files are read and stored again.
-    let by_meta = backup(&src, &conf, 2, Some(&full.inner));
+    let by_meta = backup(&src, &conf, 2, &[&full.inner]);
     assert_eq!(by_meta.reused_files, 31 - 3);
     // Read in full, only the changed one is stored.
-    let read = backup_with(&src, &conf, 3, Some(&full.inner), true);
+    let read = backup_with(&src, &conf, 3, &[&full.inner], true);
     assert_eq!(read.reused_files, 31 - 1);
     assert!(
         read.size < by_meta.size,
@@ -448,8 +455,8 @@ fn a_full_read_reads_every_file_and_refers_to_the_same_content() {
 #[test]
 fn a_parent_is_set_first_on_a_format_2_writer_and_attached_in_full() {
     let (_tmp, src, conf) = setup(10, b"x\n");
-    let full = backup(&src, &conf, 1, None);
-    let child = backup(&src, &conf, 2, Some(&full.inner));
+    let full = backup(&src, &conf, 1, &[]);
+    let child = backup(&src, &conf, 2, &[&full.inner]);
     // Too late: after a component.
     let mut w = ArchiveWriter::new(
         Vec::new(),
@@ -477,4 +484,104 @@ fn a_parent_is_set_first_on_a_format_2_writer_and_attached_in_full() {
         err.to_string().contains("names 1 parents, 0 were given"),
         "{err}"
     );
+}
+
+#[test]
+fn unchanged_pages_are_the_parents_and_every_read_path_follows_them() {
+    let (tmp, src, conf) = setup(5000, b"port = 1\n");
+    let root_of = |d: &Finished<Vec<u8>>| d.manifest.v2().unwrap().manifest().clone();
+    let full = backup(&src, &conf, 1, &[]);
+    let r1 = root_of(&full);
+    assert!(r1.pages.len() >= 4, "{} pages", r1.pages.len());
+
+    // Unchanged: every page is the full backup's; the archive holds its
+    // root and little else.
+    let second = backup(&src, &conf, 2, &[&full.inner]);
+    let r2 = root_of(&second);
+    assert_eq!(r2.pages.len(), r1.pages.len());
+    for (mine, theirs) in r2.pages.iter().zip(&r1.pages) {
+        assert_eq!(mine.data_in, Some(0));
+        assert_eq!((mine.offset, mine.size), (theirs.offset, theirs.size));
+        assert!(mine.sha256.ct_eq(&theirs.sha256));
+    }
+    assert!(
+        second.size * 100 < full.size,
+        "{} of {} bytes",
+        second.size,
+        full.size
+    );
+
+    // One file changed: its page is written anew, the others still name
+    // the full backup, which holds them (not the parent that reused them).
+    std::fs::write(src.join("d3/f0010"), b"changed\n").unwrap();
+    let third = backup(&src, &conf, 3, &[&second.inner, &full.inner]);
+    let r3 = root_of(&third);
+    // (The page holding it may be written as two: a page also ends at
+    // 1 MiB of JSON, and the child's entries are longer than the full
+    // backup's.)
+    let own: u32 = r3
+        .pages
+        .iter()
+        .filter(|p| p.is_own())
+        .map(|p| p.entries)
+        .sum();
+    let reused: Vec<_> = r3.pages.iter().filter(|p| !p.is_own()).collect();
+    assert_eq!(reused.len(), r1.pages.len() - 1, "{:?}", r3.pages);
+    assert!(reused.iter().all(|p| p.data_in == Some(1)));
+    assert_eq!(
+        u64::from(own) + reused.iter().map(|p| u64::from(p.entries)).sum::<u64>(),
+        r1.entry_count()
+    );
+    assert!(third.size * 20 < full.size);
+
+    // Every read path goes through the parents' pages.
+    let chain: &[&[u8]] = &[&second.inner, &full.inner];
+    let out = tmp.path().join("out");
+    with_chain(&third.inner, chain)
+        .unpack(&out, &UnpackOptions::default())
+        .unwrap();
+    assert_trees_equal(&src, &out.join("data"), running_as_root());
+    let mut a = with_chain(&third.inner, chain);
+    a.verify_full(&key().public_key()).unwrap();
+    a.verify_entries(&(0..r3.entry_count() as usize).collect::<Vec<_>>())
+        .unwrap();
+    let mut body = Vec::new();
+    a.read_file(&EntryPath::parse(b"data/d0/f0000").unwrap(), &mut body)
+        .unwrap();
+    assert_eq!(body, noise(150_000, 0));
+    let (mut listed, mut dirs_stored_in) = (0, 0);
+    a.for_each_entry(|e| {
+        listed += 1;
+        if e.kind != cairn_manifest::EntryKind::File && e.stored_in.is_some() {
+            dirs_stored_in += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(listed, r1.entry_count());
+    assert_eq!(dirs_stored_in, 0, "only files' data is stored elsewhere");
+    // The assembled archive is the whole state.
+    let mut w = ArchiveWriter::new(
+        Vec::new(),
+        meta().backup_id(r3.backup_id).created_at(r3.created_at),
+        WriterOptions::default(),
+    )
+    .unwrap();
+    with_chain(&third.inner, chain)
+        .assemble_into(&mut w)
+        .unwrap();
+    let whole = w.finish(&key()).unwrap();
+    let out = tmp.path().join("assembled");
+    ArchiveReader::new(&whole.inner[..])
+        .unwrap()
+        .unpack(&key().public_key(), &out, &UnpackOptions::default())
+        .unwrap();
+    assert_trees_equal(&src, &out.join("data"), running_as_root());
+
+    // Without the parents the pages cannot be read, and say why.
+    let err = open(&third.inner)
+        .for_each_entry(|_| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is needed to read it"), "{err}");
 }

@@ -80,6 +80,7 @@ fn root_for(pages: &[Page], key: &SigningKey, canonical: bool) -> Root {
                 sha256: Sha256Digest::of(&p.encode().unwrap()),
                 offset,
                 size: 10,
+                data_in: None,
             };
             offset += 10;
             r
@@ -657,4 +658,63 @@ fn segments_need_their_feature_parents_and_recipes_within_bounds() {
         Step::Data { .. }
     ));
     assert!(serde_json::from_str::<Step>(r#"{"blob":8}"#).is_err());
+}
+
+#[test]
+fn a_parents_page_needs_its_feature_and_a_named_parent() {
+    let pages = good_pages();
+    let parent = v2::ParentRef {
+        backup_id: BackupId::from_parts(1_780_000_000_000, 9),
+        root_sha256: Sha256Digest::of(b"parent root"),
+    };
+    let mut root = root_for(&pages, &key(), true);
+    root.features = vec!["parents".into()];
+    root.parents = vec![parent];
+    // The last page becomes the parent's: the pages stored here still
+    // follow one another, and the root starts where they end.
+    let last = root.pages.len() - 1;
+    let end = root.pages_end();
+    root.pages[last].data_in = Some(0);
+    root.pages[last].offset = 1_000_000;
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("with the feature parent_pages"), "{err}");
+    root.features.push("parent_pages".into());
+    root.validate().unwrap();
+    assert!(root.pages_end() < end, "only pages stored here end here");
+    assert_eq!(
+        root.own_page_numbers().last().copied(),
+        Some(None),
+        "a parent's page has no number here"
+    );
+    root.pages[last].data_in = Some(1);
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("parent 1"), "{err}");
+    root.pages[last].data_in = Some(0);
+    root.parents.clear();
+    root.features = vec!["parent_pages".into()];
+    let err = root.validate().unwrap_err().to_string();
+    assert!(err.contains("no parent"), "{err}");
+
+    // In a parent's page, a folder refers to the parent (it has no tar
+    // entry here); in a page of this archive it may not.
+    let mut root = root_for(&pages, &key(), true);
+    root.features = vec!["parents".into(), "parent_pages".into()];
+    root.parents = vec![v2::ParentRef {
+        backup_id: BackupId::from_parts(1_780_000_000_000, 9),
+        root_sha256: Sha256Digest::of(b"parent root"),
+    }];
+    let mut page = pages[0].clone();
+    let d = page
+        .entries
+        .iter()
+        .position(|e| e.kind == EntryKind::Dir)
+        .unwrap();
+    page.entries[d].data_in = Some(0);
+    let err = PageChecker::new(&root).page(&page).unwrap_err().to_string();
+    assert!(err.contains("not a non-empty file"), "{err}");
+    for e in &mut page.entries {
+        e.data_in = Some(0);
+    }
+    root.pages[0].data_in = Some(0);
+    PageChecker::new(&root).page(&page).unwrap();
 }
