@@ -126,11 +126,11 @@ impl Vault {
         limit: Option<u64>,
     ) -> Result<cairn_manifest::Manifest, Error> {
         let record = self.inner.backup_record(id).await?;
-        let (reader, seal, public) = open_sealed(&self.inner, &record).await?;
+        // With its chain: an incremental backup's unchanged pages are its
+        // parents'.
+        let (mut a, _, _) = open_chain(&self.inner, &record, ReadOptions::default()).await?;
         let end = limit.map_or(u64::MAX, |l| offset.saturating_add(l));
         tokio::task::spawn_blocking(move || {
-            let mut a =
-                SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())?;
             let mut entries = Vec::new();
             a.for_each_entry_in(offset..end, |e| {
                 entries.push(e.clone());

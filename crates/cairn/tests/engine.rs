@@ -1616,3 +1616,84 @@ async fn a_large_database_changes_by_segments_azurite() {
         large_database_by_segments(&store, opts).await;
     }
 }
+
+/// An unchanged backup of a tree of thousands of files names the parent's
+/// pages instead of writing them: it stores almost nothing, and listing,
+/// restoring, verifying and downloading it read those pages through the
+/// chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_pages_are_the_parents_through_the_engine() {
+    let svc = Service::new();
+    let bulk = svc.root.join("data/bulk");
+    for d in 0..6 {
+        let dir = bulk.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..1000 {
+            std::fs::write(dir.join(format!("f{f:04}")), format!("{d}/{f}\n")).unwrap();
+        }
+    }
+    let store = local_store(&svc);
+    let vault = builder(
+        &svc,
+        &store,
+        StoreOptions::default(),
+        SigningKey::generate().unwrap(),
+    )
+    .clock(clock_ahead())
+    .open()
+    .await
+    .unwrap();
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let job = vault
+            .backup("svc", BackupRequest::new())
+            .await
+            .unwrap()
+            .wait()
+            .await;
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        let id = backup_id(&job);
+        made.push(vault.get(&id).await.unwrap());
+    }
+    let (full, child) = (&made[0], &made[1]);
+    assert_eq!(child.depth(), 1);
+    // The database's snapshot is a new file each time (its page is
+    // written), the tree's pages are the parent's.
+    assert!(
+        child.archive_size.unwrap() * 20 < full.archive_size.unwrap(),
+        "{} of {}",
+        child.archive_size.unwrap(),
+        full.archive_size.unwrap()
+    );
+    let id = child.id.to_string();
+    let listed = vault.manifest(&id).await.unwrap();
+    let whole = vault.manifest(&full.id.to_string()).await.unwrap();
+    assert_eq!(listed.entries.len(), whole.entries.len());
+    let page = vault.manifest_page(&id, 3000, Some(10)).await.unwrap();
+    assert_eq!(page.entries, listed.entries[3000..3010]);
+    let out = svc.tmp.path().join("out");
+    let job = vault
+        .restore(&id, RestoreRequest::new().to(&out))
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        snapshot(&out.join("data")).unwrap(),
+        snapshot(&svc.root.join("data")).unwrap()
+    );
+    for tier in [VerifyTier::Sample, VerifyTier::Full] {
+        let job = vault.verify(&id, tier).await.unwrap().wait().await;
+        assert_eq!(json_result(&job)["ok"], true, "{tier:?}: {:?}", job.result);
+    }
+    let mut stream = vault.open_archive(&id, None).await.unwrap();
+    let mut bytes = Vec::new();
+    while let Some(piece) = futures::StreamExt::next(&mut stream).await {
+        bytes.extend_from_slice(&piece.unwrap());
+    }
+    let file = svc.tmp.path().join("assembled.tar.zst");
+    std::fs::write(&file, &bytes).unwrap();
+    let checked = vault.verify_file(&file, None).await.unwrap();
+    assert_eq!(checked.entries, listed.entries.len() as u64);
+}
