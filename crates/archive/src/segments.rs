@@ -175,6 +175,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         holder: Option<u32>,
         (frame, pos, len): (u32, u64, u64),
         mut out: Vec<u8>,
+        spares: &mut Vec<Vec<u8>>,
     ) -> Result<Vec<u8>> {
         let a = self.archive_mut(holder)?;
         let id = a.manifest.backup_id();
@@ -191,6 +192,12 @@ impl<S: RangeRead> SeekableArchive<S> {
             .ok_or_else(|| {
                 Error::verification(format!("a segment points outside the data of {id}"))
             })?;
+        if root.compression.codec == cairn_manifest::Codec::Zstd && len > 0 {
+            let mut comp = spares.pop().unwrap_or_default();
+            let made = zstd_span(a, &span, out, &mut comp).map_err(blame_if(holder, id));
+            spares.push(comp);
+            return made;
+        }
         let (range, frames, skip) = frames_of(&root.frames, &span)?;
         let threads = a.opts.threads;
         let mut dec = crate::seek::open_raw_in(&mut a.src, threads, range, frames, skip)
@@ -275,7 +282,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                             "a segment's base of {len} bytes is longer than a segment"
                         )));
                     }
-                    self.read_raw(Some(data_in), (frame, pos, len), out)?
+                    self.read_raw(Some(data_in), (frame, pos, len), out, spares)?
                 }
                 Step::Blob { data_in, blob, len } => {
                     let (frame, id) = self.read_blob(data_in, blob, len)?;
@@ -335,7 +342,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         };
         let pos = start - frames[f].raw_offset;
         let frame = u32::try_from(f).map_err(|_| Error::invalid("more than 2^32 frames"))?;
-        let bytes = self.read_raw(holder, (frame, pos, len), Vec::new())?;
+        let bytes = self.read_raw(holder, (frame, pos, len), Vec::new(), &mut Vec::new())?;
         let data_in = holder.map_or(Some(0), |k| k.checked_add(1));
         Ok(data_in.map(|data_in| {
             (
@@ -371,7 +378,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                 let mut spares = Vec::new();
                 for (i, steps) in parts.iter().enumerate() {
                     spares.extend(returned.try_iter());
-                    spares.truncate(1);
+                    spares.truncate(3);
                     let i = i as u64;
                     let want = seg.min(size.saturating_sub(i * seg));
                     let made = archive.rebuild(steps, seg, &mut spares).and_then(|bytes| {
@@ -422,6 +429,97 @@ impl<S: RangeRead> SeekableArchive<S> {
             }
         })
     }
+}
+
+/// (zstd) Bytes `span` of the tar stream of archive `a`, each frame
+/// decompressed straight into its place in `out` (emptied first), on the
+/// archive's threads: a segment's base is read without a copy. `comp` is
+/// where the compressed frames are read to.
+fn zstd_span<S: RangeRead>(
+    a: &mut SeekableArchive<S>,
+    span: &std::ops::Range<u64>,
+    mut out: Vec<u8>,
+    comp: &mut Vec<u8>,
+) -> Result<Vec<u8>> {
+    let root = a.root()?;
+    let id = a.manifest.backup_id();
+    let (Some(first), Some(last)) = (
+        frame_holding(&root.frames, span.start),
+        frame_holding(&root.frames, span.end - 1),
+    ) else {
+        return Err(Error::verification(format!(
+            "a segment points outside the data of {id}"
+        )));
+    };
+    let frames = root.frames[first..=last].to_vec();
+    let base = frames[0].offset;
+    let end = frames[frames.len() - 1].offset + frames[frames.len() - 1].size;
+    comp.clear();
+    comp.reserve(usize::try_from(end - base).unwrap_or(0));
+    a.src
+        .read_range(base..end)
+        .and_then(|mut r| r.read_to_end(comp))
+        .map_err(Error::io("reading archive", None))?;
+    if comp.len() as u64 != end - base {
+        return Err(Error::corrupt(format!("{id} ends inside a segment")));
+    }
+    let len =
+        usize::try_from(span.end - span.start).map_err(|_| Error::invalid("segment too large"))?;
+    out.clear();
+    out.resize(len, 0);
+    // Each frame and the part of `out` its bytes of the span go to.
+    let pieces: Vec<(cairn_manifest::Frame, std::ops::Range<usize>)> = frames
+        .iter()
+        .map(|f| {
+            let from = f.raw_offset.max(span.start) - span.start;
+            let to = (f.raw_offset + f.raw_size).min(span.end) - span.start;
+            (*f, from as usize..to as usize)
+        })
+        .collect();
+    let per = pieces.len().div_ceil(a.opts.threads.max(1));
+    let damaged = |e: std::io::Error| Error::corrupt(format!("a frame of {id} is damaged: {e}"));
+    std::thread::scope(|scope| {
+        let mut rest: &mut [u8] = &mut out;
+        let mut work = Vec::new();
+        for group in pieces.chunks(per) {
+            let start = group[0].1.start;
+            let (mine, more) = rest.split_at_mut(group[group.len() - 1].1.end - start);
+            rest = more;
+            let comp = &*comp;
+            work.push(scope.spawn(move || -> Result<()> {
+                let mut dctx = zstd::bulk::Decompressor::new().map_err(damaged)?;
+                let mut scratch = Vec::new();
+                for (f, dst) in group {
+                    let at = (f.offset - base) as usize;
+                    let src = &comp[at..at + f.size as usize];
+                    let target = &mut mine[dst.start - start..dst.end - start];
+                    let whole = dst.len() as u64 == f.raw_size;
+                    if !whole {
+                        scratch.clear();
+                        scratch.resize(f.raw_size as usize, 0);
+                    }
+                    let buf: &mut [u8] = if whole { target } else { &mut scratch };
+                    let n = dctx.decompress_to_buffer(src, buf).map_err(damaged)?;
+                    if n as u64 != f.raw_size {
+                        return Err(Error::corrupt(format!(
+                            "a frame of {id} holds another size than its root says"
+                        )));
+                    }
+                    if !whole {
+                        let from = (f.raw_offset.max(span.start) - f.raw_offset) as usize;
+                        let target = &mut mine[dst.start - start..dst.end - start];
+                        target.copy_from_slice(&scratch[from..from + target.len()]);
+                    }
+                }
+                Ok(())
+            }));
+        }
+        work.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| Error::invalid("a decompression thread panicked"))?
+        })
+    })?;
+    Ok(out)
 }
 
 /// Names archive `id` in an error about its data when it is a parent
