@@ -603,3 +603,135 @@ fn golden_segments_still_read() {
         0
     );
 }
+
+/// Writes the golden page-reuse chain: a full archive of two components
+/// and an incremental one in which `kept` did not change (its page is the
+/// full backup's) and `notes` did. Run like `regenerate_golden_v1`.
+#[test]
+#[ignore = "writes the committed golden archives"]
+fn regenerate_golden_pages() {
+    let key = SigningKey::from_seed(&[0x72; 32]);
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = tmp.path().join("kept");
+    let notes = tmp.path().join("notes");
+    for (dir, files) in [(&kept, 5), (&notes, 2)] {
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        for i in 0..files {
+            std::fs::write(dir.join(format!("sub/f{i}")), format!("file {i}\n")).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink("sub/f0", kept.join("link")).unwrap();
+    let pack = |n: u64, parent: Option<&[u8]>| {
+        let meta = ArchiveMeta::new(
+            TargetName::parse("golden").unwrap(),
+            OriginId::parse("org_golden").unwrap(),
+        )
+        .backup_id(BackupId::from_parts(1_798_000_000_000 + n, u128::from(n)))
+        .created_at(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + n as i64))
+        .label(format!("golden pages {n}"));
+        let opts = WriterOptions::default().frame_size(64 * 1024).threads(1);
+        let mut w = ArchiveWriter::new(Vec::new(), meta, opts).unwrap();
+        if let Some(p) = parent {
+            let a = SeekableArchive::open(
+                SeekSource(Cursor::new(p.to_vec())),
+                &key.public_key(),
+                ReadOptions::default(),
+            )
+            .unwrap();
+            w.set_parent(Parent::new(a).unwrap()).unwrap();
+        }
+        for (name, dir) in [("kept", &kept), ("notes", &notes)] {
+            w.append_dir(&ComponentName::parse(name).unwrap(), dir, false)
+                .unwrap();
+        }
+        w.finish(&key).unwrap()
+    };
+    let full = pack(1, None);
+    std::fs::write(notes.join("sub/f1"), b"changed in the child\n").unwrap();
+    let child = pack(2, Some(&full.inner));
+    let dir = golden_dir();
+    for (name, done) in [("pages.full", &full), ("pages.child", &child)] {
+        std::fs::write(dir.join(format!("{name}.tar.zst")), &done.inner).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.tar.zst.seal")),
+            done.seal.to_bytes(),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("pages.pub.pem"),
+        key.public_key().to_public_key_pem().unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn golden_pages_still_read() {
+    let dir = golden_dir();
+    let key = PublicKey::load(dir.join("pages.pub.pem")).unwrap();
+    let open = |name: &str| {
+        let bytes = std::fs::read(dir.join(format!("{name}.tar.zst"))).unwrap();
+        let seal =
+            SignedSeal::parse(&std::fs::read(dir.join(format!("{name}.tar.zst.seal"))).unwrap())
+                .unwrap()
+                .verify(&key)
+                .unwrap();
+        SeekableArchive::open_sealed(
+            SeekSource(Cursor::new(bytes)),
+            &seal,
+            &key,
+            ReadOptions::default(),
+        )
+        .unwrap()
+    };
+    let full = open("pages.full");
+    let mut child = open("pages.child");
+    let root = child.manifest().v2().unwrap().manifest().clone();
+    assert_eq!(
+        root.features,
+        vec!["parents".to_owned(), "parent_pages".to_owned()]
+    );
+    let full_root = full.manifest().v2().unwrap().manifest().clone();
+    assert_eq!(
+        root.pages[0].data_in,
+        Some(0),
+        "kept: the full backup's page"
+    );
+    assert_eq!(root.pages[0].offset, full_root.pages[0].offset);
+    assert!(root.pages[1].is_own(), "notes: changed, written anew");
+    child.attach_parents(vec![full]).unwrap();
+    child.verify_full(&key).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    child
+        .unpack(&out, &UnpackOptions::default().restore_owner(false))
+        .unwrap();
+    assert_eq!(std::fs::read(out.join("kept/sub/f4")).unwrap(), b"file 4\n");
+    assert_eq!(
+        std::fs::read_link(out.join("kept/link")).unwrap(),
+        std::path::Path::new("sub/f0")
+    );
+    assert_eq!(
+        std::fs::read(out.join("notes/sub/f1")).unwrap(),
+        b"changed in the child\n"
+    );
+
+    // GNU tar sees the child's own entries only: the changed component's.
+    let Some(tar) = cairn_testkit::require_tool("tar") else {
+        return;
+    };
+    let listed = cairn_testkit::run_ok(
+        std::process::Command::new(tar)
+            .arg("--zstd")
+            .arg("-tf")
+            .arg(dir.join("pages.child.tar.zst")),
+    );
+    let listed = String::from_utf8(listed).unwrap();
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|l| !l.starts_with(".cairn/"))
+            .collect::<Vec<_>>(),
+        ["notes/", "notes/sub/", "notes/sub/f1"]
+    );
+}
