@@ -65,8 +65,21 @@ enum Op {
         path: PathBuf,
         attrs: Attrs,
     },
+    /// Operations sent together, done in order: a tree of small files is
+    /// one hand-over per batch instead of one per file (with a reading side
+    /// faster than the writer, every hand-over into a full queue is a
+    /// wake-up of the sender).
+    Batch(Vec<Op>),
     Barrier(mpsc::SyncSender<()>),
 }
+
+/// Operations a batch holds at most ...
+const BATCH_OPS: usize = 32;
+/// ... and data bytes: a batch is sent once it holds this much, so the
+/// queue holds at most `QUEUE` batches of small files' data of about this
+/// size, or of one chunk. (200,000 small files restore in 3.1–3.5 s instead
+/// of 4.3–5.5 s with batches; 16 KiB and 64 KiB did the same.)
+const BATCH_BYTES: usize = CHUNK / 4;
 
 pub(crate) fn system_time(m: Mtime) -> SystemTime {
     let nanos = Duration::from_nanos(u64::from(m.nanos()));
@@ -91,15 +104,22 @@ impl Worker {
                 let _ = done.send(());
                 continue;
             }
-            if self.failed.load(Ordering::Relaxed) {
-                continue; // drain and ignore after a failure
+            match op {
+                Op::Batch(ops) => ops.into_iter().for_each(|op| self.run_one(op)),
+                op => self.run_one(op),
             }
-            if let Err(e) = self.apply(op) {
-                if let Ok(mut slot) = self.error.lock() {
-                    slot.get_or_insert(e);
-                }
-                self.failed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn run_one(&mut self, op: Op) {
+        if self.failed.load(Ordering::Relaxed) {
+            return; // drain and ignore after a failure
+        }
+        if let Err(e) = self.apply(op) {
+            if let Ok(mut slot) = self.error.lock() {
+                slot.get_or_insert(e);
             }
+            self.failed.store(true, Ordering::Relaxed);
         }
     }
 
@@ -199,7 +219,7 @@ impl Worker {
                 dir.set_times(fs::FileTimes::new().set_modified(system_time(attrs.mtime)))
                     .map_err(Error::io("setting time of", path))
             }
-            Op::Barrier(_) => Ok(()),
+            Op::Barrier(_) | Op::Batch(_) => Ok(()),
         }
     }
 }
@@ -207,6 +227,8 @@ impl Worker {
 /// The sending side: queue operations, check for failures, wait for completion.
 pub(crate) struct FsWriter {
     ops: Option<mpsc::SyncSender<Op>>,
+    /// Operations not sent yet, and their data bytes.
+    batch: std::cell::RefCell<(Vec<Op>, usize)>,
     spare: mpsc::Receiver<Vec<u8>>,
     failed: Arc<AtomicBool>,
     error: Arc<Mutex<Option<Error>>>,
@@ -231,6 +253,7 @@ impl FsWriter {
             .map_err(Error::io("starting the unpack writer", None))?;
         Ok(FsWriter {
             ops: Some(tx),
+            batch: std::cell::RefCell::new((Vec::new(), 0)),
             spare: spare_rx,
             failed,
             error,
@@ -238,7 +261,31 @@ impl FsWriter {
         })
     }
 
+    /// Queues `op` in the current batch, which is sent once full.
     fn send(&self, op: Op) -> Result<()> {
+        let full = {
+            let mut batch = self.batch.borrow_mut();
+            batch.1 += match &op {
+                Op::Write(data) | Op::Whole { data, .. } => data.len(),
+                _ => 0,
+            };
+            batch.0.push(op);
+            batch.0.len() >= BATCH_OPS || batch.1 >= BATCH_BYTES
+        };
+        if full { self.flush() } else { Ok(()) }
+    }
+
+    /// Sends the current batch.
+    fn flush(&self) -> Result<()> {
+        let ops = std::mem::take(&mut *self.batch.borrow_mut()).0;
+        match ops.len() {
+            0 => Ok(()),
+            1 => self.send_now(ops.into_iter().next().unwrap_or(Op::Batch(Vec::new()))),
+            _ => self.send_now(Op::Batch(ops)),
+        }
+    }
+
+    fn send_now(&self, op: Op) -> Result<()> {
         let sent = self.ops.as_ref().is_some_and(|tx| tx.send(op).is_ok());
         if !sent {
             return Err(Error::io("unpacking", None)(std::io::Error::other(
@@ -313,7 +360,8 @@ impl FsWriter {
     /// Waits until every queued operation is done; returns the first failure.
     pub(crate) fn finish(&self) -> Result<()> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(Op::Barrier(tx))?;
+        self.flush()?;
+        self.send_now(Op::Barrier(tx))?;
         rx.recv().map_err(|_| {
             Error::io("unpacking", None)(std::io::Error::other("the unpack writer died"))
         })?;
@@ -403,5 +451,31 @@ mod tests {
         // It stays failed.
         assert!(w.check().is_err());
         assert!(w.finish().is_err());
+    }
+
+    #[test]
+    fn batched_small_files_keep_their_order_and_the_first_failure() {
+        let tmp = tempfile::tempdir().unwrap();
+        let w = FsWriter::new().unwrap();
+        // More files than a batch holds, then one that fails inside the
+        // next batch, then more: those before it exist, none after it.
+        for i in 0..BATCH_OPS + 5 {
+            let path = tmp.path().join(format!("f{i}"));
+            w.whole_file(path, format!("{i}").into_bytes(), attrs())
+                .unwrap();
+        }
+        w.whole_file(tmp.path().join("no/dir/x"), b"x".to_vec(), attrs())
+            .unwrap();
+        w.whole_file(tmp.path().join("after"), b"y".to_vec(), attrs())
+            .unwrap();
+        let err = w.finish().unwrap_err();
+        assert!(err.to_string().contains("no/dir/x"), "{err}");
+        for i in 0..BATCH_OPS + 5 {
+            assert_eq!(
+                fs::read(tmp.path().join(format!("f{i}"))).unwrap(),
+                format!("{i}").into_bytes()
+            );
+        }
+        assert!(!tmp.path().join("after").exists());
     }
 }

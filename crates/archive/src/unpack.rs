@@ -144,7 +144,10 @@ impl Extractor {
     pub(crate) fn create_file(&mut self, path: &EntryPath) -> Result<()> {
         self.claim(path)?;
         self.pending = Some(self.full(path.as_bytes()));
-        self.buf = self.fs.buffer();
+        if self.buf.capacity() < CHUNK {
+            self.buf = self.fs.buffer();
+        }
+        self.buf.clear();
         Ok(())
     }
 
@@ -168,9 +171,11 @@ impl Extractor {
     pub(crate) fn finish_file(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
         let attrs = self.attrs(path, meta)?;
         if let Some(full) = self.pending.take() {
-            return self
-                .fs
-                .whole_file(full, std::mem::take(&mut self.buf), attrs);
+            // A small file goes in a buffer of its size (batched with
+            // others); this one stays for the next file.
+            let data = self.buf.clone();
+            self.buf.clear();
+            return self.fs.whole_file(full, data, attrs);
         }
         if !self.buf.is_empty() {
             self.fs.write(std::mem::take(&mut self.buf))?;
