@@ -565,7 +565,6 @@ pub(crate) fn for_child(
     k: u32,
     holder: &Root,
 ) -> Result<cairn_manifest::Page> {
-    use cairn_manifest::v2::Step;
     let overflow = || Error::verification("a parent's page refers past the longest chain");
     let up = |j: u32| {
         k.checked_add(1)
@@ -575,27 +574,7 @@ pub(crate) fn for_child(
     for e in &mut page.entries {
         if let Some(parts) = &mut e.parts {
             for step in parts.iter_mut().flatten() {
-                *step = match *step {
-                    Step::Data {
-                        data_in,
-                        frame,
-                        pos,
-                        len,
-                    } => Step::Data {
-                        data_in: up(data_in)?,
-                        frame,
-                        pos,
-                        len,
-                    },
-                    Step::Blob { data_in, blob, len } => Step::Blob {
-                        data_in: Some(match data_in {
-                            None => k,
-                            Some(j) => up(j)?,
-                        }),
-                        blob,
-                        len,
-                    },
-                };
+                *step = step.seen_from(k).ok_or_else(overflow)?;
             }
             continue;
         }

@@ -254,7 +254,14 @@ impl Step {
     /// The same step as a child of this archive names it: parent `k` of this
     /// archive is the child's `k + 1`, this archive the child's 0.
     pub fn for_child(&self) -> Option<Step> {
-        let up = |k: Option<u32>| k.map_or(Some(0), |k| k.checked_add(1));
+        self.seen_from(0)
+    }
+
+    /// The same step as an archive names it whose parent number `k` this
+    /// archive is: parent `j` of this archive is its `k + 1 + j`, this
+    /// archive its `k`. `None` past the longest index.
+    pub fn seen_from(&self, k: u32) -> Option<Step> {
+        let up = |j: u32| k.checked_add(1)?.checked_add(j);
         Some(match *self {
             Step::Data {
                 data_in,
@@ -262,13 +269,16 @@ impl Step {
                 pos,
                 len,
             } => Step::Data {
-                data_in: up(Some(data_in))?,
+                data_in: up(data_in)?,
                 frame,
                 pos,
                 len,
             },
             Step::Blob { data_in, blob, len } => Step::Blob {
-                data_in: Some(up(data_in)?),
+                data_in: Some(match data_in {
+                    None => k,
+                    Some(j) => up(j)?,
+                }),
                 blob,
                 len,
             },

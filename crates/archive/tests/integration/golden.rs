@@ -308,6 +308,48 @@ fn check_golden_reads(archive: &[u8], seal: &SignedSeal, key: &PublicKey) {
     );
 }
 
+/// Writes a golden chain `<prefix>.full` and `<prefix>.child` with their
+/// seals and the key that verifies them.
+fn write_golden_chain(
+    prefix: &str,
+    full: &Finished<Vec<u8>>,
+    child: &Finished<Vec<u8>>,
+    key: &SigningKey,
+) {
+    let dir = golden_dir();
+    for (name, done) in [("full", full), ("child", child)] {
+        let name = format!("{prefix}.{name}");
+        std::fs::write(dir.join(format!("{name}.tar.zst")), &done.inner).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.tar.zst.seal")),
+            done.seal.to_bytes(),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join(format!("{prefix}.pub.pem")),
+        key.public_key().to_public_key_pem().unwrap(),
+    )
+    .unwrap();
+}
+
+/// The committed golden archive `name`, opened through its seal with `key`.
+fn open_golden(name: &str, key: &PublicKey) -> SeekableArchive<SeekSource<Cursor<Vec<u8>>>> {
+    let dir = golden_dir();
+    let bytes = std::fs::read(dir.join(format!("{name}.tar.zst"))).unwrap();
+    let seal = SignedSeal::parse(&std::fs::read(dir.join(format!("{name}.tar.zst.seal"))).unwrap())
+        .unwrap()
+        .verify(key)
+        .unwrap();
+    SeekableArchive::open_sealed(
+        SeekSource(Cursor::new(bytes)),
+        &seal,
+        key,
+        ReadOptions::default(),
+    )
+    .unwrap()
+}
+
 /// The files of the golden chain: (path under `data/`, content in the full
 /// backup, content in the incremental one; `None` where absent).
 type ChainFile = (&'static str, Option<&'static [u8]>, Option<&'static [u8]>);
@@ -384,41 +426,14 @@ fn regenerate_golden_chain() {
     write(|f| f.2);
     let child = pack(2, Some(&full.inner));
     assert_eq!(child.reused_files, 2);
-    let dir = golden_dir();
-    for (name, done) in [("chain.full", &full), ("chain.child", &child)] {
-        std::fs::write(dir.join(format!("{name}.tar.zst")), &done.inner).unwrap();
-        std::fs::write(
-            dir.join(format!("{name}.tar.zst.seal")),
-            done.seal.to_bytes(),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.join("chain.pub.pem"),
-        key.public_key().to_public_key_pem().unwrap(),
-    )
-    .unwrap();
+    write_golden_chain("chain", &full, &child, &key);
 }
 
 #[test]
 fn golden_chain_still_reads() {
     let dir = golden_dir();
     let key = PublicKey::load(dir.join("chain.pub.pem")).unwrap();
-    let open = |name: &str| {
-        let bytes = std::fs::read(dir.join(format!("{name}.tar.zst"))).unwrap();
-        let seal =
-            SignedSeal::parse(&std::fs::read(dir.join(format!("{name}.tar.zst.seal"))).unwrap())
-                .unwrap()
-                .verify(&key)
-                .unwrap();
-        SeekableArchive::open_sealed(
-            SeekSource(Cursor::new(bytes)),
-            &seal,
-            &key,
-            ReadOptions::default(),
-        )
-        .unwrap()
-    };
+    let open = |name: &str| open_golden(name, &key);
     let full = open("chain.full");
     let mut child = open("chain.child");
     let root = child.manifest().v2().unwrap().manifest().clone();
@@ -530,41 +545,14 @@ fn regenerate_golden_segments() {
     let full = pack(1, None);
     std::fs::write(&src, segments_file(true)).unwrap();
     let child = pack(2, Some(&full.inner));
-    let dir = golden_dir();
-    for (name, done) in [("segments.full", &full), ("segments.child", &child)] {
-        std::fs::write(dir.join(format!("{name}.tar.zst")), &done.inner).unwrap();
-        std::fs::write(
-            dir.join(format!("{name}.tar.zst.seal")),
-            done.seal.to_bytes(),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.join("segments.pub.pem"),
-        key.public_key().to_public_key_pem().unwrap(),
-    )
-    .unwrap();
+    write_golden_chain("segments", &full, &child, &key);
 }
 
 #[test]
 fn golden_segments_still_read() {
     let dir = golden_dir();
     let key = PublicKey::load(dir.join("segments.pub.pem")).unwrap();
-    let open = |name: &str| {
-        let bytes = std::fs::read(dir.join(format!("{name}.tar.zst"))).unwrap();
-        let seal =
-            SignedSeal::parse(&std::fs::read(dir.join(format!("{name}.tar.zst.seal"))).unwrap())
-                .unwrap()
-                .verify(&key)
-                .unwrap();
-        SeekableArchive::open_sealed(
-            SeekSource(Cursor::new(bytes)),
-            &seal,
-            &key,
-            ReadOptions::default(),
-        )
-        .unwrap()
-    };
+    let open = |name: &str| open_golden(name, &key);
     let full = open("segments.full");
     let mut child = open("segments.child");
     let root = child.manifest().v2().unwrap().manifest().clone();
@@ -649,41 +637,14 @@ fn regenerate_golden_pages() {
     let full = pack(1, None);
     std::fs::write(notes.join("sub/f1"), b"changed in the child\n").unwrap();
     let child = pack(2, Some(&full.inner));
-    let dir = golden_dir();
-    for (name, done) in [("pages.full", &full), ("pages.child", &child)] {
-        std::fs::write(dir.join(format!("{name}.tar.zst")), &done.inner).unwrap();
-        std::fs::write(
-            dir.join(format!("{name}.tar.zst.seal")),
-            done.seal.to_bytes(),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.join("pages.pub.pem"),
-        key.public_key().to_public_key_pem().unwrap(),
-    )
-    .unwrap();
+    write_golden_chain("pages", &full, &child, &key);
 }
 
 #[test]
 fn golden_pages_still_read() {
     let dir = golden_dir();
     let key = PublicKey::load(dir.join("pages.pub.pem")).unwrap();
-    let open = |name: &str| {
-        let bytes = std::fs::read(dir.join(format!("{name}.tar.zst"))).unwrap();
-        let seal =
-            SignedSeal::parse(&std::fs::read(dir.join(format!("{name}.tar.zst.seal"))).unwrap())
-                .unwrap()
-                .verify(&key)
-                .unwrap();
-        SeekableArchive::open_sealed(
-            SeekSource(Cursor::new(bytes)),
-            &seal,
-            &key,
-            ReadOptions::default(),
-        )
-        .unwrap()
-    };
+    let open = |name: &str| open_golden(name, &key);
     let full = open("pages.full");
     let mut child = open("pages.child");
     let root = child.manifest().v2().unwrap().manifest().clone();
