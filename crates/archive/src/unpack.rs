@@ -171,11 +171,11 @@ impl Extractor {
     pub(crate) fn finish_file(&mut self, path: &EntryPath, meta: EntryMeta) -> Result<()> {
         let attrs = self.attrs(path, meta)?;
         if let Some(full) = self.pending.take() {
-            // A small file goes in a buffer of its size (batched with
-            // others); this one stays for the next file.
-            let data = self.buf.clone();
+            // A small file is copied into the writer's batch; this buffer
+            // stays for the next file.
+            let done = self.fs.whole_file(full, &self.buf, attrs);
             self.buf.clear();
-            return self.fs.whole_file(full, data, attrs);
+            return done;
         }
         if !self.buf.is_empty() {
             self.fs.write(std::mem::take(&mut self.buf))?;
