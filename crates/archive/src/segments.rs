@@ -378,7 +378,7 @@ impl<S: RangeRead> SeekableArchive<S> {
                 let mut spares = Vec::new();
                 for (i, steps) in parts.iter().enumerate() {
                     spares.extend(returned.try_iter());
-                    spares.truncate(3);
+                    spares.truncate(1);
                     let i = i as u64;
                     let want = seg.min(size.saturating_sub(i * seg));
                     let made = archive.rebuild(steps, seg, &mut spares).and_then(|bytes| {
