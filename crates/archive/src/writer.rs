@@ -1147,7 +1147,15 @@ impl<W: Write> ArchiveWriter<W> {
                         link,
                         kept,
                         id,
-                        parent.locate(p, seg).as_ref(),
+                        // Only segments need locating: a reference in one
+                        // piece was made from this very entry.
+                        match kept {
+                            Kept::Elsewhere {
+                                at: Held::Parts(_), ..
+                            } => parent.locate(p, seg),
+                            _ => None,
+                        }
+                        .as_ref(),
                     )
                 })
             }),
@@ -1618,8 +1626,11 @@ struct Candidate {
 /// Whether an entry about to be written equals the parent's entry `p` at
 /// its path, so that the parent's page may stand for it: the same type,
 /// metadata and link, and for a file the same data, found where the
-/// parent's page says (`located`: where the parent's entry's data is, for
-/// a child), with the identity the parent recorded.
+/// parent's page says, with the identity the parent recorded. A reference
+/// in one piece was made from `p` itself (by `Parent::locate`, when the
+/// file was found unchanged or with the same content), so only segments
+/// are compared with `located`, the parent's recipes as a child names them
+/// (a changed file's segments differ from them).
 fn same_entry(
     p: &PageEntry,
     kind: EntryKind,
@@ -1643,7 +1654,10 @@ fn same_entry(
                 kind == EntryKind::File
                     && p.size == *size
                     && p.sha256.is_some_and(|d| d.ct_eq(sha256))
-                    && located == Some(at)
+                    && match at {
+                        Held::At(_) => true,
+                        Held::Parts(_) => located == Some(at),
+                    }
                     && identity()
             }
         }

@@ -103,3 +103,16 @@ pub(crate) fn listing_signed_by(
         }
     }
 }
+
+/// `child` opened with its chain (`chain`, nearest first) attached.
+pub(crate) fn with_chain(
+    child: &[u8],
+    chain: &[&[u8]],
+) -> SeekableArchive<SeekSource<Cursor<Vec<u8>>>> {
+    let mut a = seekable(child);
+    if !chain.is_empty() {
+        a.attach_parents(chain.iter().map(|b| seekable(b)).collect())
+            .unwrap();
+    }
+    a
+}

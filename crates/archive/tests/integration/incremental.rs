@@ -93,14 +93,6 @@ fn open(bytes: &[u8]) -> Archive {
     seekable(bytes)
 }
 
-/// `child` opened with its chain (`chain`, nearest first) attached.
-fn with_chain(child: &[u8], chain: &[&[u8]]) -> Archive {
-    let mut a = open(child);
-    a.attach_parents(chain.iter().map(|b| open(b)).collect())
-        .unwrap();
-    a
-}
-
 #[test]
 fn a_chain_of_incremental_archives_restores_every_point() {
     let (tmp, src, conf) = setup(300, b"port = 1\n");

@@ -16,15 +16,9 @@ type Archive = SeekableArchive<SeekSource<Cursor<Vec<u8>>>>;
 
 const SEG: u64 = 64 * 1024;
 
-/// An archive opened with its chain (nearest first), each parent with its
-/// own chain attached.
+/// An archive opened with its chain (`chain[0]`, then its parents).
 fn chained(chain: &[&[u8]]) -> Archive {
-    let mut a = seekable(chain[0]);
-    if chain.len() > 1 {
-        let parents = (1..chain.len()).map(|i| seekable(chain[i])).collect();
-        a.attach_parents(parents).unwrap();
-    }
-    a
+    with_chain(chain[0], &chain[1..])
 }
 
 /// Backup number `seq` of `src` and `db`, incremental to the newest of
@@ -319,4 +313,66 @@ fn a_damaged_blob_or_parent_segment_fails_the_restore_and_leaves_nothing() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
     assert!(err.to_string().contains(&pr.backup_id.to_string()), "{err}");
+}
+
+#[test]
+fn a_parent_whose_segments_cannot_be_read_makes_them_whole_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let mut body = noise(200 * 1024, 4);
+    std::fs::write(&db, &body).unwrap();
+    let pack = |seq: u32, parent: Option<Archive>| {
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + i64::from(seq));
+        let meta = meta()
+            .backup_id(BackupId::from_parts(
+                1_790_000_000_000 + u64::from(seq),
+                seq.into(),
+            ))
+            .created_at(at);
+        let options = opts(Codec::Zstd, 64 * 1024, 2).format(2).segment_size(SEG);
+        let mut w = ArchiveWriter::new(Vec::new(), meta, options).unwrap();
+        if let Some(p) = parent {
+            w.set_parent(Parent::new(p).unwrap()).unwrap();
+        }
+        w.append_file(&name("db"), ComponentKind::File, &db, false)
+            .unwrap();
+        w.finish(&key()).unwrap()
+    };
+    let full = pack(1, None);
+    scribble(&mut body, 10_000, 20_000, 1000);
+    std::fs::write(&db, &body).unwrap();
+    let one = pack(2, Some(chained(&[&full.inner])));
+    // The parent's segments are in the full backup, which is not attached:
+    // the file is stored whole, with a warning naming why.
+    scribble(&mut body, 150_000, 160_000, 1000);
+    std::fs::write(&db, &body).unwrap();
+    let two = pack(3, Some(seekable(&one.inner)));
+    let r = root(&two);
+    let warned = r
+        .warnings
+        .iter()
+        .find(|w| w.path.as_bytes() == b"db/app.db")
+        .expect("a warning for the file");
+    assert!(
+        warned.message.contains("stored whole"),
+        "{}",
+        warned.message
+    );
+    let parts = entry(
+        &mut chained(&[&two.inner, &one.inner, &full.inner]),
+        "db/app.db",
+    )
+    .parts
+    .unwrap();
+    assert!(
+        parts
+            .iter()
+            .all(|p| matches!(p[..], [Step::Blob { data_in: None, .. }])),
+        "{parts:?}"
+    );
+    let out = tmp.path().join("out");
+    chained(&[&two.inner, &one.inner, &full.inner])
+        .unpack(&out, &UnpackOptions::default())
+        .unwrap();
+    assert!(std::fs::read(out.join("db/app.db")).unwrap() == body);
 }
