@@ -184,6 +184,7 @@ impl Store {
             .unwrap_or(DEFAULT_UPLOAD_CONCURRENCY)
             .max(1);
         let mut local_dir = None;
+        let mut local_fs = None;
         let (backend, inner, signer, root): Opened = if let Some(rest) =
             url.strip_prefix("memory://")
         {
@@ -265,10 +266,13 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| config_error(format!("cannot create the store directory: {e}")))?;
             local_dir = Some(std::path::PathBuf::from(dir));
-            let local = LocalFileSystem::new_with_prefix(dir)
-                .map_err(|e| Error::store(Op::Open, url, e))?
-                .with_automatic_cleanup(true);
-            (Backend::Local, Arc::new(local), None, String::new())
+            let local = Arc::new(
+                LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| Error::store(Op::Open, url, e))?
+                    .with_automatic_cleanup(true),
+            );
+            local_fs = Some(Arc::clone(&local));
+            (Backend::Local, local, None, String::new())
         };
         let root = Path::parse(root.trim_matches('/'))
             .map_err(|e| config_error(format!("invalid prefix: {e}")))?;
@@ -281,9 +285,9 @@ impl Store {
             part_size,
             concurrency,
         );
-        Ok(match local_dir {
-            Some(dir) => store.with_local_dir(dir),
-            None => store,
+        Ok(match (local_dir, local_fs) {
+            (Some(dir), Some(fs)) => store.with_local(dir, fs),
+            _ => store,
         })
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use jiff::Timestamp;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{
@@ -33,6 +34,8 @@ pub struct Store {
     concurrency: usize,
     /// The directory of a local store.
     local_dir: Option<std::path::PathBuf>,
+    /// The backend of a local store, to map keys to files.
+    local_fs: Option<Arc<LocalFileSystem>>,
 }
 
 impl fmt::Debug for Store {
@@ -77,16 +80,36 @@ impl Store {
             part_size,
             concurrency,
             local_dir: None,
+            local_fs: None,
         }
     }
 
-    pub(crate) fn with_local_dir(mut self, dir: std::path::PathBuf) -> Self {
+    pub(crate) fn with_local(mut self, dir: std::path::PathBuf, fs: Arc<LocalFileSystem>) -> Self {
         self.local_dir = Some(dir);
+        self.local_fs = Some(fs);
         self
     }
 
     pub(crate) fn local_dir(&self) -> Option<&std::path::Path> {
         self.local_dir.as_deref()
+    }
+
+    /// The file that holds `key` in a local store (`None` for other
+    /// backends), for readers that would rather read it directly than
+    /// through a copy per request: the same bytes [`Store::get_range`] gives.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a key that is not a valid object path.
+    pub fn local_file(&self, key: &str) -> Result<Option<std::path::PathBuf>, Error> {
+        let path = self.path(Op::GetRange, key)?;
+        self.local_fs
+            .as_ref()
+            .map(|fs| {
+                fs.path_to_filesystem(&path)
+                    .map_err(|e| Error::new(Op::GetRange, key, ErrorKind::Config, e.to_string()))
+            })
+            .transpose()
     }
 
     /// The backend kind.
