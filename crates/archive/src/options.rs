@@ -82,7 +82,7 @@ pub struct WriterOptions {
     /// folder). Put it on disk, not on a RAM-backed filesystem, for large
     /// trees: it grows by about 220 bytes an entry.
     pub spill_dir: Option<std::path::PathBuf>,
-    /// The segment size of an incremental archive (default 32 MiB: see
+    /// The segment size of an incremental archive (default 16 MiB: see
     /// `docs/performance.md`): a changed file of at least this many bytes
     /// whose parent entry holds data is stored by segments of this size,
     /// each an unchanged parent segment, a zstd patch against it, or whole.
@@ -90,7 +90,7 @@ pub struct WriterOptions {
 }
 
 /// The default segment size of an incremental archive.
-pub const DEFAULT_SEGMENT_SIZE: u64 = 32 << 20;
+pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 
 impl Default for WriterOptions {
     fn default() -> Self {

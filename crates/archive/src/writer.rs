@@ -350,7 +350,10 @@ impl<W: Write> ArchiveWriter<W> {
     /// mode and owner of the parent's entry is not read; its entry refers to
     /// the data the parent's chain holds. The root then names the chain
     /// (format 2.1, feature `parents`); if no file is unchanged it names none
-    /// and the archive is full.
+    /// and the archive is full. A parent stored by segments sets the segment
+    /// size (a chain keeps the one it started with, so that its segments
+    /// stay aligned: [`WriterOptions::segment_size`] applies from the next
+    /// full backup).
     ///
     /// # Errors
     ///
@@ -372,6 +375,9 @@ impl<W: Write> ArchiveWriter<W> {
                 parent.backup_id(),
                 parent.depth() + 1
             )));
+        }
+        if let Some(seg) = parent.segment_size() {
+            self.segment_size = seg;
         }
         self.parent = Some(parent);
         Ok(())

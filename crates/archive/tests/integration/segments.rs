@@ -24,6 +24,11 @@ fn chained(chain: &[&[u8]]) -> Archive {
 /// Backup number `seq` of `src` and `db`, incremental to the newest of
 /// `chain` (nearest first) when it is not empty.
 fn backup(src: &Path, db: &Path, seq: u32, chain: &[&[u8]]) -> Finished<Vec<u8>> {
+    backup_by(src, db, seq, chain, SEG)
+}
+
+/// [`backup`] with segments of `seg` bytes asked for.
+fn backup_by(src: &Path, db: &Path, seq: u32, chain: &[&[u8]], seg: u64) -> Finished<Vec<u8>> {
     let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60 + i64::from(seq));
     let meta = meta()
         .backup_id(BackupId::from_parts(
@@ -31,7 +36,7 @@ fn backup(src: &Path, db: &Path, seq: u32, chain: &[&[u8]]) -> Finished<Vec<u8>>
             seq.into(),
         ))
         .created_at(at);
-    let options = opts(Codec::Zstd, 64 * 1024, 2).format(2).segment_size(SEG);
+    let options = opts(Codec::Zstd, 64 * 1024, 2).format(2).segment_size(seg);
     let mut w = ArchiveWriter::new(Vec::new(), meta, options).unwrap();
     if !chain.is_empty() {
         w.set_parent(Parent::new(chained(chain)).unwrap()).unwrap();
@@ -243,6 +248,37 @@ fn a_changed_large_file_is_stored_as_patches_and_restores_through_the_chain() {
             .arg(&out),
     );
     assert!(std::fs::read(out.join("db/app.db")).unwrap() == body);
+}
+
+#[test]
+fn a_chain_keeps_its_segment_size_when_another_is_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let db = tmp.path().join("app.db");
+    let mut body = noise(600 * 1024, 3);
+    std::fs::write(&db, &body).unwrap();
+    let full = backup(&src, &db, 1, &[]);
+    scribble(&mut body, 10_000, 20_000, 4096);
+    std::fs::write(&db, &body).unwrap();
+    let one = backup(&src, &db, 2, &[&full.inner]);
+    assert_eq!(root(&one).segment_size, Some(SEG));
+    // The next backup asks for segments twice as large: the chain keeps
+    // its own, and the file is still stored by patches, not whole.
+    scribble(&mut body, 200_000, 210_000, 4096);
+    std::fs::write(&db, &body).unwrap();
+    let two = backup_by(&src, &db, 3, &[&one.inner, &full.inner], 2 * SEG);
+    let r2 = root(&two);
+    assert_eq!(r2.segment_size, Some(SEG));
+    let chain: &[&[u8]] = &[&two.inner, &one.inner, &full.inner];
+    let parts = entry(&mut chained(chain), "db/app.db").parts.unwrap();
+    assert_eq!(parts.len(), 10);
+    assert!(
+        r2.blob_bytes < 64 * 1024,
+        "two changed segments are patches ({} bytes of blobs)",
+        r2.blob_bytes
+    );
+    restore_and_compare(chain, &src, &db, &tmp.path().join("out"));
 }
 
 #[test]
