@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
 forbidden='^(tokio|object_store|rusqlite|libsqlite3-sys|axum|hyper|reqwest|clap|tower|tower-http)$'
-for crate in cairn-integrity cairn-manifest cairn-archive cairn-retention cairn-job; do
+for crate in cairn-integrity cairn-manifest cairn-archive cairn-crypt cairn-retention cairn-job; do
   deps=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked | awk '{print $1}' | sort -u)
   bad=$(grep -E "$forbidden" <<<"$deps" || true)
   if [ -n "$bad" ]; then
@@ -26,7 +26,7 @@ for pair in "cairn-integrity:cairn-manifest" "cairn-integrity:cairn-archive" "ca
   "cairn-job:cairn-integrity" "cairn-job:cairn-manifest" "cairn-job:cairn-catalog" \
   "cairn-storage:cairn-archive" "cairn-catalog:tokio" "cairn-catalog:object_store" \
   "cairn-catalog:cairn-storage" "cairn-source:tokio" "cairn-source:object_store" \
-  "cairn-source:cairn-storage"; do
+  "cairn-source:cairn-storage" "cairn-archive:cairn-crypt" "cairn-crypt:cairn-storage"; do
   crate=${pair%%:*}; above=${pair##*:}
   if cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked | awk '{print $1}' | grep -qx "$above"; then
     echo "dependency rule broken: $crate depends on $above" >&2
@@ -44,7 +44,7 @@ for bin in cairn-cli cairn-server; do
     status=1
   fi
 done
-reach=$(grep -rnE 'cairn_(archive|catalog|integrity|job|manifest|retention|source|storage)::|\.(store|catalog)\(\)\.' \
+reach=$(grep -rnE 'cairn_(archive|catalog|crypt|integrity|job|manifest|retention|source|storage)::|\.(store|catalog)\(\)\.' \
   examples/cli/src examples/server/src || true)
 if [ -n "$reach" ]; then
   echo "dependency rule broken: a binary reaches under the engine:" >&2

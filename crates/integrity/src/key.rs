@@ -380,22 +380,43 @@ impl fmt::Debug for Signature {
     }
 }
 
-#[cfg(unix)]
 fn check_private_mode(path: &Path, meta: &fs::Metadata) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(Error::InsecureKeyPermissions {
+    match exposed_mode(meta) {
+        Some(mode) => Err(Error::InsecureKeyPermissions {
             path: path.to_owned(),
             mode,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-#[cfg(not(unix))]
-fn check_private_mode(_path: &Path, _meta: &fs::Metadata) -> Result<()> {
-    Ok(())
+/// The permission bits of a secret file (a key, an identity) when they let
+/// its group or others read or write it; `None` when only its owner may
+/// (and always on platforms without Unix modes).
+///
+/// ```
+/// # #[cfg(unix)] {
+/// use std::os::unix::fs::PermissionsExt;
+/// let f = tempfile::NamedTempFile::new()?;
+/// std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644))?;
+/// assert_eq!(cairn_integrity::exposed_mode(&f.as_file().metadata()?), Some(0o644));
+/// std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o600))?;
+/// assert_eq!(cairn_integrity::exposed_mode(&f.as_file().metadata()?), None);
+/// # }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn exposed_mode(meta: &fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
 }
 
 /// Writes `bytes` to a new file at `path` with `mode`, never replacing an existing

@@ -55,5 +55,5 @@ mod seal;
 
 pub use crate::digest::{Hasher, HashingReader, HashingWriter, Sha256Digest};
 pub use crate::error::{Error, ErrorKind, Result, VerificationFailed};
-pub use crate::key::{KeyId, PublicKey, Signature, SigningKey};
+pub use crate::key::{KeyId, PublicKey, Signature, SigningKey, exposed_mode};
 pub use crate::seal::{MAX_SEAL_LEN, Seal, SignedSeal, UnverifiedSeal};

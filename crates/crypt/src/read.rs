@@ -1,0 +1,312 @@
+//! Reading an age file by range, a whole 64 KiB chunk at a time.
+
+use std::fmt;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cairn_archive::RangeRead;
+
+use crate::error::{Error, Result};
+use crate::keys::Identities;
+
+/// Plaintext bytes per chunk of an age payload.
+pub const CHUNK_SIZE: u64 = 64 * 1024;
+/// Stored bytes per chunk: the plaintext and its 16-byte tag.
+pub const ENCRYPTED_CHUNK_SIZE: u64 = CHUNK_SIZE + 16;
+/// Longest age header read (recipient stanzas and MAC) before giving up.
+const MAX_HEADER: u64 = 1 << 20;
+/// Most stored bytes fetched by one range read of the source.
+const MAX_FETCH: u64 = 4 << 20;
+/// The first line of every age v1 file.
+const MAGIC: &[u8] = b"age-encryption.org/v1\n";
+
+/// Whether `head` (the first bytes of an object) begins an age v1 file.
+///
+/// ```
+/// assert!(cairn_crypt::is_age(b"age-encryption.org/v1\n-> X25519 ..."));
+/// assert!(!cairn_crypt::is_age(b"\x28\xb5\x2f\xfd"));
+/// ```
+pub fn is_age(head: &[u8]) -> bool {
+    head.starts_with(MAGIC)
+}
+
+/// What the decrypting side tells the source it reads from.
+#[derive(Debug)]
+struct Shared {
+    /// Where the range being read ends in the stored bytes: fetches stop
+    /// there, so a range costs its own chunks and no more.
+    window_end: AtomicU64,
+    /// Reads past this offset fail (the header's bound while it is parsed).
+    limit: AtomicU64,
+    /// The source's position.
+    pos: AtomicU64,
+}
+
+/// The stored (encrypted) bytes of a [`RangeRead`] as `Read + Seek`, read
+/// through one buffer of at most [`MAX_FETCH`] bytes.
+struct Ciphertext<S> {
+    src: S,
+    len: u64,
+    pos: u64,
+    buf: Vec<u8>,
+    buf_at: u64,
+    shared: Arc<Shared>,
+}
+
+impl<S: RangeRead> Read for Ciphertext<S> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.len || out.is_empty() {
+            return Ok(0);
+        }
+        if self.pos >= self.shared.limit.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "its age header is longer than 1 MiB",
+            ));
+        }
+        let in_buf = self.pos >= self.buf_at && self.pos < self.buf_at + self.buf.len() as u64;
+        if !in_buf {
+            let window = self.shared.window_end.load(Ordering::Relaxed);
+            let end = if window > self.pos {
+                window.min(self.pos + MAX_FETCH)
+            } else {
+                self.pos + ENCRYPTED_CHUNK_SIZE
+            }
+            .min(self.len);
+            self.buf.clear();
+            self.src
+                .read_range(self.pos..end)?
+                .read_to_end(&mut self.buf)?;
+            if self.buf.len() as u64 != end - self.pos {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the encrypted archive is shorter than its recorded length",
+                ));
+            }
+            self.buf_at = self.pos;
+        }
+        let at = (self.pos - self.buf_at) as usize;
+        let n = out.len().min(self.buf.len() - at);
+        out[..n].copy_from_slice(&self.buf[at..at + n]);
+        self.pos += n as u64;
+        self.shared.pos.store(self.pos, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<S: RangeRead> Seek for Ciphertext<S> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.shared.pos.store(self.pos, Ordering::Relaxed);
+        Ok(self.pos)
+    }
+}
+
+/// An encrypted archive (an age file) seen as its plaintext: a
+/// [`RangeRead`] that `SeekableArchive` opens as it opens a plain one.
+///
+/// A range is read as the whole chunks that hold it, each authenticated
+/// before any of its bytes is given out: plaintext bytes `a..b` cost the
+/// stored chunks `a / 64 KiB ..= (b − 1) / 64 KiB`, at most one chunk more
+/// at each end than the same read of the plain archive. Opening reads the
+/// header and authenticates the last chunk (which proves the length: a
+/// truncated object is refused there).
+///
+/// ```
+/// use std::io::{Cursor, Read, Write};
+/// use cairn_archive::{RangeRead, SeekSource};
+/// use cairn_crypt::{Decrypted, EncryptingWriter, Identities, Identity};
+///
+/// let id = Identity::generate();
+/// let mut w = EncryptingWriter::new(Vec::new(), &[id.recipient()])?;
+/// w.write_all(&vec![7u8; 200_000])?;
+/// let stored = w.finish()?;
+/// let mut plain = Decrypted::open(SeekSource(Cursor::new(stored)), &Identities::from(id))?;
+/// assert_eq!(plain.len()?, 200_000);
+/// let mut middle = Vec::new();
+/// plain.read_range(100_000..100_010)?.read_to_end(&mut middle)?;
+/// assert_eq!(middle, [7u8; 10]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Decrypted<S: RangeRead> {
+    stream: age::stream::StreamReader<Ciphertext<S>>,
+    len: u64,
+    stored_len: u64,
+    payload_start: u64,
+    shared: Arc<Shared>,
+}
+
+impl<S: RangeRead> Decrypted<S> {
+    /// Opens the age file `src` with the first of `identities` that is
+    /// one of its recipients.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoMatchingIdentity`] when none is; [`Error::Damaged`] when
+    /// `src` is not an age file, or its header or last chunk does not
+    /// authenticate (tampered with, truncated, a header from another
+    /// file); [`Error::Io`] when reading `src` fails.
+    pub fn open(mut src: S, identities: &Identities) -> Result<Self> {
+        let stored_len = src
+            .len()
+            .map_err(Error::io("reading the encrypted archive"))?;
+        let shared = Arc::new(Shared {
+            window_end: AtomicU64::new(stored_len.min(MAX_HEADER).min(64 * 1024)),
+            limit: AtomicU64::new(MAX_HEADER),
+            pos: AtomicU64::new(0),
+        });
+        let ct = Ciphertext {
+            src,
+            len: stored_len,
+            pos: 0,
+            buf: Vec::new(),
+            buf_at: 0,
+            shared: Arc::clone(&shared),
+        };
+        let decryptor = age::Decryptor::new(ct).map_err(decrypt_error)?;
+        let payload_start = shared.pos.load(Ordering::Relaxed);
+        shared.limit.store(u64::MAX, Ordering::Relaxed);
+        let mut stream = decryptor
+            .decrypt(identities.as_age())
+            .map_err(decrypt_error)?;
+        shared.window_end.store(stored_len, Ordering::Relaxed);
+        let len = stream
+            .seek(SeekFrom::End(0))
+            .map_err(|e| read_error(e, "its last chunk (is it truncated?)"))?;
+        Ok(Decrypted {
+            stream,
+            len,
+            stored_len,
+            payload_start,
+            shared,
+        })
+    }
+
+    /// Where plaintext chunk `i` is stored.
+    fn chunk_offset(&self, i: u64) -> u64 {
+        self.payload_start + i * ENCRYPTED_CHUNK_SIZE
+    }
+}
+
+impl<S: RangeRead> RangeRead for Decrypted<S> {
+    fn len(&mut self) -> io::Result<u64> {
+        Ok(self.len)
+    }
+
+    fn read_range(&mut self, range: Range<u64>) -> io::Result<Box<dyn Read + '_>> {
+        if range.start > range.end || range.end > self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "range {range:?} outside the encrypted archive's {} bytes",
+                    self.len
+                ),
+            ));
+        }
+        if range.is_empty() {
+            return Ok(Box::new(io::empty()));
+        }
+        let end = self
+            .chunk_offset((range.end - 1) / CHUNK_SIZE + 1)
+            .min(self.stored_len);
+        self.shared.window_end.store(end, Ordering::Relaxed);
+        self.stream
+            .seek(SeekFrom::Start(range.start))
+            .map_err(|e| io_error(e, range.start))?;
+        Ok(Box::new(Plain {
+            stream: &mut self.stream,
+            at: range.start,
+            end: range.end,
+        }))
+    }
+}
+
+impl<S: RangeRead> fmt::Debug for Decrypted<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("len", &self.len)
+            .field("stored_len", &self.stored_len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A range of the plaintext; a chunk that does not authenticate is an
+/// error naming it.
+struct Plain<'a, R> {
+    stream: &'a mut R,
+    at: u64,
+    end: u64,
+}
+
+impl<R: Read> Read for Plain<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.at).unwrap_or(usize::MAX);
+        let want = out.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self
+            .stream
+            .read(&mut out[..want])
+            .map_err(|e| io_error(e, self.at))?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the encrypted archive ends at plaintext byte {}, inside a range",
+                    self.at
+                ),
+            ));
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// A failure reading the plaintext at `at`: one that is the data's fault
+/// names the chunk.
+fn io_error(e: io::Error, at: u64) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => io::Error::new(
+            io::ErrorKind::InvalidData,
+            Error::Damaged(format!(
+                "chunk {} does not authenticate (altered, moved or truncated)",
+                at / CHUNK_SIZE
+            ))
+            .to_string(),
+        ),
+        _ => e,
+    }
+}
+
+/// A failure opening: the data's fault, or the source's.
+fn read_error(e: io::Error, what: &str) -> Error {
+    match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+            Error::Damaged(format!("{what} does not authenticate"))
+        }
+        _ => Error::Io {
+            what: "reading the encrypted archive",
+            source: e,
+        },
+    }
+}
+
+fn decrypt_error(e: age::DecryptError) -> Error {
+    match e {
+        age::DecryptError::NoMatchingKeys => Error::NoMatchingIdentity,
+        age::DecryptError::Io(e) => read_error(e, "its header"),
+        age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
+            Error::Damaged("it is not an age file, or its header is damaged".into())
+        }
+        other => Error::Damaged(format!("its header does not authenticate ({other})")),
+    }
+}
