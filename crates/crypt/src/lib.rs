@@ -13,6 +13,7 @@
 //!   ([`cairn_archive::RangeRead`]), so that a partial restore reads the
 //!   64 KiB chunks that hold what it wants and nothing else; every chunk is
 //!   authenticated before its bytes are used.
+//! - [`DecryptingReader`] reads one as a stream (an upload, a file).
 //! - [`Identities::load`] reads an identity file (mode 0600, refused
 //!   otherwise, the file named in every error).
 //!
@@ -42,5 +43,5 @@ mod write;
 
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::keys::{Identities, Identity, Recipient};
-pub use crate::read::{CHUNK_SIZE, Decrypted, ENCRYPTED_CHUNK_SIZE, is_age};
+pub use crate::read::{CHUNK_SIZE, Decrypted, DecryptingReader, ENCRYPTED_CHUNK_SIZE, is_age};
 pub use crate::write::EncryptingWriter;

@@ -32,6 +32,48 @@ pub fn is_age(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
 }
 
+/// An age file read from start to end as its plaintext (a stream: an
+/// upload, `cairn verify FILE`): each chunk is authenticated before its
+/// bytes are given out, and a chunk that does not authenticate is an error
+/// naming it.
+pub struct DecryptingReader<R: Read> {
+    stream: age::stream::StreamReader<R>,
+    at: u64,
+}
+
+impl<R: Read> DecryptingReader<R> {
+    /// Reads the age header of `input` and opens it with the first of
+    /// `identities` that is one of its recipients.
+    ///
+    /// # Errors
+    ///
+    /// As [`Decrypted::open`]; a truncated stream is found at its end, when
+    /// reading.
+    pub fn new(input: R, identities: &Identities) -> Result<Self> {
+        let stream = age::Decryptor::new(input)
+            .map_err(decrypt_error)?
+            .decrypt(identities.as_age())
+            .map_err(decrypt_error)?;
+        Ok(DecryptingReader { stream, at: 0 })
+    }
+}
+
+impl<R: Read> Read for DecryptingReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(out).map_err(|e| io_error(e, self.at))?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read> fmt::Debug for DecryptingReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecryptingReader")
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the decrypting side tells the source it reads from.
 #[derive(Debug)]
 struct Shared {

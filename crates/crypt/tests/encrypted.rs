@@ -359,3 +359,32 @@ fn identity_files_that_others_can_read_or_that_hold_no_identity_are_refused_by_n
         ErrorKind::Key
     );
 }
+
+#[test]
+fn a_stream_is_decrypted_and_checked_and_a_cut_or_changed_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src);
+    let id = Identity::generate();
+    let ids = Identities::from(id.clone());
+    let good = encrypted(&src, &[id.recipient()]);
+    let verify = |stored: Vec<u8>| -> Result<(), String> {
+        let plain = DecryptingReader::new(Cursor::new(stored), &ids).map_err(|e| e.to_string())?;
+        cairn_archive::ArchiveReader::new(plain)
+            .and_then(|r| r.verify(&key().public_key()))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    verify(good.clone()).unwrap();
+    let start = payload_start(&good);
+    let chunk = ENCRYPTED_CHUNK_SIZE as usize;
+    let mut flipped = good.clone();
+    flipped[start + 7 * chunk + 3] ^= 0x80;
+    let err = verify(flipped).unwrap_err();
+    assert!(err.contains("chunk 7 does not authenticate"), "{err}");
+    let err = verify(good[..start + 20 * chunk].to_vec()).unwrap_err();
+    assert!(err.contains("does not authenticate"), "{err}");
+    let err = DecryptingReader::new(Cursor::new(good), &Identities::from(Identity::generate()))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoMatchingIdentity);
+}
