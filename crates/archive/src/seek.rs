@@ -183,7 +183,9 @@ impl<S: RangeRead> SeekableArchive<S> {
     }
 
     /// Opens an archive through its verified seal: the manifest's location and
-    /// digest come from the seal, and the source's length must be the sealed one.
+    /// digest come from the seal, and the source's length must be the sealed one
+    /// (for the seal of an encrypted archive, the plaintext's: `src` is then
+    /// the decrypted archive).
     ///
     /// # Errors
     ///
@@ -194,7 +196,7 @@ impl<S: RangeRead> SeekableArchive<S> {
         key: &PublicKey,
         opts: ReadOptions,
     ) -> Result<Self> {
-        let s = seal.seal();
+        let s = seal.seal().plain();
         let size = src
             .len()
             .map_err(Error::io("reading archive length", None))?;

@@ -1428,6 +1428,7 @@ impl<W: Write> ArchiveWriter<W> {
             manifest_offset: footer.manifest_offset,
             manifest_length: footer.manifest_length,
             signer: key.key_id(),
+            encryption: None,
         }
         .sign(key)?;
         Ok(Finished {

@@ -28,6 +28,7 @@
 //!     manifest_offset: 0,
 //!     manifest_length: 0,
 //!     signer: key.key_id(),
+//!     encryption: None,
 //! };
 //! let stored = seal.sign(&key)?.to_bytes();
 //!
@@ -56,4 +57,4 @@ mod seal;
 pub use crate::digest::{Hasher, HashingReader, HashingWriter, Sha256Digest};
 pub use crate::error::{Error, ErrorKind, Result, VerificationFailed};
 pub use crate::key::{KeyId, PublicKey, Signature, SigningKey, exposed_mode};
-pub use crate::seal::{MAX_SEAL_LEN, Seal, SignedSeal, UnverifiedSeal};
+pub use crate::seal::{MAX_SEAL_LEN, Seal, SealEncryption, SignedSeal, UnverifiedSeal};

@@ -46,6 +46,30 @@ pub struct Seal {
     pub manifest_length: u64,
     /// The id of the key that signed the manifest and this seal.
     pub signer: KeyId,
+    /// Set when the stored object is the archive encrypted (an age file):
+    /// `archive_size` and `archive_sha256` are then the stored bytes', and
+    /// this holds the plaintext archive's, which the manifest fields
+    /// describe. Absent (and not written) for a plain archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<SealEncryption>,
+}
+
+/// What the seal of an encrypted archive states about its plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealEncryption {
+    /// The plaintext archive's length in bytes.
+    pub plain_size: u64,
+    /// The SHA-256 of the plaintext archive.
+    pub plain_sha256: Sha256Digest,
+    /// The fingerprints of the recipients it was encrypted to (16 hex
+    /// digits each: never the keys).
+    pub recipients: Vec<String>,
+    /// The backups an incremental archive's data is partly in, nearest
+    /// first (its manifest says so too, but reading it needs an identity:
+    /// this lets retention keep a chain whole without one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
 }
 
 /// The on-the-wire form, with its format tag and version.
@@ -87,6 +111,18 @@ impl Seal {
             body,
             signature,
         })
+    }
+
+    /// The seal of the plaintext archive inside an encrypted one (its size
+    /// and SHA-256 in place of the stored object's); a plain archive's seal
+    /// as it is.
+    pub fn plain(&self) -> Seal {
+        let mut plain = self.clone();
+        if let Some(e) = plain.encryption.take() {
+            plain.archive_size = e.plain_size;
+            plain.archive_sha256 = e.plain_sha256;
+        }
+        plain
     }
 
     /// Checks that an archive of `size` bytes hashing to `sha256` is the one sealed.
@@ -181,6 +217,19 @@ impl SignedSeal {
                 format!("format is {:?}, not {SEAL_FORMAT:?}", parsed.format),
             ));
         }
+        if let Some(e) = &parsed.seal.encryption {
+            let fingerprint = |f: &String| {
+                f.len() == 16
+                    && f.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            };
+            if e.recipients.is_empty() || !e.recipients.iter().all(fingerprint) {
+                return Err(Error::format(
+                    "seal",
+                    "an encrypted archive's recipients must be fingerprints of 16 hex digits",
+                ));
+            }
+        }
         if parsed.version != SEAL_VERSION {
             return Err(Error::format(
                 "seal",
@@ -256,6 +305,7 @@ mod tests {
             manifest_sha256: Sha256Digest::of(b"manifest"),
             manifest_offset: 1000,
             manifest_length: 200,
+            encryption: None,
             signer: key.key_id(),
         }
     }
@@ -340,5 +390,48 @@ mod tests {
             seal.check_archive(1234, &Sha256Digest::of(b"other"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_encrypted_archive_s_seal_states_both_sizes_and_its_recipients() {
+        let key = SigningKey::from_seed(&[3; 32]);
+        let plain = sample(&key);
+        assert!(
+            !String::from_utf8(plain.clone().sign(&key).unwrap().to_bytes())
+                .unwrap()
+                .contains("encryption"),
+            "a plain archive's seal is what it always was"
+        );
+        let mut sealed = plain.clone();
+        sealed.archive_size = 1300;
+        sealed.archive_sha256 = Sha256Digest::of(b"ciphertext");
+        sealed.encryption = Some(SealEncryption {
+            plain_size: 1234,
+            plain_sha256: Sha256Digest::of(b"archive"),
+            recipients: vec!["0123456789abcdef".into()],
+            parents: vec!["bkp_01JD0000000000000000000001".into()],
+        });
+        let bytes = sealed.clone().sign(&key).unwrap().to_bytes();
+        let back = SignedSeal::parse(&bytes)
+            .unwrap()
+            .verify(&key.public_key())
+            .unwrap();
+        assert_eq!(back.seal(), &sealed);
+        assert_eq!(back.seal().plain(), plain);
+        back.seal()
+            .check_archive(1300, &Sha256Digest::of(b"ciphertext"))
+            .unwrap();
+
+        for bad in [
+            vec![],
+            vec!["age1notafingerprint".to_owned()],
+            vec!["0123456789ABCDEF".to_owned()],
+        ] {
+            let mut s = sealed.clone();
+            s.encryption.as_mut().unwrap().recipients = bad;
+            let err = SignedSeal::parse(&s.sign(&key).unwrap().to_bytes()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Format);
+            assert!(err.to_string().contains("fingerprints"), "{err}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Where backups live in a store, and how they are published.
 //!
 //! ```text
-//! <root>/targets/<target>/backups/<backup_id>.tar.zst   the archive (or .tar.gz)
+//! <root>/targets/<target>/backups/<backup_id>.tar.zst   the archive (or .tar.gz; .tar.zst.age encrypted)
 //! <root>/targets/<target>/backups/<backup_id>.seal      the seal: written last, put-if-absent
 //! <root>/targets/<target>/lease/<generation>.json       lease records (see `lease`)
 //! ```
@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorKind, Op};
 use crate::store::{ObjectInfo, Store};
 
 /// The file name extensions an archive may have in the store.
-pub const ARCHIVE_EXTENSIONS: [&str; 2] = ["tar.zst", "tar.gz"];
+pub const ARCHIVE_EXTENSIONS: [&str; 3] = ["tar.zst", "tar.gz", "tar.zst.age"];
 
 /// A seal is two short lines of at most 4096 bytes (`docs/format.md` §8);
 /// anything bigger is not a seal.
