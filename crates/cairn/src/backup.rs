@@ -11,6 +11,8 @@ use cairn_archive::{
     ArchiveMeta, ArchiveWriter, Parent, ReadOptions, SeekableArchive, WriterOptions,
 };
 use cairn_catalog::{BackupRecord, BackupStatus};
+use cairn_crypt::EncryptingWriter;
+use cairn_integrity::{HashingWriter, SigningKey};
 use cairn_job::idempotency::IdempotencyKey;
 use cairn_job::{BackupResult, JobKind, JobResult, Phase, ProgressUpdate};
 use cairn_manifest::{BackupId, BackupKind, ComponentKind, ComponentName, TargetName};
@@ -26,6 +28,9 @@ use crate::vault::{Inner, Vault};
 
 /// The archive extension of new backups.
 pub(crate) const EXTENSION: &str = "tar.zst";
+/// The extension of an encrypted archive: an age file whose plaintext is
+/// the archive (`docs/encryption.md`).
+pub(crate) const ENCRYPTED_EXTENSION: &str = "tar.zst.age";
 /// Size of the chunks handed from the archive writer to the upload.
 const CHUNK: usize = 1 << 20;
 
@@ -307,14 +312,14 @@ pub(crate) async fn publish<F>(
     inner: &Arc<Inner>,
     ctx: &JobCtx,
     target: &TargetName,
-    id: BackupId,
+    (id, extension): (BackupId, &'static str),
     produce: F,
 ) -> Result<(BackupRecord, Written), Failure>
 where
     F: FnOnce(ArchiveSink) -> Result<Written, Error> + Send + 'static,
 {
     let start = Instant::now();
-    let key = archive_key(target, &id, EXTENSION);
+    let key = archive_key(target, &id, extension);
     let mut upload = inner.store.upload(&key).await.map_err(Error::from)?;
     inner
         .blocking(move |c| c.set_status(&id, BackupStatus::Uploading, None))
@@ -368,7 +373,7 @@ where
     let seal_bytes = Bytes::from(written.seal.to_bytes());
     if let Err(e) = inner
         .store
-        .publish_seal(target, &id, EXTENSION, written.size, seal_bytes)
+        .publish_seal(target, &id, extension, written.size, seal_bytes)
         .await
     {
         let _ = inner.store.delete(&key).await;
@@ -487,25 +492,48 @@ async fn run(
         .progress(ctx.archive_progress());
     let signing = Arc::clone(&inner.key);
     let scratch = ctx.scratch();
-    let (record, written) = publish(&inner, &ctx, &config.name, id, move |out| {
+    let recipients = config.encrypt_to.clone();
+    let extension = if recipients.is_empty() {
+        EXTENSION
+    } else {
+        ENCRYPTED_EXTENSION
+    };
+    let (record, written) = publish(&inner, &ctx, &config.name, (id, extension), move |out| {
         std::fs::create_dir_all(&scratch)
             .map_err(|e| Error::Config(format!("creating {}: {e}", scratch.display())))?;
-        let mut w = ArchiveWriter::new(out, meta, opts)?;
-        w.set_full_read(full_read);
-        if let Some((pid, archive)) = parent {
-            // A parent that cannot be read makes this backup full, not failed.
-            match Parent::new(archive) {
-                Ok(p) => w.set_parent(p)?,
-                Err(e) => {
-                    tracing::warn!(backup = %id, parent = %pid, error = %e, "the parent cannot be read: a full backup instead");
-                }
-            }
+        let fill = Fill {
+            id,
+            parent,
+            components: &components,
+            scratch: &scratch,
+            full_read,
+        };
+        if recipients.is_empty() {
+            let mut w = ArchiveWriter::new(out, meta, opts)?;
+            fill.write_into(&mut w)?;
+            let (out, written) = split(w.finish(&signing)?);
+            out.close()?;
+            return Ok(written);
         }
-        for spec in &components {
-            capture(&mut w, spec, &scratch, &CaptureOptions::default())?;
-        }
-        let done = w.finish(&signing)?;
-        let (out, written) = split(done);
+        // The archive is encrypted as it is written; the seal covers the
+        // stored (encrypted) bytes, hashed below the encryption.
+        let sink =
+            EncryptingWriter::new(HashingWriter::new(out), &recipients).map_err(crypt_error)?;
+        let mut w = ArchiveWriter::new(sink, meta, opts)?;
+        fill.write_into(&mut w)?;
+        let (sink, plain) = split(w.finish(&signing)?);
+        let (out, sha256, size) =
+            sink.finish()
+                .map_err(crypt_error)?
+                .finish()
+                .map_err(|source| {
+                    Error::Archive(cairn_archive::Error::Io {
+                        op: "handing the archive to the upload",
+                        path: None,
+                        source,
+                    })
+                })?;
+        let written = seal_encrypted(plain, size, sha256, &recipients, &signing)?;
         out.close()?;
         Ok(written)
     })
@@ -525,7 +553,7 @@ async fn run(
 async fn choose_parent(
     inner: &Arc<Inner>,
     config: &TargetConfig,
-) -> Option<(BackupId, SeekableArchive<crate::bridge::StoreRangeReader>)> {
+) -> Option<(BackupId, SeekableArchive<crate::bridge::StoredArchive>)> {
     let rule = config.chain;
     if rule.max_depth == 0 {
         return None;
@@ -606,8 +634,96 @@ pub(crate) fn archive_meta(inner: &Inner, record: &BackupRecord) -> ArchiveMeta 
     meta
 }
 
+/// What goes into a backup's archive: its parent and its components.
+struct Fill<'a> {
+    id: BackupId,
+    parent: Option<(BackupId, SeekableArchive<crate::bridge::StoredArchive>)>,
+    components: &'a [ComponentSpec],
+    scratch: &'a std::path::Path,
+    full_read: bool,
+}
+
+impl Fill<'_> {
+    /// Sets the parent (a parent that cannot be read makes the backup full,
+    /// not failed) and captures every component into `w`.
+    fn write_into<W: Write>(self, w: &mut ArchiveWriter<W>) -> Result<(), Error> {
+        w.set_full_read(self.full_read);
+        if let Some((pid, archive)) = self.parent {
+            match Parent::new(archive) {
+                Ok(p) => w.set_parent(p)?,
+                Err(e) => {
+                    tracing::warn!(backup = %self.id, parent = %pid, error = %e, "the parent cannot be read: a full backup instead");
+                }
+            }
+        }
+        for spec in self.components {
+            capture(w, spec, self.scratch, &CaptureOptions::default())?;
+        }
+        Ok(())
+    }
+}
+
+/// What an encrypted archive of `size` stored bytes hashing to `sha256`
+/// states: the seal of the stored object, naming the plaintext's size and
+/// digest (`plain`'s), the recipients' fingerprints and the parents.
+fn seal_encrypted(
+    plain: Written,
+    size: u64,
+    sha256: cairn_integrity::Sha256Digest,
+    recipients: &[cairn_crypt::Recipient],
+    key: &SigningKey,
+) -> Result<Written, Error> {
+    let parents = plain
+        .manifest
+        .v2()
+        .map(|r| {
+            r.manifest()
+                .parents
+                .iter()
+                .map(|p| p.backup_id.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut seal = plain.seal.seal().clone();
+    seal.archive_size = size;
+    seal.archive_sha256 = sha256;
+    seal.encryption = Some(cairn_integrity::SealEncryption {
+        plain_size: plain.size,
+        plain_sha256: plain.sha256,
+        recipients: recipients
+            .iter()
+            .map(cairn_crypt::Recipient::fingerprint)
+            .collect(),
+        parents,
+    });
+    Ok(Written {
+        size,
+        sha256,
+        seal: seal
+            .sign(key)
+            .map_err(|e| Error::Archive(cairn_archive::Error::from(e)))?,
+        ..plain
+    })
+}
+
+/// An encryption failure while writing: what was written cannot be used.
+fn crypt_error(e: cairn_crypt::Error) -> Error {
+    let (op, source) = match e {
+        cairn_crypt::Error::Io { what, source } => (what, source),
+        other => (
+            "encrypting the archive",
+            io::Error::other(other.to_string()),
+        ),
+    };
+    Error::Archive(cairn_archive::Error::Io {
+        op,
+        path: None,
+        source,
+    })
+}
+
 /// The sink and the rest of a finished archive.
-pub(crate) fn split(done: cairn_archive::Finished<ArchiveSink>) -> (ArchiveSink, Written) {
+pub(crate) fn split<W>(done: cairn_archive::Finished<W>) -> (W, Written) {
     let written = Written {
         size: done.size,
         sha256: done.sha256,

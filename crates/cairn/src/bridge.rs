@@ -102,6 +102,65 @@ impl RangeRead for StoreRangeReader {
     }
 }
 
+/// A stored archive as the archive reader sees it: the object itself, or,
+/// when its seal says it is encrypted, its plaintext, decrypted chunk by
+/// chunk as ranges are read (`docs/encryption.md`).
+#[derive(Debug)]
+pub(crate) enum StoredArchive {
+    /// An archive stored in the clear.
+    Plain(StoreRangeReader),
+    /// An age file, read as its plaintext.
+    Encrypted(Box<cairn_crypt::Decrypted<StoreRangeReader>>),
+}
+
+impl StoredArchive {
+    /// Opens the object `reader` reads, sealed by `seal`: decrypted with
+    /// one of `identities` when the seal says it is encrypted. Blocking
+    /// (call it from a blocking thread).
+    ///
+    /// # Errors
+    ///
+    /// A failed verification when no identity opens it ("no identity
+    /// matches this backup's recipients") or its header or last chunk does
+    /// not authenticate.
+    pub(crate) fn open(
+        reader: StoreRangeReader,
+        seal: &cairn_integrity::SignedSeal,
+        identities: &cairn_crypt::Identities,
+    ) -> Result<Self, crate::Error> {
+        if seal.seal().encryption.is_none() {
+            return Ok(StoredArchive::Plain(reader));
+        }
+        let id = &seal.seal().backup_id;
+        cairn_crypt::Decrypted::open(reader, identities)
+            .map(|d| StoredArchive::Encrypted(Box::new(d)))
+            .map_err(|e| match e.kind() {
+                cairn_crypt::ErrorKind::Io => crate::Error::Archive(cairn_archive::Error::Io {
+                    op: "reading the encrypted archive",
+                    path: None,
+                    source: io::Error::other(e.to_string()),
+                }),
+                _ => crate::Error::Verification(format!("backup {id}: {e}")),
+            })
+    }
+}
+
+impl RangeRead for StoredArchive {
+    fn len(&mut self) -> io::Result<u64> {
+        match self {
+            StoredArchive::Plain(r) => r.len(),
+            StoredArchive::Encrypted(d) => d.len(),
+        }
+    }
+
+    fn read_range(&mut self, range: Range<u64>) -> io::Result<Box<dyn Read + '_>> {
+        match self {
+            StoredArchive::Plain(r) => r.read_range(range),
+            StoredArchive::Encrypted(d) => d.read_range(range),
+        }
+    }
+}
+
 /// Reads a range of a local store's file.
 struct FileRange<'a> {
     file: &'a File,

@@ -45,6 +45,7 @@ pub struct VaultBuilder {
     catalog: Option<PathBuf>,
     key: Option<SigningKey>,
     trusted: Vec<PublicKey>,
+    identities: cairn_crypt::Identities,
     origin: Option<OriginId>,
     targets: Vec<TargetConfig>,
     job_timeout: Duration,
@@ -77,6 +78,7 @@ impl VaultBuilder {
             catalog: None,
             key: None,
             trusted: Vec::new(),
+            identities: cairn_crypt::Identities::new(),
             origin: None,
             targets: Vec::new(),
             job_timeout: DEFAULT_JOB_TIMEOUT,
@@ -126,6 +128,16 @@ impl VaultBuilder {
     #[must_use]
     pub fn trust(mut self, key: PublicKey) -> Self {
         self.trusted.push(key);
+        self
+    }
+
+    /// age identities that open encrypted backups (restores, full
+    /// verification, downloads, and the parent of an incremental backup);
+    /// each call adds to the list, so that old identities keep opening old
+    /// backups. A host that only writes full backups needs none.
+    #[must_use]
+    pub fn age_identities(mut self, identities: cairn_crypt::Identities) -> Self {
+        self.identities.extend(identities);
         self
     }
 
@@ -301,6 +313,7 @@ impl VaultBuilder {
             catalog,
             key: Arc::new(key),
             trusted,
+            identities: Arc::new(self.identities),
             origin,
             targets: std::sync::RwLock::new(targets),
             journals: state_dir.join("journals"),

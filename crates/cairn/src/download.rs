@@ -174,6 +174,18 @@ impl Vault {
     /// assembled from its chain on a blocking thread while it streams.
     async fn assembled(&self, record: &BackupRecord) -> Result<ArchiveStream, Error> {
         let inner = &self.inner;
+        // Assembling decrypts the chain; sending the result would hand out
+        // in the clear what is stored encrypted (`docs/encryption.md`).
+        if record
+            .archive_key
+            .as_deref()
+            .is_some_and(|k| k.ends_with(crate::backup::ENCRYPTED_EXTENSION))
+        {
+            return Err(Error::Unsupported(format!(
+                "backup {} is encrypted and incremental: it cannot be downloaded as one archive yet (restore it instead)",
+                record.id
+            )));
+        }
         let (archive, _, _) =
             crate::verify::open_chain(inner, record, ReadOptions::default()).await?;
         let meta = match archive.manifest() {

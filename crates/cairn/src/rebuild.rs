@@ -10,7 +10,7 @@ use cairn_storage::{ErrorKind, Store, StoredBackup};
 use tokio::runtime::Handle;
 
 use crate::Error;
-use crate::bridge::StoreRangeReader;
+use crate::bridge::{StoreRangeReader, StoredArchive};
 
 /// What a rebuild found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -43,6 +43,7 @@ pub(crate) async fn rebuild_catalog(
     store: &Store,
     catalog: Arc<Catalog>,
     keys: &[PublicKey],
+    ids: &Arc<cairn_crypt::Identities>,
 ) -> Result<RebuildReport, Error> {
     let mut report = RebuildReport::default();
     let mut targets = store.list_targets().await?;
@@ -60,7 +61,7 @@ pub(crate) async fn rebuild_catalog(
     for target in targets {
         let mut records = Vec::new();
         for stored in store.list_backups(&target).await? {
-            match read_backup(store, &target, &stored, keys, &mut report).await? {
+            match read_backup(store, &target, &stored, keys, ids, &mut report).await? {
                 Some(record) => records.push(record),
                 None => continue,
             }
@@ -83,13 +84,14 @@ async fn read_backup(
     target: &TargetName,
     stored: &StoredBackup,
     keys: &[PublicKey],
+    ids: &Arc<cairn_crypt::Identities>,
     report: &mut RebuildReport,
 ) -> Result<Option<BackupRecord>, Error> {
     if stored.archive.is_none() || stored.seal.is_none() {
         report.incomplete.push((target.clone(), stored.id));
         return Ok(None);
     }
-    let (outcome, read) = check_sealed(store, target, &stored.id, keys).await?;
+    let (outcome, read) = check_sealed(store, target, &stored.id, keys, ids).await?;
     report.archive_bytes_read += read;
     match outcome {
         Sealed::Ready(record) => Ok(Some(*record)),
@@ -122,8 +124,9 @@ pub(crate) async fn sealed_record(
     target: &TargetName,
     id: &BackupId,
     keys: &[PublicKey],
+    ids: &Arc<cairn_crypt::Identities>,
 ) -> Result<Result<BackupRecord, String>, Error> {
-    Ok(match check_sealed(store, target, id, keys).await?.0 {
+    Ok(match check_sealed(store, target, id, keys, ids).await?.0 {
         Sealed::Ready(record) => Ok(*record),
         Sealed::Incomplete => Err(format!("backup {id} has no seal or no archive")),
         Sealed::Invalid(why) => Err(why),
@@ -136,6 +139,7 @@ async fn check_sealed(
     target: &TargetName,
     id: &BackupId,
     keys: &[PublicKey],
+    ids: &Arc<cairn_crypt::Identities>,
 ) -> Result<(Sealed, u64), Error> {
     let bytes = match store.read_seal(target, id).await {
         Ok(b) => b,
@@ -174,8 +178,31 @@ async fn check_sealed(
         StoreRangeReader::new(store.clone(), &archive.key, archive.size, Handle::current());
     let counter = reader.clone();
     let (archive_key, target_owned) = (archive.key.clone(), target.clone());
+    let (ids, id) = (Arc::clone(ids), *id);
     let outcome = tokio::task::spawn_blocking(move || -> Result<BackupRecord, String> {
-        let opened = SeekableArchive::open_sealed(reader, &seal, &key, ReadOptions::default())
+        let src = if seal.seal().encryption.is_some() {
+            match cairn_crypt::Decrypted::open(reader, &ids) {
+                Ok(d) => StoredArchive::Encrypted(Box::new(d)),
+                // No identity here opens it: its seal alone is what this
+                // host can prove (a chain's parents included), never a
+                // reason to drop a sealed backup.
+                Err(e) if e.kind() == cairn_crypt::ErrorKind::NoMatchingIdentity => {
+                    return BackupRecord::from_encrypted_seal(
+                        &seal,
+                        id,
+                        target_owned,
+                        &archive_key,
+                    )
+                    .ok_or_else(|| {
+                        "the seal of an encrypted archive names an invalid parent".to_owned()
+                    });
+                }
+                Err(e) => return Err(format!("backup {id}: {e}")),
+            }
+        } else {
+            StoredArchive::Plain(reader)
+        };
+        let opened = SeekableArchive::open_sealed(src, &seal, &key, ReadOptions::default())
             .map_err(|e| format!("manifest: {e}"))?;
         let manifest = opened.manifest();
         if *manifest.target() != target_owned {

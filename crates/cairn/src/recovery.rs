@@ -124,8 +124,14 @@ impl Inner {
         let target = TargetName::parse(&job.target).ok();
         match (job.kind, backup, target) {
             (JobKind::Backup | JobKind::Upload, Some(id), Some(target)) => {
-                match crate::rebuild::sealed_record(&self.store, &target, &id, &self.trusted)
-                    .await?
+                match crate::rebuild::sealed_record(
+                    &self.store,
+                    &target,
+                    &id,
+                    &self.trusted,
+                    &self.identities,
+                )
+                .await?
                 {
                     Ok(record) => {
                         self.blocking(move |c| match c.get_backup(&record.id)? {

@@ -53,6 +53,9 @@ pub struct TargetConfig {
     /// How long a chain of incremental backups may grow (see
     /// `docs/incremental.md`).
     pub chain: ChainRule,
+    /// The age recipients new backups are encrypted to (none: stored in the
+    /// clear; `docs/encryption.md`).
+    pub encrypt_to: Vec<cairn_crypt::Recipient>,
 }
 
 /// When a backup is incremental: at most `max_depth` backups after a full one
@@ -108,7 +111,17 @@ impl TargetConfig {
             verify_after_write: None,
             reverify: None,
             chain: ChainRule::default(),
+            encrypt_to: Vec::new(),
         }
+    }
+
+    /// Encrypts new backups to `recipient` too (each recipient alone can
+    /// decrypt them). Whoever holds none of their identities cannot restore
+    /// them: keep a recovery identity offline.
+    #[must_use]
+    pub fn encrypt_to(mut self, recipient: cairn_crypt::Recipient) -> Self {
+        self.encrypt_to.push(recipient);
+        self
     }
 
     /// Sets when backups are incremental.

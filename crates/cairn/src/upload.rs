@@ -163,20 +163,26 @@ async fn ingest_upload<R: Read + Send + 'static>(
     let signing = Arc::clone(&inner.key);
     let source = Arc::new(Mutex::new(UploadResult::default()));
     let seen = Arc::clone(&source);
-    let (record, written) = publish(&inner, &ctx, &config.name, record.id, move |out| {
-        let ingested = ingest(input, out, meta, &signing, &opts)?;
-        {
-            let mut s = seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            s.source_format = format!("{:?}", ingested.source_format).to_lowercase();
-            s.source_size = ingested.source_size;
-            s.source_sha256 = ingested.source_sha256.to_string();
-        }
-        let (out, written) = split(ingested.archive);
-        out.close()?;
-        Ok(written)
-    })
+    let (record, written) = publish(
+        &inner,
+        &ctx,
+        &config.name,
+        (record.id, crate::backup::EXTENSION),
+        move |out| {
+            let ingested = ingest(input, out, meta, &signing, &opts)?;
+            {
+                let mut s = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.source_format = format!("{:?}", ingested.source_format).to_lowercase();
+                s.source_size = ingested.source_size;
+                s.source_sha256 = ingested.source_sha256.to_string();
+            }
+            let (out, written) = split(ingested.archive);
+            out.close()?;
+            Ok(written)
+        },
+    )
     .await?;
     let mut made = std::mem::take(
         &mut *source

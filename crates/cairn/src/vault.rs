@@ -28,6 +28,8 @@ pub(crate) struct Inner {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) key: Arc<SigningKey>,
     pub(crate) trusted: Vec<PublicKey>,
+    /// The age identities that open encrypted backups.
+    pub(crate) identities: Arc<cairn_crypt::Identities>,
     pub(crate) origin: OriginId,
     /// The targets, with the settings changed at run time applied.
     pub(crate) targets: std::sync::RwLock<BTreeMap<String, TargetConfig>>,
@@ -227,6 +229,7 @@ impl Vault {
             &self.inner.store,
             Arc::clone(&self.inner.catalog),
             &self.inner.trusted,
+            &self.inner.identities,
         )
         .await
     }

@@ -13,7 +13,7 @@ use rand::seq::IndexedRandom;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
-use crate::bridge::StoreRangeReader;
+use crate::bridge::{StoreRangeReader, StoredArchive};
 use crate::error::{Error, task};
 use crate::jobs::{JobCtx, JobHandle, Spec};
 use crate::vault::{Inner, Vault};
@@ -154,10 +154,10 @@ impl Vault {
     pub(crate) async fn open_manifest(&self, id: &str) -> Result<AnyManifest, Error> {
         let record = self.inner.backup_record(id).await?;
         let (reader, seal, public) = open_sealed(&self.inner, &record).await?;
+        let ids = Arc::clone(&self.inner.identities);
         tokio::task::spawn_blocking(move || {
-            SeekableArchive::open_sealed(reader, &seal, &public, ReadOptions::default())
+            open_archive(reader, &seal, &public, &ids, ReadOptions::default())
                 .map(|a| a.manifest().clone())
-                .map_err(Error::from)
         })
         .await
         .map_err(task)?
@@ -199,6 +199,19 @@ pub(crate) async fn open_sealed(
     Ok((reader, seal, public))
 }
 
+/// Opens the archive `reader` reads through its verified `seal` (decrypted
+/// with `identities` when the seal says it is encrypted). Blocking.
+pub(crate) fn open_archive(
+    reader: StoreRangeReader,
+    seal: &SignedSeal,
+    public: &PublicKey,
+    identities: &cairn_crypt::Identities,
+    opts: ReadOptions,
+) -> Result<SeekableArchive<StoredArchive>, Error> {
+    let src = StoredArchive::open(reader, seal, identities)?;
+    SeekableArchive::open_sealed(src, seal, public, opts).map_err(Error::from)
+}
+
 /// Opens a ready backup's archive through its seal, with the archives of
 /// the backups its data is partly in (an incremental backup's chain)
 /// attached and counting their bytes with its own reader's. A parent whose
@@ -208,22 +221,15 @@ pub(crate) async fn open_chain(
     inner: &Inner,
     record: &BackupRecord,
     opts: ReadOptions,
-) -> Result<
-    (
-        SeekableArchive<StoreRangeReader>,
-        StoreRangeReader,
-        PublicKey,
-    ),
-    Error,
-> {
+) -> Result<(SeekableArchive<StoredArchive>, StoreRangeReader, PublicKey), Error> {
     let (reader, seal, public) = open_sealed(inner, record).await?;
     let counter = reader.clone();
     let o = opts.clone();
-    let archive = tokio::task::spawn_blocking(move || {
-        SeekableArchive::open_sealed(reader, &seal, &public, o).map_err(Error::from)
-    })
-    .await
-    .map_err(task)??;
+    let ids = Arc::clone(&inner.identities);
+    let archive =
+        tokio::task::spawn_blocking(move || open_archive(reader, &seal, &public, &ids, o))
+            .await
+            .map_err(task)??;
     let named = archive.parents_named().to_vec();
     if named.is_empty() {
         return Ok((archive, counter, public));
@@ -248,11 +254,12 @@ pub(crate) async fn open_chain(
         })?;
         sealed.push((pid, r.counting_with(&counter), s, k));
     }
+    let ids = Arc::clone(&inner.identities);
     let archive = tokio::task::spawn_blocking(move || {
         let mut archive = archive;
         let mut parents = Vec::with_capacity(sealed.len());
         for (pid, r, s, k) in sealed {
-            let a = SeekableArchive::open_sealed(r, &s, &k, opts.clone())
+            let a = open_archive(r, &s, &k, &ids, opts.clone())
                 .map_err(|e| Error::Verification(format!("backup {id}: its parent {pid}: {e}")))?;
             parents.push(a);
         }
@@ -349,7 +356,7 @@ pub(crate) async fn verify_backup(
 /// The blocking part: returns how many entries' content was checked and a
 /// summary, or the archive error that says what differs.
 fn check(
-    mut archive: SeekableArchive<StoreRangeReader>,
+    mut archive: SeekableArchive<StoredArchive>,
     key: &PublicKey,
     tier: VerifyTier,
 ) -> Result<(u64, String), cairn_archive::Error> {

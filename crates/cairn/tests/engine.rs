@@ -150,6 +150,16 @@ async fn refused(vault: &Vault, id: &str, code: &str) {
     }
 }
 
+/// Restores backup `id` into the new folder `out`; the finished job.
+async fn restore_to(vault: &Vault, id: &str, out: &Path) -> cairn::Job {
+    vault
+        .restore(id, RestoreRequest::new().to(out))
+        .await
+        .unwrap()
+        .wait()
+        .await
+}
+
 /// Backs up target `svc` and returns the new backup's id.
 async fn backed_up(vault: &Vault, req: BackupRequest) -> String {
     backup_id(&vault.backup("svc", req).await.unwrap().wait().await)
@@ -740,12 +750,7 @@ async fn upload_of_a_gnu_tarball_restores_like_a_backup() {
     let record = vault.get(&id).await.unwrap();
     assert_eq!(record.kind, BackupKind::Uploaded);
     let out = svc.tmp.path().join("from-upload");
-    let job = vault
-        .restore(&id, RestoreRequest::new().to(&out))
-        .await
-        .unwrap()
-        .wait()
-        .await;
+    let job = restore_to(&vault, &id, &out).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     assert_eq!(
         snapshot(&out.join("data")).unwrap(),
@@ -1577,12 +1582,7 @@ async fn large_database_by_segments(store: &str, opts: StoreOptions) {
         "1% of the rows changed: {stored} bytes stored of {whole}"
     );
     let out = svc.tmp.path().join("out");
-    let job = vault
-        .restore(&id, RestoreRequest::new().to(&out))
-        .await
-        .unwrap()
-        .wait()
-        .await;
+    let job = restore_to(&vault, &id, &out).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     consistent(&out.join("db/db.sqlite"));
     assert_eq!(big_rows(&out.join("db/db.sqlite")), want);
@@ -1672,12 +1672,7 @@ async fn unchanged_pages_are_the_parents_through_the_engine() {
     let page = vault.manifest_page(&id, 3000, Some(10)).await.unwrap();
     assert_eq!(page.entries, listed.entries[3000..3010]);
     let out = svc.tmp.path().join("out");
-    let job = vault
-        .restore(&id, RestoreRequest::new().to(&out))
-        .await
-        .unwrap()
-        .wait()
-        .await;
+    let job = restore_to(&vault, &id, &out).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     assert_eq!(
         snapshot(&out.join("data")).unwrap(),
@@ -1696,4 +1691,152 @@ async fn unchanged_pages_are_the_parents_through_the_engine() {
     std::fs::write(&file, &bytes).unwrap();
     let checked = vault.verify_file(&file, None).await.unwrap();
     assert_eq!(checked.entries, listed.entries.len() as u64);
+}
+
+/// Writes an age identity file (mode 0600) and returns its path.
+fn age_identity_file(dir: &Path, id: &cairn::AgeIdentity) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(format!("{}.txt", id.recipient().fingerprint()));
+    std::fs::write(&path, id.to_file_text()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// A vault of `svc`'s state with `target` (encrypted) on `store`, always
+/// signing with the same key.
+fn encrypted_vault(svc: &Service, store: &str, target: TargetConfig) -> cairn::VaultBuilder {
+    Vault::builder()
+        .store(store)
+        .catalog(svc.state().join("catalog.db"))
+        .signing_key(SigningKey::from_seed(&[21; 32]))
+        .origin(OriginId::parse("org_test").unwrap())
+        .clock(clock_ahead())
+        .target(target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    let ops = cairn::AgeIdentity::generate();
+    let recovery = cairn::AgeIdentity::generate();
+    let target = svc
+        .target()
+        .encrypt_to(ops.recipient())
+        .encrypt_to(recovery.recipient());
+    let vault = encrypted_vault(&svc, &store, target.clone())
+        .age_identities(ops.clone().into())
+        .open()
+        .await
+        .unwrap();
+    let id = backed_up(&vault, BackupRequest::new().label("secret")).await;
+    let record = vault.get(&id).await.unwrap();
+    let object = record.archive_key.clone().unwrap();
+    assert!(object.ends_with(".tar.zst.age"), "{object}");
+    let stored = std::fs::read(Path::new(&store).join(&object)).unwrap();
+    assert!(stored.starts_with(b"age-encryption.org/v1\n"));
+    assert!(
+        !stored.windows(6).any(|w| w == b"secret"),
+        "the label is not in the clear"
+    );
+
+    // Restored and verified with the identity.
+    let out = svc.tmp.path().join("restored");
+    let job = restore_to(&vault, &id, &out).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    cairn_testkit::assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
+    for tier in [VerifyTier::Quick, VerifyTier::Sample, VerifyTier::Full] {
+        let job = vault.verify(&id, tier).await.unwrap().wait().await;
+        assert_eq!(json_result(&job)["ok"], true, "{tier:?}: {:?}", job.result);
+    }
+    // The next backup is incremental: its parent is read through decryption.
+    std::fs::write(svc.root.join("app.toml"), "port = 9090\n").unwrap();
+    let next = backed_up(&vault, BackupRequest::new()).await;
+    let next_record = vault.get(&next).await.unwrap();
+    assert_eq!(next_record.parents.len(), 1, "{next_record:?}");
+    // Downloads hand out the stored (encrypted) object; an encrypted chain
+    // is never assembled into the clear.
+    let mut stream = vault.open_archive(&id, None).await.unwrap();
+    let mut bytes = Vec::new();
+    while let Some(piece) = futures::StreamExt::next(&mut stream).await {
+        bytes.extend_from_slice(&piece.unwrap());
+    }
+    assert!(bytes == stored, "the download is the age file as stored");
+    let err = vault.open_archive(&next, None).await.unwrap_err();
+    assert_eq!(err.code(), "unsupported", "{err}");
+
+    // The age command opens the stored object with the recovery identity,
+    // and GNU tar extracts it.
+    if let (Some(age), Some(tar)) = (require_tool("age"), require_tool("tar")) {
+        let id_file = age_identity_file(svc.tmp.path(), &recovery);
+        let plain = svc.tmp.path().join("plain.tar.zst");
+        cairn_testkit::run_ok(
+            Command::new(age)
+                .arg("-d")
+                .arg("-i")
+                .arg(&id_file)
+                .arg("-o")
+                .arg(&plain)
+                .arg(Path::new(&store).join(&object)),
+        );
+        let gnu = svc.tmp.path().join("gnu");
+        std::fs::create_dir_all(&gnu).unwrap();
+        cairn_testkit::run_ok(
+            Command::new(tar)
+                .arg("--zstd")
+                .arg("-xf")
+                .arg(&plain)
+                .arg("-C")
+                .arg(&gnu),
+        );
+        cairn_testkit::assert_trees_equal(&svc.root.join("data"), &gnu.join("data"), false);
+    }
+    vault.shutdown(Duration::from_secs(5)).await;
+
+    // Another installation on the store without an identity rebuilds its
+    // catalog from the seals (nothing is dropped, the chain is kept) but
+    // cannot restore.
+    let other = Service::new();
+    let blind = encrypted_vault(&other, &store, target.clone())
+        .open()
+        .await
+        .unwrap();
+    let report = blind.rebuild_catalog().await.unwrap();
+    assert_eq!(report.backups, 2, "{report:?}");
+    let seen = blind.get(&next).await.unwrap();
+    assert!(seen.status.is_ready());
+    assert_eq!(seen.parents, next_record.parents);
+    assert!(
+        seen.status_message
+            .as_deref()
+            .unwrap_or("")
+            .contains("needs an identity"),
+        "{seen:?}"
+    );
+    let out2 = other.tmp.path().join("restored");
+    match blind.restore(&id, RestoreRequest::new().to(&out2)).await {
+        Err(e) => {
+            assert_eq!(e.code(), "verification_failed", "{e}");
+            assert!(
+                e.to_string()
+                    .contains("no identity matches this backup's recipients"),
+                "{e}"
+            );
+        }
+        Ok(h) => {
+            let job = h.wait().await;
+            assert_eq!(job.state, JobState::Failed);
+            let err = job.error.unwrap();
+            assert_eq!(err.code, "verification_failed", "{err:?}");
+            assert!(
+                err.message
+                    .contains("no identity matches this backup's recipients"),
+                "{err:?}"
+            );
+        }
+    }
+    assert!(!out2.exists(), "nothing was restored");
+    // Backing up without an identity still works: a full backup.
+    let full = backed_up(&blind, BackupRequest::new()).await;
+    assert!(blind.get(&full).await.unwrap().parents.is_empty());
 }

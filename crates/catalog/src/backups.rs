@@ -145,6 +145,48 @@ impl BackupRecord {
         }
     }
 
+    /// A ready encrypted backup's record from its verified seal alone, for
+    /// a host that holds no identity to read its manifest: what the seal
+    /// states (sizes, digests, signer, parents), its time from its id, and
+    /// a status message saying what is missing (components, entries, label:
+    /// a catalog rebuild with an identity fills them in). `None` for a
+    /// seal that is not an encrypted archive's.
+    pub fn from_encrypted_seal(
+        seal: &SignedSeal,
+        id: BackupId,
+        target: TargetName,
+        archive_key: &str,
+    ) -> Option<Self> {
+        let s = seal.seal();
+        let e = s.encryption.as_ref()?;
+        let ms = i64::try_from(id.unix_ms()).ok()?;
+        let mut r = Self::creating(
+            id,
+            target,
+            BackupKind::Manual,
+            Timestamp::from_millisecond(ms).ok()?,
+        );
+        r.status = BackupStatus::Ready;
+        r.signer = Some(s.signer.to_string());
+        r.archive_key = Some(archive_key.to_owned());
+        r.archive_size = Some(s.archive_size);
+        r.archive_sha256 = Some(s.archive_sha256.to_string());
+        r.manifest_sha256 = Some(s.manifest_sha256.to_string());
+        r.manifest_offset = Some(s.manifest_offset);
+        r.manifest_length = Some(s.manifest_length);
+        r.parents = e
+            .parents
+            .iter()
+            .map(|p| BackupId::parse(p))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        r.status_message = Some(
+            "encrypted, recorded from its seal: its manifest (components, entries, label) needs an identity"
+                .to_owned(),
+        );
+        Some(r)
+    }
+
     /// A ready backup's record from its verified manifest and seal.
     pub fn from_sealed(manifest: &AnyManifest, seal: &SignedSeal, archive_key: &str) -> Self {
         let s = seal.seal();
