@@ -137,7 +137,8 @@ pub use cairn_catalog::{BackupFilter, BackupRecord, Cursor, Page, Verification};
 /// Encryption at rest (`docs/encryption.md`): age recipients a target
 /// encrypts to, and the identities that open its backups.
 pub use cairn_crypt::{
-    Identities as AgeIdentities, Identity as AgeIdentity, Recipient as AgeRecipient,
+    Error as AgeError, ErrorKind as AgeErrorKind, Identities as AgeIdentities,
+    Identity as AgeIdentity, Recipient as AgeRecipient,
 };
 pub use cairn_integrity::{KeyId, PublicKey, SigningKey};
 pub use cairn_job::idempotency::{IdempotencyConflict, IdempotencyKey};

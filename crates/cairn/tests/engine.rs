@@ -1840,3 +1840,50 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     let full = backed_up(&blind, BackupRequest::new()).await;
     assert!(blind.get(&full).await.unwrap().parents.is_empty());
 }
+
+/// An encrypted backup, an incremental one on top, both restored and fully
+/// verified through range reads of `store`.
+async fn encrypted_round_trip(store: &str, opts: StoreOptions) {
+    let svc = Service::new();
+    let ops = cairn::AgeIdentity::generate();
+    let vault = encrypted_vault(&svc, store, svc.target().encrypt_to(ops.recipient()))
+        .store_options(opts)
+        .age_identities(ops.into())
+        .open()
+        .await
+        .unwrap();
+    let first = backed_up(&vault, BackupRequest::new()).await;
+    std::fs::write(svc.root.join("app.toml"), "port = 7\n").unwrap();
+    let second = backed_up(&vault, BackupRequest::new()).await;
+    let record = vault.get(&second).await.unwrap();
+    assert_eq!(record.parents.len(), 1, "incremental through decryption");
+    assert!(record.archive_key.unwrap().ends_with(".tar.zst.age"));
+    for id in [&first, &second] {
+        let out = svc.tmp.path().join(format!("out-{id}"));
+        let job = restore_to(&vault, id, &out).await;
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        cairn_testkit::assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
+        let job = vault
+            .verify(id, VerifyTier::Full)
+            .await
+            .unwrap()
+            .wait()
+            .await;
+        assert_eq!(json_result(&job)["ok"], true, "{:?}", job.result);
+    }
+    vault.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_round_trip_s3_emulator() {
+    if let Some((store, opts)) = s3_emulator().await {
+        encrypted_round_trip(&store, opts).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_round_trip_azurite() {
+    if let Some((store, opts)) = azurite().await {
+        encrypted_round_trip(&store, opts).await;
+    }
+}

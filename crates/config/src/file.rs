@@ -40,6 +40,14 @@ pub struct File {
     pub store_options: StoreSettings,
     /// Job time limit, e.g. `2h`.
     pub job_timeout: Option<Interval>,
+    /// age recipients (`age1…`) every target's new backups are encrypted to,
+    /// unless the target names its own (`docs/encryption.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encrypt_to: Vec<String>,
+    /// age identity files (mode 0600) that open encrypted backups: one path
+    /// or a list (old identities keep opening old backups).
+    #[serde(default, skip_serializing_if = "Paths::is_empty")]
+    pub identity: Paths,
     /// Targets.
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetFile>,
@@ -143,6 +151,40 @@ pub struct TargetFile {
     /// A full backup at least this often, e.g. `7d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_every: Option<Interval>,
+    /// age recipients (`age1…`) its new backups are encrypted to, in place
+    /// of the installation's `encrypt_to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt_to: Option<Vec<String>>,
+}
+
+/// One path or a list of paths.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Paths {
+    /// None given.
+    #[default]
+    #[serde(skip)]
+    None,
+    /// One.
+    One(PathBuf),
+    /// Several.
+    Many(Vec<PathBuf>),
+}
+
+impl Paths {
+    /// The paths, in order.
+    pub fn to_vec(&self) -> Vec<PathBuf> {
+        match self {
+            Paths::None => Vec::new(),
+            Paths::One(p) => vec![p.clone()],
+            Paths::Many(v) => v.clone(),
+        }
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.to_vec().is_empty()
+    }
 }
 
 /// `[[target.component]]`: one component of a target.

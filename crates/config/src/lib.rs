@@ -44,7 +44,7 @@ use cairn_storage::StoreOptions;
 
 pub use crate::error::{Error, ErrorKind, Remedy};
 pub use crate::file::{
-    ComponentFile, File, Interval, ServerFile, StoreSettings, TargetFile, TokenFile,
+    ComponentFile, File, Interval, Paths, ServerFile, StoreSettings, TargetFile, TokenFile,
 };
 pub use crate::paths::target_for_path;
 pub use crate::state::{Rotated, create_once, home, key, rotate_key, trusted_keys, write_new};
@@ -77,6 +77,11 @@ pub struct Settings {
     pub job_timeout: Option<Duration>,
     /// The targets: the file's, then those `cairn backup DIR` made.
     pub targets: Vec<TargetConfig>,
+    /// The installation's age recipients (targets without their own
+    /// `encrypt_to` use them).
+    pub encrypt_to: Vec<cairn::AgeRecipient>,
+    /// The age identity files that open encrypted backups.
+    pub identities: Vec<PathBuf>,
     /// The `[server]` section.
     pub server: ServerFile,
     /// Where the configuration came from (none: zero configuration).
@@ -123,6 +128,22 @@ impl Settings {
         }
         if let Some(t) = self.job_timeout {
             b = b.job_timeout(t);
+        }
+        for path in &self.identities {
+            let ids = cairn::AgeIdentities::load(path).map_err(|e| {
+                let hint = match e.kind() {
+                    cairn::AgeErrorKind::InsecurePermissions => {
+                        Some(format!("chmod 600 {}", path.display()))
+                    }
+                    _ => None,
+                };
+                let err = Error::usage(e.to_string());
+                match hint {
+                    Some(h) => err.hint(h),
+                    None => err,
+                }
+            })?;
+            b = b.age_identities(ids);
         }
         for t in &self.targets {
             b = b.target(t.clone());
@@ -226,13 +247,15 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings, Error> {
     };
     let extra: Vec<PathBuf> = file.trust.iter().map(|p| resolve(p)).collect();
     let trusted = trusted_keys(&home, &extra)?;
+    let encrypt_to =
+        recipients(&file.encrypt_to).map_err(|e| Error::usage(format!("encrypt_to: {e}")))?;
     let mut targets = Vec::new();
     for t in file
         .targets
         .iter()
         .chain(paths::path_targets(&home)?.iter())
     {
-        let config = target(t, &resolve)?;
+        let config = target(t, &resolve, &encrypt_to)?;
         if targets.iter().any(|o: &TargetConfig| o.name == config.name) {
             continue;
         }
@@ -256,10 +279,20 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings, Error> {
         software_version: file.software_version.clone(),
         job_timeout: file.job_timeout.map(|i| i.0),
         targets,
+        encrypt_to,
+        identities: file.identity.to_vec().iter().map(|p| resolve(p)).collect(),
         server: file.server.clone(),
         source,
         home,
     })
+}
+
+/// Parses age recipients (`age1…`).
+fn recipients(texts: &[String]) -> Result<Vec<cairn::AgeRecipient>, String> {
+    texts
+        .iter()
+        .map(|t| t.parse().map_err(|e: cairn::AgeError| e.to_string()))
+        .collect()
 }
 
 impl StoreSettings {
@@ -291,9 +324,17 @@ pub fn duration(what: &str, text: &str) -> Result<Duration, Error> {
 pub(crate) fn target(
     t: &TargetFile,
     resolve: &dyn Fn(&Path) -> PathBuf,
+    encrypt_to: &[cairn::AgeRecipient],
 ) -> Result<TargetConfig, Error> {
     let usage = |m: String| Error::usage(format!("target {}: {m}", t.name));
     let mut config = TargetConfig::new(t.name.clone());
+    let own = match &t.encrypt_to {
+        Some(texts) => recipients(texts).map_err(|e| usage(format!("encrypt_to: {e}")))?,
+        None => encrypt_to.to_vec(),
+    };
+    for r in own {
+        config = config.encrypt_to(r);
+    }
     for c in &t.components {
         config = config.component(
             ComponentSpec::new(c.name.clone(), c.kind, resolve(&c.path)).optional(c.optional),

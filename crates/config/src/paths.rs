@@ -62,7 +62,9 @@ pub fn target_for_path(settings: &mut Settings, dir: &Path) -> Result<(String, b
     {
         // Another process remembered it since these settings were read.
         let name = t.name.to_string();
-        settings.targets.push(target(t, &|p: &Path| p.to_owned())?);
+        settings
+            .targets
+            .push(target(t, &|p: &Path| p.to_owned(), &settings.encrypt_to)?);
         return Ok((name, false));
     }
     let taken = |n: &str| {
@@ -88,15 +90,18 @@ pub fn target_for_path(settings: &mut Settings, dir: &Path) -> Result<(String, b
         retention: None,
         max_depth: None,
         full_every: None,
+        encrypt_to: None,
     };
     remembered.push(file.clone());
     let mut map = BTreeMap::new();
     map.insert("target".to_owned(), remembered);
     let text = toml::to_string(&map).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
     replace(&settings.home.join("paths.toml"), text.as_bytes(), 0o644)?;
-    settings
-        .targets
-        .push(target(&file, &|p: &Path| p.to_owned())?);
+    settings.targets.push(target(
+        &file,
+        &|p: &Path| p.to_owned(),
+        &settings.encrypt_to,
+    )?);
     Ok((name, true))
 }
 

@@ -40,7 +40,7 @@ pub fn home() -> Result<PathBuf, Error> {
 ///
 /// The folder or the file cannot be written.
 pub fn create_once(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = dir_of(path);
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, &e))?;
     let made = beside(path, bytes, mode, |tmp| {
         match std::fs::hard_link(tmp, path) {
@@ -99,7 +99,7 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
 /// Replaces `path` with `bytes` atomically (a synced temporary file renamed
 /// over it).
 pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = dir_of(path);
     beside(path, bytes, mode, |tmp| std::fs::rename(tmp, path))
         .map_err(|e| Error::io("writing", path, &e))?;
     sync_dir(dir)
@@ -112,6 +112,15 @@ fn tmp_name(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{}.{n}.tmp", std::process::id()));
     PathBuf::from(name)
+}
+
+/// The folder holding `path`: `.` for a bare file name (whose parent is
+/// the empty path, which cannot be opened or synced).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {

@@ -255,6 +255,14 @@ pub(crate) enum KeyCommand {
     },
     /// Print the public key (PEM) that verifies this installation's backups.
     ExportPublic,
+    /// Write a new age identity (mode 0600) and print its recipient, for
+    /// `encrypt_to` (on the hosts that write backups) and `identity` (where
+    /// they are restored). Backups encrypted to it cannot be restored
+    /// without it: keep a copy offline.
+    AgeGenerate {
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Start signing with a new key on purpose; the old key stays trusted
     /// for the backups it signed (its public key is kept in the state folder).
     Rotate {

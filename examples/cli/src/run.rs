@@ -40,6 +40,25 @@ pub(crate) async fn run(cmd: Command, config_path: Option<&Path>, ui: &Ui) -> Re
             });
             return Ok(());
         }
+        Command::Key(KeyCommand::AgeGenerate { output }) => {
+            let identity = cairn::AgeIdentity::generate();
+            config::write_new(output, identity.to_file_text().as_bytes(), 0o600)?;
+            let recipient = identity.recipient();
+            ui.out(
+                &serde_json::json!({
+                    "identity": output,
+                    "recipient": recipient.to_string(),
+                    "fingerprint": recipient.fingerprint(),
+                }),
+                || {
+                    format!(
+                        "wrote {}\nrecipient: {recipient}\nBackups encrypted to this recipient cannot be restored without this identity file: keep a copy offline.",
+                        output.display()
+                    )
+                },
+            );
+            return Ok(());
+        }
         Command::Backup(BackupArgs {
             no_wait: true,
             detached: false,
@@ -356,7 +375,11 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
         }
         Command::Init { .. }
         | Command::Backup(_)
-        | Command::Key(KeyCommand::Generate { .. } | KeyCommand::Rotate { .. }) => {
+        | Command::Key(
+            KeyCommand::Generate { .. }
+            | KeyCommand::AgeGenerate { .. }
+            | KeyCommand::Rotate { .. },
+        ) => {
             unreachable!("handled before the vault is opened")
         }
     }

@@ -809,3 +809,70 @@ fn a_second_backup_is_incremental_says_so_restores_and_downloads_whole() {
     let full = env.json(&["backup", s(&site), "--full"]);
     assert!(full.get("parent").is_none(), "{full}");
 }
+
+#[test]
+fn encrypted_backups_from_the_configuration_restore_with_the_identity_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let site = env.path("site");
+    random_tree(&site, 9, &TreeOptions::default().entries(30)).unwrap();
+    let made = env.json(&["key", "age-generate", "-o", "ops.txt"]);
+    let recipient = made["recipient"].as_str().unwrap().to_owned();
+    assert!(recipient.starts_with("age1"), "{made}");
+    let id_file = env.path("ops.txt");
+    let mode = std::fs::metadata(&id_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = env.run(&["key", "age-generate", "-o", "ops.txt"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    let target = format!(
+        "[[target]]\nname = \"web\"\n[[target.component]]\nname = \"site\"\nkind = \"dir\"\npath = \"{}\"\n",
+        s(&site)
+    );
+    let config = env.path("cairn.toml");
+    let with = |identity: &str, to: &str| {
+        std::fs::write(
+            &config,
+            format!("encrypt_to = [\"{to}\"]\n{identity}{target}"),
+        )
+        .unwrap();
+    };
+    with("identity = \"ops.txt\"\n", &recipient);
+    let backup = env.json(&["backup", "web"]);
+    let id = backup["backup_id"].as_str().unwrap().to_owned();
+    let object = env
+        .home()
+        .join(format!("store/targets/web/backups/{id}.tar.zst.age"));
+    let stored = std::fs::read(&object).unwrap();
+    assert!(stored.starts_with(b"age-encryption.org/v1\n"));
+    let out = env.path("out");
+    env.ok(&["restore", &id, "--to", s(&out)]);
+    assert_trees_equal(&site, &out.join("site"), true);
+
+    // Without the identity the backup is there but does not restore.
+    with("", &recipient);
+    let err = env.fails(&["restore", &id, "--to", s(&env.path("out2"))], 4);
+    assert!(
+        err.contains("no identity matches this backup's recipients"),
+        "{err}"
+    );
+    assert!(!env.path("out2").exists());
+
+    // An identity file others can read, and a recipient that is not one,
+    // are refused by name before anything runs.
+    with("identity = \"ops.txt\"\n", &recipient);
+    std::fs::set_permissions(&id_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = env.fails(&["list"], 2);
+    assert!(
+        err.contains(s(&id_file)) && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&id_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    with("", "age1notarecipient");
+    let err = env.fails(&["list"], 2);
+    assert!(
+        err.contains("encrypt_to") && err.contains("age1notarecipient"),
+        "{err}"
+    );
+}
