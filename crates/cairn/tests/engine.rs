@@ -1836,6 +1836,32 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
         }
     }
     assert!(!out2.exists(), "nothing was restored");
+    // Without an identity the quick and sample tiers check what the seal
+    // covers (the sample tier: every stored byte); the full tier cannot.
+    for (tier, ok) in [
+        (VerifyTier::Quick, true),
+        (VerifyTier::Sample, true),
+        (VerifyTier::Full, false),
+    ] {
+        let job = blind.verify(&id, tier).await.unwrap().wait().await;
+        let r = json_result(&job);
+        assert_eq!(r["ok"], ok, "{tier:?}: {r}");
+    }
+    let path = Path::new(&store).join(&object);
+    let mut damaged = stored.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    std::fs::write(&path, &damaged).unwrap();
+    let job = blind
+        .verify(&id, VerifyTier::Sample)
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    let r = json_result(&job);
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["message"].as_str().unwrap().contains("SHA-256"), "{r}");
+    std::fs::write(&path, &stored).unwrap();
     // Backing up without an identity still works: a full backup.
     let full = backed_up(&blind, BackupRequest::new()).await;
     assert!(blind.get(&full).await.unwrap().parents.is_empty());
