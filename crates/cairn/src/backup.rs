@@ -136,6 +136,11 @@ impl Vault {
     /// [`Error::Idempotency`].
     pub async fn backup(&self, target: &str, req: BackupRequest) -> Result<JobHandle, Error> {
         let config = self.inner.target(target)?.clone();
+        if self.inner.require_encryption && config.encrypt_to.is_empty() {
+            return Err(Error::Config(format!(
+                "target {target} has no recipients (encrypt_to) and this installation requires encryption"
+            )));
+        }
         check_texts(req.label.as_deref(), req.description.as_deref())?;
         let components = select(&config, &req.include)?;
         let mut record = self.inner.creating(

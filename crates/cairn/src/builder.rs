@@ -46,6 +46,7 @@ pub struct VaultBuilder {
     key: Option<SigningKey>,
     trusted: Vec<PublicKey>,
     identities: cairn_crypt::Identities,
+    require_encryption: bool,
     origin: Option<OriginId>,
     targets: Vec<TargetConfig>,
     job_timeout: Duration,
@@ -79,6 +80,7 @@ impl VaultBuilder {
             key: None,
             trusted: Vec::new(),
             identities: cairn_crypt::Identities::new(),
+            require_encryption: false,
             origin: None,
             targets: Vec::new(),
             job_timeout: DEFAULT_JOB_TIMEOUT,
@@ -138,6 +140,16 @@ impl VaultBuilder {
     #[must_use]
     pub fn age_identities(mut self, identities: cairn_crypt::Identities) -> Self {
         self.identities.extend(identities);
+        self
+    }
+
+    /// Refuses to write a backup that is not encrypted (a target without
+    /// recipients, an upload) and to restore one in place: a store whose
+    /// owner swapped in plain backups, or a target left unencrypted by
+    /// mistake, is refused rather than trusted (`docs/encryption.md`).
+    #[must_use]
+    pub fn require_encryption(mut self, on: bool) -> Self {
+        self.require_encryption = on;
         self
     }
 
@@ -314,6 +326,7 @@ impl VaultBuilder {
             key: Arc::new(key),
             trusted,
             identities: Arc::new(self.identities),
+            require_encryption: self.require_encryption,
             origin,
             targets: std::sync::RwLock::new(targets),
             journals: state_dir.join("journals"),

@@ -157,6 +157,18 @@ impl Vault {
                 });
             }
         };
+        // A plain backup is not restored in place where encryption is
+        // required (its seal, signed, says whether it is encrypted).
+        if in_place && self.inner.require_encryption {
+            let (seal, _) = crate::verify::read_seal(&self.inner, &record)
+                .await?
+                .map_err(|why| Error::Verification(format!("backup {id}: {why}")))?;
+            if seal.seal().encryption.is_none() {
+                return Err(Error::Verification(format!(
+                    "backup {id} is not encrypted and this installation requires encryption: restore it elsewhere (--to) to look at it"
+                )));
+            }
+        }
         // What the job would refuse half-way is refused now, from the
         // authenticated manifest (which the job reads again).
         let manifest = self.open_manifest(id).await?;

@@ -103,6 +103,11 @@ impl Vault {
         // The ingest reads synchronously on a blocking thread.
         let input = tokio_util::io::SyncIoBridge::new(input);
         let config = self.inner.target(target)?.clone();
+        if self.inner.require_encryption {
+            return Err(Error::Unsupported(format!(
+                "this installation requires encryption and uploads are stored as they come: an upload to {target} would be a plain backup"
+            )));
+        }
         crate::backup::check_texts(req.label.as_deref(), req.description.as_deref())?;
         let record = self.inner.creating(
             &config.name,

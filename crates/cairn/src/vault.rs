@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     pub(crate) trusted: Vec<PublicKey>,
     /// The age identities that open encrypted backups.
     pub(crate) identities: Arc<cairn_crypt::Identities>,
+    /// Plain backups are neither written nor restored in place.
+    pub(crate) require_encryption: bool,
     pub(crate) origin: OriginId,
     /// The targets, with the settings changed at run time applied.
     pub(crate) targets: std::sync::RwLock<BTreeMap<String, TargetConfig>>,

@@ -1913,3 +1913,60 @@ async fn encrypted_round_trip_azurite() {
         encrypted_round_trip(&store, opts).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_encryption_refuses_plain_backups_and_their_in_place_restores() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    let plain = encrypted_vault(&svc, &store, svc.target())
+        .open()
+        .await
+        .unwrap();
+    let old = backed_up(&plain, BackupRequest::new()).await;
+    plain.shutdown(Duration::from_secs(5)).await;
+
+    let strict = encrypted_vault(&svc, &store, svc.target())
+        .require_encryption(true)
+        .open()
+        .await
+        .unwrap();
+    let err = strict
+        .backup("svc", BackupRequest::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "config", "{err}");
+    assert!(err.to_string().contains("requires encryption"), "{err}");
+    let err = strict
+        .upload("svc", &b""[..], cairn::UploadRequest::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("requires encryption"), "{err}");
+    let err = strict
+        .restore(&old, RestoreRequest::new().confirm())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "verification_failed", "{err}");
+    assert!(err.to_string().contains("is not encrypted"), "{err}");
+    // Elsewhere it may be looked at.
+    let out = svc.tmp.path().join("look");
+    let job = restore_to(&strict, &old, &out).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    strict.shutdown(Duration::from_secs(5)).await;
+
+    // An encrypted target backs up and restores in place.
+    let ops = cairn::AgeIdentity::generate();
+    let strict = encrypted_vault(&svc, &store, svc.target().encrypt_to(ops.recipient()))
+        .require_encryption(true)
+        .age_identities(ops.into())
+        .open()
+        .await
+        .unwrap();
+    let new = backed_up(&strict, BackupRequest::new()).await;
+    let job = strict
+        .restore(&new, RestoreRequest::new().confirm())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+}

@@ -48,6 +48,10 @@ pub struct File {
     /// or a list (old identities keep opening old backups).
     #[serde(default, skip_serializing_if = "Paths::is_empty")]
     pub identity: Paths,
+    /// Refuse to write a backup that is not encrypted, and to restore one
+    /// in place.
+    #[serde(default)]
+    pub require_encryption: bool,
     /// Targets.
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetFile>,

@@ -82,6 +82,8 @@ pub struct Settings {
     pub encrypt_to: Vec<cairn::AgeRecipient>,
     /// The age identity files that open encrypted backups.
     pub identities: Vec<PathBuf>,
+    /// Whether plain backups are refused (written or restored in place).
+    pub require_encryption: bool,
     /// The `[server]` section.
     pub server: ServerFile,
     /// Where the configuration came from (none: zero configuration).
@@ -129,6 +131,7 @@ impl Settings {
         if let Some(t) = self.job_timeout {
             b = b.job_timeout(t);
         }
+        b = b.require_encryption(self.require_encryption);
         for path in &self.identities {
             let ids = cairn::AgeIdentities::load(path).map_err(|e| {
                 let hint = match e.kind() {
@@ -281,6 +284,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings, Error> {
         targets,
         encrypt_to,
         identities: file.identity.to_vec().iter().map(|p| resolve(p)).collect(),
+        require_encryption: file.require_encryption,
         server: file.server.clone(),
         source,
         home,
