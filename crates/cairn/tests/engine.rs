@@ -1733,6 +1733,14 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     let record = vault.get(&id).await.unwrap();
     let object = record.archive_key.clone().unwrap();
     assert!(object.ends_with(".tar.zst.age"), "{object}");
+    assert_eq!(
+        record.recipients,
+        [
+            ops.recipient().fingerprint(),
+            recovery.recipient().fingerprint()
+        ],
+        "the record names the recipients by fingerprint"
+    );
     let stored = std::fs::read(Path::new(&store).join(&object)).unwrap();
     assert!(stored.starts_with(b"age-encryption.org/v1\n"));
     assert!(
@@ -1805,6 +1813,7 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     assert_eq!(report.backups, 2, "{report:?}");
     let seen = blind.get(&next).await.unwrap();
     assert!(seen.status.is_ready());
+    assert_eq!(seen.recipients, record.recipients, "from the seal alone");
     assert_eq!(seen.parents, next_record.parents);
     assert!(
         seen.status_message

@@ -98,6 +98,9 @@ pub struct BackupRecord {
     /// nearest first (its parent, then the parent's own chain); empty for a
     /// full backup.
     pub parents: Vec<BackupId>,
+    /// For an encrypted backup, the fingerprints of the age recipients it
+    /// was encrypted to (from its seal); empty for one stored in the clear.
+    pub recipients: Vec<String>,
 }
 
 impl BackupRecord {
@@ -142,6 +145,7 @@ impl BackupRecord {
             source_signer: None,
             source_trusted: None,
             parents: Vec::new(),
+            recipients: Vec::new(),
         }
     }
 
@@ -180,6 +184,7 @@ impl BackupRecord {
             .map(|p| BackupId::parse(p))
             .collect::<Result<_, _>>()
             .ok()?;
+        r.recipients.clone_from(&e.recipients);
         r.status_message = Some(
             "encrypted, recorded from its seal: its manifest (components, entries, label) needs an identity"
                 .to_owned(),
@@ -240,6 +245,11 @@ impl BackupRecord {
             parents: manifest
                 .v2()
                 .map(|r| r.manifest().parents.iter().map(|p| p.backup_id).collect())
+                .unwrap_or_default(),
+            recipients: s
+                .encryption
+                .as_ref()
+                .map(|e| e.recipients.clone())
                 .unwrap_or_default(),
         }
     }
@@ -339,7 +349,7 @@ pub struct Page {
 pub const MAX_PAGE: usize = 1000;
 
 /// The stored columns, in the order of [`read_row`].
-const COLUMNS: &str = "id, target, kind, status, label, description, created_at, duration_ms, origin, signer, codec, components, entries, data_bytes, archive_key, archive_size, archive_sha256, manifest_sha256, manifest_offset, manifest_length, pinned, deleted_at, verified_at, verify_tier, verify_ok, verify_message, status_message, hostname, model, serial, software_version, component_kinds, source_signer, source_trusted, parents";
+const COLUMNS: &str = "id, target, kind, status, label, description, created_at, duration_ms, origin, signer, codec, components, entries, data_bytes, archive_key, archive_size, archive_sha256, manifest_sha256, manifest_offset, manifest_length, pinned, deleted_at, verified_at, verify_tier, verify_ok, verify_message, status_message, hostname, model, serial, software_version, component_kinds, source_signer, source_trusted, parents, recipients";
 
 /// A backup's status as it is now: the stored one, except that a ready
 /// backup read by an unfinished restore or reset job is `restoring`.
@@ -381,6 +391,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<BackupRecord> {
     let verified_at: Option<i64> = row.get(22)?;
     let kinds: String = row.get(31)?;
     let parents: String = row.get(34)?;
+    let recipients: String = row.get(35)?;
     Ok(BackupRecord {
         id: BackupId::parse(&id).map_err(|e| bad(0, format!("backup id {id:?}: {e}")))?,
         target: TargetName::parse(&target)
@@ -426,6 +437,8 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<BackupRecord> {
         source_signer: row.get(32)?,
         source_trusted: row.get::<_, Option<i64>>(33)?.map(|v| v != 0),
         parents: serde_json::from_str(&parents).map_err(|e| bad(34, format!("parents: {e}")))?,
+        recipients: serde_json::from_str(&recipients)
+            .map_err(|e| bad(35, format!("recipients: {e}")))?,
     })
 }
 
@@ -444,7 +457,8 @@ impl Catalog {
         let kinds = serde_json::to_string(&r.component_kinds).expect("kinds serialise");
         let v = r.verification.as_ref();
         let parents = serde_json::to_string(&r.parents).expect("ids serialise");
-        let slots: Vec<String> = (1..=35).map(|i| format!("?{i}")).collect();
+        let recipients = serde_json::to_string(&r.recipients).expect("strings serialise");
+        let slots: Vec<String> = (1..=36).map(|i| format!("?{i}")).collect();
         tx.execute(
             &format!("{verb} backups ({COLUMNS}) VALUES ({})", slots.join(", ")),
             params![
@@ -483,6 +497,7 @@ impl Catalog {
                 r.source_signer,
                 r.source_trusted.map(i64::from),
                 parents,
+                recipients,
             ],
         )
     }

@@ -225,6 +225,12 @@ pub struct BackupView {
     /// What this backup added to the store (its archive's bytes); the state
     /// it describes is `data_bytes`.
     pub stored_bytes: Option<u64>,
+    /// Whether its archive is stored encrypted (an age file:
+    /// `docs/encryption.md`).
+    pub encrypted: bool,
+    /// The fingerprints (16 hex digits) of the age recipients it was
+    /// encrypted to; empty when it is stored in the clear. Never the keys.
+    pub recipients: Vec<String>,
 }
 
 /// Who made a backup.
@@ -324,6 +330,8 @@ impl From<&BackupRecord> for BackupView {
             depth: r.depth() as u64,
             chain: r.parents.iter().map(ToString::to_string).collect(),
             stored_bytes: r.archive_size,
+            encrypted: !r.recipients.is_empty(),
+            recipients: r.recipients.clone(),
         }
     }
 }

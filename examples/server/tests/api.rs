@@ -248,6 +248,8 @@ async fn lifecycle(server: Server) {
     assert_eq!(record["depth"], 0);
     assert_eq!(record["chain"], serde_json::json!([]));
     assert_eq!(record["stored_bytes"], size);
+    assert_eq!(record["encrypted"], false);
+    assert_eq!(record["recipients"], serde_json::json!([]));
     let (_, manifest) = server.get(&format!("/v1/backups/{id}/manifest")).await;
     assert!(manifest.is_object());
     assert_eq!(manifest["version"], "2.1", "the engine writes format 2.1");
