@@ -498,11 +498,7 @@ async fn run(
     let signing = Arc::clone(&inner.key);
     let scratch = ctx.scratch();
     let recipients = config.encrypt_to.clone();
-    let extension = if recipients.is_empty() {
-        EXTENSION
-    } else {
-        ENCRYPTED_EXTENSION
-    };
+    let extension = Sink::extension(&recipients);
     let (record, written) = publish(&inner, &ctx, &config.name, (id, extension), move |out| {
         std::fs::create_dir_all(&scratch)
             .map_err(|e| Error::Config(format!("creating {}: {e}", scratch.display())))?;
@@ -513,34 +509,10 @@ async fn run(
             scratch: &scratch,
             full_read,
         };
-        if recipients.is_empty() {
-            let mut w = ArchiveWriter::new(out, meta, opts)?;
-            fill.write_into(&mut w)?;
-            let (out, written) = split(w.finish(&signing)?);
-            out.close()?;
-            return Ok(written);
-        }
-        // The archive is encrypted as it is written; the seal covers the
-        // stored (encrypted) bytes, hashed below the encryption.
-        let sink =
-            EncryptingWriter::new(HashingWriter::new(out), &recipients).map_err(crypt_error)?;
-        let mut w = ArchiveWriter::new(sink, meta, opts)?;
+        let mut w = ArchiveWriter::new(Sink::new(out, &recipients)?, meta, opts)?;
         fill.write_into(&mut w)?;
-        let (sink, plain) = split(w.finish(&signing)?);
-        let (out, sha256, size) =
-            sink.finish()
-                .map_err(crypt_error)?
-                .finish()
-                .map_err(|source| {
-                    Error::Archive(cairn_archive::Error::Io {
-                        op: "handing the archive to the upload",
-                        path: None,
-                        source,
-                    })
-                })?;
-        let written = seal_encrypted(plain, size, sha256, &recipients, &signing)?;
-        out.close()?;
-        Ok(written)
+        let (sink, written) = split(w.finish(&signing)?);
+        sink.close(written, &recipients, &signing)
     })
     .await?;
     totals.await.map_err(task)?;
@@ -665,6 +637,89 @@ impl Fill<'_> {
             capture(w, spec, self.scratch, &CaptureOptions::default())?;
         }
         Ok(())
+    }
+}
+
+/// Where an archive being made goes: the upload as it is, or encrypted to
+/// the target's recipients on its way (the seal then covers the stored
+/// bytes, hashed below the encryption).
+pub(crate) enum Sink {
+    /// Stored in the clear.
+    Plain(ArchiveSink),
+    /// Encrypted as it is written.
+    Encrypted(EncryptingWriter<HashingWriter<ArchiveSink>>),
+}
+
+impl Sink {
+    /// The object's extension for a target encrypting to `recipients`.
+    pub(crate) fn extension(recipients: &[cairn_crypt::Recipient]) -> &'static str {
+        if recipients.is_empty() {
+            EXTENSION
+        } else {
+            ENCRYPTED_EXTENSION
+        }
+    }
+
+    /// `out`, encrypting to `recipients` if there are any.
+    pub(crate) fn new(
+        out: ArchiveSink,
+        recipients: &[cairn_crypt::Recipient],
+    ) -> Result<Self, Error> {
+        if recipients.is_empty() {
+            return Ok(Sink::Plain(out));
+        }
+        EncryptingWriter::new(HashingWriter::new(out), recipients)
+            .map(Sink::Encrypted)
+            .map_err(crypt_error)
+    }
+
+    /// Hands the last bytes to the upload; what the finished archive
+    /// `written` states, with the seal of the stored object when it was
+    /// encrypted.
+    pub(crate) fn close(
+        self,
+        written: Written,
+        recipients: &[cairn_crypt::Recipient],
+        key: &SigningKey,
+    ) -> Result<Written, Error> {
+        match self {
+            Sink::Plain(out) => {
+                out.close()?;
+                Ok(written)
+            }
+            Sink::Encrypted(w) => {
+                let (out, sha256, size) =
+                    w.finish()
+                        .map_err(crypt_error)?
+                        .finish()
+                        .map_err(|source| {
+                            Error::Archive(cairn_archive::Error::Io {
+                                op: "handing the archive to the upload",
+                                path: None,
+                                source,
+                            })
+                        })?;
+                let sealed = seal_encrypted(written, size, sha256, recipients, key)?;
+                out.close()?;
+                Ok(sealed)
+            }
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Plain(w) => w.write(data),
+            Sink::Encrypted(w) => w.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Encrypted(w) => w.flush(),
+        }
     }
 }
 

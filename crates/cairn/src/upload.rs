@@ -10,7 +10,7 @@ use cairn_job::{JobKind, JobResult, Phase, ProgressUpdate, UploadResult};
 use cairn_manifest::{BackupKind, ComponentName};
 use serde::Serialize;
 
-use crate::backup::{archive_meta, finish, publish, recording, split};
+use crate::backup::{Sink, archive_meta, finish, publish, recording, split};
 use crate::error::Error;
 use crate::jobs::{Failure, JobCtx, JobHandle, Spec};
 use crate::target::TargetConfig;
@@ -103,9 +103,9 @@ impl Vault {
         // The ingest reads synchronously on a blocking thread.
         let input = tokio_util::io::SyncIoBridge::new(input);
         let config = self.inner.target(target)?.clone();
-        if self.inner.require_encryption {
-            return Err(Error::Unsupported(format!(
-                "this installation requires encryption and uploads are stored as they come: an upload to {target} would be a plain backup"
+        if self.inner.require_encryption && config.encrypt_to.is_empty() {
+            return Err(Error::Config(format!(
+                "target {target} has no recipients (encrypt_to) and this installation requires encryption"
             )));
         }
         crate::backup::check_texts(req.label.as_deref(), req.description.as_deref())?;
@@ -168,13 +168,17 @@ async fn ingest_upload<R: Read + Send + 'static>(
     let signing = Arc::clone(&inner.key);
     let source = Arc::new(Mutex::new(UploadResult::default()));
     let seen = Arc::clone(&source);
+    let recipients = config.encrypt_to.clone();
+    let identities = Arc::clone(&inner.identities);
     let (record, written) = publish(
         &inner,
         &ctx,
         &config.name,
-        (record.id, crate::backup::EXTENSION),
+        (record.id, Sink::extension(&recipients)),
         move |out| {
-            let ingested = ingest(input, out, meta, &signing, &opts)?;
+            let input = decrypted(input, &identities)?;
+            let sink = Sink::new(out, &recipients)?;
+            let ingested = ingest(input, sink, meta, &signing, &opts)?;
             {
                 let mut s = seen
                     .lock()
@@ -183,9 +187,8 @@ async fn ingest_upload<R: Read + Send + 'static>(
                 s.source_size = ingested.source_size;
                 s.source_sha256 = ingested.source_sha256.to_string();
             }
-            let (out, written) = split(ingested.archive);
-            out.close()?;
-            Ok(written)
+            let (sink, written) = split(ingested.archive);
+            sink.close(written, &recipients, &signing)
         },
     )
     .await?;
@@ -196,4 +199,38 @@ async fn ingest_upload<R: Read + Send + 'static>(
     );
     made.backup = finish(&inner, &ctx, &config, &record, &written).await?;
     Ok(JobResult::Upload(made))
+}
+
+/// The upload as the ingest reads it: an age file (a Cairn archive or a
+/// tarball someone encrypted with `age -r`) decrypted with the vault's
+/// identities, anything else as it comes.
+fn decrypted<R: Read + Send + 'static>(
+    mut input: R,
+    identities: &cairn_crypt::Identities,
+) -> Result<Box<dyn Read + Send>, Error> {
+    let mut head = Vec::with_capacity(32);
+    (&mut input)
+        .take(32)
+        .read_to_end(&mut head)
+        .map_err(|source| {
+            Error::Archive(cairn_archive::Error::Io {
+                op: "reading the upload",
+                path: None,
+                source,
+            })
+        })?;
+    let whole = std::io::Cursor::new(head).chain(input);
+    if !cairn_crypt::is_age(whole.get_ref().0.get_ref()) {
+        return Ok(Box::new(whole));
+    }
+    cairn_crypt::DecryptingReader::new(whole, identities)
+        .map(|r| Box::new(r) as Box<dyn Read + Send>)
+        .map_err(|e| match e.kind() {
+            cairn_crypt::ErrorKind::Io => Error::Archive(cairn_archive::Error::Io {
+                op: "reading the upload",
+                path: None,
+                source: std::io::Error::other(e.to_string()),
+            }),
+            _ => Error::Verification(format!("the uploaded age file: {e}")),
+        })
 }

@@ -1979,3 +1979,89 @@ async fn required_encryption_refuses_plain_backups_and_their_in_place_restores()
         .await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_encrypted_on_ingest_and_an_age_encrypted_archive_uploads_and_restores() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    let plain = encrypted_vault(&svc, &store, svc.target())
+        .open()
+        .await
+        .unwrap();
+    let id = backed_up(&plain, BackupRequest::new()).await;
+    let mut stream = plain.open_archive(&id, None).await.unwrap();
+    let mut archive = Vec::new();
+    while let Some(piece) = futures::StreamExt::next(&mut stream).await {
+        archive.extend_from_slice(&piece.unwrap());
+    }
+    plain.shutdown(Duration::from_secs(5)).await;
+
+    let ops = cairn::AgeIdentity::generate();
+    let target = svc.target().encrypt_to(ops.recipient());
+    let vault = encrypted_vault(&svc, &store, target.clone())
+        .require_encryption(true)
+        .age_identities(ops.clone().into())
+        .open()
+        .await
+        .unwrap();
+    let upload = |bytes: Vec<u8>| {
+        let vault = &vault;
+        async move {
+            vault
+                .upload(
+                    "svc",
+                    std::io::Cursor::new(bytes),
+                    cairn::UploadRequest::new(),
+                )
+                .await
+                .unwrap()
+                .wait()
+                .await
+        }
+    };
+    // A plain archive uploaded to an encrypted target is stored encrypted.
+    let job = upload(archive.clone()).await;
+    let first = backup_id(&job);
+    let record = vault.get(&first).await.unwrap();
+    assert!(record.archive_key.unwrap().ends_with(".tar.zst.age"));
+    assert_eq!(record.recipients, [ops.recipient().fingerprint()]);
+
+    // One the age command encrypted elsewhere is decrypted on ingest.
+    let Some(age) = require_tool("age") else {
+        return;
+    };
+    let plain_file = svc.tmp.path().join("x.tar.zst");
+    std::fs::write(&plain_file, &archive).unwrap();
+    let sealed = svc.tmp.path().join("x.tar.zst.age");
+    cairn_testkit::run_ok(
+        Command::new(&age)
+            .arg("-r")
+            .arg(ops.recipient().to_string())
+            .arg("-o")
+            .arg(&sealed)
+            .arg(&plain_file),
+    );
+    let job = upload(std::fs::read(&sealed).unwrap()).await;
+    let second = backup_id(&job);
+    for id in [&first, &second] {
+        let out = svc.tmp.path().join(format!("out-{id}"));
+        let job = restore_to(&vault, id, &out).await;
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        cairn_testkit::assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
+    }
+    // Encrypted to someone else: refused, nothing stored.
+    let stranger = cairn::AgeIdentity::generate();
+    cairn_testkit::run_ok(
+        Command::new(&age)
+            .arg("-r")
+            .arg(stranger.recipient().to_string())
+            .arg("-o")
+            .arg(&sealed)
+            .arg(&plain_file),
+    );
+    let job = upload(std::fs::read(&sealed).unwrap()).await;
+    assert_eq!(job.state, JobState::Failed);
+    let err = job.error.unwrap();
+    assert_eq!(err.code, "verification_failed", "{err:?}");
+    assert!(err.message.contains("no identity matches"), "{err:?}");
+}
