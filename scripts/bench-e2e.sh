@@ -13,8 +13,14 @@
 #   cairn backup    bench-e2e backup (capture, compress, hash, upload, seal, catalog, retention)
 #   peer restore    zstd -dc file | tar -xf -
 #   cairn restore   bench-e2e restore --to (range reads, verify every entry, stage, commit)
+#   age backup/restore  the same, the target encrypted to an age recipient
+#                   (BENCH_AGE: the stored object is an age file)
+#   restic backup/restore  restic 0.14+ (always encrypted) into a fresh
+#                   repository each round (Debian's restic, installed when
+#                   missing and running as root; AGE_ONLY=1 skips it)
 # and prints median throughput, the ratio to the peer and peak RSS.
-# Targets (issue 5): backup and restore >= 0.9x the peer, RSS <= 96 MiB.
+# Targets (issue 5): backup and restore >= 0.9x the peer, RSS <= 96 MiB;
+# (issue 20) encrypted within 10% of the plain throughput.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +30,14 @@ BASE=${BENCH_DIR:-/dev/shm/cairn-e2e}
 for tool in tar zstd python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
 done
+if [ -z "${AGE_ONLY:-}" ] && ! command -v restic >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
+  else
+    echo "missing: restic (Debian package restic; AGE_ONLY=1 runs without it)" >&2; exit 2
+  fi
+fi
+export RESTIC_PASSWORD=bench
 cargo build --quiet --release --locked -p cairn-benches --bin gen-dataset --bin bench-e2e
 BIN=target/release
 . scripts/dataset.sh
@@ -46,21 +60,36 @@ for _ in $(seq "$ROUNDS"); do
   run "$logs/peer-restore" bash -c "zstd -dc '$BASE/peer.tar.zst' | tar -xf - -C '$BASE/out'"
   rm -rf "$BASE/out"
   run "$logs/cairn-restore" "$BIN/bench-e2e" restore "$BASE/state" "$BASE/data" "$BASE/out"
+  diff -r "$BASE/data" "$BASE/out/data" >/dev/null || { echo "the restored tree differs from the source" >&2; exit 1; }
+  rm -rf "$BASE/state-age" "$BASE/out"
+  run "$logs/age-backup" env BENCH_AGE=1 "$BIN/bench-e2e" backup "$BASE/state-age" "$BASE/data"
+  run "$logs/age-restore" env BENCH_AGE=1 "$BIN/bench-e2e" restore "$BASE/state-age" "$BASE/data" "$BASE/out"
+  diff -r "$BASE/data" "$BASE/out/data" >/dev/null || { echo "the encrypted restore differs from the source" >&2; exit 1; }
+  if [ -z "${AGE_ONLY:-}" ]; then
+    rm -rf "$BASE/restic" "$BASE/out"
+    restic init --quiet --repo "$BASE/restic" >/dev/null
+    run "$logs/restic-backup" restic backup --quiet --repo "$BASE/restic" "$BASE/data"
+    run "$logs/restic-restore" restic restore --quiet --repo "$BASE/restic" latest --target "$BASE/out"
+  fi
+  rm -rf "$BASE/out"
 done
-diff -r "$BASE/data" "$BASE/out/data" >/dev/null || { echo "the restored tree differs from the source" >&2; exit 1; }
 archive=$(find "$BASE/state/store" -name '*.tar.zst' -printf '%s\n' | head -1)
 
 printf '%-14s %9s %9s %7s %10s\n' operation seconds MB/s ratio peakRSS
 for op in backup restore; do
   peer=$(cut -d' ' -f1 "$logs/peer-$op" | median)
-  cairn=$(cut -d' ' -f1 "$logs/cairn-$op" | median)
-  for who in peer cairn; do
-    s=$([ $who = peer ] && echo "$peer" || echo "$cairn")
+  for who in peer cairn age restic; do
+    [ -f "$logs/$who-$op" ] || continue
+    s=$(cut -d' ' -f1 "$logs/$who-$op" | median)
     rss=$(cut -d' ' -f2 "$logs/$who-$op" | median)
-    ratio=$([ $who = cairn ] && awk -v p="$peer" -v c="$cairn" 'BEGIN {printf "%.2fx", p / c}' || echo "")
+    ratio=$([ $who != peer ] && awk -v p="$peer" -v c="$s" 'BEGIN {printf "%.2fx", p / c}' || echo "")
     printf '%-14s %9s %9.0f %7s %8.1fMiB\n' "$who $op" "$s" "$(awk -v b="$bytes" -v s="$s" 'BEGIN {print b/s/1e6}')" "$ratio" "$(awk -v k="$rss" 'BEGIN {print k/1024}')"
   done
 done
-printf 'dataset %d bytes; peer archive %d bytes, cairn archive %d bytes\n' "$bytes" "$(stat -c %s "$BASE/peer.tar.zst")" "$archive"
+printf 'dataset %d bytes; peer archive %d bytes, cairn archive %d bytes, encrypted %d bytes\n' "$bytes" "$(stat -c %s "$BASE/peer.tar.zst")" "$archive" "$(find "$BASE/state-age/store" -name '*.tar.zst.age' -printf '%s\n' | head -1)"
+for op in backup restore; do
+  awk -v c="$(cut -d' ' -f1 "$logs/cairn-$op" | median)" -v a="$(cut -d' ' -f1 "$logs/age-$op" | median)" -v op="$op" \
+    'BEGIN {printf "encrypted %s costs %.1f%% of the plain %s time\n", op, 100 * (a - c) / c, op}'
+done
 echo "(ratio = peer seconds / cairn seconds, medians of $ROUNDS interleaved rounds; peak RSS of the cairn process, of the zstd/tar pipeline's largest process for the peer)"
 rm -rf "$BASE"

@@ -13,6 +13,10 @@
 //! embedding service would use it: capture, compression, streaming upload,
 //! seal and catalog for a backup; range reads, verification and staging for
 //! a restore.
+//!
+//! With `BENCH_AGE` set (to anything), the target encrypts to an age
+//! identity kept in `STATE_DIR/age.txt` (made on first use), which the
+//! vault also opens its backups with (`docs/encryption.md`).
 #![allow(clippy::print_stdout)]
 
 use std::error::Error;
@@ -39,14 +43,28 @@ async fn open(state: &Path, data: &Path) -> Result<Vault, Box<dyn Error>> {
     } else {
         ComponentSpec::dir(ComponentName::parse("data")?, data)
     };
-    Ok(Vault::builder()
+    let mut target = TargetConfig::new(TargetName::parse("bench")?).component(component);
+    let mut builder = Vault::builder()
         .store(store.to_str().ok_or("the state path must be UTF-8")?)
         .catalog(state.join("catalog.db"))
         .signing_key(key)
-        .origin(OriginId::parse("org_bench")?)
-        .target(TargetConfig::new(TargetName::parse("bench")?).component(component))
-        .open()
-        .await?)
+        .origin(OriginId::parse("org_bench")?);
+    if std::env::var_os("BENCH_AGE").is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = state.join("age.txt");
+        if !path.exists() {
+            std::fs::write(&path, cairn::AgeIdentity::generate().to_file_text())?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let recipient = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .ok_or("age.txt names no recipient")?;
+        target = target.encrypt_to(recipient.parse()?);
+        builder = builder.age_identities(cairn::AgeIdentities::load(&path)?);
+    }
+    Ok(builder.target(target).open().await?)
 }
 
 #[tokio::main]
