@@ -1,5 +1,6 @@
 //! Verifying backups at three tiers.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -519,30 +520,53 @@ impl Vault {
     ) -> Result<FileVerification, Error> {
         let keys = key.map_or_else(|| self.inner.trusted.clone(), |k| vec![k]);
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || check_file(&path, &keys))
+        let ids = Arc::clone(&self.inner.identities);
+        tokio::task::spawn_blocking(move || check_file(&path, &keys, &ids))
             .await
             .map_err(task)?
     }
 }
 
-/// The blocking part of [`Vault::verify_file`].
-fn check_file(path: &std::path::Path, keys: &[PublicKey]) -> Result<FileVerification, Error> {
+/// The blocking part of [`Vault::verify_file`]. An encrypted file (an age
+/// file, as an encrypted backup downloads) is decrypted with `ids`.
+fn check_file(
+    path: &std::path::Path,
+    keys: &[PublicKey],
+    ids: &cairn_crypt::Identities,
+) -> Result<FileVerification, Error> {
     let open = || {
         std::fs::File::open(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
     };
+    let mut head = Vec::new();
+    open()?
+        .take(32)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let encrypted = cairn_crypt::is_age(&head);
+    let refused = |e: cairn_crypt::Error| Error::Verification(format!("{}: {e}", path.display()));
     // The key that signed it, from the manifest at the tail (two small
     // reads); the full check then reads every byte once.
     let key = keys
         .iter()
         .find(|k| {
             open().is_ok_and(|f| {
-                SeekableArchive::open(cairn_archive::SeekSource(f), k, ReadOptions::default())
-                    .is_ok()
+                let src = cairn_archive::SeekSource(f);
+                if encrypted {
+                    cairn_crypt::Decrypted::open(src, ids)
+                        .is_ok_and(|d| SeekableArchive::open(d, k, ReadOptions::default()).is_ok())
+                } else {
+                    SeekableArchive::open(src, k, ReadOptions::default()).is_ok()
+                }
             })
         })
         .unwrap_or(&keys[0]);
-    let verified = cairn_archive::ArchiveReader::new(std::io::BufReader::new(open()?))
-        .and_then(|r| r.verify(key))?;
+    let file = std::io::BufReader::new(open()?);
+    let verified = if encrypted {
+        let plain = cairn_crypt::DecryptingReader::new(file, ids).map_err(refused)?;
+        cairn_archive::ArchiveReader::new(plain).and_then(|r| r.verify(key))?
+    } else {
+        cairn_archive::ArchiveReader::new(file).and_then(|r| r.verify(key))?
+    };
     let mut seal_path = path.as_os_str().to_owned();
     seal_path.push(".seal");
     let seal_checked = match std::fs::read(&seal_path) {

@@ -1770,6 +1770,12 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
         bytes.extend_from_slice(&piece.unwrap());
     }
     assert!(bytes == stored, "the download is the age file as stored");
+    // ... which `verify FILE` checks, decrypting it with the identity.
+    let file = svc.tmp.path().join("download.tar.zst.age");
+    std::fs::write(&file, &bytes).unwrap();
+    let checked = vault.verify_file(&file, None).await.unwrap();
+    assert_eq!(checked.backup_id, id);
+    assert!(checked.entries > 0);
     let err = vault.open_archive(&next, None).await.unwrap_err();
     assert_eq!(err.code(), "unsupported", "{err}");
 
@@ -1845,6 +1851,8 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
         }
     }
     assert!(!out2.exists(), "nothing was restored");
+    let err = blind.verify_file(&file, None).await.unwrap_err();
+    assert!(err.to_string().contains("no identity matches"), "{err}");
     // Without an identity the quick and sample tiers check what the seal
     // covers (the sample tier: every stored byte); the full tier cannot.
     for (tier, ok) in [
