@@ -1882,6 +1882,21 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     // Backing up without an identity still works: a full backup.
     let full = backed_up(&blind, BackupRequest::new()).await;
     assert!(blind.get(&full).await.unwrap().parents.is_empty());
+    blind.shutdown(Duration::from_secs(5)).await;
+    // Given an identity, a rebuild reads the manifests and fills in what the
+    // seals could not say.
+    let seeing = encrypted_vault(&other, &store, target)
+        .age_identities(recovery.into())
+        .open()
+        .await
+        .unwrap();
+    seeing.rebuild_catalog().await.unwrap();
+    let filled = seeing.get(&id).await.unwrap();
+    assert_eq!(filled.label.as_deref(), Some("secret"));
+    assert!(
+        !filled.components.is_empty() && filled.status_message.is_none(),
+        "{filled:?}"
+    );
 }
 
 /// An encrypted backup, an incremental one on top, both restored and fully
