@@ -70,6 +70,12 @@ pub(crate) fn details(r: &BackupRecord) -> String {
                 .join(" < ")
         ));
     }
+    if !r.recipients.is_empty() {
+        s.push(format!(
+            "encrypted   to {} (age recipients' fingerprints)",
+            r.recipients.join(", ")
+        ));
+    }
     if let Some(l) = &r.label {
         s.push(format!("label       {l}"));
     }

@@ -849,6 +849,14 @@ fn encrypted_backups_from_the_configuration_restore_with_the_identity_only() {
     let out = env.path("out");
     env.ok(&["restore", &id, "--to", s(&out)]);
     assert_trees_equal(&site, &out.join("site"), true);
+    let shown = env.ok(&["show", &id]);
+    assert!(
+        shown.contains(&format!(
+            "encrypted   to {}",
+            made["fingerprint"].as_str().unwrap()
+        )),
+        "{shown}"
+    );
 
     // Without the identity the backup is there but does not restore.
     with("", &recipient);
