@@ -22,6 +22,15 @@ const TEMPLATE: &str = r#"# Cairn configuration. Paths are relative to this file
 # origin = "org_myservice_prod"   # names this installation (checked on restore)
 # job_timeout = "2h"
 
+# Encryption at rest (docs/encryption.md): backups are stored as age files
+# encrypted to these recipients (make one with `cairn key age-generate`);
+# this host needs no secret to back up. Restores need an identity file.
+# A backup whose recipients' identities are ALL lost cannot be restored by
+# anyone: keep a recovery identity offline and list its recipient too.
+# encrypt_to = ["age1...ops", "age1...recovery"]
+# identity = "state/age-ops.txt"  # or a list; mode 0600
+# require_encryption = true       # never write or restore in place a plain backup
+
 [[target]]
 name = "web"                      # [a-z0-9][a-z0-9_-]{0,62}
 every = "6h"                      # automatic backups (needs a running scheduler)

@@ -221,6 +221,11 @@ fn init_writes_a_configuration_the_commands_read() {
     env.fails(&["init"], 2);
     let text = std::fs::read_to_string(env.path("cairn.toml")).unwrap();
     assert!(text.contains("[[target]]"));
+    // It says what encryption costs an operator who loses every identity.
+    assert!(
+        text.contains("# encrypt_to = ") && text.contains("ALL lost cannot be restored"),
+        "{text}"
+    );
     // Point the template's target at real folders, then use it by name.
     let site = env.path("site");
     std::fs::create_dir_all(&site).unwrap();
