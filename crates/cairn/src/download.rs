@@ -176,11 +176,7 @@ impl Vault {
         let inner = &self.inner;
         // Assembling decrypts the chain; sending the result would hand out
         // in the clear what is stored encrypted (`docs/encryption.md`).
-        if record
-            .archive_key
-            .as_deref()
-            .is_some_and(|k| k.ends_with(crate::backup::ENCRYPTED_EXTENSION))
-        {
+        if !record.recipients.is_empty() {
             return Err(Error::Unsupported(format!(
                 "backup {} is encrypted and incremental: it cannot be downloaded as one archive yet (restore it instead)",
                 record.id

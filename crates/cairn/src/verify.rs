@@ -320,7 +320,9 @@ pub(crate) async fn verify_backup(
     let outcome: Result<(u64, String), String> = match open_chain(inner, record, opts).await {
         // An encrypted backup no identity here opens: the quick and sample
         // tiers check what the seal covers, the stored bytes.
-        Err(Error::Verification(why)) if tier != VerifyTier::Full && why.contains(NO_IDENTITY) => {
+        Err(Error::Verification(why))
+            if tier != VerifyTier::Full && why.contains(cairn_crypt::NO_MATCHING_IDENTITY) =>
+        {
             stored_bytes(inner, record, tier, &mut report).await?
         }
         Err(Error::Verification(why)) => Err(why),
@@ -358,10 +360,6 @@ pub(crate) async fn verify_backup(
         .await?;
     Ok(report)
 }
-
-/// How an encrypted backup that no identity here opens is refused
-/// (`cairn_crypt::Error::NoMatchingIdentity`).
-const NO_IDENTITY: &str = "no identity matches this backup's recipients";
 
 /// The quick or sample tier of an encrypted backup without an identity:
 /// the seal (signature, the object's size) for `quick`; for `sample`, every

@@ -3,6 +3,10 @@
 use std::io;
 use std::path::PathBuf;
 
+/// What [`Error::NoMatchingIdentity`] says, for callers that pass the
+/// error on as text and must still recognise it.
+pub const NO_MATCHING_IDENTITY: &str = "no identity matches this backup's recipients";
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -67,7 +71,7 @@ pub enum Error {
     #[error("no recipient to encrypt to")]
     NoRecipients,
     /// No identity given opens the object.
-    #[error("no identity matches this backup's recipients")]
+    #[error("{}", NO_MATCHING_IDENTITY)]
     NoMatchingIdentity,
     /// The object does not authenticate.
     #[error("the encrypted archive is damaged: {0}")]

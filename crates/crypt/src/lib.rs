@@ -41,7 +41,7 @@ mod keys;
 mod read;
 mod write;
 
-pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::error::{Error, ErrorKind, NO_MATCHING_IDENTITY, Result};
 pub use crate::keys::{Identities, Identity, Recipient};
 pub use crate::read::{CHUNK_SIZE, Decrypted, DecryptingReader, ENCRYPTED_CHUNK_SIZE, is_age};
 pub use crate::write::EncryptingWriter;
