@@ -181,7 +181,7 @@ async fn check_sealed(
     let (ids, id) = (Arc::clone(ids), *id);
     let outcome = tokio::task::spawn_blocking(move || -> Result<BackupRecord, String> {
         let src = if seal.seal().encryption.is_some() {
-            match cairn_crypt::Decrypted::open(reader, &ids) {
+            match reader.decrypted(&ids) {
                 Ok(d) => StoredArchive::Encrypted(Box::new(d)),
                 // No identity here opens it: its seal alone is what this
                 // host can prove (a chain's parents included), never a

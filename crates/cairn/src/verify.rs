@@ -550,7 +550,7 @@ fn check_file(
             open().is_ok_and(|f| {
                 let src = cairn_archive::SeekSource(f);
                 if encrypted {
-                    cairn_crypt::Decrypted::open(src, ids)
+                    cairn_crypt::Decrypted::open_fetching(src, ids, crate::bridge::LOCAL_FETCH)
                         .is_ok_and(|d| SeekableArchive::open(d, k, ReadOptions::default()).is_ok())
                 } else {
                     SeekableArchive::open(src, k, ReadOptions::default()).is_ok()

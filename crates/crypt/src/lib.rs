@@ -43,5 +43,7 @@ mod write;
 
 pub use crate::error::{Error, ErrorKind, NO_MATCHING_IDENTITY, Result};
 pub use crate::keys::{Identities, Identity, Recipient};
-pub use crate::read::{CHUNK_SIZE, Decrypted, DecryptingReader, ENCRYPTED_CHUNK_SIZE, is_age};
+pub use crate::read::{
+    CHUNK_SIZE, DEFAULT_FETCH, Decrypted, DecryptingReader, ENCRYPTED_CHUNK_SIZE, is_age,
+};
 pub use crate::write::EncryptingWriter;

@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
 
 use cairn_archive::RangeRead;
 
@@ -17,8 +19,10 @@ pub const CHUNK_SIZE: u64 = 64 * 1024;
 pub const ENCRYPTED_CHUNK_SIZE: u64 = CHUNK_SIZE + 16;
 /// Longest age header read (recipient stanzas and MAC) before giving up.
 const MAX_HEADER: u64 = 1 << 20;
-/// Most stored bytes fetched by one range read of the source.
-const MAX_FETCH: u64 = 4 << 20;
+/// Most stored bytes fetched by one range read of the source, unless told
+/// otherwise ([`Decrypted::open_fetching`]): few enough requests to a
+/// remote store.
+pub const DEFAULT_FETCH: u64 = 4 << 20;
 /// The first line of every age v1 file.
 const MAGIC: &[u8] = b"age-encryption.org/v1\n";
 
@@ -87,13 +91,14 @@ struct Shared {
 }
 
 /// The stored (encrypted) bytes of a [`RangeRead`] as `Read + Seek`, read
-/// through one buffer of at most [`MAX_FETCH`] bytes.
+/// through one buffer of at most `fetch` bytes.
 struct Ciphertext<S> {
     src: S,
     len: u64,
     pos: u64,
     buf: Vec<u8>,
     buf_at: u64,
+    fetch: u64,
     shared: Arc<Shared>,
 }
 
@@ -112,7 +117,7 @@ impl<S: RangeRead> Read for Ciphertext<S> {
         if !in_buf {
             let window = self.shared.window_end.load(Ordering::Relaxed);
             let end = if window > self.pos {
-                window.min(self.pos + MAX_FETCH)
+                window.min(self.pos + self.fetch)
             } else {
                 self.pos + ENCRYPTED_CHUNK_SIZE
             }
@@ -152,6 +157,12 @@ impl<S: RangeRead> Seek for Ciphertext<S> {
     }
 }
 
+/// Plaintext bytes the decrypting thread hands over at a time.
+const BLOCK_SIZE: usize = 256 * 1024;
+/// Blocks decrypted ahead of the reader: the decrypting thread stays at
+/// most this far (1 MiB) in front.
+const BLOCKS_AHEAD: usize = 4;
+
 /// An encrypted archive (an age file) seen as its plaintext: a
 /// [`RangeRead`] that `SeekableArchive` opens as it opens a plain one.
 ///
@@ -161,6 +172,11 @@ impl<S: RangeRead> Seek for Ciphertext<S> {
 /// at each end than the same read of the plain archive. Opening reads the
 /// header and authenticates the last chunk (which proves the length: a
 /// truncated object is refused there).
+///
+/// The chunks are decrypted on a thread of the reader's own, a megabyte
+/// ahead of whoever reads the range: the archive reader that feeds the
+/// decompressors spends no time decrypting (`docs/performance.md`
+/// "Encryption"). The thread ends when the `Decrypted` is dropped.
 ///
 /// ```
 /// use std::io::{Cursor, Read, Write};
@@ -178,25 +194,50 @@ impl<S: RangeRead> Seek for Ciphertext<S> {
 /// assert_eq!(middle, [7u8; 10]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Decrypted<S: RangeRead> {
-    stream: age::stream::StreamReader<Ciphertext<S>>,
+pub struct Decrypted<S: RangeRead + 'static> {
     len: u64,
     stored_len: u64,
-    payload_start: u64,
-    shared: Arc<Shared>,
+    /// Ranges to decrypt, to the decrypting thread; `None` once dropped.
+    requests: Option<mpsc::Sender<Request>>,
+    /// Emptied blocks, back from the readers, for the thread to refill.
+    spares: mpsc::Sender<Vec<u8>>,
+    worker: Option<thread::JoinHandle<()>>,
+    _source: PhantomData<fn() -> S>,
 }
 
-impl<S: RangeRead> Decrypted<S> {
+/// One range for the decrypting thread: its plaintext comes back in
+/// blocks, then the channel closes (or after an error).
+struct Request {
+    range: Range<u64>,
+    blocks: mpsc::SyncSender<io::Result<Vec<u8>>>,
+}
+
+impl<S: RangeRead + 'static> Decrypted<S> {
     /// Opens the age file `src` with the first of `identities` that is
-    /// one of its recipients.
+    /// one of its recipients, fetching up to [`DEFAULT_FETCH`] stored
+    /// bytes at a time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Decrypted::open_fetching`].
+    pub fn open(src: S, identities: &Identities) -> Result<Self> {
+        Self::open_fetching(src, identities, DEFAULT_FETCH)
+    }
+
+    /// Opens the age file `src` as [`Decrypted::open`] does, reading the
+    /// stored bytes `fetch` at a time (at least one chunk): a local file
+    /// reads best in a few hundred KiB (the buffer stays in the CPU's
+    /// caches and adds nothing to the peak RSS), a remote store in a few
+    /// MiB (fewer requests).
     ///
     /// # Errors
     ///
     /// [`Error::NoMatchingIdentity`] when none is; [`Error::Damaged`] when
     /// `src` is not an age file, or its header or last chunk does not
     /// authenticate (tampered with, truncated, a header from another
-    /// file); [`Error::Io`] when reading `src` fails.
-    pub fn open(mut src: S, identities: &Identities) -> Result<Self> {
+    /// file); [`Error::Io`] when reading `src` fails or the decrypting
+    /// thread cannot be started.
+    pub fn open_fetching(mut src: S, identities: &Identities, fetch: u64) -> Result<Self> {
         let stored_len = src
             .len()
             .map_err(Error::io("reading the encrypted archive"))?;
@@ -211,6 +252,7 @@ impl<S: RangeRead> Decrypted<S> {
             pos: 0,
             buf: Vec::new(),
             buf_at: 0,
+            fetch: fetch.max(ENCRYPTED_CHUNK_SIZE),
             shared: Arc::clone(&shared),
         };
         let decryptor = age::Decryptor::new(ct).map_err(decrypt_error)?;
@@ -223,22 +265,35 @@ impl<S: RangeRead> Decrypted<S> {
         let len = stream
             .seek(SeekFrom::End(0))
             .map_err(|e| read_error(e, "its last chunk (is it truncated?)"))?;
-        Ok(Decrypted {
+        let (requests, incoming) = mpsc::channel();
+        let (spares, spare_blocks) = mpsc::channel();
+        let mut worker = Worker {
             stream,
+            shared,
+            payload_start,
+            stored_len,
+            spares: spare_blocks,
+        };
+        let worker = thread::Builder::new()
+            .name("cairn-decrypt".into())
+            .spawn(move || {
+                for request in incoming {
+                    worker.serve(request);
+                }
+            })
+            .map_err(Error::io("starting the decrypting thread"))?;
+        Ok(Decrypted {
             len,
             stored_len,
-            payload_start,
-            shared,
+            requests: Some(requests),
+            spares,
+            worker: Some(worker),
+            _source: PhantomData,
         })
-    }
-
-    /// Where plaintext chunk `i` is stored.
-    fn chunk_offset(&self, i: u64) -> u64 {
-        self.payload_start + i * ENCRYPTED_CHUNK_SIZE
     }
 }
 
-impl<S: RangeRead> RangeRead for Decrypted<S> {
+impl<S: RangeRead + 'static> RangeRead for Decrypted<S> {
     fn len(&mut self) -> io::Result<u64> {
         Ok(self.len)
     }
@@ -256,22 +311,39 @@ impl<S: RangeRead> RangeRead for Decrypted<S> {
         if range.is_empty() {
             return Ok(Box::new(io::empty()));
         }
-        let end = self
-            .chunk_offset((range.end - 1) / CHUNK_SIZE + 1)
-            .min(self.stored_len);
-        self.shared.window_end.store(end, Ordering::Relaxed);
-        self.stream
-            .seek(SeekFrom::Start(range.start))
-            .map_err(|e| io_error(e, range.start))?;
+        let (blocks, incoming) = mpsc::sync_channel(BLOCKS_AHEAD);
+        let gone = || io::Error::other("the decrypting thread has stopped");
+        self.requests
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(Request {
+                range: range.clone(),
+                blocks,
+            })
+            .map_err(|_| gone())?;
         Ok(Box::new(Plain {
-            stream: &mut self.stream,
+            incoming,
+            spares: &self.spares,
+            block: Vec::new(),
+            used: 0,
             at: range.start,
             end: range.end,
         }))
     }
 }
 
-impl<S: RangeRead> fmt::Debug for Decrypted<S> {
+impl<S: RangeRead + 'static> Drop for Decrypted<S> {
+    fn drop(&mut self) {
+        // The thread ends when its requests do; every reader of a range
+        // borrowed `self`, so none is left waiting for it.
+        self.requests = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl<S: RangeRead + 'static> fmt::Debug for Decrypted<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Decrypted")
             .field("len", &self.len)
@@ -280,36 +352,110 @@ impl<S: RangeRead> fmt::Debug for Decrypted<S> {
     }
 }
 
-/// A range of the plaintext; a chunk that does not authenticate is an
-/// error naming it.
-struct Plain<'a, R> {
-    stream: &'a mut R,
+/// The decrypting thread's side: the age stream over the stored bytes.
+struct Worker<S: RangeRead> {
+    stream: age::stream::StreamReader<Ciphertext<S>>,
+    shared: Arc<Shared>,
+    payload_start: u64,
+    stored_len: u64,
+    spares: mpsc::Receiver<Vec<u8>>,
+}
+
+impl<S: RangeRead> Worker<S> {
+    /// Decrypts `request`'s range into blocks until it is done, fails, or
+    /// its reader is dropped.
+    fn serve(&mut self, request: Request) {
+        let Request { range, blocks } = request;
+        let end = (self.payload_start + ((range.end - 1) / CHUNK_SIZE + 1) * ENCRYPTED_CHUNK_SIZE)
+            .min(self.stored_len);
+        self.shared.window_end.store(end, Ordering::Relaxed);
+        if let Err(e) = self.stream.seek(SeekFrom::Start(range.start)) {
+            let _ = blocks.send(Err(io_error(e, range.start)));
+            return;
+        }
+        let mut at = range.start;
+        while at < range.end {
+            let want = usize::try_from(range.end - at).map_or(BLOCK_SIZE, |n| n.min(BLOCK_SIZE));
+            let mut block = self.spares.try_recv().unwrap_or_default();
+            block.resize(want, 0);
+            let block = match self.fill(&mut block, at) {
+                Ok(()) => Ok(block),
+                Err(e) => Err(e),
+            };
+            let failed = block.is_err();
+            if blocks.send(block).is_err() || failed {
+                return;
+            }
+            at += want as u64;
+        }
+    }
+
+    /// Fills `block` with the plaintext from `at`.
+    fn fill(&mut self, block: &mut [u8], at: u64) -> io::Result<()> {
+        let mut filled = 0;
+        while filled < block.len() {
+            let here = at + filled as u64;
+            match self.stream.read(&mut block[filled..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the encrypted archive ends at plaintext byte {here}, inside a range"
+                        ),
+                    ));
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(e, here)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A range of the plaintext, as the decrypting thread hands it over; a
+/// chunk that does not authenticate is an error naming it.
+struct Plain<'a> {
+    incoming: mpsc::Receiver<io::Result<Vec<u8>>>,
+    spares: &'a mpsc::Sender<Vec<u8>>,
+    block: Vec<u8>,
+    used: usize,
     at: u64,
     end: u64,
 }
 
-impl<R: Read> Read for Plain<'_, R> {
+impl Read for Plain<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let left = usize::try_from(self.end - self.at).unwrap_or(usize::MAX);
-        let want = out.len().min(left);
-        if want == 0 {
+        if out.is_empty() || self.at >= self.end {
             return Ok(0);
         }
-        let n = self
-            .stream
-            .read(&mut out[..want])
-            .map_err(|e| io_error(e, self.at))?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "the encrypted archive ends at plaintext byte {}, inside a range",
+        if self.used == self.block.len() {
+            let next = self.incoming.recv().map_err(|_| {
+                io::Error::other(format!(
+                    "the decrypting thread stopped at plaintext byte {}",
                     self.at
-                ),
-            ));
+                ))
+            })??;
+            let done = std::mem::replace(&mut self.block, next);
+            if done.capacity() > 0 {
+                let _ = self.spares.send(done);
+            }
+            self.used = 0;
         }
+        let n = out.len().min(self.block.len() - self.used);
+        out[..n].copy_from_slice(&self.block[self.used..self.used + n]);
+        self.used += n;
         self.at += n as u64;
         Ok(n)
+    }
+}
+
+impl Drop for Plain<'_> {
+    fn drop(&mut self) {
+        let block = std::mem::take(&mut self.block);
+        if block.capacity() > 0 {
+            let _ = self.spares.send(block);
+        }
     }
 }
 

@@ -242,6 +242,35 @@ fn a_partial_read_costs_the_chunks_of_its_ranges_and_no_more() {
     assert!(e > 0 && e < 1 << 20, "{e}");
 }
 
+/// The decrypting thread works ahead of its reader: a range left half read
+/// costs the next one nothing, and any fetch size gives the same bytes.
+#[test]
+fn ranges_left_half_read_and_any_fetch_size_give_the_plaintext() {
+    let id = Identity::generate();
+    let body = noise(3 << 20, 4);
+    let mut w = EncryptingWriter::new(Vec::new(), &[id.recipient()]).unwrap();
+    std::io::Write::write_all(&mut w, &body).unwrap();
+    let stored = w.finish().unwrap();
+    let ids = Identities::from(id);
+    for fetch in [1, 100_000, DEFAULT_FETCH] {
+        let src = SeekSource(Cursor::new(stored.clone()));
+        let mut plain = Decrypted::open_fetching(src, &ids, fetch).unwrap();
+        for start in [0u64, 70_000, 2 << 20] {
+            let mut head = [0u8; 10];
+            let mut r = plain.read_range(start..body.len() as u64).unwrap();
+            r.read_exact(&mut head).unwrap();
+            assert_eq!(head, body[start as usize..start as usize + 10]);
+        }
+        let mut all = Vec::new();
+        plain
+            .read_range(1..body.len() as u64 - 1)
+            .unwrap()
+            .read_to_end(&mut all)
+            .unwrap();
+        assert!(all == body[1..body.len() - 1], "fetch {fetch}");
+    }
+}
+
 #[test]
 fn a_wrong_identity_is_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
