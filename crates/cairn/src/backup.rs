@@ -688,22 +688,35 @@ impl Sink {
                 Ok(written)
             }
             Sink::Encrypted(w) => {
-                let (out, sha256, size) =
-                    w.finish()
-                        .map_err(crypt_error)?
-                        .finish()
-                        .map_err(|source| {
-                            Error::Archive(cairn_archive::Error::Io {
-                                op: "handing the archive to the upload",
-                                path: None,
-                                source,
-                            })
-                        })?;
+                let (out, sha256, size) = Self::finish_encryption(w)?;
                 let sealed = seal_encrypted(written, size, sha256, recipients, key)?;
                 out.close()?;
                 Ok(sealed)
             }
         }
+    }
+
+    /// Hands the last bytes over, with nothing to seal (an archive
+    /// assembled for a download).
+    pub(crate) fn end(self) -> Result<(), Error> {
+        match self {
+            Sink::Plain(out) => out.close(),
+            Sink::Encrypted(w) => Self::finish_encryption(w)?.0.close(),
+        }
+    }
+
+    /// The age file's last chunk written: the sink, and the stored bytes'
+    /// digest and size.
+    fn finish_encryption(
+        w: EncryptingWriter<HashingWriter<ArchiveSink>>,
+    ) -> Result<(ArchiveSink, cairn_integrity::Sha256Digest, u64), Error> {
+        w.finish().map_err(crypt_error)?.finish().map_err(|source| {
+            Error::Archive(cairn_archive::Error::Io {
+                op: "handing the archive to the upload",
+                path: None,
+                source,
+            })
+        })
     }
 }
 

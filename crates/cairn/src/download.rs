@@ -16,7 +16,7 @@ use cairn_catalog::BackupRecord;
 use cairn_manifest::{AnyManifest, Root};
 use tokio::sync::mpsc;
 
-use crate::backup::ArchiveSink;
+use crate::backup::{ArchiveSink, Sink};
 use crate::error::Error;
 use crate::vault::Vault;
 
@@ -69,6 +69,10 @@ pub struct ArchiveStream {
     /// Whether the archive is assembled from an incremental backup's chain
     /// (and signed by this vault's key) rather than the stored object.
     pub assembled: bool,
+    /// Whether the bytes are an age file (`<id>.tar.zst.age`): the stored
+    /// object of an encrypted backup, or an encrypted chain assembled and
+    /// encrypted again to its target's recipients.
+    pub encrypted: bool,
     bytes: BoxStream<'static, Result<Bytes, Error>>,
 }
 
@@ -166,6 +170,7 @@ impl Vault {
             range: Some(range),
             sha256: record.archive_sha256,
             assembled: false,
+            encrypted: !record.recipients.is_empty(),
             bytes,
         })
     }
@@ -174,14 +179,21 @@ impl Vault {
     /// assembled from its chain on a blocking thread while it streams.
     async fn assembled(&self, record: &BackupRecord) -> Result<ArchiveStream, Error> {
         let inner = &self.inner;
-        // Assembling decrypts the chain; sending the result would hand out
-        // in the clear what is stored encrypted (`docs/encryption.md`).
-        if !record.recipients.is_empty() {
-            return Err(Error::Unsupported(format!(
-                "backup {} is encrypted and incremental: it cannot be downloaded as one archive yet (restore it instead)",
-                record.id
-            )));
-        }
+        // Assembling decrypts the chain: what leaves is encrypted again, to
+        // the target's recipients, never sent in the clear
+        // (`docs/encryption.md`).
+        let recipients = if record.recipients.is_empty() {
+            Vec::new()
+        } else {
+            let recipients = self.target(record.target.as_str())?.encrypt_to;
+            if recipients.is_empty() {
+                return Err(Error::Unsupported(format!(
+                    "backup {} is encrypted and incremental, and target {} has no recipients (encrypt_to) to encrypt its assembled archive to: restore it instead",
+                    record.id, record.target
+                )));
+            }
+            recipients
+        };
         let (archive, _, _) =
             crate::verify::open_chain(inner, record, ReadOptions::default()).await?;
         let meta = match archive.manifest() {
@@ -193,6 +205,7 @@ impl Vault {
                 )));
             }
         };
+        let encrypted = !recipients.is_empty();
         let (tx, rx) = mpsc::channel::<Bytes>(4);
         let key = Arc::clone(&inner.key);
         let (threads, scratch) = (inner.threads, inner.scratch.clone());
@@ -203,10 +216,11 @@ impl Vault {
                 .format(crate::backup::ARCHIVE_FORMAT)
                 .threads(threads)
                 .spill_dir(scratch);
-            let mut w = ArchiveWriter::new(ArchiveSink::new(tx), meta, opts)?;
+            let sink = Sink::new(ArchiveSink::new(tx), &recipients)?;
+            let mut w = ArchiveWriter::new(sink, meta, opts)?;
             let mut archive = archive;
             archive.assemble_into(&mut w)?;
-            w.finish(&key)?.inner.close()
+            w.finish(&key)?.inner.end()
         });
         // The chunks, then the writer's outcome: a failure ends the stream
         // with an error, so that no truncated archive passes for a whole one.
@@ -226,6 +240,7 @@ impl Vault {
             range: None,
             sha256: None,
             assembled: true,
+            encrypted,
             bytes: bytes.boxed(),
         })
     }

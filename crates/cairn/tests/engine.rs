@@ -1776,8 +1776,19 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     let checked = vault.verify_file(&file, None).await.unwrap();
     assert_eq!(checked.backup_id, id);
     assert!(checked.entries > 0);
-    let err = vault.open_archive(&next, None).await.unwrap_err();
-    assert_eq!(err.code(), "unsupported", "{err}");
+    // An encrypted chain is assembled into one archive encrypted again, to
+    // the target's recipients: never in the clear.
+    let mut stream = vault.open_archive(&next, None).await.unwrap();
+    assert!(stream.assembled && stream.encrypted);
+    let mut assembled = Vec::new();
+    while let Some(piece) = futures::StreamExt::next(&mut stream).await {
+        assembled.extend_from_slice(&piece.unwrap());
+    }
+    assert!(assembled.starts_with(b"age-encryption.org/v1\n"));
+    let assembled_file = svc.tmp.path().join("assembled.tar.zst.age");
+    std::fs::write(&assembled_file, &assembled).unwrap();
+    let checked = vault.verify_file(&assembled_file, None).await.unwrap();
+    assert_eq!(checked.backup_id, next);
 
     // The age command opens the stored object with the recovery identity,
     // and GNU tar extracts it.
@@ -1785,7 +1796,7 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
         let id_file = age_identity_file(svc.tmp.path(), &recovery);
         let plain = svc.tmp.path().join("plain.tar.zst");
         cairn_testkit::run_ok(
-            Command::new(age)
+            Command::new(&age)
                 .arg("-d")
                 .arg("-i")
                 .arg(&id_file)
@@ -1796,7 +1807,7 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
         let gnu = svc.tmp.path().join("gnu");
         std::fs::create_dir_all(&gnu).unwrap();
         cairn_testkit::run_ok(
-            Command::new(tar)
+            Command::new(&tar)
                 .arg("--zstd")
                 .arg("-xf")
                 .arg(&plain)
@@ -1804,8 +1815,48 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
                 .arg(&gnu),
         );
         cairn_testkit::assert_trees_equal(&svc.root.join("data"), &gnu.join("data"), false);
+        // So does the assembled chain: its files from both backups.
+        let plain = svc.tmp.path().join("assembled.tar.zst");
+        cairn_testkit::run_ok(
+            Command::new(&age)
+                .arg("-d")
+                .arg("-i")
+                .arg(&id_file)
+                .arg("-o")
+                .arg(&plain)
+                .arg(&assembled_file),
+        );
+        let whole = svc.tmp.path().join("gnu-assembled");
+        std::fs::create_dir_all(&whole).unwrap();
+        cairn_testkit::run_ok(
+            Command::new(&tar)
+                .arg("--zstd")
+                .arg("-xf")
+                .arg(&plain)
+                .arg("-C")
+                .arg(&whole),
+        );
+        cairn_testkit::assert_trees_equal(&svc.root.join("data"), &whole.join("data"), false);
+        let toml = std::fs::read_dir(&whole)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("app.toml"))
+            .find(|p| p.exists())
+            .expect("the configuration component");
+        assert_eq!(std::fs::read_to_string(toml).unwrap(), "port = 9090\n");
     }
     vault.shutdown(Duration::from_secs(5)).await;
+
+    // With its recipients removed from the target, the chain has nothing
+    // to be encrypted to: refused, not sent in the clear.
+    let unkeyed = encrypted_vault(&svc, &store, svc.target())
+        .age_identities(ops.clone().into())
+        .open()
+        .await
+        .unwrap();
+    let err = unkeyed.open_archive(&next, None).await.unwrap_err();
+    assert_eq!(err.code(), "unsupported", "{err}");
+    assert!(err.to_string().contains("no recipients"), "{err}");
+    unkeyed.shutdown(Duration::from_secs(5)).await;
 
     // Another installation on the store without an identity rebuilds its
     // catalog from the seals (nothing is dropped, the chain is kept) but

@@ -154,7 +154,7 @@ pub(crate) enum Command {
     /// Copy a backup's archive to a file (a Cairn archive: GNU tar reads it).
     Download {
         id: String,
-        /// Where (default: ID.tar.zst).
+        /// Where (default: ID.tar.zst, or ID.tar.zst.age for an encrypted backup).
         #[arg(short, long)]
         output: Option<PathBuf>,
     },

@@ -471,8 +471,13 @@ async fn download(
     ui: &Ui,
 ) -> Result<(), Fail> {
     use tokio::io::AsyncWriteExt;
-    let out = output.unwrap_or_else(|| format!("{id}.tar.zst").into());
     let mut stream = vault.open_archive(id, None).await?;
+    let extension = if stream.encrypted {
+        "tar.zst.age"
+    } else {
+        "tar.zst"
+    };
+    let out = output.unwrap_or_else(|| format!("{id}.{extension}").into());
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

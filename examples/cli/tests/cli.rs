@@ -862,6 +862,14 @@ fn encrypted_backups_from_the_configuration_restore_with_the_identity_only() {
         )),
         "{shown}"
     );
+    // Downloaded, it is the age file as stored, named for what it is.
+    let got = env.json(&["download", &id]);
+    let file = env.path(&format!("{id}.tar.zst.age"));
+    assert_eq!(
+        got["file"].as_str(),
+        Some(format!("{id}.tar.zst.age").as_str())
+    );
+    assert!(std::fs::read(&file).unwrap() == stored, "{got}");
 
     // Without the identity the backup is there but does not restore.
     with("", &recipient);

@@ -85,6 +85,11 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
     let partial = range.is_some();
     let archive = state.vault.open_archive(id, range).await?;
     let (shown, sha256) = (archive.range.clone(), archive.sha256.clone());
+    let extension = if archive.encrypted {
+        "tar.zst.age"
+    } else {
+        "tar.zst"
+    };
     let mut res = Response::new(Body::from_stream(
         archive.map(|piece| piece.map_err(std::io::Error::other)),
     ));
@@ -112,7 +117,7 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
     insert(
         &mut res,
         header::CONTENT_DISPOSITION,
-        &format!("attachment; filename=\"{id}.tar.zst\""),
+        &format!("attachment; filename=\"{id}.{extension}\""),
     );
     if let Some(sha) = sha256 {
         insert(&mut res, header::ETAG, &format!("\"{sha}\""));
@@ -124,10 +129,11 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
 #[utoipa::path(get, path = "/v1/backups/{id}/archive", tag = "backups",
     params(("id" = String, Path, description = "Backup id"),
         RangeHeader),
-    responses((status = 200, description = "The archive", content_type = "application/octet-stream", body = Vec<u8>),
+    responses((status = 200, description = "The archive (an age file, ID.tar.zst.age, for an encrypted backup)", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "A range of it", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 404, body = ErrorBody),
-        (status = 416, description = "A range that is not within the archive, or any range of an incremental backup (assembled as it streams)", body = ErrorBody)),
+        (status = 416, description = "A range that is not within the archive, or any range of an incremental backup (assembled as it streams)", body = ErrorBody),
+        (status = 501, description = "An encrypted incremental backup whose target has no recipients left to encrypt its assembled archive to", body = ErrorBody)),
     security(("bearer" = ["backups:write"])))]
 pub async fn get_archive(
     State(state): State<AppState>,
@@ -150,7 +156,7 @@ pub struct SignedQuery {
 /// The archive through a signed URL of this server (no token needed).
 #[utoipa::path(get, path = "/v1/signed/backups/{id}/archive", tag = "backups",
     params(("id" = String, Path, description = "Backup id"), SignedQuery),
-    responses((status = 200, description = "The archive", content_type = "application/octet-stream", body = Vec<u8>),
+    responses((status = 200, description = "The archive (an age file, ID.tar.zst.age, for an encrypted backup)", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "A range of it", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 403, description = "Expired or altered", body = ErrorBody),
         (status = 416, description = "A range that is not within the archive, or any range of an incremental backup", body = ErrorBody)))]
