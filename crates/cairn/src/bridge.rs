@@ -143,9 +143,8 @@ impl StoredArchive {
     ///
     /// # Errors
     ///
-    /// A failed verification when no identity opens it ("no identity
-    /// matches this backup's recipients") or its header or last chunk does
-    /// not authenticate.
+    /// [`crate::Error::NoIdentity`] when no identity opens it; a failed
+    /// verification when its header or last chunk does not authenticate.
     pub(crate) fn open(
         reader: StoreRangeReader,
         seal: &cairn_integrity::SignedSeal,
@@ -159,6 +158,9 @@ impl StoredArchive {
             .decrypted(identities)
             .map(|d| StoredArchive::Encrypted(Box::new(d)))
             .map_err(|e| match e.kind() {
+                cairn_crypt::ErrorKind::NoMatchingIdentity => crate::Error::NoIdentity {
+                    backup: id.to_string(),
+                },
                 cairn_crypt::ErrorKind::Io => crate::Error::Archive(cairn_archive::Error::Io {
                     op: "reading the encrypted archive",
                     path: None,

@@ -150,6 +150,16 @@ pub enum Error {
         /// Its nearest parent.
         parent: String,
     },
+    /// An encrypted backup that none of the vault's age identities opens
+    /// (none configured, or none of its recipients'): a failed
+    /// verification (`verification_failed`) for a restore or a full
+    /// verification; the quick and sample tiers check its stored bytes
+    /// instead.
+    #[error("backup {backup}: {}", cairn_crypt::NO_MATCHING_IDENTITY)]
+    NoIdentity {
+        /// The backup (or the parent of its chain) that did not open.
+        backup: String,
+    },
     /// The store cannot do this (a signed URL from a local store).
     #[error("{0}")]
     Unsupported(String),
@@ -262,7 +272,7 @@ impl Error {
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Config(_) | Error::WrongKey { .. } => ErrorKind::Config,
             Error::ShuttingDown => ErrorKind::Unavailable,
-            Error::Verification(_) => ErrorKind::VerificationFailed,
+            Error::Verification(_) | Error::NoIdentity { .. } => ErrorKind::VerificationFailed,
             Error::Archive(e) => archive_kind(e),
             Error::Source(cairn_source::Error::Archive(e)) => archive_kind(e),
             Error::Source(cairn_source::Error::Database { .. }) => ErrorKind::VerificationFailed,

@@ -260,8 +260,12 @@ pub(crate) async fn open_chain(
         let mut archive = archive;
         let mut parents = Vec::with_capacity(sealed.len());
         for (pid, r, s, k) in sealed {
-            let a = open_archive(r, &s, &k, &ids, opts.clone())
-                .map_err(|e| Error::Verification(format!("backup {id}: its parent {pid}: {e}")))?;
+            let a = open_archive(r, &s, &k, &ids, opts.clone()).map_err(|e| match e {
+                // Names the parent: an older backup whose recipients'
+                // identities are not (or no longer) here.
+                e @ Error::NoIdentity { .. } => e,
+                e => Error::Verification(format!("backup {id}: its parent {pid}: {e}")),
+            })?;
             parents.push(a);
         }
         archive
@@ -320,11 +324,10 @@ pub(crate) async fn verify_backup(
     let outcome: Result<(u64, String), String> = match open_chain(inner, record, opts).await {
         // An encrypted backup no identity here opens: the quick and sample
         // tiers check what the seal covers, the stored bytes.
-        Err(Error::Verification(why))
-            if tier != VerifyTier::Full && why.contains(cairn_crypt::NO_MATCHING_IDENTITY) =>
-        {
+        Err(Error::NoIdentity { .. }) if tier != VerifyTier::Full => {
             stored_bytes(inner, record, tier, &mut report).await?
         }
+        Err(e @ Error::NoIdentity { .. }) => Err(e.to_string()),
         Err(Error::Verification(why)) => Err(why),
         Err(Error::Archive(e)) if e.kind() != cairn_archive::ErrorKind::Io => Err(e.to_string()),
         Err(e) => return Err(e),

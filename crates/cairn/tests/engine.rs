@@ -1871,6 +1871,12 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     let seen = blind.get(&next).await.unwrap();
     assert!(seen.status.is_ready());
     assert_eq!(seen.recipients, record.recipients, "from the seal alone");
+    // Its chain cannot be assembled for a download: a typed refusal,
+    // naming the backup.
+    match blind.open_archive(&next, None).await.unwrap_err() {
+        cairn::Error::NoIdentity { backup } => assert_eq!(backup, next),
+        other => panic!("{other}"),
+    }
     assert_eq!(seen.parents, next_record.parents);
     assert!(
         seen.status_message
