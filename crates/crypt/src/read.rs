@@ -17,8 +17,11 @@ use crate::keys::Identities;
 pub const CHUNK_SIZE: u64 = 64 * 1024;
 /// Stored bytes per chunk: the plaintext and its 16-byte tag.
 pub const ENCRYPTED_CHUNK_SIZE: u64 = CHUNK_SIZE + 16;
-/// Longest age header read (recipient stanzas and MAC) before giving up.
-const MAX_HEADER: u64 = 1 << 20;
+/// Longest age header read (recipient stanzas and MAC) before giving up:
+/// room for some 600 X25519 recipients. The age crate parses a header
+/// again each time it reads more of it, so a bound is what keeps a hostile
+/// header from costing minutes.
+const MAX_HEADER: u64 = 64 * 1024;
 /// Most stored bytes fetched by one range read of the source, unless told
 /// otherwise ([`Decrypted::open_fetching`]): few enough requests to a
 /// remote store.
@@ -41,7 +44,7 @@ pub fn is_age(head: &[u8]) -> bool {
 /// bytes are given out, and a chunk that does not authenticate is an error
 /// naming it.
 pub struct DecryptingReader<R: Read> {
-    stream: age::stream::StreamReader<R>,
+    stream: age::stream::StreamReader<io::BufReader<HeaderBound<R>>>,
     at: u64,
 }
 
@@ -54,12 +57,57 @@ impl<R: Read> DecryptingReader<R> {
     /// As [`Decrypted::open`]; a truncated stream is found at its end, when
     /// reading.
     pub fn new(input: R, identities: &Identities) -> Result<Self> {
-        let stream = age::Decryptor::new(input)
-            .map_err(decrypt_error)?
+        let limit = Arc::new(AtomicU64::new(MAX_HEADER));
+        let bounded = HeaderBound {
+            inner: input,
+            read: 0,
+            limit: Arc::clone(&limit),
+        };
+        let decryptor =
+            age::Decryptor::new_buffered(io::BufReader::new(bounded)).map_err(decrypt_error)?;
+        limit.store(u64::MAX, Ordering::Relaxed);
+        let stream = decryptor
             .decrypt(identities.as_age())
             .map_err(decrypt_error)?;
         Ok(DecryptingReader { stream, at: 0 })
     }
+}
+
+/// A stream that fails, rather than reading on, past the bound on a
+/// header while the header is read.
+struct HeaderBound<R> {
+    inner: R,
+    read: u64,
+    limit: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for HeaderBound<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let left = self.limit.load(Ordering::Relaxed).saturating_sub(self.read);
+        if left == 0 && !out.is_empty() {
+            return Err(header_too_long());
+        }
+        let want = usize::try_from(left).map_or(out.len(), |n| n.min(out.len()));
+        let n = self.inner.read(&mut out[..want])?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Why reading a header stopped: it is longer than [`MAX_HEADER`].
+#[derive(Debug)]
+struct HeaderTooLong;
+
+impl fmt::Display for HeaderTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "its age header is longer than {} KiB", MAX_HEADER / 1024)
+    }
+}
+
+impl std::error::Error for HeaderTooLong {}
+
+fn header_too_long() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, HeaderTooLong)
 }
 
 impl<R: Read> Read for DecryptingReader<R> {
@@ -108,10 +156,7 @@ impl<S: RangeRead> Read for Ciphertext<S> {
             return Ok(0);
         }
         if self.pos >= self.shared.limit.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "its age header is longer than 1 MiB",
-            ));
+            return Err(header_too_long());
         }
         let in_buf = self.pos >= self.buf_at && self.pos < self.buf_at + self.buf.len() as u64;
         if !in_buf {
@@ -242,7 +287,7 @@ impl<S: RangeRead + 'static> Decrypted<S> {
             .len()
             .map_err(Error::io("reading the encrypted archive"))?;
         let shared = Arc::new(Shared {
-            window_end: AtomicU64::new(stored_len.min(MAX_HEADER).min(64 * 1024)),
+            window_end: AtomicU64::new(stored_len.min(MAX_HEADER)),
             limit: AtomicU64::new(MAX_HEADER),
             pos: AtomicU64::new(0),
         });
@@ -255,8 +300,8 @@ impl<S: RangeRead + 'static> Decrypted<S> {
             fetch: fetch.max(ENCRYPTED_CHUNK_SIZE),
             shared: Arc::clone(&shared),
         };
-        let decryptor = age::Decryptor::new(ct).map_err(decrypt_error)?;
-        let payload_start = shared.pos.load(Ordering::Relaxed);
+        let decryptor =
+            age::Decryptor::new_buffered(io::BufReader::new(ct)).map_err(decrypt_error)?;
         shared.limit.store(u64::MAX, Ordering::Relaxed);
         let mut stream = decryptor
             .decrypt(identities.as_age())
@@ -265,6 +310,11 @@ impl<S: RangeRead + 'static> Decrypted<S> {
         let len = stream
             .seek(SeekFrom::End(0))
             .map_err(|e| read_error(e, "its last chunk (is it truncated?)"))?;
+        // The payload is the stored bytes' end: the authenticated length's
+        // chunks (one, empty, for an empty file), each with its tag.
+        let chunks = len.div_ceil(CHUNK_SIZE).max(1);
+        let payload_start =
+            stored_len.saturating_sub(len + chunks * (ENCRYPTED_CHUNK_SIZE - CHUNK_SIZE));
         let (requests, incoming) = mpsc::channel();
         let (spares, spare_blocks) = mpsc::channel();
         let mut worker = Worker {
@@ -354,7 +404,7 @@ impl<S: RangeRead + 'static> fmt::Debug for Decrypted<S> {
 
 /// The decrypting thread's side: the age stream over the stored bytes.
 struct Worker<S: RangeRead> {
-    stream: age::stream::StreamReader<Ciphertext<S>>,
+    stream: age::stream::StreamReader<io::BufReader<Ciphertext<S>>>,
     shared: Arc<Shared>,
     payload_start: u64,
     stored_len: u64,
@@ -477,6 +527,9 @@ fn io_error(e: io::Error, at: u64) -> io::Error {
 
 /// A failure opening: the data's fault, or the source's.
 fn read_error(e: io::Error, what: &str) -> Error {
+    if let Some(too_long) = e.get_ref().and_then(|i| i.downcast_ref::<HeaderTooLong>()) {
+        return Error::Damaged(too_long.to_string());
+    }
     match e.kind() {
         io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
             Error::Damaged(format!("{what} does not authenticate"))

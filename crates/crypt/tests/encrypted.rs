@@ -271,6 +271,61 @@ fn ranges_left_half_read_and_any_fetch_size_give_the_plaintext() {
     }
 }
 
+/// An object that claims to be an age file but whose header never ends
+/// within 64 KiB is refused after reading that much, not read to its end
+/// (nor parsed for minutes: the age crate parses a header again as it
+/// reads more of it), by range and as a stream.
+#[test]
+fn a_header_longer_than_64_kib_is_refused() {
+    let mut stored = b"age-encryption.org/v1\n-> X25519 abc\n".to_vec();
+    while stored.len() < 3 << 20 {
+        stored.extend_from_slice(&[b'A'; 64]);
+        stored.push(b'\n');
+    }
+    let ids = Identities::from(Identity::generate());
+    let src = Counting::new(stored.clone());
+    let read = src.bytes.clone();
+    let err = Decrypted::open(src, &ids).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Damaged, "{err}");
+    assert!(err.to_string().contains("longer than 64 KiB"), "{err}");
+    let read = read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        read <= 64 * 1024 + ENCRYPTED_CHUNK_SIZE,
+        "{read} bytes read"
+    );
+    let mut rest = Cursor::new(stored);
+    let err = DecryptingReader::new(&mut rest, &ids).unwrap_err();
+    assert!(err.to_string().contains("longer than 64 KiB"), "{err}");
+    assert!(rest.position() <= 64 * 1024, "{}", rest.position());
+
+    // A long header within the bound (300 recipients, ~30 KiB) opens.
+    let many: Vec<Identity> = (0..300).map(|_| Identity::generate()).collect();
+    let to: Vec<Recipient> = many.iter().map(Identity::recipient).collect();
+    let mut w = EncryptingWriter::new(Vec::new(), &to).unwrap();
+    std::io::Write::write_all(&mut w, b"for the last of them").unwrap();
+    let stored = w.finish().unwrap();
+    assert!(
+        payload_start(&stored) > 20_000,
+        "{}",
+        payload_start(&stored)
+    );
+    let last = Identities::from(many[299].clone());
+    let mut text = String::new();
+    open(stored.clone(), &last)
+        .unwrap()
+        .read_range(0..20)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "for the last of them");
+    let mut again = String::new();
+    DecryptingReader::new(Cursor::new(stored), &last)
+        .unwrap()
+        .read_to_string(&mut again)
+        .unwrap();
+    assert_eq!(again, text);
+}
+
 #[test]
 fn a_wrong_identity_is_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
