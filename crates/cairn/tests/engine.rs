@@ -1874,7 +1874,7 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     // Its chain cannot be assembled for a download: a typed refusal,
     // naming the backup.
     match blind.open_archive(&next, None).await.unwrap_err() {
-        cairn::Error::NoIdentity { backup } => assert_eq!(backup, next),
+        Error::NoIdentity { backup } => assert_eq!(backup, next),
         other => panic!("{other}"),
     }
     assert_eq!(seen.parents, next_record.parents);
