@@ -344,6 +344,7 @@ impl VaultBuilder {
             running: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
             backup_leases: Mutex::new(HashMap::new()),
+            sync_lock: tokio::sync::Mutex::new(()),
         });
         let recovery = inner.recover().await?;
         Ok(Vault { inner, recovery })

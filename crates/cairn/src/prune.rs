@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::jobs::{JobHandle, Spec};
+use crate::shared::Change;
 use crate::target::TargetConfig;
 use crate::vault::{Inner, Vault};
 
@@ -80,6 +81,10 @@ pub(crate) async fn apply(
     config: &TargetConfig,
     dry_run: bool,
 ) -> Result<PruneReport, Error> {
+    // Decided on every host's pins and deletes, and each decision checked
+    // again as it is recorded (`shared.rs`): a pin made anywhere a moment
+    // ago is respected.
+    inner.sync_target(&config.name).await?;
     let name = config.name.clone();
     let records = inner.blocking(move |c| c.target_backups(&name)).await?;
     let leases = inner
@@ -123,19 +128,40 @@ pub(crate) async fn apply(
             continue;
         }
         let id = record.id;
-        match d.action {
+        let outcome = match d.action {
             Action::Delete => {
                 inner
-                    .blocking(move |c| c.set_deleted(&id, Some(now)))
-                    .await?;
-                report.deleted.push(d.id.clone());
+                    .change_shared(&d.id, Change::Delete, |r| {
+                        Ok(!r.pinned && r.deleted_at.is_none())
+                    })
+                    .await
             }
             Action::Purge => {
-                inner.store.delete_backup(&record.target, &id).await?;
-                inner.blocking(move |c| c.remove_backup(&id)).await?;
-                report.purged.push(d.id.clone());
+                let written = inner
+                    .change_shared(&d.id, Change::Purge, |r| {
+                        Ok(!r.pinned
+                            && r.deleted_at.map_or(!r.status.is_ready(), |at| {
+                                config.retention.check_undelete(at, now).is_err()
+                            }))
+                    })
+                    .await;
+                // Recorded as purged first, so that no host undeletes or
+                // pins it while its objects go; a crash between leaves
+                // objects no catalog records again (`docs/storage.md`).
+                if matches!(written, Ok(true)) {
+                    inner.store.delete_backup(&record.target, &id).await?;
+                }
+                written
             }
-            _ => {}
+            _ => Ok(false),
+        };
+        match outcome {
+            Ok(true) if d.action == Action::Delete => report.deleted.push(d.id.clone()),
+            Ok(true) => report.purged.push(d.id.clone()),
+            Ok(false) => {}
+            // Purged by another host since the plan.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     if !report.deleted.is_empty() || !report.purged.is_empty() {

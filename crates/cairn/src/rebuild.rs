@@ -28,6 +28,9 @@ pub struct RebuildReport {
     pub invalid: Vec<(TargetName, BackupId, String)>,
     /// Bytes read from archives (manifests only: never whole archives).
     pub archive_bytes_read: u64,
+    /// Records of the targets' shared state (pins, deletes, undeletes,
+    /// purges) applied after the backups were recorded.
+    pub state_records: u64,
 }
 
 /// Rebuilds the backup records of `catalog` from what `store` holds: for each

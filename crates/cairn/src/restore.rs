@@ -118,6 +118,16 @@ impl Vault {
     /// [`Error::Idempotency`]. A foreign origin, a tampered archive or a
     /// wrong key fail the job with nothing changed.
     pub async fn restore(&self, id: &str, req: RestoreRequest) -> Result<JobHandle, Error> {
+        // As every host left it: deleted, purged or published elsewhere.
+        match self.inner.backup_record(id).await {
+            Ok(r) => {
+                self.inner.sync_target(&r.target).await?;
+            }
+            Err(Error::NotFound { .. }) => {
+                self.sync().await?;
+            }
+            Err(e) => return Err(e),
+        }
         let record = self.inner.backup_record(id).await?;
         if record.status != BackupStatus::Ready {
             return Err(Error::Invalid(format!("backup {id} is not ready")));

@@ -13,13 +13,19 @@ impl Vault {
     /// `tick`, each target with an interval whose last scheduled backup is
     /// at least that old (and whose automatic backups are enabled, and whose
     /// minimum interval has passed) gets a `scheduled` backup. A target busy
-    /// with another job is tried again at the next tick. Spawn it on your
+    /// with another job is tried again at the next tick. Each tick first
+    /// follows the store ([`Vault::sync`]: what other hosts sharing it
+    /// published and decided). Spawn it on your
     /// runtime: `tokio::spawn(vault.clone().run_scheduler(Duration::from_secs(30)))`.
     pub async fn run_scheduler(self, tick: Duration) {
         let mut every = tokio::time::interval(tick);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
+            // What other hosts sharing the store did, before deciding.
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %e, "following the store failed");
+            }
             if let Err(e) = self.schedule_due().await {
                 tracing::warn!(error = %e, "scheduler pass failed");
             }

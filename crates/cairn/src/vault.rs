@@ -19,6 +19,7 @@ use crate::builder::{Clock, CrashHook, Identity, VaultBuilder};
 use crate::error::{Error, task};
 use crate::jobs::{JobHandle, holder_backup};
 use crate::recovery::Recovery;
+use crate::shared::{Change, SyncReport};
 use crate::target::TargetConfig;
 
 type LiveJob = (Arc<watch::Sender<Job>>, Arc<AtomicBool>);
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) jobs: Mutex<HashMap<String, LiveJob>>,
     /// Backup id → the jobs reading it.
     pub(crate) backup_leases: Mutex<HashMap<String, Vec<String>>>,
+    /// Held while the catalog follows the store (`shared.rs`).
+    pub(crate) sync_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -220,20 +223,32 @@ impl Vault {
     /// Rebuilds the catalog's backup records from the store (after the
     /// catalog was lost or damaged): every sealed backup whose seal one of
     /// the trusted keys verifies (the signing key, and the earlier ones
-    /// after a rotation) is recorded again; pins and soft deletes of backups
-    /// still in the catalog are kept.
+    /// after a rotation) is recorded again; then every target's shared
+    /// state is applied from its first record (the pins, soft deletes and
+    /// purges of every host). Pins and soft deletes only this catalog knew
+    /// (made before the shared state existed) are kept.
     ///
     /// # Errors
     ///
     /// Store and catalog errors.
     pub async fn rebuild_catalog(&self) -> Result<crate::RebuildReport, Error> {
-        crate::rebuild::rebuild_catalog(
+        let one = self.inner.sync_lock.lock().await;
+        let mut report = crate::rebuild::rebuild_catalog(
             &self.inner.store,
             Arc::clone(&self.inner.catalog),
             &self.inner.trusted,
             &self.inner.identities,
         )
-        .await
+        .await?;
+        drop(one);
+        // The shared state, from its first record: pins, deletes and
+        // purges as every host decided them.
+        for target in self.inner.store.list_targets().await? {
+            let t = target.clone();
+            self.inner.blocking(move |c| c.reset_state(&t)).await?;
+            report.state_records += self.inner.sync_target(&target).await?.changes;
+        }
+        Ok(report)
     }
 
     /// The public key that verifies this vault's backups.
@@ -268,89 +283,114 @@ impl Vault {
 
     /// Soft-deletes a backup: hidden from lists, recoverable with
     /// [`Vault::undelete`] until the target's `deleted_grace` ends, then
-    /// purged by retention. Refused while a job uses it, and for a pinned backup.
+    /// purged by retention. Refused while a job uses it, and for a pinned
+    /// backup (pinned by any host sharing the store: the decision is
+    /// recorded in the store's shared state after following it,
+    /// `docs/storage.md` "Shared state").
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], [`Error::Leased`], [`Error::Pinned`].
+    /// [`Error::NotFound`], [`Error::Leased`], [`Error::Pinned`]; store
+    /// errors, and a failed verification for a state record that does not
+    /// check out.
     pub async fn delete(&self, id: &str) -> Result<BackupRecord, Error> {
-        let record = self.inner.backup_record(id).await?;
-        if record.pinned {
-            return Err(Error::Pinned {
-                backup: id.to_owned(),
-            });
-        }
-        if let Some(job) = self.inner.backup_user(&record).await? {
+        let inner = &self.inner;
+        let record = inner.backup_record(id).await?;
+        if let Some(job) = inner.backup_user(&record).await? {
             return Err(Error::Leased {
                 backup: id.to_owned(),
                 job,
             });
         }
-        if record.deleted_at.is_some() {
-            return Ok(record);
-        }
-        let now = self.inner.now();
-        let bid = record.id;
-        self.inner
-            .blocking(move |c| c.set_deleted(&bid, Some(now)))
+        inner
+            .change_shared(id, Change::Delete, |r| {
+                if r.pinned {
+                    return Err(Error::Pinned {
+                        backup: id.to_owned(),
+                    });
+                }
+                Ok(r.deleted_at.is_none())
+            })
             .await?;
-        self.inner.backup_record(id).await
+        inner.backup_record(id).await
     }
 
-    /// Brings a soft-deleted backup back.
+    /// Brings a soft-deleted backup back (deleted by any host sharing the
+    /// store).
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`] (also when it was purged), [`Error::Gone`] past the window.
     pub async fn undelete(&self, id: &str) -> Result<BackupRecord, Error> {
-        let record = self.inner.backup_record(id).await?;
-        let Some(deleted_at) = record.deleted_at else {
-            return Ok(record);
-        };
-        let policy = self
-            .inner
-            .find_target(record.target.as_str())
-            .map(|t| t.retention)
-            .unwrap_or_default();
-        policy
-            .check_undelete(deleted_at, self.inner.now())
-            .map_err(|g| Error::Gone {
-                backup: id.to_owned(),
-                deleted_at: g.deleted_at,
-                until: g.until,
-            })?;
-        let bid = record.id;
-        self.inner
-            .blocking(move |c| c.set_deleted(&bid, None))
+        let inner = &self.inner;
+        let now = inner.now();
+        inner
+            .change_shared(id, Change::Undelete, |r| {
+                let Some(deleted_at) = r.deleted_at else {
+                    return Ok(false);
+                };
+                let policy = inner
+                    .find_target(r.target.as_str())
+                    .map(|t| t.retention)
+                    .unwrap_or_default();
+                policy
+                    .check_undelete(deleted_at, now)
+                    .map_err(|g| Error::Gone {
+                        backup: id.to_owned(),
+                        deleted_at: g.deleted_at,
+                        until: g.until,
+                    })?;
+                Ok(true)
+            })
             .await?;
-        self.inner.backup_record(id).await
+        inner.backup_record(id).await
     }
 
-    /// Pins a backup: never evicted by retention, never deleted.
+    /// Pins a backup: never evicted by retention, never deleted, by any
+    /// host sharing the store.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], catalog errors.
+    /// [`Error::NotFound`], store and catalog errors.
     pub async fn pin(&self, id: &str) -> Result<BackupRecord, Error> {
-        self.set_pinned(id, true).await
+        self.inner
+            .change_shared(id, Change::Pin, |r| Ok(!r.pinned))
+            .await?;
+        self.inner.backup_record(id).await
     }
 
     /// Unpins a backup: retention treats it like any other again.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], catalog errors.
+    /// [`Error::NotFound`], store and catalog errors.
     pub async fn unpin(&self, id: &str) -> Result<BackupRecord, Error> {
-        self.set_pinned(id, false).await
-    }
-
-    async fn set_pinned(&self, id: &str, pinned: bool) -> Result<BackupRecord, Error> {
-        let record = self.inner.backup_record(id).await?;
-        let bid = record.id;
         self.inner
-            .blocking(move |c| c.set_pinned(&bid, pinned))
+            .change_shared(id, Change::Unpin, |r| Ok(r.pinned))
             .await?;
         self.inner.backup_record(id).await
+    }
+
+    /// Brings the catalog up to the store for every target of this vault:
+    /// the backups other hosts published and the decisions they recorded
+    /// (pins, deletes, undeletes, purges). Every decision that depends on
+    /// them does this for its target first; a server does it on a timer, a
+    /// CLI before listing.
+    ///
+    /// # Errors
+    ///
+    /// Store and catalog errors; a failed verification for a state record
+    /// that does not check out (not signed by a trusted key, or not the
+    /// record its key says).
+    pub async fn sync(&self) -> Result<SyncReport, Error> {
+        let mut report = SyncReport::default();
+        for t in self.inner.target_list() {
+            let synced = self.inner.sync_target(&t.name).await?;
+            report.targets += 1;
+            report.new_backups += synced.new_backups;
+            report.changes += synced.changes;
+        }
+        Ok(report)
     }
 
     /// The restore status of a target: its last restore or reset.

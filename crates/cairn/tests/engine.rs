@@ -2145,3 +2145,176 @@ async fn uploads_are_encrypted_on_ingest_and_an_age_encrypted_archive_uploads_an
     assert_eq!(err.code, "verification_failed", "{err:?}");
     assert!(err.message.contains("no identity matches"), "{err:?}");
 }
+
+/// A clock `offset` seconds ahead of now (moved by the test).
+fn movable_clock(offset: &Arc<std::sync::atomic::AtomicI64>) -> cairn::Clock {
+    let offset = Arc::clone(offset);
+    Arc::new(move || {
+        Timestamp::now()
+            + SignedDuration::from_secs(offset.load(std::sync::atomic::Ordering::Relaxed))
+    })
+}
+
+/// Two installations (separate catalogs, one store, one key and origin)
+/// keep one truth: a pin made on one is respected by the other's
+/// retention, deletes and undeletes cross over, each sees the other's
+/// backups after a sync, racing writers both land, a purge waits for
+/// every host's pin, and a forged state record is refused by name.
+async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let svc = Service::new();
+    let offset = Arc::new(AtomicI64::new(0));
+    let policy = Policy::default()
+        .with_keep_last(1)
+        .with_deleted_grace(SignedDuration::from_hours(1))
+        .unwrap();
+    let host = |state: &str| {
+        Vault::builder()
+            .store(store)
+            .store_options(opts.clone())
+            .catalog(svc.tmp.path().join(state).join("catalog.db"))
+            .signing_key(SigningKey::from_seed(&[33; 32]))
+            .origin(OriginId::parse("org_shared").unwrap())
+            .clock(movable_clock(&offset))
+            .target(svc.target().retention(policy.clone()))
+    };
+    let a = host("a").open().await.unwrap();
+    let b = host("b").open().await.unwrap();
+
+    // The walk: A pins X and makes Y; B makes Z and its retention
+    // (keep_last 1) soft-deletes Y but keeps X, pinned on A.
+    let x = backed_up(&a, BackupRequest::new()).await;
+    assert!(a.pin(&x).await.unwrap().pinned);
+    let y = backed_up(&a, BackupRequest::new()).await;
+    let z = backed_up(&b, BackupRequest::new()).await;
+    let on_b = |id: &str| {
+        let (b, id) = (&b, id.to_owned());
+        async move { b.get(&id).await.unwrap() }
+    };
+    assert!(on_b(&x).await.pinned, "B follows A's pin");
+    assert!(
+        on_b(&x).await.deleted_at.is_none(),
+        "a pinned backup is kept"
+    );
+    assert!(
+        on_b(&y).await.deleted_at.is_some(),
+        "B's retention deleted Y"
+    );
+    assert!(on_b(&z).await.deleted_at.is_none());
+    // A follows B: its new backup and its decision.
+    let report = a.sync().await.unwrap();
+    assert_eq!((report.new_backups, report.changes), (1, 1), "{report:?}");
+    assert!(a.get(&z).await.unwrap().deleted_at.is_none());
+    assert!(a.get(&y).await.unwrap().deleted_at.is_some());
+
+    // A undeletes what B deleted; B sees it.
+    assert!(a.undelete(&y).await.unwrap().deleted_at.is_none());
+    b.sync().await.unwrap();
+    assert!(on_b(&y).await.deleted_at.is_none());
+
+    // Racing writers for the same generation: both decisions land.
+    let (pa, pb) = tokio::join!(a.pin(&y), b.pin(&z));
+    assert!(pa.unwrap().pinned && pb.unwrap().pinned);
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    for v in [&a, &b] {
+        for id in [&x, &y, &z] {
+            assert!(v.get(id).await.unwrap().pinned, "{id} pinned everywhere");
+        }
+    }
+    // A pinned backup cannot be deleted from the other host.
+    let err = b.delete(&y).await.unwrap_err();
+    assert!(matches!(err, Error::Pinned { .. }), "{err}");
+
+    // A purge waits for every host's pin: Y deleted on B, pinned again on
+    // A past its grace, is kept by B's retention; unpinned, it is purged
+    // and gone from both catalogs and the store.
+    b.unpin(&y).await.unwrap();
+    b.delete(&y).await.unwrap();
+    offset.store(2 * 3600, Ordering::Relaxed);
+    a.pin(&y).await.unwrap();
+    let kept = b
+        .prune("svc", PruneRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(kept.state, JobState::Succeeded, "{:?}", kept.error);
+    assert!(on_b(&y).await.pinned, "kept: pinned on A");
+    a.unpin(&y).await.unwrap();
+    let pruned = b
+        .prune("svc", PruneRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(json_result(&pruned)["purged"], serde_json::json!([y]));
+    let raw = Store::open(store, &opts).unwrap();
+    let svc_name = TargetName::parse("svc").unwrap();
+    let left: Vec<String> = raw
+        .list_backups(&svc_name)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id.to_string())
+        .collect();
+    assert!(!left.contains(&y), "{left:?}");
+    a.sync().await.unwrap();
+    assert_eq!(a.get(&y).await.unwrap_err().code(), "not_found");
+
+    // A lost catalog comes back with every host's decisions.
+    let c = host("c").open().await.unwrap();
+    let rebuilt = c.rebuild_catalog().await.unwrap();
+    assert!(rebuilt.state_records >= 8, "{rebuilt:?}");
+    assert!(c.get(&x).await.unwrap().pinned && c.get(&z).await.unwrap().pinned);
+    assert_eq!(c.get(&y).await.unwrap_err().code(), "not_found");
+
+    // A record nobody trusted wrote is refused, naming it.
+    let next = (1..)
+        .find(|&g| {
+            futures::executor::block_on(raw.read_state(&svc_name, g))
+                .unwrap()
+                .is_none()
+        })
+        .unwrap();
+    let forged = format!(
+        "{{\"generation\":{next},\"target\":\"svc\",\"at\":\"2026-01-01T00:00:00Z\",\"by\":\"x\",\"change\":\"unpin\",\"backup\":\"{x}\"}}\n{} {}\n",
+        SigningKey::from_seed(&[1; 32]).key_id(),
+        "00".repeat(64)
+    );
+    raw.append_state(&svc_name, next, bytes::Bytes::from(forged))
+        .await
+        .unwrap();
+    let err = a.sync().await.unwrap_err();
+    assert_eq!(err.code(), "verification_failed", "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("record {next} of the shared state of target svc")),
+        "{err}"
+    );
+    assert!(a.get(&x).await.unwrap().pinned, "nothing applied from it");
+    for v in [a, b, c] {
+        v.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_share_one_truth_local() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    hosts_share_one_truth(&store, StoreOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_share_one_truth_s3_emulator() {
+    if let Some((store, opts)) = s3_emulator().await {
+        hosts_share_one_truth(&store, opts).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_share_one_truth_azurite() {
+    if let Some((store, opts)) = azurite().await {
+        hosts_share_one_truth(&store, opts).await;
+    }
+}

@@ -26,6 +26,7 @@
 mod backups;
 mod jobs;
 mod schedules;
+mod shared;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -36,6 +37,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use backups::{BackupFilter, BackupRecord, BackupStatus, Cursor, MAX_PAGE, Page, Verification};
 pub use jobs::{JobCreated, UnfinishedJob};
 pub use schedules::TargetSettings;
+pub use shared::StateChange;
 
 /// The schema, one migration per version: `MIGRATIONS[i]` takes a database
 /// from version `i` to `i + 1`. Released migrations never change; a new
@@ -47,6 +49,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("schema/v4.sql"),
     include_str!("schema/v5.sql"),
     include_str!("schema/v6.sql"),
+    include_str!("schema/v7.sql"),
 ];
 
 /// The schema version this build writes.

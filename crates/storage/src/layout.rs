@@ -73,6 +73,37 @@ fn check_extension(key: &str, extension: &str) -> Result<(), Error> {
     }
 }
 
+/// The backups among `objects` (listed under `prefix`), by id.
+fn group_backups(prefix: &str, objects: Vec<ObjectInfo>) -> Vec<StoredBackup> {
+    let mut found: BTreeMap<String, StoredBackup> = BTreeMap::new();
+    for object in objects {
+        let Some(name) = object
+            .key
+            .strip_prefix(prefix)
+            .and_then(|n| n.strip_prefix('/'))
+        else {
+            continue;
+        };
+        let Some((id_text, suffix)) = name.split_once('.') else {
+            continue;
+        };
+        let Ok(id) = BackupId::parse(id_text) else {
+            continue;
+        };
+        let slot = found.entry(id.to_string()).or_insert_with(|| StoredBackup {
+            id,
+            archive: None,
+            seal: None,
+        });
+        if suffix == "seal" {
+            slot.seal = Some(object);
+        } else if ARCHIVE_EXTENSIONS.contains(&suffix) {
+            slot.archive = Some(object);
+        }
+    }
+    found.into_values().collect()
+}
+
 impl Store {
     /// Starts uploading a backup's archive. Publish it with
     /// [`Store::publish_seal`] once the upload has finished.
@@ -170,33 +201,30 @@ impl Store {
     /// The store's errors of [`Store::list`].
     pub async fn list_backups(&self, target: &TargetName) -> Result<Vec<StoredBackup>, Error> {
         let prefix = backups_prefix(target);
-        let mut found: BTreeMap<String, StoredBackup> = BTreeMap::new();
-        for object in self.list(&prefix).await? {
-            let Some(name) = object
-                .key
-                .strip_prefix(&prefix)
-                .and_then(|n| n.strip_prefix('/'))
-            else {
-                continue;
-            };
-            let Some((id_text, suffix)) = name.split_once('.') else {
-                continue;
-            };
-            let Ok(id) = BackupId::parse(id_text) else {
-                continue;
-            };
-            let slot = found.entry(id.to_string()).or_insert_with(|| StoredBackup {
-                id,
-                archive: None,
-                seal: None,
-            });
-            if suffix == "seal" {
-                slot.seal = Some(object);
-            } else if ARCHIVE_EXTENSIONS.contains(&suffix) {
-                slot.archive = Some(object);
-            }
-        }
-        Ok(found.into_values().collect())
+        Ok(group_backups(&prefix, self.list(&prefix).await?))
+    }
+
+    /// The target's backups whose ids sort after `from` (ids are ULIDs:
+    /// made after `from`'s time, or at it with a greater random part), as
+    /// [`Store::list_backups`] gives them; on S3 the listing starts there,
+    /// so that a catalog following the store reads what is new and not the
+    /// target's whole history. `BackupId::from_parts(ms, 0)` is a bound
+    /// for "made at `ms` or later".
+    ///
+    /// # Errors
+    ///
+    /// The store's errors of [`Store::list_after`].
+    pub async fn list_backups_after(
+        &self,
+        target: &TargetName,
+        from: &BackupId,
+    ) -> Result<Vec<StoredBackup>, Error> {
+        let prefix = backups_prefix(target);
+        let offset = format!("{prefix}/{from}");
+        Ok(group_backups(
+            &prefix,
+            self.list_after(&prefix, &offset).await?,
+        ))
     }
 
     /// Deletes a backup: the seal first, so that a crash half-way leaves an

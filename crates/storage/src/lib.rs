@@ -44,6 +44,7 @@ mod error;
 pub mod layout;
 pub mod lease;
 mod open;
+pub mod state;
 mod store;
 
 pub use error::{Error, ErrorKind, Op};

@@ -370,6 +370,29 @@ impl Store {
         Ok(out)
     }
 
+    /// The objects under `prefix` whose keys sort after `offset` (a key
+    /// under `prefix`), sorted: on S3 one request per thousand keys from
+    /// `offset` on (`start-after`), so that following a long listing costs
+    /// what is new; other backends list the prefix and skip what sorts
+    /// before.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::list`].
+    pub async fn list_after(&self, prefix: &str, offset: &str) -> Result<Vec<ObjectInfo>, Error> {
+        let path = self.path(Op::List, prefix.trim_end_matches('/'))?;
+        let offset = self.path(Op::List, offset)?;
+        let mut out: Vec<ObjectInfo> = self
+            .inner
+            .list_with_offset(Some(&path), &offset)
+            .map_ok(|meta| self.info(meta))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(Op::List, prefix, e))?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
     /// The names of the "folders" directly under `prefix`: the next key
     /// segment of every key below it, sorted, without listing every object.
     ///

@@ -274,6 +274,10 @@ pub(crate) enum KeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CatalogCommand {
-    /// Recreate the backup records from the store (after losing the catalog).
+    /// Recreate the backup records from the store (after losing the catalog),
+    /// with every host's pins, deletes and purges.
     Rebuild,
+    /// Follow the store: the backups other hosts sharing it published and
+    /// the decisions they recorded (`cairn list` does this first).
+    Sync,
 }

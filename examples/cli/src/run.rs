@@ -120,6 +120,11 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
                 .map(|c| Cursor::decode(&c))
                 .transpose()
                 .map_err(|_| Fail::new(Kind::Usage, "invalid --cursor"))?;
+            // What other hosts sharing the store did, first (not again on
+            // the next pages of the same listing).
+            if cursor.is_none() {
+                vault.sync().await?;
+            }
             let page = vault.list(filter, limit.clamp(1, 1000), cursor).await?;
             let next = page.next.as_ref().map(Cursor::encode);
             ui.listed(
@@ -344,14 +349,30 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
                 "backups": r.backups,
                 "incomplete": r.incomplete.iter().map(|(t, id)| format!("{t}/{id}")).collect::<Vec<_>>(),
                 "invalid": r.invalid.iter().map(|(t, id, why)| serde_json::json!({"target": t.to_string(), "id": id.to_string(), "why": why})).collect::<Vec<_>>(),
+                "state_records": r.state_records,
             });
             ui.out(&json, || {
                 format!(
-                    "rebuilt: {} backups in {} targets; {} incomplete, {} invalid",
+                    "rebuilt: {} backups in {} targets; {} incomplete, {} invalid; {} shared decisions applied",
                     r.backups,
                     r.targets,
                     r.incomplete.len(),
-                    r.invalid.len()
+                    r.invalid.len(),
+                    r.state_records
+                )
+            });
+        }
+        Command::Catalog(CatalogCommand::Sync) => {
+            let r = vault.sync().await?;
+            let json = serde_json::json!({
+                "targets": r.targets,
+                "new_backups": r.new_backups,
+                "changes": r.changes,
+            });
+            ui.out(&json, || {
+                format!(
+                    "synced {} targets: {} new backups, {} shared decisions applied",
+                    r.targets, r.new_backups, r.changes
                 )
             });
         }

@@ -1,0 +1,268 @@
+//! One truth across hosts: the decisions about a target's backups that every
+//! host sharing the store must respect (pins, soft deletes, undeletes,
+//! purges) are records of the target's state log in the store
+//! (`cairn_storage::state`), signed with the vault's key; a catalog follows
+//! the log, and the store's new backups, before every decision that depends
+//! on them (`docs/storage.md` "Shared state").
+//!
+//! A record reads
+//!
+//! ```text
+//! {"generation":7,"target":"app","at":"…","by":"org_…@host","change":"pin","backup":"bkp_…"}
+//! <key id> <signature of the first line, hex>
+//! ```
+//!
+//! and a change is written as the next generation, with put-if-absent, by a
+//! writer that has applied every record before it and checked the change
+//! against them: two hosts never lose each other's decision, and a decision
+//! is never taken against a state another host changed a moment earlier.
+
+use bytes::Bytes;
+use cairn_catalog::{BackupRecord, StateChange};
+use cairn_integrity::{KeyId, PublicKey, Signature};
+use cairn_manifest::{BackupId, TargetName};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::vault::Inner;
+
+/// What a record decides about its backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Change {
+    Pin,
+    Unpin,
+    Delete,
+    Undelete,
+    Purge,
+}
+
+/// A record of a target's state log, as its first line says it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    generation: u64,
+    target: TargetName,
+    at: Timestamp,
+    by: String,
+    change: Change,
+    backup: BackupId,
+}
+
+impl Record {
+    fn applied(&self) -> (BackupId, StateChange) {
+        let change = match self.change {
+            Change::Pin => StateChange::Pin,
+            Change::Unpin => StateChange::Unpin,
+            Change::Delete => StateChange::Delete(self.at),
+            Change::Undelete => StateChange::Undelete,
+            Change::Purge => StateChange::Purge,
+        };
+        (self.backup, change)
+    }
+
+    /// The record's bytes, signed by `inner`'s key.
+    fn encode(&self, inner: &Inner) -> Result<Bytes, Error> {
+        let line = serde_json::to_string(self)
+            .map_err(|e| Error::Invalid(format!("encoding a state record: {e}")))?;
+        let signature = inner.key.sign(line.as_bytes());
+        Ok(Bytes::from(format!(
+            "{line}\n{} {}\n",
+            inner.key.key_id(),
+            signature.to_hex()
+        )))
+    }
+
+    /// Record `generation` of `target` from the store's `bytes`, its
+    /// signature verified by one of `keys`.
+    fn decode(
+        bytes: &[u8],
+        target: &TargetName,
+        generation: u64,
+        keys: &[PublicKey],
+    ) -> Result<Record, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())?;
+        let mut lines = text.split('\n');
+        let (Some(line), Some(sig_line), Some(""), None) =
+            (lines.next(), lines.next(), lines.next(), lines.next())
+        else {
+            return Err("it is not two lines (a record and its signature)".to_owned());
+        };
+        let (id, sig) = sig_line
+            .split_once(' ')
+            .ok_or_else(|| "its signature line is not \"<key id> <signature>\"".to_owned())?;
+        let id: KeyId = id.parse().map_err(|e| format!("its signer: {e}"))?;
+        let key = keys
+            .iter()
+            .find(|k| k.key_id() == id)
+            .ok_or_else(|| format!("it is signed by key {id}, which this vault does not trust"))?;
+        let sig = Signature::from_hex(sig).map_err(|e| format!("its signature: {e}"))?;
+        key.verify(line.as_bytes(), &sig)
+            .map_err(|_| format!("its signature does not verify with key {id}"))?;
+        let record: Record = serde_json::from_str(line).map_err(|e| format!("its record: {e}"))?;
+        if record.generation != generation || record.target != *target {
+            return Err(format!(
+                "it says it is record {} of target {}",
+                record.generation, record.target
+            ));
+        }
+        Ok(record)
+    }
+}
+
+/// What [`crate::Vault::sync`] found in the store.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncReport {
+    /// Targets followed.
+    pub targets: u64,
+    /// Backups found in the store that the catalog did not hold (published
+    /// by other hosts), now recorded.
+    pub new_backups: u64,
+    /// Records of the targets' shared state (pins, deletes, undeletes,
+    /// purges by any host) applied.
+    pub changes: u64,
+}
+
+/// What following one target's store found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Synced {
+    /// Records of the state log applied.
+    pub(crate) changes: u64,
+    /// Backups found in the store that the catalog did not hold.
+    pub(crate) new_backups: u64,
+}
+
+/// How many times a change is tried against writers racing for the same
+/// generation before giving up.
+const ATTEMPTS: usize = 16;
+
+impl Inner {
+    /// Brings the catalog's view of `target` up to the store's: the backups
+    /// published since the newest it holds (listed from there, less the
+    /// longest a job may take to publish one it began earlier), then the
+    /// state log's records it has not applied, in order. Serialised per
+    /// vault, so that two callers never apply the same records twice.
+    pub(crate) async fn sync_target(&self, target: &TargetName) -> Result<Synced, Error> {
+        let _one = self.sync_lock.lock().await;
+        let mut synced = Synced::default();
+        let (t, t2) = (target.clone(), target.clone());
+        let first = self.blocking(move |c| c.state_generation(&t)).await? + 1;
+        // The log first: a record is written after the backup it names was
+        // sealed, so the listing after it finds every backup it names.
+        let mut records = Vec::new();
+        while let Some(bytes) = self
+            .store
+            .read_state(target, first + records.len() as u64)
+            .await?
+        {
+            let generation = first + records.len() as u64;
+            let record =
+                Record::decode(&bytes, target, generation, &self.trusted).map_err(|why| {
+                    Error::Verification(format!(
+                        "record {generation} of the shared state of target {target}: {why}"
+                    ))
+                })?;
+            records.push(record);
+        }
+        let newest = self.blocking(move |c| c.newest_backup_id(&t2)).await?;
+        let stored = match newest {
+            Some(id) => {
+                let back = u64::try_from(
+                    (self.job_timeout
+                        + SignedDuration::try_from(self.lease_ttl).unwrap_or_default())
+                    .as_millis(),
+                )
+                .unwrap_or(0);
+                let from = BackupId::from_parts(id.unix_ms().saturating_sub(back), 0);
+                self.store.list_backups_after(target, &from).await?
+            }
+            None => self.store.list_backups(target).await?,
+        };
+        for found in stored
+            .into_iter()
+            .filter(cairn_storage::StoredBackup::is_complete)
+        {
+            let id = found.id;
+            let known = self
+                .blocking(move |c| Ok(c.get_backup(&id)?.is_some() || c.is_purged(&id)?))
+                .await?;
+            if known {
+                continue;
+            }
+            match crate::rebuild::sealed_record(
+                &self.store,
+                target,
+                &id,
+                &self.trusted,
+                &self.identities,
+            )
+            .await?
+            {
+                Ok(record) => {
+                    self.blocking(move |c| c.insert_backup(&record)).await?;
+                    synced.new_backups += 1;
+                }
+                Err(why) => {
+                    tracing::warn!(target = %target, backup = %id, %why, "a backup in the store does not check out: not recorded");
+                }
+            }
+        }
+        if !records.is_empty() {
+            let changes: Vec<_> = records.iter().map(Record::applied).collect();
+            synced.changes = changes.len() as u64;
+            let t = target.clone();
+            self.blocking(move |c| c.apply_state(&t, first, &changes))
+                .await?;
+        }
+        Ok(synced)
+    }
+
+    /// Records `change` of backup `id` in its target's state log, once
+    /// `check` (given the backup's record as every host's decisions left
+    /// it) says it should be made (`Ok(false)`: it is made already, or no
+    /// longer to be made); the catalog then shows it. A writer that loses
+    /// the race for the next generation follows the log and checks again.
+    /// Whether this call wrote it.
+    pub(crate) async fn change_shared(
+        &self,
+        id: &str,
+        change: Change,
+        check: impl Fn(&BackupRecord) -> Result<bool, Error>,
+    ) -> Result<bool, Error> {
+        let target = self.backup_record(id).await?.target;
+        for _ in 0..ATTEMPTS {
+            self.sync_target(&target).await?;
+            let record = self.backup_record(id).await?;
+            if !check(&record)? {
+                return Ok(false);
+            }
+            let t = target.clone();
+            let generation = self.blocking(move |c| c.state_generation(&t)).await? + 1;
+            let written = Record {
+                generation,
+                target: target.clone(),
+                at: self.now(),
+                by: format!("{}@{}", self.origin, self.identity.hostname),
+                change,
+                backup: record.id,
+            };
+            let bytes = written.encode(self)?;
+            match self.store.append_state(&target, generation, bytes).await {
+                Ok(()) => {
+                    let applied = [written.applied()];
+                    let t = target.clone();
+                    self.blocking(move |c| c.apply_state(&t, generation, &applied))
+                        .await?;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == cairn_storage::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Busy {
+            target: target.to_string(),
+            holder: format!("its shared state kept changing under {ATTEMPTS} tries"),
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! Following a target's shared state: the decisions recorded in the store's
+//! state log (pins, soft deletes, undeletes, purges), applied in order.
+
+use cairn_manifest::{BackupId, TargetName};
+use jiff::Timestamp;
+use rusqlite::OptionalExtension;
+
+use crate::{Catalog, Error, to_nanos};
+
+/// One decision of a target's state log, as it changes the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateChange {
+    /// The backup is pinned.
+    Pin,
+    /// The backup is no longer pinned.
+    Unpin,
+    /// The backup was soft-deleted at this time.
+    Delete(Timestamp),
+    /// The backup was brought back.
+    Undelete,
+    /// The backup's objects were (or are being) removed: its record goes,
+    /// and it is never recorded again.
+    Purge,
+}
+
+impl Catalog {
+    /// How many records of `target`'s state log this catalog has applied
+    /// (0: none).
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures.
+    pub fn state_generation(&self, target: &TargetName) -> Result<u64, Error> {
+        let conn = self.conn();
+        let n: Option<i64> = conn
+            .query_row(
+                "SELECT generation FROM shared_state WHERE target = ?1",
+                [target.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&format!("reading the shared state of {target}"), e))?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    /// Applies records `first ..` of `target`'s state log (`changes`, in
+    /// order), in one transaction; records this catalog applied already
+    /// (another caller got there first) are skipped. A change to a backup
+    /// the catalog does not hold changes nothing but a purge, which is
+    /// remembered.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures; nothing changes when it fails.
+    pub fn apply_state(
+        &self,
+        target: &TargetName,
+        first: u64,
+        changes: &[(BackupId, StateChange)],
+    ) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let what = format!("applying the shared state of {target}");
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(&what, e))?;
+        let applied: i64 = tx
+            .query_row(
+                "SELECT generation FROM shared_state WHERE target = ?1",
+                [target.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&what, e))?
+            .unwrap_or(0);
+        let mut generation = first;
+        for (id, change) in changes {
+            if i64::try_from(generation).unwrap_or(i64::MAX) > applied {
+                let id_text = id.to_string();
+                let done = match change {
+                    StateChange::Pin | StateChange::Unpin => tx.execute(
+                        "UPDATE backups SET pinned = ?2 WHERE id = ?1",
+                        rusqlite::params![id_text, i64::from(*change == StateChange::Pin)],
+                    ),
+                    StateChange::Delete(at) => tx.execute(
+                        "UPDATE backups SET deleted_at = ?2 WHERE id = ?1",
+                        rusqlite::params![id_text, to_nanos(*at)],
+                    ),
+                    StateChange::Undelete => tx.execute(
+                        "UPDATE backups SET deleted_at = NULL WHERE id = ?1",
+                        [&id_text],
+                    ),
+                    StateChange::Purge => tx
+                        .execute("DELETE FROM backups WHERE id = ?1", [&id_text])
+                        .and_then(|_| {
+                            tx.execute(
+                                "INSERT OR IGNORE INTO purged_backups (id, target) VALUES (?1, ?2)",
+                                [&id_text, &target.to_string()],
+                            )
+                        }),
+                };
+                done.map_err(|e| self.err(&what, e))?;
+            }
+            generation += 1;
+        }
+        let last = i64::try_from(generation.saturating_sub(1)).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO shared_state (target, generation) VALUES (?1, ?2)
+             ON CONFLICT (target) DO UPDATE SET generation = max(generation, excluded.generation)",
+            rusqlite::params![target.to_string(), last],
+        )
+        .map_err(|e| self.err(&what, e))?;
+        tx.commit().map_err(|e| self.err(&what, e))
+    }
+
+    /// Forgets how far `target`'s state log was applied (and the purges it
+    /// named), so that it is applied again from its first record: after
+    /// the target's backups were rebuilt from the store.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures.
+    pub fn reset_state(&self, target: &TargetName) -> Result<(), Error> {
+        let conn = self.conn();
+        let what = format!("resetting the shared state of {target}");
+        conn.execute(
+            "DELETE FROM shared_state WHERE target = ?1",
+            [target.to_string()],
+        )
+        .and_then(|_| {
+            conn.execute(
+                "DELETE FROM purged_backups WHERE target = ?1",
+                [target.to_string()],
+            )
+        })
+        .map_err(|e| self.err(&what, e))?;
+        Ok(())
+    }
+
+    /// Whether `target`'s state log purged backup `id`.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures.
+    pub fn is_purged(&self, id: &BackupId) -> Result<bool, Error> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT 1 FROM purged_backups WHERE id = ?1",
+            [id.to_string()],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(|e| self.err(&format!("looking for the purge of {id}"), e))
+    }
+
+    /// The newest backup id of `target` the catalog holds (deleted or not),
+    /// by id: where following the store's listing starts.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures.
+    pub fn newest_backup_id(&self, target: &TargetName) -> Result<Option<BackupId>, Error> {
+        let conn = self.conn();
+        let id: Option<String> = conn
+            .query_row(
+                "SELECT max(id) FROM backups WHERE target = ?1",
+                [target.to_string()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(&format!("reading the newest backup of {target}"), e))?;
+        id.map(|s| {
+            BackupId::parse(&s).map_err(|e| {
+                self.error(
+                    crate::ErrorKind::Corrupt,
+                    format!("backup id {s:?} of {target}: {e}"),
+                )
+            })
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BackupRecord;
+    use cairn_manifest::BackupKind;
+
+    fn catalog() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(dir.path().join("c.db")).unwrap();
+        (dir, c)
+    }
+
+    #[test]
+    fn changes_apply_once_in_order_and_purges_are_remembered() {
+        let (_d, c) = catalog();
+        let t = TargetName::parse("app").unwrap();
+        let (a, b) = (BackupId::generate(), BackupId::generate());
+        for id in [a, b] {
+            let mut r = BackupRecord::creating(id, t.clone(), BackupKind::Manual, Timestamp::now());
+            r.status = crate::BackupStatus::Ready;
+            c.insert_backup(&r).unwrap();
+        }
+        assert_eq!(c.state_generation(&t).unwrap(), 0);
+        assert_eq!(c.newest_backup_id(&t).unwrap(), Some(a.max(b)));
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        c.apply_state(
+            &t,
+            1,
+            &[(a, StateChange::Pin), (b, StateChange::Delete(at))],
+        )
+        .unwrap();
+        assert_eq!(c.state_generation(&t).unwrap(), 2);
+        assert!(c.get_backup(&a).unwrap().unwrap().pinned);
+        assert_eq!(c.get_backup(&b).unwrap().unwrap().deleted_at, Some(at));
+        // Records 1 and 2 again (a second follower got there first) change
+        // nothing; record 3 does.
+        c.apply_state(
+            &t,
+            1,
+            &[
+                (a, StateChange::Unpin),
+                (b, StateChange::Undelete),
+                (b, StateChange::Purge),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.state_generation(&t).unwrap(), 3);
+        assert!(c.get_backup(&a).unwrap().unwrap().pinned);
+        assert_eq!(c.get_backup(&b).unwrap(), None);
+        assert!(c.is_purged(&b).unwrap() && !c.is_purged(&a).unwrap());
+        c.reset_state(&t).unwrap();
+        assert_eq!(c.state_generation(&t).unwrap(), 0);
+        assert!(!c.is_purged(&b).unwrap());
+    }
+}
