@@ -37,6 +37,11 @@
 //!   `<path>.before-restore` and putting everything back on failure.
 //! - One mutating job per target, in this process and, through a lease in
 //!   the store, across processes sharing the store.
+//! - Pins, deletes, undeletes and purges are signed records of the target's
+//!   shared state in the store, each checked against every record before
+//!   it: hosts sharing a store respect each other's decisions, and a
+//!   catalog follows the store (the others' backups and decisions) before
+//!   every decision that depends on it, and on [`Vault::sync`].
 //! - Jobs and backups are saved in the catalog from their start (a backup's
 //!   record reads `creating`, `uploading`, then `ready` or `failed`; the job
 //!   names it as its `resource`). Opening a vault after a crash ends the jobs
