@@ -6,7 +6,7 @@ use cairn_archive::{ReadOptions, SeekableArchive};
 use cairn_catalog::{BackupRecord, Catalog};
 use cairn_integrity::{PublicKey, SignedSeal};
 use cairn_manifest::{BackupId, TargetName};
-use cairn_storage::{ErrorKind, Store, StoredBackup};
+use cairn_storage::{ErrorKind, ObjectInfo, Store, StoredBackup};
 use tokio::runtime::Handle;
 
 use crate::Error;
@@ -94,7 +94,8 @@ async fn read_backup(
         report.incomplete.push((target.clone(), stored.id));
         return Ok(None);
     }
-    let (outcome, read) = check_sealed(store, target, &stored.id, keys, ids).await?;
+    let (outcome, read) =
+        check_sealed(store, target, &stored.id, stored.archive.clone(), keys, ids).await?;
     report.archive_bytes_read += read;
     match outcome {
         Sealed::Ready(record) => Ok(Some(*record)),
@@ -121,19 +122,24 @@ enum Sealed {
 
 /// The record of backup `id` of `target` if the store holds it sealed, its
 /// seal verified by one of `keys` and its manifest (read by range) checked
-/// against the seal; else why not. Store failures are errors.
+/// against the seal; else why not. `archive` is its archive object when a
+/// listing found it (else it is looked for by key). Store failures are
+/// errors.
 pub(crate) async fn sealed_record(
     store: &Store,
     target: &TargetName,
     id: &BackupId,
+    archive: Option<ObjectInfo>,
     keys: &[PublicKey],
     ids: &Arc<cairn_crypt::Identities>,
 ) -> Result<Result<BackupRecord, String>, Error> {
-    Ok(match check_sealed(store, target, id, keys, ids).await?.0 {
-        Sealed::Ready(record) => Ok(*record),
-        Sealed::Incomplete => Err(format!("backup {id} has no seal or no archive")),
-        Sealed::Invalid(why) => Err(why),
-    })
+    Ok(
+        match check_sealed(store, target, id, archive, keys, ids).await?.0 {
+            Sealed::Ready(record) => Ok(*record),
+            Sealed::Incomplete => Err(format!("backup {id} has no seal or no archive")),
+            Sealed::Invalid(why) => Err(why),
+        },
+    )
 }
 
 /// [`sealed_record`] with the bytes it read from the archive.
@@ -141,6 +147,7 @@ async fn check_sealed(
     store: &Store,
     target: &TargetName,
     id: &BackupId,
+    archive: Option<ObjectInfo>,
     keys: &[PublicKey],
     ids: &Arc<cairn_crypt::Identities>,
 ) -> Result<(Sealed, u64), Error> {
@@ -168,12 +175,22 @@ async fn check_sealed(
         let why = format!("the seal is for {}", seal.seal().backup_id);
         return Ok((Sealed::Invalid(why), 0));
     }
-    let archive = store
-        .list_backups(target)
-        .await?
-        .into_iter()
-        .find(|b| b.id == *id)
-        .and_then(|b| b.archive);
+    // By key, not by listing the target (whose cost grows with its
+    // backups: a rebuild of 10,000 would list them 10,000 times).
+    let archive = match archive {
+        Some(found) => Some(found),
+        None => {
+            let mut found = None;
+            for ext in cairn_storage::layout::ARCHIVE_EXTENSIONS {
+                let key = cairn_storage::layout::archive_key(target, id, ext);
+                if let Some(info) = store.head(&key).await? {
+                    found = Some(info);
+                    break;
+                }
+            }
+            found
+        }
+    };
     let Some(archive) = archive else {
         return Ok((Sealed::Incomplete, 0));
     };

@@ -128,6 +128,7 @@ impl Inner {
                     &self.store,
                     &target,
                     &id,
+                    None,
                     &self.trusted,
                     &self.identities,
                 )

@@ -183,7 +183,7 @@ impl Inner {
             .into_iter()
             .filter(cairn_storage::StoredBackup::is_complete)
         {
-            let id = found.id;
+            let (id, archive) = (found.id, found.archive);
             let known = self
                 .blocking(move |c| Ok(c.get_backup(&id)?.is_some() || c.is_purged(&id)?))
                 .await?;
@@ -194,6 +194,7 @@ impl Inner {
                 &self.store,
                 target,
                 &id,
+                archive,
                 &self.trusted,
                 &self.identities,
             )
