@@ -391,6 +391,7 @@ where
         let r = record.clone();
         inner.blocking(move |c| c.complete_backup(&r)).await?;
     }
+    inner.announce(&record).await;
     tracing::info!(backup = %id, size = written.size, "backup sealed");
     Ok((record, written))
 }

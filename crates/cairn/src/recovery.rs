@@ -135,11 +135,13 @@ impl Inner {
                 .await?
                 {
                     Ok(record) => {
-                        self.blocking(move |c| match c.get_backup(&record.id)? {
-                            Some(_) => c.complete_backup(&record),
-                            None => c.insert_backup(&record),
+                        let r = record.clone();
+                        self.blocking(move |c| match c.get_backup(&r.id)? {
+                            Some(_) => c.complete_backup(&r),
+                            None => c.insert_backup(&r),
                         })
                         .await?;
+                        self.announce(&record).await;
                         tracing::info!(backup = %id, "a dead job's backup was sealed: recorded as ready");
                         report.sealed.push((target, id));
                         let verify = self

@@ -31,6 +31,9 @@ use crate::vault::Inner;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Change {
+    /// The backup was sealed: the record carries its catalog record, so
+    /// that followers need not read its seal and manifest.
+    Publish,
     Pin,
     Unpin,
     Delete,
@@ -47,11 +50,15 @@ struct Record {
     by: String,
     change: Change,
     backup: BackupId,
+    /// A published backup's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<Box<BackupRecord>>,
 }
 
 impl Record {
     fn applied(&self) -> (BackupId, StateChange) {
         let change = match self.change {
+            Change::Publish => StateChange::Published,
             Change::Pin => StateChange::Pin,
             Change::Unpin => StateChange::Unpin,
             Change::Delete => StateChange::Delete(self.at),
@@ -105,6 +112,31 @@ impl Record {
                 "it says it is record {} of target {}",
                 record.generation, record.target
             ));
+        }
+        match (&record.change, &record.record) {
+            (Change::Publish, Some(r)) => {
+                let prefix = format!(
+                    "{}/{}.",
+                    cairn_storage::layout::backups_prefix(target),
+                    r.id
+                );
+                if r.id != record.backup
+                    || r.target != *target
+                    || !r.status.is_ready()
+                    || !r
+                        .archive_key
+                        .as_deref()
+                        .is_some_and(|k| k.starts_with(&prefix))
+                {
+                    return Err(format!(
+                        "the record it publishes is not of a ready backup {} of target {target}",
+                        record.backup
+                    ));
+                }
+            }
+            (Change::Publish, None) => return Err("it publishes no record".to_owned()),
+            (_, Some(_)) => return Err("it carries a record but publishes nothing".to_owned()),
+            (_, None) => {}
         }
         Ok(record)
     }
@@ -165,6 +197,20 @@ impl Inner {
                 })?;
             records.push(record);
         }
+        // Backups the log publishes: their records, without reading their
+        // seals and manifests (signed by a trusted key, like the seal).
+        for r in records.iter().filter_map(|r| r.record.as_deref()) {
+            let r = r.clone();
+            let added = self
+                .blocking(move |c| {
+                    if c.get_backup(&r.id)?.is_some() || c.is_purged(&r.id)? {
+                        return Ok(false);
+                    }
+                    c.insert_backup(&r).map(|()| true)
+                })
+                .await?;
+            synced.new_backups += u64::from(added);
+        }
         let newest = self.blocking(move |c| c.newest_backup_id(&t2)).await?;
         let stored = match newest {
             Some(id) => {
@@ -219,6 +265,58 @@ impl Inner {
         Ok(synced)
     }
 
+    /// Publishes `record` (a backup just sealed) in its target's state log,
+    /// so that other hosts record it without reading its seal and manifest.
+    /// Not fatal: a host that misses it finds the backup by listing.
+    pub(crate) async fn announce(&self, record: &BackupRecord) {
+        let target = record.target.clone();
+        let failed = |e: &dyn std::fmt::Display| {
+            tracing::warn!(backup = %record.id, error = %e, "publishing the backup in the shared state failed: other hosts find it by listing");
+        };
+        for _ in 0..ATTEMPTS {
+            let t = target.clone();
+            let generation = match self.blocking(move |c| c.state_generation(&t)).await {
+                Ok(g) => g + 1,
+                Err(e) => return failed(&e),
+            };
+            let written = Record {
+                generation,
+                target: target.clone(),
+                at: self.now(),
+                by: format!("{}@{}", self.origin, self.identity.hostname),
+                change: Change::Publish,
+                backup: record.id,
+                record: Some(Box::new(record.clone())),
+            };
+            let bytes = match written.encode(self) {
+                Ok(bytes) => bytes,
+                Err(e) => return failed(&e),
+            };
+            match self.store.append_state(&target, generation, bytes).await {
+                Ok(()) => {
+                    let t = target.clone();
+                    let applied = [written.applied()];
+                    if let Err(e) = self
+                        .blocking(move |c| c.apply_state(&t, generation, &applied))
+                        .await
+                    {
+                        failed(&e);
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == cairn_storage::ErrorKind::AlreadyExists => {
+                    if let Err(e) = self.sync_target(&target).await {
+                        return failed(&e);
+                    }
+                }
+                Err(e) => return failed(&e),
+            }
+        }
+        failed(&format!(
+            "its shared state kept changing under {ATTEMPTS} tries"
+        ));
+    }
+
     /// Records `change` of backup `id` in its target's state log, once
     /// `check` (given the backup's record as every host's decisions left
     /// it) says it should be made (`Ok(false)`: it is made already, or no
@@ -247,6 +345,7 @@ impl Inner {
                 by: format!("{}@{}", self.origin, self.identity.hostname),
                 change,
                 backup: record.id,
+                record: None,
             };
             let bytes = written.encode(self)?;
             match self.store.append_state(&target, generation, bytes).await {

@@ -2203,7 +2203,8 @@ async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
     assert!(on_b(&z).await.deleted_at.is_none());
     // A follows B: its new backup and its decision.
     let report = a.sync().await.unwrap();
-    assert_eq!((report.new_backups, report.changes), (1, 1), "{report:?}");
+    // Z, published in the log, and the delete of Y.
+    assert_eq!((report.new_backups, report.changes), (1, 2), "{report:?}");
     assert!(a.get(&z).await.unwrap().deleted_at.is_none());
     assert!(a.get(&y).await.unwrap().deleted_at.is_some());
 
@@ -2268,6 +2269,28 @@ async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
     assert!(rebuilt.state_records >= 8, "{rebuilt:?}");
     assert!(c.get(&x).await.unwrap().pinned && c.get(&z).await.unwrap().pinned);
     assert_eq!(c.get(&y).await.unwrap_err().code(), "not_found");
+
+    // A backup sealed but never published in the log (its host died in
+    // between) is found by listing the store.
+    let w = backed_up(&b, BackupRequest::new()).await;
+    let last = (1..)
+        .find(|&g| {
+            futures::executor::block_on(raw.read_state(&svc_name, g + 1))
+                .unwrap()
+                .is_none()
+        })
+        .unwrap();
+    let published = raw.read_state(&svc_name, last).await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&published).contains(&format!("\"backup\":\"{w}\"")),
+        "the last record publishes W"
+    );
+    raw.delete(&cairn_storage::state::state_key(&svc_name, last))
+        .await
+        .unwrap();
+    let found = a.sync().await.unwrap();
+    assert_eq!(found.new_backups, 1, "{found:?}");
+    assert!(a.get(&w).await.unwrap().status.is_ready());
 
     // A record nobody trusted wrote is refused, naming it.
     let next = (1..)

@@ -11,6 +11,9 @@ use crate::{Catalog, Error, to_nanos};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StateChange {
+    /// The backup was published: nothing to change here (whoever applies
+    /// the log adds its record, which the log carries).
+    Published,
     /// The backup is pinned.
     Pin,
     /// The backup is no longer pinned.
@@ -78,6 +81,7 @@ impl Catalog {
             if i64::try_from(generation).unwrap_or(i64::MAX) > applied {
                 let id_text = id.to_string();
                 let done = match change {
+                    StateChange::Published => Ok(0),
                     StateChange::Pin | StateChange::Unpin => tx.execute(
                         "UPDATE backups SET pinned = ?2 WHERE id = ?1",
                         rusqlite::params![id_text, i64::from(*change == StateChange::Pin)],

@@ -1,6 +1,6 @@
 //! A target's shared state: the decisions every host sharing the store must
-//! respect (pins, soft deletes, undeletes, purges), as a log of numbered
-//! records.
+//! respect (pins, soft deletes, undeletes, purges) and the backups published,
+//! as a log of numbered records.
 //!
 //! ```text
 //! <root>/targets/<target>/state/<generation>.rec   generation 1, 2, 3, … zero-padded to 20 digits
@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind, Op};
 use crate::store::Store;
 
 /// The largest state record accepted when reading.
-pub const MAX_STATE_RECORD_BYTES: u64 = 16 * 1024;
+pub const MAX_STATE_RECORD_BYTES: u64 = 64 * 1024;
 
 /// The key of record `generation` of `target`'s shared state.
 pub fn state_key(target: &TargetName, generation: u64) -> String {
