@@ -2341,3 +2341,197 @@ async fn hosts_share_one_truth_azurite() {
         hosts_share_one_truth(&store, opts).await;
     }
 }
+
+/// One host's random walk: backups, pins, unpins, deletes, undeletes,
+/// prunes and syncs, `steps` of them; refusals a walk meets (a busy target,
+/// a pinned backup, one gone) are expected, any other error is not.
+async fn random_walk(vault: Vault, mut seed: u64, steps: usize) {
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _ in 0..steps {
+        let page = vault
+            .list(
+                cairn::BackupFilter {
+                    include_deleted: true,
+                    ..Default::default()
+                },
+                1000,
+                None,
+            )
+            .await
+            .unwrap();
+        let pick = if page.items.is_empty() {
+            None
+        } else {
+            let i = next(page.items.len() as u64) as usize;
+            Some(page.items[i].id.to_string())
+        };
+        let outcome = match (next(8), pick) {
+            (0 | 7, _) | (_, None) => match vault.backup("svc", BackupRequest::new()).await {
+                Ok(job) => {
+                    job.wait().await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            (1, Some(id)) => vault.pin(&id).await.map(drop),
+            (2, Some(id)) => vault.unpin(&id).await.map(drop),
+            (3, Some(id)) => vault.delete(&id).await.map(drop),
+            (4, Some(id)) => vault.undelete(&id).await.map(drop),
+            (5, _) => match vault.prune("svc", PruneRequest::new()).await {
+                Ok(job) => {
+                    job.wait().await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            _ => vault.sync().await.map(drop),
+        };
+        if let Err(e) = outcome {
+            assert!(
+                ["conflict", "invalid", "not_found", "gone"].contains(&e.code()),
+                "unexpected: {e}"
+            );
+        }
+    }
+}
+
+/// Four installations (separate catalogs) on one store make random
+/// decisions at the same time; then the store's log is replayed to check
+/// that no pinned backup was ever deleted or purged and that every purge
+/// found its backup deleted, every backup the log keeps is in the store and
+/// every purged one is not, and all four catalogs, after one sync, list the
+/// same backups in the same states.
+async fn four_hosts_random(store: &str, opts: StoreOptions) {
+    let svc = Service::new();
+    let policy = Policy::default()
+        .with_keep_last(2)
+        .with_deleted_grace(SignedDuration::ZERO)
+        .unwrap();
+    let mut hosts = Vec::new();
+    for i in 0..4 {
+        let v = Vault::builder()
+            .store(store)
+            .store_options(opts.clone())
+            .catalog(svc.tmp.path().join(format!("h{i}/catalog.db")))
+            .signing_key(SigningKey::from_seed(&[44; 32]))
+            .origin(OriginId::parse("org_shared").unwrap())
+            .target(svc.target().retention(policy.clone()))
+            .open()
+            .await
+            .unwrap();
+        hosts.push(v);
+    }
+    backed_up(&hosts[0], BackupRequest::new()).await;
+    let walks: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| tokio::spawn(random_walk(v.clone(), 0x9e37_79b9 + i as u64 * 7919, 24)))
+        .collect();
+    for w in walks {
+        w.await.unwrap();
+    }
+
+    // The log, replayed: what every host decided, in order.
+    let raw = Store::open(store, &opts).unwrap();
+    let t = TargetName::parse("svc").unwrap();
+    let mut state: std::collections::BTreeMap<String, (bool, bool, bool)> = Default::default();
+    let mut generation = 1;
+    while let Some(bytes) = raw.read_state(&t, generation).await.unwrap() {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let r: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let id = r["backup"].as_str().unwrap().to_owned();
+        let s = state.entry(id.clone()).or_insert((false, false, false));
+        let (pinned, deleted, purged) = s;
+        assert!(!*purged, "record {generation} changes {id}, purged before");
+        match r["change"].as_str().unwrap() {
+            "publish" => {}
+            "pin" => *pinned = true,
+            "unpin" => *pinned = false,
+            "delete" => {
+                assert!(!*pinned, "record {generation} deletes pinned {id}");
+                *deleted = true;
+            }
+            "undelete" => *deleted = false,
+            "purge" => {
+                assert!(!*pinned, "record {generation} purges pinned {id}");
+                *purged = true;
+            }
+            other => panic!("record {generation}: {other}"),
+        }
+        generation += 1;
+    }
+    assert!(generation > 5, "the walks decided something: {generation}");
+    let stored: std::collections::BTreeSet<String> = raw
+        .list_backups(&t)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|b| b.seal.is_some())
+        .map(|b| b.id.to_string())
+        .collect();
+    for (id, (_, _, purged)) in &state {
+        assert_eq!(stored.contains(id), !purged, "{id} in the store");
+    }
+    // Every catalog, after one sync, says the same.
+    let mut seen = Vec::new();
+    for v in &hosts {
+        v.sync().await.unwrap();
+        let page = v
+            .list(
+                cairn::BackupFilter {
+                    include_deleted: true,
+                    status: Some(cairn_catalog::BackupStatus::Ready),
+                    ..Default::default()
+                },
+                1000,
+                None,
+            )
+            .await
+            .unwrap();
+        let view: Vec<_> = page
+            .items
+            .iter()
+            .map(|r| (r.id.to_string(), r.pinned, r.deleted_at.is_some()))
+            .collect();
+        seen.push(view);
+    }
+    let kept: Vec<_> = state
+        .iter()
+        .filter(|(_, s)| !s.2)
+        .map(|(id, s)| (id.clone(), s.0, s.1))
+        .collect();
+    for view in &seen {
+        let mut sorted = view.clone();
+        sorted.sort();
+        assert_eq!(sorted, kept, "a catalog differs from the log");
+    }
+    for v in hosts {
+        v.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_hosts_random_local() {
+    let svc = Service::new();
+    let store = local_store(&svc);
+    four_hosts_random(&store, StoreOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_hosts_random_s3_emulator() {
+    if let Some((store, opts)) = s3_emulator().await {
+        four_hosts_random(&store, opts).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_hosts_random_azurite() {
+    if let Some((store, opts)) = azurite().await {
+        four_hosts_random(&store, opts).await;
+    }
+}
