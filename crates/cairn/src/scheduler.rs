@@ -74,8 +74,15 @@ impl Vault {
                         .start_run(&rules, now)
                         .map_err(|e| Error::Invalid(e.to_string()))?;
                     let t = target.clone();
+                    // Only the run is this pass's to record: whether the
+                    // schedule is enabled comes from the shared state,
+                    // which a sync may have changed since it was read.
                     self.inner
-                        .blocking(move |c| c.put_schedule(&t, &next, now))
+                        .blocking(move |c| {
+                            let mut current = c.schedule(&t)?;
+                            current.last_run = next.last_run;
+                            c.put_schedule(&t, &current, now)
+                        })
                         .await?;
                     started.push(job.id().to_owned());
                 }

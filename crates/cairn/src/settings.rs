@@ -9,6 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::shared::{Change, Decision};
 use crate::target::apply_settings;
 use crate::vault::{Inner, Vault};
 
@@ -36,22 +37,33 @@ impl Vault {
         let config = self.inner.target(target)?;
         let rules = config.schedule_rules;
         self.inner.check_unlocked(target)?;
-        let state = self.inner.schedule_state(target).await?;
-        let now = self.inner.now();
-        let next = if enabled {
-            state.enable(&rules, now).map_err(|c| Error::Cooldown {
-                target: target.to_owned(),
-                disabled_at: c.disabled_at,
-                until: c.until,
-            })?
-        } else {
-            state.disable(now)
-        };
-        let t = target.to_owned();
-        self.inner
-            .blocking(move |c| c.put_schedule(&t, &next, now))
+        let inner = &self.inner;
+        // Recorded in the store's shared state, after every host's earlier
+        // decisions: a cooldown started on any host holds on all.
+        inner
+            .write_shared(&config.name, move || async move {
+                let state = inner.schedule_state(target).await?;
+                if state.enabled == enabled {
+                    return Ok(None);
+                }
+                if enabled {
+                    state
+                        .enable(&rules, inner.now())
+                        .map_err(|c| Error::Cooldown {
+                            target: target.to_owned(),
+                            disabled_at: c.disabled_at,
+                            until: c.until,
+                        })?;
+                }
+                Ok(Some(Decision {
+                    change: Change::Schedule,
+                    backup: None,
+                    enabled: Some(enabled),
+                }))
+            })
             .await?;
-        Ok(Schedule::of(&next, &config, now))
+        let state = inner.schedule_state(target).await?;
+        Ok(Schedule::of(&state, &config, inner.now()))
     }
 
     /// Replaces a target's retention policy, persistently (the catalog

@@ -39,6 +39,18 @@ pub(crate) enum Change {
     Delete,
     Undelete,
     Purge,
+    /// The target's automatic backups are enabled or disabled (`enabled`).
+    Schedule,
+}
+
+/// What a writer decided, to be recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decision {
+    pub(crate) change: Change,
+    /// The backup it is about (none for a schedule change).
+    pub(crate) backup: Option<BackupId>,
+    /// A schedule change's new state.
+    pub(crate) enabled: Option<bool>,
 }
 
 /// A record of a target's state log, as its first line says it.
@@ -49,23 +61,42 @@ struct Record {
     at: Timestamp,
     by: String,
     change: Change,
-    backup: BackupId,
+    /// The backup it is about (all but schedule changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backup: Option<BackupId>,
+    /// A schedule change's new state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
     /// A published backup's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     record: Option<Box<BackupRecord>>,
 }
 
 impl Record {
-    fn applied(&self) -> (BackupId, StateChange) {
-        let change = match self.change {
-            Change::Publish => StateChange::Published,
-            Change::Pin => StateChange::Pin,
-            Change::Unpin => StateChange::Unpin,
-            Change::Delete => StateChange::Delete(self.at),
-            Change::Undelete => StateChange::Undelete,
-            Change::Purge => StateChange::Purge,
-        };
-        (self.backup, change)
+    /// What the record changes; `None` for a record whose fields do not
+    /// fit its change (a schedule change naming a backup, a pin naming
+    /// none, a record carried by anything but a publication).
+    fn state_change(&self) -> Option<StateChange> {
+        let for_backup =
+            self.enabled.is_none() && (self.record.is_some() == (self.change == Change::Publish));
+        Some(match (self.change, self.backup, self.enabled) {
+            (Change::Schedule, None, Some(enabled)) if self.record.is_none() => {
+                StateChange::Schedule {
+                    enabled,
+                    at: self.at,
+                }
+            }
+            (_, Some(id), _) if for_backup => match self.change {
+                Change::Publish => StateChange::Published(id),
+                Change::Pin => StateChange::Pin(id),
+                Change::Unpin => StateChange::Unpin(id),
+                Change::Delete => StateChange::Delete(id, self.at),
+                Change::Undelete => StateChange::Undelete(id),
+                Change::Purge => StateChange::Purge(id),
+                Change::Schedule => return None,
+            },
+            _ => return None,
+        })
     }
 
     /// The record's bytes, signed by `inner`'s key.
@@ -81,13 +112,13 @@ impl Record {
     }
 
     /// Record `generation` of `target` from the store's `bytes`, its
-    /// signature verified by one of `keys`.
+    /// signature verified by one of `keys`, and what it changes.
     fn decode(
         bytes: &[u8],
         target: &TargetName,
         generation: u64,
         keys: &[PublicKey],
-    ) -> Result<Record, String> {
+    ) -> Result<(Record, StateChange), String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())?;
         let mut lines = text.split('\n');
         let (Some(line), Some(sig_line), Some(""), None) =
@@ -113,32 +144,33 @@ impl Record {
                 record.generation, record.target
             ));
         }
-        match (&record.change, &record.record) {
-            (Change::Publish, Some(r)) => {
-                let prefix = format!(
-                    "{}/{}.",
-                    cairn_storage::layout::backups_prefix(target),
+        let change = record.state_change().ok_or_else(|| {
+            format!(
+                "its fields do not fit a {:?} change (a backup, a schedule state, a published record)",
+                record.change
+            )
+        })?;
+        if let Some(r) = &record.record {
+            let prefix = format!(
+                "{}/{}.",
+                cairn_storage::layout::backups_prefix(target),
+                r.id
+            );
+            if Some(r.id) != record.backup
+                || r.target != *target
+                || !r.status.is_ready()
+                || !r
+                    .archive_key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(&prefix))
+            {
+                return Err(format!(
+                    "the record it publishes is not of a ready backup {} of target {target}",
                     r.id
-                );
-                if r.id != record.backup
-                    || r.target != *target
-                    || !r.status.is_ready()
-                    || !r
-                        .archive_key
-                        .as_deref()
-                        .is_some_and(|k| k.starts_with(&prefix))
-                {
-                    return Err(format!(
-                        "the record it publishes is not of a ready backup {} of target {target}",
-                        record.backup
-                    ));
-                }
+                ));
             }
-            (Change::Publish, None) => return Err("it publishes no record".to_owned()),
-            (_, Some(_)) => return Err("it carries a record but publishes nothing".to_owned()),
-            (_, None) => {}
         }
-        Ok(record)
+        Ok((record, change))
     }
 }
 
@@ -199,7 +231,7 @@ impl Inner {
         }
         // Backups the log publishes: their records, without reading their
         // seals and manifests (signed by a trusted key, like the seal).
-        for r in records.iter().filter_map(|r| r.record.as_deref()) {
+        for r in records.iter().filter_map(|(r, _)| r.record.as_deref()) {
             let r = r.clone();
             let added = self
                 .blocking(move |c| {
@@ -256,7 +288,7 @@ impl Inner {
             }
         }
         if !records.is_empty() {
-            let changes: Vec<_> = records.iter().map(Record::applied).collect();
+            let changes: Vec<_> = records.iter().map(|(_, c)| *c).collect();
             synced.changes = changes.len() as u64;
             let t = target.clone();
             self.blocking(move |c| c.apply_state(&t, first, &changes))
@@ -285,7 +317,8 @@ impl Inner {
                 at: self.now(),
                 by: format!("{}@{}", self.origin, self.identity.hostname),
                 change: Change::Publish,
-                backup: record.id,
+                backup: Some(record.id),
+                enabled: None,
                 record: Some(Box::new(record.clone())),
             };
             let bytes = match written.encode(self) {
@@ -295,7 +328,7 @@ impl Inner {
             match self.store.append_state(&target, generation, bytes).await {
                 Ok(()) => {
                     let t = target.clone();
-                    let applied = [written.applied()];
+                    let applied = [StateChange::Published(record.id)];
                     if let Err(e) = self
                         .blocking(move |c| c.apply_state(&t, generation, &applied))
                         .await
@@ -317,25 +350,25 @@ impl Inner {
         ));
     }
 
-    /// Records `change` of backup `id` in its target's state log, once
-    /// `check` (given the backup's record as every host's decisions left
-    /// it) says it should be made (`Ok(false)`: it is made already, or no
-    /// longer to be made); the catalog then shows it. A writer that loses
-    /// the race for the next generation follows the log and checks again.
-    /// Whether this call wrote it.
-    pub(crate) async fn change_shared(
+    /// Records what `decide` decides (given the catalog as every host's
+    /// decisions left it; `None`: nothing to record, it is so already or
+    /// no longer to be done) in `target`'s state log; the catalog then
+    /// shows it. A writer that loses the race for the next generation
+    /// follows the log and decides again. Whether this call wrote it.
+    pub(crate) async fn write_shared<F, Fut>(
         &self,
-        id: &str,
-        change: Change,
-        check: impl Fn(&BackupRecord) -> Result<bool, Error>,
-    ) -> Result<bool, Error> {
-        let target = self.backup_record(id).await?.target;
+        target: &TargetName,
+        decide: F,
+    ) -> Result<bool, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<Decision>, Error>>,
+    {
         for _ in 0..ATTEMPTS {
-            self.sync_target(&target).await?;
-            let record = self.backup_record(id).await?;
-            if !check(&record)? {
+            self.sync_target(target).await?;
+            let Some(d) = decide().await? else {
                 return Ok(false);
-            }
+            };
             let t = target.clone();
             let generation = self.blocking(move |c| c.state_generation(&t)).await? + 1;
             let written = Record {
@@ -343,14 +376,17 @@ impl Inner {
                 target: target.clone(),
                 at: self.now(),
                 by: format!("{}@{}", self.origin, self.identity.hostname),
-                change,
-                backup: record.id,
+                change: d.change,
+                backup: d.backup,
+                enabled: d.enabled,
                 record: None,
             };
+            let applied = [written
+                .state_change()
+                .ok_or_else(|| Error::Invalid(format!("an inconsistent decision: {d:?}")))?];
             let bytes = written.encode(self)?;
-            match self.store.append_state(&target, generation, bytes).await {
+            match self.store.append_state(target, generation, bytes).await {
                 Ok(()) => {
-                    let applied = [written.applied()];
                     let t = target.clone();
                     self.blocking(move |c| c.apply_state(&t, generation, &applied))
                         .await?;
@@ -364,5 +400,27 @@ impl Inner {
             target: target.to_string(),
             holder: format!("its shared state kept changing under {ATTEMPTS} tries"),
         })
+    }
+
+    /// Records `change` of backup `id` once `check` (given the backup's
+    /// record as every host's decisions left it) says it should be made
+    /// ([`Inner::write_shared`]). Whether this call wrote it.
+    pub(crate) async fn change_shared(
+        &self,
+        id: &str,
+        change: Change,
+        check: impl Fn(&BackupRecord) -> Result<bool, Error>,
+    ) -> Result<bool, Error> {
+        let target = self.backup_record(id).await?.target;
+        let check = &check;
+        self.write_shared(&target, move || async move {
+            let record = self.backup_record(id).await?;
+            Ok(check(&record)?.then_some(Decision {
+                change,
+                backup: Some(record.id),
+                enabled: None,
+            }))
+        })
+        .await
     }
 }

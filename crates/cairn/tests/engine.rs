@@ -2263,6 +2263,19 @@ async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
     a.sync().await.unwrap();
     assert_eq!(a.get(&y).await.unwrap_err().code(), "not_found");
 
+    // A re-enable within the cooldown is refused whichever host disabled
+    // the schedule; past it, either host may.
+    assert!(!a.schedule("svc", false).await.unwrap().enabled);
+    let err = b.schedule("svc", true).await.unwrap_err();
+    assert!(matches!(err, Error::Cooldown { .. }), "{err}");
+    b.sync().await.unwrap();
+    assert!(!b.schedule_status("svc").await.unwrap().enabled);
+    offset.store(200 * 3600, Ordering::Relaxed);
+    assert!(b.schedule("svc", true).await.unwrap().enabled);
+    a.sync().await.unwrap();
+    assert!(a.schedule_status("svc").await.unwrap().enabled);
+    offset.store(2 * 3600, Ordering::Relaxed);
+
     // A lost catalog comes back with every host's decisions.
     let c = host("c").open().await.unwrap();
     let rebuilt = c.rebuild_catalog().await.unwrap();

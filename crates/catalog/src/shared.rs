@@ -13,18 +13,26 @@ use crate::{Catalog, Error, to_nanos};
 pub enum StateChange {
     /// The backup was published: nothing to change here (whoever applies
     /// the log adds its record, which the log carries).
-    Published,
+    Published(BackupId),
     /// The backup is pinned.
-    Pin,
+    Pin(BackupId),
     /// The backup is no longer pinned.
-    Unpin,
+    Unpin(BackupId),
     /// The backup was soft-deleted at this time.
-    Delete(Timestamp),
+    Delete(BackupId, Timestamp),
     /// The backup was brought back.
-    Undelete,
+    Undelete(BackupId),
     /// The backup's objects were (or are being) removed: its record goes,
     /// and it is never recorded again.
-    Purge,
+    Purge(BackupId),
+    /// The target's automatic backups were enabled or disabled at this
+    /// time (a disable starts the cooldown).
+    Schedule {
+        /// Whether they run.
+        enabled: bool,
+        /// When it was decided.
+        at: Timestamp,
+    },
 }
 
 impl Catalog {
@@ -60,7 +68,7 @@ impl Catalog {
         &self,
         target: &TargetName,
         first: u64,
-        changes: &[(BackupId, StateChange)],
+        changes: &[StateChange],
     ) -> Result<(), Error> {
         let mut conn = self.conn();
         let what = format!("applying the shared state of {target}");
@@ -77,33 +85,10 @@ impl Catalog {
             .map_err(|e| self.err(&what, e))?
             .unwrap_or(0);
         let mut generation = first;
-        for (id, change) in changes {
+        for change in changes {
             if i64::try_from(generation).unwrap_or(i64::MAX) > applied {
-                let id_text = id.to_string();
-                let done = match change {
-                    StateChange::Published => Ok(0),
-                    StateChange::Pin | StateChange::Unpin => tx.execute(
-                        "UPDATE backups SET pinned = ?2 WHERE id = ?1",
-                        rusqlite::params![id_text, i64::from(*change == StateChange::Pin)],
-                    ),
-                    StateChange::Delete(at) => tx.execute(
-                        "UPDATE backups SET deleted_at = ?2 WHERE id = ?1",
-                        rusqlite::params![id_text, to_nanos(*at)],
-                    ),
-                    StateChange::Undelete => tx.execute(
-                        "UPDATE backups SET deleted_at = NULL WHERE id = ?1",
-                        [&id_text],
-                    ),
-                    StateChange::Purge => tx
-                        .execute("DELETE FROM backups WHERE id = ?1", [&id_text])
-                        .and_then(|_| {
-                            tx.execute(
-                                "INSERT OR IGNORE INTO purged_backups (id, target) VALUES (?1, ?2)",
-                                [&id_text, &target.to_string()],
-                            )
-                        }),
-                };
-                done.map_err(|e| self.err(&what, e))?;
+                self.apply_one(&tx, target, change)
+                    .map_err(|e| self.err(&what, e))?;
             }
             generation += 1;
         }
@@ -115,6 +100,72 @@ impl Catalog {
         )
         .map_err(|e| self.err(&what, e))?;
         tx.commit().map_err(|e| self.err(&what, e))
+    }
+
+    /// Applies one change inside `tx`.
+    fn apply_one(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        target: &TargetName,
+        change: &StateChange,
+    ) -> rusqlite::Result<()> {
+        let set = |sql: &str, id: &BackupId, value: Option<i64>| {
+            tx.execute(sql, rusqlite::params![id.to_string(), value])
+                .map(drop)
+        };
+        match change {
+            StateChange::Published(_) => Ok(()),
+            StateChange::Pin(id) => {
+                set("UPDATE backups SET pinned = ?2 WHERE id = ?1", id, Some(1))
+            }
+            StateChange::Unpin(id) => {
+                set("UPDATE backups SET pinned = ?2 WHERE id = ?1", id, Some(0))
+            }
+            StateChange::Delete(id, at) => set(
+                "UPDATE backups SET deleted_at = ?2 WHERE id = ?1",
+                id,
+                Some(to_nanos(*at)),
+            ),
+            StateChange::Undelete(id) => {
+                set("UPDATE backups SET deleted_at = ?2 WHERE id = ?1", id, None)
+            }
+            StateChange::Purge(id) => {
+                tx.execute("DELETE FROM backups WHERE id = ?1", [id.to_string()])?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO purged_backups (id, target) VALUES (?1, ?2)",
+                    [id.to_string(), target.to_string()],
+                )
+                .map(drop)
+            }
+            StateChange::Schedule { enabled, at } => {
+                let name = target.to_string();
+                let text: Option<String> = tx
+                    .query_row(
+                        "SELECT state FROM schedules WHERE target = ?1",
+                        [&name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                // A state this catalog cannot read is replaced: the log
+                // says what it is now.
+                let mut state: cairn_retention::ScheduleState = text
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                if *enabled != state.enabled {
+                    state.enabled = *enabled;
+                    if !enabled {
+                        state.disabled_at = Some(*at);
+                    }
+                }
+                let text = serde_json::to_string(&state).expect("a schedule serialises");
+                tx.execute(
+                    "INSERT INTO schedules (target, state, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                    rusqlite::params![name, text, to_nanos(*at)],
+                )
+                .map(drop)
+            }
+        }
     }
 
     /// Forgets how far `target`'s state log was applied (and the purges it
@@ -210,12 +261,8 @@ mod tests {
         assert_eq!(c.state_generation(&t).unwrap(), 0);
         assert_eq!(c.newest_backup_id(&t).unwrap(), Some(a.max(b)));
         let at = Timestamp::from_second(1_800_000_000).unwrap();
-        c.apply_state(
-            &t,
-            1,
-            &[(a, StateChange::Pin), (b, StateChange::Delete(at))],
-        )
-        .unwrap();
+        c.apply_state(&t, 1, &[StateChange::Pin(a), StateChange::Delete(b, at)])
+            .unwrap();
         assert_eq!(c.state_generation(&t).unwrap(), 2);
         assert!(c.get_backup(&a).unwrap().unwrap().pinned);
         assert_eq!(c.get_backup(&b).unwrap().unwrap().deleted_at, Some(at));
@@ -225,13 +272,16 @@ mod tests {
             &t,
             1,
             &[
-                (a, StateChange::Unpin),
-                (b, StateChange::Undelete),
-                (b, StateChange::Purge),
+                StateChange::Unpin(a),
+                StateChange::Undelete(b),
+                StateChange::Purge(b),
+                StateChange::Schedule { enabled: false, at },
             ],
         )
         .unwrap();
-        assert_eq!(c.state_generation(&t).unwrap(), 3);
+        assert_eq!(c.state_generation(&t).unwrap(), 4);
+        let schedule = c.schedule("app").unwrap();
+        assert!(!schedule.enabled && schedule.disabled_at == Some(at));
         assert!(c.get_backup(&a).unwrap().unwrap().pinned);
         assert_eq!(c.get_backup(&b).unwrap(), None);
         assert!(c.is_purged(&b).unwrap() && !c.is_purged(&a).unwrap());
