@@ -2146,6 +2146,33 @@ async fn uploads_are_encrypted_on_ingest_and_an_age_encrypted_archive_uploads_an
     assert!(err.message.contains("no identity matches"), "{err:?}");
 }
 
+/// Tests `case(store, options)` on a local store, the S3 emulator and
+/// Azurite, as three tests.
+macro_rules! on_every_store {
+    ($case:ident, $local:ident, $s3:ident, $azure:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $local() {
+            let svc = Service::new();
+            let store = local_store(&svc);
+            $case(&store, StoreOptions::default()).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $s3() {
+            if let Some((store, opts)) = s3_emulator().await {
+                $case(&store, opts).await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $azure() {
+            if let Some((store, opts)) = azurite().await {
+                $case(&store, opts).await;
+            }
+        }
+    };
+}
+
 /// A clock `offset` seconds ahead of now (moved by the test).
 fn movable_clock(offset: &Arc<std::sync::atomic::AtomicI64>) -> cairn::Clock {
     let offset = Arc::clone(offset);
@@ -2334,26 +2361,12 @@ async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hosts_share_one_truth_local() {
-    let svc = Service::new();
-    let store = local_store(&svc);
-    hosts_share_one_truth(&store, StoreOptions::default()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hosts_share_one_truth_s3_emulator() {
-    if let Some((store, opts)) = s3_emulator().await {
-        hosts_share_one_truth(&store, opts).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hosts_share_one_truth_azurite() {
-    if let Some((store, opts)) = azurite().await {
-        hosts_share_one_truth(&store, opts).await;
-    }
-}
+on_every_store!(
+    hosts_share_one_truth,
+    hosts_share_one_truth_local,
+    hosts_share_one_truth_s3_emulator,
+    hosts_share_one_truth_azurite
+);
 
 /// One host's random walk: backups, pins, unpins, deletes, undeletes,
 /// prunes and syncs, `steps` of them; refusals a walk meets (a busy target,
@@ -2528,23 +2541,9 @@ async fn four_hosts_random(store: &str, opts: StoreOptions) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_hosts_random_local() {
-    let svc = Service::new();
-    let store = local_store(&svc);
-    four_hosts_random(&store, StoreOptions::default()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_hosts_random_s3_emulator() {
-    if let Some((store, opts)) = s3_emulator().await {
-        four_hosts_random(&store, opts).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_hosts_random_azurite() {
-    if let Some((store, opts)) = azurite().await {
-        four_hosts_random(&store, opts).await;
-    }
-}
+on_every_store!(
+    four_hosts_random,
+    four_hosts_random_local,
+    four_hosts_random_s3_emulator,
+    four_hosts_random_azurite
+);

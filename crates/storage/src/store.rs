@@ -359,9 +359,16 @@ impl Store {
         } else {
             Some(&path)
         };
-        let mut out: Vec<ObjectInfo> = self
-            .inner
-            .list(at)
+        self.collect_listing(prefix, self.inner.list(at)).await
+    }
+
+    /// A listing's objects, sorted by key.
+    async fn collect_listing(
+        &self,
+        prefix: &str,
+        listing: BoxStream<'static, object_store::Result<ObjectMeta>>,
+    ) -> Result<Vec<ObjectInfo>, Error> {
+        let mut out: Vec<ObjectInfo> = listing
             .map_ok(|meta| self.info(meta))
             .try_collect()
             .await
@@ -372,9 +379,9 @@ impl Store {
 
     /// The objects under `prefix` whose keys sort after `offset` (a key
     /// under `prefix`), sorted: on S3 one request per thousand keys from
-    /// `offset` on (`start-after`), so that following a long listing costs
-    /// what is new; other backends list the prefix and skip what sorts
-    /// before.
+    /// `offset` on (`start-after`; Azure: `startFrom`), so that following
+    /// a long listing costs what is new; a local store walks the prefix and
+    /// skips what sorts before.
     ///
     /// # Errors
     ///
@@ -382,15 +389,8 @@ impl Store {
     pub async fn list_after(&self, prefix: &str, offset: &str) -> Result<Vec<ObjectInfo>, Error> {
         let path = self.path(Op::List, prefix.trim_end_matches('/'))?;
         let offset = self.path(Op::List, offset)?;
-        let mut out: Vec<ObjectInfo> = self
-            .inner
-            .list_with_offset(Some(&path), &offset)
-            .map_ok(|meta| self.info(meta))
-            .try_collect()
+        self.collect_listing(prefix, self.inner.list_with_offset(Some(&path), &offset))
             .await
-            .map_err(|e| Error::store(Op::List, prefix, e))?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
     }
 
     /// The names of the "folders" directly under `prefix`: the next key
