@@ -1794,48 +1794,34 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     // and GNU tar extracts it.
     if let (Some(age), Some(tar)) = (require_tool("age"), require_tool("tar")) {
         let id_file = age_identity_file(svc.tmp.path(), &recovery);
-        let plain = svc.tmp.path().join("plain.tar.zst");
-        cairn_testkit::run_ok(
-            Command::new(&age)
-                .arg("-d")
-                .arg("-i")
-                .arg(&id_file)
-                .arg("-o")
-                .arg(&plain)
-                .arg(Path::new(&store).join(&object)),
-        );
-        let gnu = svc.tmp.path().join("gnu");
-        std::fs::create_dir_all(&gnu).unwrap();
-        cairn_testkit::run_ok(
-            Command::new(&tar)
-                .arg("--zstd")
-                .arg("-xf")
-                .arg(&plain)
-                .arg("-C")
-                .arg(&gnu),
-        );
+        // `age -d -i ID FILE | tar --zstd -x` into a new directory `out`.
+        let open_with_tools = |file: &Path, out: &str| {
+            let plain = svc.tmp.path().join(format!("{out}.tar.zst"));
+            cairn_testkit::run_ok(
+                Command::new(&age)
+                    .arg("-d")
+                    .arg("-i")
+                    .arg(&id_file)
+                    .arg("-o")
+                    .arg(&plain)
+                    .arg(file),
+            );
+            let dir = svc.tmp.path().join(out);
+            std::fs::create_dir_all(&dir).unwrap();
+            cairn_testkit::run_ok(
+                Command::new(&tar)
+                    .arg("--zstd")
+                    .arg("-xf")
+                    .arg(&plain)
+                    .arg("-C")
+                    .arg(&dir),
+            );
+            dir
+        };
+        let gnu = open_with_tools(&Path::new(&store).join(&object), "gnu");
         cairn_testkit::assert_trees_equal(&svc.root.join("data"), &gnu.join("data"), false);
         // So does the assembled chain: its files from both backups.
-        let plain = svc.tmp.path().join("assembled.tar.zst");
-        cairn_testkit::run_ok(
-            Command::new(&age)
-                .arg("-d")
-                .arg("-i")
-                .arg(&id_file)
-                .arg("-o")
-                .arg(&plain)
-                .arg(&assembled_file),
-        );
-        let whole = svc.tmp.path().join("gnu-assembled");
-        std::fs::create_dir_all(&whole).unwrap();
-        cairn_testkit::run_ok(
-            Command::new(&tar)
-                .arg("--zstd")
-                .arg("-xf")
-                .arg(&plain)
-                .arg("-C")
-                .arg(&whole),
-        );
+        let whole = open_with_tools(&assembled_file, "gnu-assembled");
         cairn_testkit::assert_trees_equal(&svc.root.join("data"), &whole.join("data"), false);
         let toml = std::fs::read_dir(&whole)
             .unwrap()
