@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use cairn_catalog::TargetSettings;
 use cairn_retention::{Policy, ScheduleState};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::shared::{Change, Decision};
-use crate::target::apply_settings;
 use crate::vault::{Inner, Vault};
 
 impl Vault {
@@ -56,9 +54,8 @@ impl Vault {
                         })?;
                 }
                 Ok(Some(Decision {
-                    change: Change::Schedule,
-                    backup: None,
                     enabled: Some(enabled),
+                    ..Decision::of_target(Change::Schedule)
                 }))
             })
             .await?;
@@ -75,8 +72,14 @@ impl Vault {
     ///
     /// [`Error::NotFound`], [`Error::Locked`], catalog errors.
     pub async fn set_retention(&self, target: &str, policy: Policy) -> Result<(), Error> {
-        self.change_settings(target, move |s| s.retention = Some(policy))
-            .await
+        self.change_settings(
+            target,
+            Decision {
+                policy: Some(policy),
+                ..Decision::of_target(Change::Retention)
+            },
+        )
+        .await
     }
 
     /// Sets the interval of a target's automatic backups (`None`: manual
@@ -111,41 +114,29 @@ impl Vault {
                 )));
             }
         }
-        self.change_settings(target, move |s| s.every = Some(every))
-            .await
+        self.change_settings(
+            target,
+            Decision {
+                every_seconds: Some(every.map_or(0, |d| d.as_secs())),
+                ..Decision::of_target(Change::Interval)
+            },
+        )
+        .await
     }
 
-    async fn change_settings(
-        &self,
-        target: &str,
-        change: impl FnOnce(&mut TargetSettings) + Send + 'static,
-    ) -> Result<(), Error> {
-        self.inner.target(target)?;
+    /// Records a change of `target`'s settings in the store's shared
+    /// state, which every host sharing it applies (`shared.rs`); this
+    /// vault's catalog and memory hold it once written.
+    async fn change_settings(&self, target: &str, decision: Decision) -> Result<(), Error> {
+        let config = self.inner.target(target)?;
         self.inner.check_unlocked(target)?;
-        let t = target.to_owned();
-        let now = self.inner.now();
-        let settings = self
-            .inner
-            .blocking(move |c| {
-                let mut s = c
-                    .target_settings()?
-                    .into_iter()
-                    .find(|(n, _)| *n == t)
-                    .map(|(_, s)| s)
-                    .unwrap_or_default();
-                change(&mut s);
-                c.put_target_settings(&t, &s, now)?;
-                Ok(s)
-            })
+        let decision = &decision;
+        self.inner
+            .write_shared(
+                &config.name,
+                move || async move { Ok(Some(decision.clone())) },
+            )
             .await?;
-        let mut targets = self
-            .inner
-            .targets
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(t) = targets.get_mut(target) {
-            apply_settings(&settings, t);
-        }
         Ok(())
     }
 }

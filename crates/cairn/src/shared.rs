@@ -41,16 +41,46 @@ pub(crate) enum Change {
     Purge,
     /// The target's automatic backups are enabled or disabled (`enabled`).
     Schedule,
+    /// The target's retention policy is set (`policy`).
+    Retention,
+    /// The interval of its automatic backups is set (`every_seconds`, 0:
+    /// manual only).
+    Interval,
 }
 
 /// What a writer decided, to be recorded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Decision {
     pub(crate) change: Change,
-    /// The backup it is about (none for a schedule change).
+    /// The backup it is about (none for a target's settings).
     pub(crate) backup: Option<BackupId>,
     /// A schedule change's new state.
     pub(crate) enabled: Option<bool>,
+    /// A retention change's policy.
+    pub(crate) policy: Option<cairn_retention::Policy>,
+    /// An interval change's seconds (0: manual only).
+    pub(crate) every_seconds: Option<u64>,
+}
+
+impl Decision {
+    /// `change` of backup `id`.
+    pub(crate) fn of_backup(change: Change, id: BackupId) -> Self {
+        Decision {
+            backup: Some(id),
+            ..Decision::of_target(change)
+        }
+    }
+
+    /// A change of the target's settings, `change`, with nothing set yet.
+    pub(crate) fn of_target(change: Change) -> Self {
+        Decision {
+            change,
+            backup: None,
+            enabled: None,
+            policy: None,
+            every_seconds: None,
+        }
+    }
 }
 
 /// A record of a target's state log, as its first line says it.
@@ -67,6 +97,12 @@ struct Record {
     /// A schedule change's new state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     enabled: Option<bool>,
+    /// A retention change's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policy: Option<cairn_retention::Policy>,
+    /// An interval change's seconds (0: manual only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    every_seconds: Option<u64>,
     /// A published backup's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     record: Option<Box<BackupRecord>>,
@@ -77,23 +113,33 @@ impl Record {
     /// fit its change (a schedule change naming a backup, a pin naming
     /// none, a record carried by anything but a publication).
     fn state_change(&self) -> Option<StateChange> {
-        let for_backup =
-            self.enabled.is_none() && (self.record.is_some() == (self.change == Change::Publish));
+        // Each field belongs to one change: present there, absent elsewhere.
+        let fits = |field: bool, change: Change| field == (self.change == change);
+        if !(fits(self.record.is_some(), Change::Publish)
+            && fits(self.enabled.is_some(), Change::Schedule)
+            && fits(self.policy.is_some(), Change::Retention)
+            && fits(self.every_seconds.is_some(), Change::Interval))
+        {
+            return None;
+        }
         Some(match (self.change, self.backup, self.enabled) {
-            (Change::Schedule, None, Some(enabled)) if self.record.is_none() => {
-                StateChange::Schedule {
-                    enabled,
-                    at: self.at,
-                }
-            }
-            (_, Some(id), _) if for_backup => match self.change {
+            (Change::Schedule, None, Some(enabled)) => StateChange::Schedule {
+                enabled,
+                at: self.at,
+            },
+            (Change::Retention, None, _) => StateChange::Retention(self.policy.clone()?),
+            (Change::Interval, None, _) => StateChange::Interval(
+                self.every_seconds
+                    .and_then(|s| (s > 0).then(|| std::time::Duration::from_secs(s))),
+            ),
+            (_, Some(id), _) => match self.change {
                 Change::Publish => StateChange::Published(id),
                 Change::Pin => StateChange::Pin(id),
                 Change::Unpin => StateChange::Unpin(id),
                 Change::Delete => StateChange::Delete(id, self.at),
                 Change::Undelete => StateChange::Undelete(id),
                 Change::Purge => StateChange::Purge(id),
-                Change::Schedule => return None,
+                Change::Schedule | Change::Retention | Change::Interval => return None,
             },
             _ => return None,
         })
@@ -197,6 +243,12 @@ pub(crate) struct Synced {
     pub(crate) new_backups: u64,
 }
 
+/// Whether `c` changes a target's settings (which the vault also holds in
+/// memory).
+fn changes_settings(c: &StateChange) -> bool {
+    matches!(c, StateChange::Retention(_) | StateChange::Interval(_))
+}
+
 /// How many times a change is tried against writers racing for the same
 /// generation before giving up.
 const ATTEMPTS: usize = 16;
@@ -288,11 +340,15 @@ impl Inner {
             }
         }
         if !records.is_empty() {
-            let changes: Vec<_> = records.iter().map(|(_, c)| *c).collect();
+            let changes: Vec<_> = records.iter().map(|(_, c)| c.clone()).collect();
             synced.changes = changes.len() as u64;
+            let settings = changes.iter().any(changes_settings);
             let t = target.clone();
             self.blocking(move |c| c.apply_state(&t, first, &changes))
                 .await?;
+            if settings {
+                self.reload_settings(target).await?;
+            }
         }
         Ok(synced)
     }
@@ -319,6 +375,8 @@ impl Inner {
                 change: Change::Publish,
                 backup: Some(record.id),
                 enabled: None,
+                policy: None,
+                every_seconds: None,
                 record: Some(Box::new(record.clone())),
             };
             let bytes = match written.encode(self) {
@@ -379,6 +437,8 @@ impl Inner {
                 change: d.change,
                 backup: d.backup,
                 enabled: d.enabled,
+                policy: d.policy.clone(),
+                every_seconds: d.every_seconds,
                 record: None,
             };
             let applied = [written
@@ -387,9 +447,13 @@ impl Inner {
             let bytes = written.encode(self)?;
             match self.store.append_state(target, generation, bytes).await {
                 Ok(()) => {
+                    let settings = applied.iter().any(changes_settings);
                     let t = target.clone();
                     self.blocking(move |c| c.apply_state(&t, generation, &applied))
                         .await?;
+                    if settings {
+                        self.reload_settings(target).await?;
+                    }
                     return Ok(true);
                 }
                 Err(e) if e.kind() == cairn_storage::ErrorKind::AlreadyExists => {}
@@ -415,12 +479,32 @@ impl Inner {
         let check = &check;
         self.write_shared(&target, move || async move {
             let record = self.backup_record(id).await?;
-            Ok(check(&record)?.then_some(Decision {
-                change,
-                backup: Some(record.id),
-                enabled: None,
-            }))
+            Ok(check(&record)?.then(|| Decision::of_backup(change, record.id)))
         })
         .await
+    }
+
+    /// The vault's settings of `target` as its catalog now holds them (after
+    /// a shared change of them).
+    async fn reload_settings(&self, target: &TargetName) -> Result<(), Error> {
+        let name = target.to_string();
+        let stored = self
+            .blocking(move |c| {
+                Ok(c.target_settings()?
+                    .into_iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, s)| s))
+            })
+            .await?;
+        if let Some(settings) = stored {
+            let mut targets = self
+                .targets
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(t) = targets.get_mut(target.as_str()) {
+                crate::target::apply_settings(&settings, t);
+            }
+        }
+        Ok(())
     }
 }

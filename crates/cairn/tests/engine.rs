@@ -2289,11 +2289,29 @@ async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
     assert!(a.schedule_status("svc").await.unwrap().enabled);
     offset.store(2 * 3600, Ordering::Relaxed);
 
+    // Settings changed at run time on one host apply on the other.
+    let wider = Policy::default()
+        .with_keep_last(5)
+        .with_deleted_grace(SignedDuration::from_hours(1))
+        .unwrap();
+    a.set_retention("svc", wider.clone()).await.unwrap();
+    b.set_schedule_every("svc", Some(Duration::from_secs(6 * 3600)))
+        .await
+        .unwrap();
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    for v in [&a, &b] {
+        let t = v.target("svc").unwrap();
+        assert_eq!(t.retention, wider);
+        assert_eq!(t.schedule, Some(Duration::from_secs(6 * 3600)));
+    }
+
     // A lost catalog comes back with every host's decisions.
     let c = host("c").open().await.unwrap();
     let rebuilt = c.rebuild_catalog().await.unwrap();
     assert!(rebuilt.state_records >= 8, "{rebuilt:?}");
     assert!(c.get(&x).await.unwrap().pinned && c.get(&z).await.unwrap().pinned);
+    assert_eq!(c.target("svc").unwrap().retention, wider);
     assert_eq!(c.get(&y).await.unwrap_err().code(), "not_found");
 
     // A backup sealed but never published in the log (its host died in

@@ -8,7 +8,7 @@ use rusqlite::OptionalExtension;
 use crate::{Catalog, Error, to_nanos};
 
 /// One decision of a target's state log, as it changes the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum StateChange {
     /// The backup was published: nothing to change here (whoever applies
@@ -33,6 +33,12 @@ pub enum StateChange {
         /// When it was decided.
         at: Timestamp,
     },
+    /// The target's retention policy, set at run time (over the
+    /// configuration's).
+    Retention(cairn_retention::Policy),
+    /// The interval of the target's automatic backups, set at run time
+    /// (`None`: manual only).
+    Interval(Option<std::time::Duration>),
 }
 
 impl Catalog {
@@ -134,6 +140,26 @@ impl Catalog {
                 tx.execute(
                     "INSERT OR IGNORE INTO purged_backups (id, target) VALUES (?1, ?2)",
                     [id.to_string(), target.to_string()],
+                )
+                .map(drop)
+            }
+            StateChange::Retention(policy) => {
+                let text = serde_json::to_string(policy).expect("a policy serialises");
+                tx.execute(
+                    "INSERT INTO target_settings (target, retention, every_secs, updated_at)
+                     VALUES (?1, ?2, NULL, 0)
+                     ON CONFLICT (target) DO UPDATE SET retention = excluded.retention",
+                    rusqlite::params![target.to_string(), text],
+                )
+                .map(drop)
+            }
+            StateChange::Interval(every) => {
+                let secs = i64::try_from(every.map_or(0, |d| d.as_secs())).unwrap_or(i64::MAX);
+                tx.execute(
+                    "INSERT INTO target_settings (target, retention, every_secs, updated_at)
+                     VALUES (?1, NULL, ?2, 0)
+                     ON CONFLICT (target) DO UPDATE SET every_secs = excluded.every_secs",
+                    rusqlite::params![target.to_string(), secs],
                 )
                 .map(drop)
             }
@@ -276,10 +302,21 @@ mod tests {
                 StateChange::Undelete(b),
                 StateChange::Purge(b),
                 StateChange::Schedule { enabled: false, at },
+                StateChange::Retention(cairn_retention::Policy::default().with_keep_last(3)),
+                StateChange::Interval(Some(std::time::Duration::from_secs(3600))),
             ],
         )
         .unwrap();
-        assert_eq!(c.state_generation(&t).unwrap(), 4);
+        assert_eq!(c.state_generation(&t).unwrap(), 6);
+        let (_, settings) = c.target_settings().unwrap().remove(0);
+        assert_eq!(
+            settings.retention,
+            Some(cairn_retention::Policy::default().with_keep_last(3))
+        );
+        assert_eq!(
+            settings.every,
+            Some(Some(std::time::Duration::from_secs(3600)))
+        );
         let schedule = c.schedule("app").unwrap();
         assert!(!schedule.enabled && schedule.disabled_at == Some(at));
         assert!(c.get_backup(&a).unwrap().unwrap().pinned);
