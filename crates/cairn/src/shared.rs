@@ -343,11 +343,28 @@ impl Inner {
             let changes: Vec<_> = records.iter().map(|(_, c)| c.clone()).collect();
             synced.changes = changes.len() as u64;
             let settings = changes.iter().any(changes_settings);
+            let purged: Vec<BackupId> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    StateChange::Purge(id) => Some(*id),
+                    _ => None,
+                })
+                .collect();
             let t = target.clone();
             self.blocking(move |c| c.apply_state(&t, first, &changes))
                 .await?;
             if settings {
                 self.reload_settings(target).await?;
+            }
+            // A purge is final once recorded, so its objects may go by any
+            // hand: those a purging host left when it died go here (its
+            // seal looked for first: one request when they are gone).
+            for id in purged {
+                let seal = cairn_storage::layout::seal_key(target, &id);
+                if self.store.head(&seal).await?.is_some() {
+                    tracing::info!(backup = %id, "removing what a purge left in the store");
+                    self.store.delete_backup(target, &id).await?;
+                }
             }
         }
         Ok(synced)

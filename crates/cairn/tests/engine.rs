@@ -2336,6 +2336,33 @@ async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
     assert_eq!(found.new_backups, 1, "{found:?}");
     assert!(a.get(&w).await.unwrap().status.is_ready());
 
+    // A purge whose host died before removing the objects: whoever
+    // follows the log removes them.
+    let next = (1..)
+        .find(|&g| {
+            futures::executor::block_on(raw.read_state(&svc_name, g))
+                .unwrap()
+                .is_none()
+        })
+        .unwrap();
+    let line = format!(
+        "{{\"generation\":{next},\"target\":\"svc\",\"at\":\"2026-01-01T00:00:00Z\",\"by\":\"dead\",\"change\":\"purge\",\"backup\":\"{w}\"}}"
+    );
+    let signer = SigningKey::from_seed(&[33; 32]);
+    let record = format!(
+        "{line}\n{} {}\n",
+        signer.key_id(),
+        signer.sign(line.as_bytes()).to_hex()
+    );
+    raw.append_state(&svc_name, next, bytes::Bytes::from(record))
+        .await
+        .unwrap();
+    let seal = cairn_storage::layout::seal_key(&svc_name, &w.parse().unwrap());
+    assert!(raw.head(&seal).await.unwrap().is_some());
+    a.sync().await.unwrap();
+    assert_eq!(a.get(&w).await.unwrap_err().code(), "not_found");
+    assert!(raw.head(&seal).await.unwrap().is_none(), "its objects went");
+
     // A record nobody trusted wrote is refused, naming it.
     let next = (1..)
         .find(|&g| {
