@@ -93,7 +93,14 @@ impl Inner {
                     .await?
                     .is_some_and(|l| l.is_active(now));
                 if !busy {
-                    for id in self.store.remove_incomplete(&target, now).await? {
+                    // Only what is older than the longest job: a host
+                    // sharing the store may take the lease right after the
+                    // look above (or have let it lapse a moment) and be
+                    // uploading now; its archive, unsealed for a while
+                    // yet, is not a leftover. The dead job's own objects
+                    // were removed when it was settled.
+                    let before = now.checked_sub(self.job_timeout).unwrap_or(now);
+                    for id in self.store.remove_incomplete(&target, before).await? {
                         report.removed.push((target.clone(), id));
                     }
                     report
