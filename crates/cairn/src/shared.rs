@@ -492,7 +492,25 @@ impl Inner {
         change: Change,
         check: impl Fn(&BackupRecord) -> Result<bool, Error>,
     ) -> Result<bool, Error> {
-        let target = self.backup_record(id).await?.target;
+        let local = self.backup_record(id).await?;
+        if !local.status.is_ready() {
+            // Never sealed (failed, or still being made here): no other
+            // host knows it, so the decision is this catalog's alone.
+            if !check(&local)? {
+                return Ok(false);
+            }
+            let (bid, at) = (local.id, self.now());
+            self.blocking(move |c| match change {
+                Change::Pin | Change::Unpin => c.set_pinned(&bid, change == Change::Pin),
+                Change::Delete => c.set_deleted(&bid, Some(at)),
+                Change::Undelete => c.set_deleted(&bid, None),
+                Change::Purge => c.remove_backup(&bid),
+                Change::Publish | Change::Schedule | Change::Retention | Change::Interval => Ok(()),
+            })
+            .await?;
+            return Ok(true);
+        }
+        let target = local.target;
         let check = &check;
         self.write_shared(&target, move || async move {
             let record = self.backup_record(id).await?;
