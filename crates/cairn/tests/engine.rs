@@ -53,21 +53,20 @@ impl Service {
     }
 
     fn target(&self) -> TargetConfig {
-        TargetConfig::new(TargetName::parse("svc").unwrap())
-            .component(ComponentSpec::dir(name("data"), self.root.join("data")))
-            .component(ComponentSpec::file(
-                name("config"),
-                self.root.join("app.toml"),
-            ))
-            .component(ComponentSpec::sqlite(
-                name("db"),
-                self.root.join("db.sqlite"),
-            ))
+        service_target(&self.root)
     }
 
     fn state(&self) -> PathBuf {
         self.tmp.path().join("state")
     }
+}
+
+/// The target `svc` of a service folder at `root` (see [`Service`]).
+fn service_target(root: &Path) -> TargetConfig {
+    TargetConfig::new(TargetName::parse("svc").unwrap())
+        .component(ComponentSpec::dir(name("data"), root.join("data")))
+        .component(ComponentSpec::file(name("config"), root.join("app.toml")))
+        .component(ComponentSpec::sqlite(name("db"), root.join("db.sqlite")))
 }
 
 fn builder(svc: &Service, store: &str, opts: StoreOptions, key: SigningKey) -> cairn::VaultBuilder {
@@ -2457,44 +2456,41 @@ async fn random_walk(vault: Vault, mut seed: u64, steps: usize) {
     }
 }
 
-/// Four installations (separate catalogs) on one store make random
-/// decisions at the same time; then the store's log is replayed to check
-/// that no pinned backup was ever deleted or purged and that every purge
-/// found its backup deleted, every backup the log keeps is in the store and
-/// every purged one is not, and all four catalogs, after one sync, list the
-/// same backups in the same states.
-async fn four_hosts_random(store: &str, opts: StoreOptions) {
-    let svc = Service::new();
+/// Host `i` of the shared-state walks: its own catalog under `dir`, the
+/// service at `root`, one store, one key and origin; retention keeps two
+/// and purges at once, and a lease lapses after 2 s (a killed host's
+/// lease is taken over quickly).
+fn walk_host(
+    dir: &Path,
+    root: &Path,
+    i: usize,
+    store: &str,
+    opts: &StoreOptions,
+) -> cairn::VaultBuilder {
     let policy = Policy::default()
         .with_keep_last(2)
         .with_deleted_grace(SignedDuration::ZERO)
         .unwrap();
-    let mut hosts = Vec::new();
-    for i in 0..4 {
-        let v = Vault::builder()
-            .store(store)
-            .store_options(opts.clone())
-            .catalog(svc.tmp.path().join(format!("h{i}/catalog.db")))
-            .signing_key(SigningKey::from_seed(&[44; 32]))
-            .origin(OriginId::parse("org_shared").unwrap())
-            .target(svc.target().retention(policy.clone()))
-            .open()
-            .await
-            .unwrap();
-        hosts.push(v);
-    }
-    backed_up(&hosts[0], BackupRequest::new()).await;
-    let walks: Vec<_> = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, v)| tokio::spawn(random_walk(v.clone(), 0x9e37_79b9 + i as u64 * 7919, 24)))
-        .collect();
-    for w in walks {
-        w.await.unwrap();
-    }
+    Vault::builder()
+        .store(store)
+        .store_options(opts.clone())
+        .catalog(dir.join(format!("h{i}/catalog.db")))
+        .signing_key(SigningKey::from_seed(&[44; 32]))
+        .origin(OriginId::parse("org_shared").unwrap())
+        .lease_ttl(Duration::from_secs(2))
+        .target(service_target(root).retention(policy))
+}
 
-    // The log, replayed: what every host decided, in order.
-    let raw = Store::open(store, &opts).unwrap();
+/// After the walks: every host syncs; then the store's log is replayed to
+/// check that no pinned backup was ever deleted or purged, nothing follows
+/// a purge, the store holds exactly the backups the log keeps (and those
+/// sealed by a host that died before publishing them), and all catalogs
+/// list the same backups in the same states.
+async fn assert_one_truth(store: &str, opts: &StoreOptions, hosts: &[Vault]) {
+    for v in hosts {
+        v.sync().await.unwrap();
+    }
+    let raw = Store::open(store, opts).unwrap();
     let t = TargetName::parse("svc").unwrap();
     let mut state: std::collections::BTreeMap<String, (bool, bool, bool)> = Default::default();
     let mut generation = 1;
@@ -2532,12 +2528,35 @@ async fn four_hosts_random(store: &str, opts: StoreOptions) {
         .map(|b| b.id.to_string())
         .collect();
     for (id, (_, _, purged)) in &state {
-        assert_eq!(stored.contains(id), !purged, "{id} in the store");
+        if stored.contains(id) == *purged {
+            let mut seen = Vec::new();
+            for v in hosts {
+                seen.push(v.get(id).await.map(|r| (r.status, r.status_message)));
+            }
+            let mut named = Vec::new();
+            for g in 1..generation {
+                let bytes = raw.read_state(&t, g).await.unwrap().unwrap();
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                if text.contains(id.as_str()) {
+                    named.push(format!("{g}: {}", &text[..text.len().min(150)]));
+                }
+            }
+            panic!(
+                "{id}: in the store {}, purged {purged}; the catalogs: {seen:?}; the log: {named:#?}",
+                stored.contains(id)
+            );
+        }
     }
-    // Every catalog, after one sync, says the same.
-    let mut seen = Vec::new();
-    for v in &hosts {
-        v.sync().await.unwrap();
+    // Sealed by a host that died before publishing: ready, as it was made.
+    for id in &stored {
+        state.entry(id.clone()).or_insert((false, false, false));
+    }
+    let kept: Vec<_> = state
+        .iter()
+        .filter(|(_, s)| !s.2)
+        .map(|(id, s)| (id.clone(), s.0, s.1))
+        .collect();
+    for v in hosts {
         let page = v
             .list(
                 cairn::BackupFilter {
@@ -2550,27 +2569,153 @@ async fn four_hosts_random(store: &str, opts: StoreOptions) {
             )
             .await
             .unwrap();
-        let view: Vec<_> = page
+        let mut view: Vec<_> = page
             .items
             .iter()
             .map(|r| (r.id.to_string(), r.pinned, r.deleted_at.is_some()))
             .collect();
-        seen.push(view);
+        view.sort();
+        assert_eq!(view, kept, "a catalog differs from the log");
     }
-    let kept: Vec<_> = state
+}
+
+/// Four installations (separate catalogs) on one store make random
+/// decisions at the same time, in one process; then [`assert_one_truth`].
+async fn four_hosts_random(store: &str, opts: StoreOptions) {
+    let svc = Service::new();
+    let mut hosts = Vec::new();
+    for i in 0..4 {
+        let v = walk_host(svc.tmp.path(), &svc.root, i, store, &opts)
+            .open()
+            .await
+            .unwrap();
+        hosts.push(v);
+    }
+    backed_up(&hosts[0], BackupRequest::new()).await;
+    let walks: Vec<_> = hosts
         .iter()
-        .filter(|(_, s)| !s.2)
-        .map(|(id, s)| (id.clone(), s.0, s.1))
+        .enumerate()
+        .map(|(i, v)| tokio::spawn(random_walk(v.clone(), 0x9e37_79b9 + i as u64 * 7919, 24)))
         .collect();
-    for view in &seen {
-        let mut sorted = view.clone();
-        sorted.sort();
-        assert_eq!(sorted, kept, "a catalog differs from the log");
+    for w in walks {
+        w.await.unwrap();
     }
+    assert_one_truth(store, &opts, &hosts).await;
     for v in hosts {
         v.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+/// What the walker child of [`four_processes_killed_now_and_then`] reads.
+const WALK: &str = "CAIRN_WALK";
+
+/// The child of the shared-state kill test: one host's random walk in a
+/// process of its own (`CAIRN_WALK` = `dir|root|host|seed|store`; ignored
+/// without it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of the shared-state kill test"]
+async fn shared_walker() {
+    let Ok(spec) = std::env::var(WALK) else {
+        return;
+    };
+    let [dir, root, host, seed, store] = spec.split('|').collect::<Vec<_>>()[..] else {
+        panic!("{WALK}={spec}");
+    };
+    let opts = if store.starts_with("s3://") {
+        let endpoint = std::env::var("CAIRN_TEST_S3_ENDPOINT").unwrap();
+        s3_options(&endpoint, "moto", "moto")
+    } else if store.starts_with("az://") {
+        azure_options(&std::env::var("CAIRN_TEST_AZURE_ENDPOINT").unwrap())
+    } else {
+        StoreOptions::default()
+    };
+    let vault = walk_host(
+        Path::new(dir),
+        Path::new(root),
+        host.parse().unwrap(),
+        store,
+        &opts,
+    )
+    .open()
+    .await
+    .unwrap();
+    random_walk(vault, seed.parse().unwrap(), 40).await;
+}
+
+/// Four installations in processes of their own walk at random while one
+/// of them, now and then, is killed with SIGKILL and started again; then,
+/// opened again here, [`assert_one_truth`].
+async fn four_processes_killed_now_and_then(store: &str, opts: StoreOptions) {
+    let svc = Service::new();
+    let dir = svc.tmp.path();
+    let first = walk_host(dir, &svc.root, 0, store, &opts)
+        .open()
+        .await
+        .unwrap();
+    backed_up(&first, BackupRequest::new()).await;
+    first.shutdown(Duration::from_secs(5)).await;
+    let spawn = |host: usize, seed: u64| {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "shared_walker", "--nocapture"])
+            .env(
+                WALK,
+                format!(
+                    "{}|{}|{host}|{seed}|{store}",
+                    dir.display(),
+                    svc.root.display()
+                ),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<Child> = (0..4).map(|i| spawn(i, 17 + i as u64)).collect();
+    let mut kills = 0;
+    for round in 0..8u64 {
+        std::thread::sleep(Duration::from_millis(150 + 100 * (round % 3)));
+        let i = (round * 7 % 4) as usize;
+        if children[i].try_wait().unwrap().is_none() {
+            children[i].kill().unwrap();
+            let status = children[i].wait().unwrap();
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(9)
+            );
+            kills += 1;
+        }
+        children[i] = spawn(i, 1000 + round);
+    }
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a walker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(kills > 0, "no walker was killed");
+    let mut hosts = Vec::new();
+    for i in 0..4 {
+        hosts.push(
+            walk_host(dir, &svc.root, i, store, &opts)
+                .open()
+                .await
+                .unwrap(),
+        );
+    }
+    assert_one_truth(store, &opts, &hosts).await;
+    for v in hosts {
+        v.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+on_every_store!(
+    four_processes_killed_now_and_then,
+    four_processes_killed_local,
+    four_processes_killed_s3_emulator,
+    four_processes_killed_azurite
+);
 
 on_every_store!(
     four_hosts_random,
