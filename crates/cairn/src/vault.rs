@@ -383,9 +383,38 @@ impl Vault {
     /// that does not check out (not signed by a trusted key, or not the
     /// record its key says).
     pub async fn sync(&self) -> Result<SyncReport, Error> {
-        let mut report = SyncReport::default();
+        let names: Vec<TargetName> = self
+            .inner
+            .target_list()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        self.sync_targets(names).await
+    }
+
+    /// [`Vault::sync`] for every target the store holds, including those
+    /// this vault does not run (a fleet view: their backups are listed and
+    /// inspected like any other; restoring one in place is refused as
+    /// foreign, as for any backup of another target). One listing of the
+    /// store's targets more.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::sync`].
+    pub async fn sync_all_targets(&self) -> Result<SyncReport, Error> {
+        let mut names = self.inner.store.list_targets().await?;
         for t in self.inner.target_list() {
-            let synced = self.inner.sync_target(&t.name).await?;
+            if !names.contains(&t.name) {
+                names.push(t.name);
+            }
+        }
+        self.sync_targets(names).await
+    }
+
+    async fn sync_targets(&self, names: Vec<TargetName>) -> Result<SyncReport, Error> {
+        let mut report = SyncReport::default();
+        for name in names {
+            let synced = self.inner.sync_target(&name).await?;
             report.targets += 1;
             report.new_backups += synced.new_backups;
             report.changes += synced.changes;

@@ -2335,6 +2335,56 @@ async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
     assert_eq!(found.new_backups, 1, "{found:?}");
     assert!(a.get(&w).await.unwrap().status.is_ready());
 
+    // A host that runs another target sees this one's backups only when
+    // it follows every target of the store (a fleet view), and cannot
+    // restore them in place.
+    let other_target = TargetConfig::new(TargetName::parse("elsewhere").unwrap()).component(
+        ComponentSpec::dir(name("data"), svc.tmp.path().join("elsewhere")),
+    );
+    let fleet = Vault::builder()
+        .store(store)
+        .store_options(opts.clone())
+        .catalog(svc.tmp.path().join("fleet/catalog.db"))
+        .signing_key(SigningKey::from_seed(&[33; 32]))
+        .origin(OriginId::parse("org_shared").unwrap())
+        .target(other_target)
+        .open()
+        .await
+        .unwrap();
+    let svc_only = cairn::BackupFilter {
+        target: Some(TargetName::parse("svc").unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(fleet.sync().await.unwrap().new_backups, 0);
+    assert!(
+        fleet
+            .list(svc_only.clone(), 100, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let all = fleet.sync_all_targets().await.unwrap();
+    assert!(all.targets >= 2 && all.new_backups > 0, "{all:?}");
+    let seen = fleet.list(svc_only.clone(), 100, None).await.unwrap();
+    let theirs = a.list(svc_only, 100, None).await.unwrap();
+    let ids = |p: &cairn::Page| p.items.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&seen),
+        ids(&theirs),
+        "the fleet view lists what A lists"
+    );
+    assert!(fleet.get(&x).await.unwrap().pinned);
+    let err = fleet
+        .restore(&x, RestoreRequest::new().confirm())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { .. } | Error::ForeignOrigin { .. }),
+        "{err}"
+    );
+    fleet.shutdown(Duration::from_secs(5)).await;
+
     // A purge whose host died before removing the objects: whoever
     // follows the log removes them.
     let next = (1..)

@@ -70,6 +70,10 @@ pub(crate) enum Command {
         /// Include soft-deleted backups.
         #[arg(long)]
         deleted: bool,
+        /// Follow every target in the store first, also those this
+        /// installation does not run (a fleet sharing the store).
+        #[arg(long)]
+        all_targets: bool,
     },
     /// Show one backup (with --manifest: its authenticated manifest).
     Show {
@@ -279,5 +283,9 @@ pub(crate) enum CatalogCommand {
     Rebuild,
     /// Follow the store: the backups other hosts sharing it published and
     /// the decisions they recorded (`cairn list` does this first).
-    Sync,
+    Sync {
+        /// Every target in the store, also those this installation does not run.
+        #[arg(long)]
+        all_targets: bool,
+    },
 }

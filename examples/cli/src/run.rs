@@ -107,6 +107,7 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
             limit,
             cursor,
             deleted,
+            all_targets,
         } => {
             let filter = BackupFilter {
                 target: target
@@ -123,7 +124,11 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
             // What other hosts sharing the store did, first (not again on
             // the next pages of the same listing).
             if cursor.is_none() {
-                vault.sync().await?;
+                if all_targets {
+                    vault.sync_all_targets().await?;
+                } else {
+                    vault.sync().await?;
+                }
             }
             let page = vault.list(filter, limit.clamp(1, 1000), cursor).await?;
             let next = page.next.as_ref().map(Cursor::encode);
@@ -362,8 +367,12 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
                 )
             });
         }
-        Command::Catalog(CatalogCommand::Sync) => {
-            let r = vault.sync().await?;
+        Command::Catalog(CatalogCommand::Sync { all_targets }) => {
+            let r = if all_targets {
+                vault.sync_all_targets().await?
+            } else {
+                vault.sync().await?
+            };
             let json = serde_json::json!({
                 "targets": r.targets,
                 "new_backups": r.new_backups,
