@@ -543,3 +543,88 @@ impl Inner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_integrity::SigningKey;
+
+    fn signed(key: &SigningKey, line: &str) -> Vec<u8> {
+        format!(
+            "{line}\n{} {}\n",
+            key.key_id(),
+            key.sign(line.as_bytes()).to_hex()
+        )
+        .into_bytes()
+    }
+
+    /// Every way a state record from the store can be wrong is refused,
+    /// with what was wrong; a good one decodes to its change.
+    #[test]
+    fn hostile_state_records_are_refused_by_what_is_wrong() {
+        let key = SigningKey::from_seed(&[5; 32]);
+        let keys = [key.public_key()];
+        let t = TargetName::parse("app").unwrap();
+        let id = BackupId::from_parts(1_800_000_000_000, 1);
+        let line = |body: &str| {
+            format!(
+                "{{\"generation\":3,\"target\":\"app\",\"at\":\"2026-01-01T00:00:00Z\",\"by\":\"x\",{body}}}"
+            )
+        };
+        let pin = line(&format!("\"change\":\"pin\",\"backup\":\"{id}\""));
+        let (_, change) = Record::decode(&signed(&key, &pin), &t, 3, &keys).unwrap();
+        assert_eq!(change, StateChange::Pin(id));
+        let schedule = line("\"change\":\"schedule\",\"enabled\":false");
+        let (_, change) = Record::decode(&signed(&key, &schedule), &t, 3, &keys).unwrap();
+        assert!(matches!(
+            change,
+            StateChange::Schedule { enabled: false, .. }
+        ));
+
+        let refused = |bytes: &[u8], generation: u64, why: &str| {
+            let err = Record::decode(bytes, &t, generation, &keys).unwrap_err();
+            assert!(err.contains(why), "{why}: {err}");
+        };
+        refused(b"\xff\xfe", 3, "not UTF-8");
+        refused(pin.as_bytes(), 3, "not two lines");
+        let other = SigningKey::from_seed(&[6; 32]);
+        refused(&signed(&other, &pin), 3, "does not trust");
+        let mut altered = signed(&key, &pin);
+        altered[20] ^= 1;
+        refused(&altered, 3, "does not verify");
+        refused(
+            &signed(&key, &pin),
+            4,
+            "it says it is record 3 of target app",
+        );
+        refused(
+            &signed(&key, &line("\"change\":\"unknown\",\"backup\":\"x\"")),
+            3,
+            "its record",
+        );
+        // Fields that do not belong to the change.
+        for body in [
+            format!("\"change\":\"pin\",\"backup\":\"{id}\",\"enabled\":true"),
+            "\"change\":\"pin\"".to_owned(),
+            format!("\"change\":\"schedule\",\"enabled\":true,\"backup\":\"{id}\""),
+            "\"change\":\"retention\"".to_owned(),
+            format!("\"change\":\"publish\",\"backup\":\"{id}\""),
+        ] {
+            refused(&signed(&key, &line(&body)), 3, "do not fit");
+        }
+        // A publication whose record is of another backup.
+        let mut r = BackupRecord::creating(
+            BackupId::from_parts(1_800_000_000_000, 2),
+            t.clone(),
+            cairn_manifest::BackupKind::Manual,
+            Timestamp::now(),
+        );
+        r.status = cairn_catalog::BackupStatus::Ready;
+        r.archive_key = Some(format!("targets/app/backups/{}.tar.zst", r.id));
+        let publish = line(&format!(
+            "\"change\":\"publish\",\"backup\":\"{id}\",\"record\":{}",
+            serde_json::to_string(&r).unwrap()
+        ));
+        refused(&signed(&key, &publish), 3, "not of a ready backup");
+    }
+}
