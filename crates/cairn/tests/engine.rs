@@ -83,6 +83,33 @@ fn local_store(svc: &Service) -> String {
     svc.tmp.path().join("store").to_str().unwrap().to_owned()
 }
 
+/// Tests `case(store, options)` on a local store, the S3 emulator and
+/// Azurite, as three tests.
+macro_rules! on_every_store {
+    ($case:ident, $local:ident, $s3:ident, $azure:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $local() {
+            let svc = Service::new();
+            let store = local_store(&svc);
+            $case(&store, StoreOptions::default()).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $s3() {
+            if let Some((store, opts)) = s3_emulator().await {
+                $case(&store, opts).await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $azure() {
+            if let Some((store, opts)) = azurite().await {
+                $case(&store, opts).await;
+            }
+        }
+    };
+}
+
 /// A writer process committing transactions that keep `summary` equal to
 /// the count and sum of `t`, until `stop` exists.
 const WRITER: &str = r#"
@@ -295,14 +322,6 @@ async fn round_trip(store: &str, opts: StoreOptions) {
     assert!(vault.get(&id).await.unwrap().verification.unwrap().ok);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn round_trip_local() {
-    let svc = Service::new();
-    let store = local_store(&svc);
-    drop(svc);
-    round_trip(&store, StoreOptions::default()).await;
-}
-
 /// A fresh bucket of the S3 emulator, if it runs (with CI=true it must).
 async fn s3_emulator() -> Option<(String, StoreOptions)> {
     let endpoint = emulator_endpoint("CAIRN_TEST_S3_ENDPOINT", "the S3 emulator (moto)")?;
@@ -320,19 +339,12 @@ async fn azurite() -> Option<(String, StoreOptions)> {
     Some((format!("az://{container}/cairn"), azure_options(&account)))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn round_trip_s3_emulator() {
-    if let Some((store, opts)) = s3_emulator().await {
-        round_trip(&store, opts).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn round_trip_azurite() {
-    if let Some((store, opts)) = azurite().await {
-        round_trip(&store, opts).await;
-    }
-}
+on_every_store!(
+    round_trip,
+    round_trip_local,
+    round_trip_s3_emulator,
+    round_trip_azurite
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_restore_reads_only_its_frames() {
@@ -1413,27 +1425,12 @@ async fn chain_round_trip(store: &str, opts: StoreOptions) {
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chains_round_trip_local() {
-    let svc = Service::new();
-    let store = local_store(&svc);
-    drop(svc);
-    chain_round_trip(&store, StoreOptions::default()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chains_round_trip_s3_emulator() {
-    if let Some((store, opts)) = s3_emulator().await {
-        chain_round_trip(&store, opts).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chains_round_trip_azurite() {
-    if let Some((store, opts)) = azurite().await {
-        chain_round_trip(&store, opts).await;
-    }
-}
+on_every_store!(
+    chain_round_trip,
+    chains_round_trip_local,
+    chains_round_trip_s3_emulator,
+    chains_round_trip_azurite
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chain_rule_bounds_chains_and_full_forces_a_full_backup() {
@@ -1594,27 +1591,12 @@ async fn large_database_by_segments(store: &str, opts: StoreOptions) {
     assert_eq!(json_result(&job)["ok"], true, "{:?}", job.result);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_database_changes_by_segments_local() {
-    let svc = Service::new();
-    let store = local_store(&svc);
-    drop(svc);
-    large_database_by_segments(&store, StoreOptions::default()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_database_changes_by_segments_s3_emulator() {
-    if let Some((store, opts)) = s3_emulator().await {
-        large_database_by_segments(&store, opts).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_database_changes_by_segments_azurite() {
-    if let Some((store, opts)) = azurite().await {
-        large_database_by_segments(&store, opts).await;
-    }
-}
+on_every_store!(
+    large_database_by_segments,
+    a_large_database_changes_by_segments_local,
+    a_large_database_changes_by_segments_s3_emulator,
+    a_large_database_changes_by_segments_azurite
+);
 
 /// An unchanged backup of a tree of thousands of files names the parent's
 /// pages instead of writing them: it stores almost nothing, and listing,
@@ -2129,33 +2111,6 @@ async fn uploads_are_encrypted_on_ingest_and_an_age_encrypted_archive_uploads_an
     let err = job.error.unwrap();
     assert_eq!(err.code, "verification_failed", "{err:?}");
     assert!(err.message.contains("no identity matches"), "{err:?}");
-}
-
-/// Tests `case(store, options)` on a local store, the S3 emulator and
-/// Azurite, as three tests.
-macro_rules! on_every_store {
-    ($case:ident, $local:ident, $s3:ident, $azure:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $local() {
-            let svc = Service::new();
-            let store = local_store(&svc);
-            $case(&store, StoreOptions::default()).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $s3() {
-            if let Some((store, opts)) = s3_emulator().await {
-                $case(&store, opts).await;
-            }
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $azure() {
-            if let Some((store, opts)) = azurite().await {
-                $case(&store, opts).await;
-            }
-        }
-    };
 }
 
 /// A clock `offset` seconds ahead of now (moved by the test).
