@@ -20,7 +20,7 @@ use cairn_storage::{Store, StoreOptions};
 use cairn_testkit::storage::{
     azure_options, create_azure_container, create_s3_bucket, emulator_endpoint, s3_options,
 };
-use cairn_testkit::{TreeOptions, noise, random_tree, require_tool, snapshot};
+use cairn_testkit::{TreeOptions, assert_trees_equal, noise, random_tree, require_tool, snapshot};
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::Connection;
 
@@ -1733,7 +1733,7 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
     let out = svc.tmp.path().join("restored");
     let job = restore_to(&vault, &id, &out).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    cairn_testkit::assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
+    assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
     for tier in [VerifyTier::Quick, VerifyTier::Sample, VerifyTier::Full] {
         let job = vault.verify(&id, tier).await.unwrap().wait().await;
         assert_eq!(json_result(&job)["ok"], true, "{tier:?}: {:?}", job.result);
@@ -1800,10 +1800,10 @@ async fn encrypted_backups_restore_with_an_identity_and_are_refused_without() {
             dir
         };
         let gnu = open_with_tools(&Path::new(&store).join(&object), "gnu");
-        cairn_testkit::assert_trees_equal(&svc.root.join("data"), &gnu.join("data"), false);
+        assert_trees_equal(&svc.root.join("data"), &gnu.join("data"), false);
         // So does the assembled chain: its files from both backups.
         let whole = open_with_tools(&assembled_file, "gnu-assembled");
-        cairn_testkit::assert_trees_equal(&svc.root.join("data"), &whole.join("data"), false);
+        assert_trees_equal(&svc.root.join("data"), &whole.join("data"), false);
         let toml = std::fs::read_dir(&whole)
             .unwrap()
             .map(|e| e.unwrap().path().join("app.toml"))
@@ -1944,7 +1944,7 @@ async fn encrypted_round_trip(store: &str, opts: StoreOptions) {
         let out = svc.tmp.path().join(format!("out-{id}"));
         let job = restore_to(&vault, id, &out).await;
         assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-        cairn_testkit::assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
+        assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
         let job = vault
             .verify(id, VerifyTier::Full)
             .await
@@ -2094,7 +2094,7 @@ async fn uploads_are_encrypted_on_ingest_and_an_age_encrypted_archive_uploads_an
         let out = svc.tmp.path().join(format!("out-{id}"));
         let job = restore_to(&vault, id, &out).await;
         assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-        cairn_testkit::assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
+        assert_trees_equal(&svc.root.join("data"), &out.join("data"), false);
     }
     // Encrypted to someone else: refused, nothing stored.
     let stranger = cairn::AgeIdentity::generate();
@@ -2337,6 +2337,18 @@ async fn hosts_share_one_truth(store: &str, opts: StoreOptions) {
     assert!(
         matches!(err, Error::NotFound { .. } | Error::ForeignOrigin { .. }),
         "{err}"
+    );
+    // Elsewhere it restores, the same as on the host that made it.
+    let (mine, here) = (svc.tmp.path().join("by-a"), svc.tmp.path().join("by-fleet"));
+    for (vault, out) in [(&a, &mine), (&fleet, &here)] {
+        let job = restore_to(vault, &x, out).await;
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    }
+    // The folders holding a file component are made by the restore.
+    assert_trees_equal(&mine.join("data"), &here.join("data"), false);
+    assert_eq!(
+        std::fs::read(mine.join("config/app.toml")).unwrap(),
+        std::fs::read(here.join("config/app.toml")).unwrap()
     );
     fleet.shutdown(Duration::from_secs(5)).await;
 

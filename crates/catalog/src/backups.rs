@@ -276,6 +276,9 @@ impl BackupRecord {
 pub struct BackupFilter {
     /// Only this target.
     pub target: Option<TargetName>,
+    /// Only backups of these targets (an empty list matches none). With
+    /// `target` too, both must match.
+    pub targets: Option<Vec<TargetName>>,
     /// Only this kind.
     pub kind: Option<BackupKind>,
     /// Only this status.
@@ -781,6 +784,16 @@ impl Catalog {
         };
         if let Some(t) = &filter.target {
             arg(&mut sql, " AND target = ?", Value::Text(t.to_string()));
+        }
+        if let Some(ts) = &filter.targets {
+            // Target names are checked (`[a-z0-9_-]`), so a JSON array of
+            // them is one bound value however many there are.
+            let names: Vec<String> = ts.iter().map(ToString::to_string).collect();
+            arg(
+                &mut sql,
+                " AND target IN (SELECT value FROM json_each(?))",
+                Value::Text(serde_json::to_string(&names).expect("strings serialize")),
+            );
         }
         if let Some(k) = filter.kind {
             arg(&mut sql, " AND kind = ?", Value::Text(kind_str(k)));

@@ -174,6 +174,27 @@ fn backups_round_trip_filter_and_change() {
         ..BackupFilter::default()
     };
     assert_eq!(ids(&app), [b.id, a.id]);
+    let names = |ns: &[&str]| Some(ns.iter().map(|n| TargetName::parse(n).unwrap()).collect());
+    let f = BackupFilter {
+        targets: names(&["db", "other"]),
+        ..BackupFilter::default()
+    };
+    assert_eq!(ids(&f), [c.id], "only the targets listed");
+    let f = BackupFilter {
+        targets: names(&["app", "db"]),
+        ..BackupFilter::default()
+    };
+    assert_eq!(ids(&f), [c.id, b.id, a.id]);
+    let f = BackupFilter {
+        targets: names(&[]),
+        ..BackupFilter::default()
+    };
+    assert_eq!(ids(&f), [], "an empty list matches none");
+    let f = BackupFilter {
+        targets: names(&["db"]),
+        ..app.clone()
+    };
+    assert_eq!(ids(&f), [], "target and targets both narrow");
     let f = BackupFilter {
         kind: Some(BackupKind::PreDeploy),
         ..BackupFilter::default()

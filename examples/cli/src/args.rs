@@ -70,8 +70,9 @@ pub(crate) enum Command {
         /// Include soft-deleted backups.
         #[arg(long)]
         deleted: bool,
-        /// Follow every target in the store first, also those this
-        /// installation does not run (a fleet sharing the store).
+        /// Every target in the store, also those this installation does
+        /// not run (a fleet sharing the store), followed from it first.
+        /// Without it: the targets this installation runs, or --target.
         #[arg(long)]
         all_targets: bool,
     },

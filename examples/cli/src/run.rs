@@ -109,7 +109,12 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
             deleted,
             all_targets,
         } => {
+            // The targets this installation runs, unless one is named or
+            // the fleet is asked for.
+            let targets = (!all_targets && target.is_none())
+                .then(|| vault.targets().into_iter().map(|t| t.name).collect());
             let filter = BackupFilter {
+                targets,
                 target: target
                     .map(|t| TargetName::parse(&t))
                     .transpose()

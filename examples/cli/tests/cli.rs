@@ -897,3 +897,41 @@ fn encrypted_backups_from_the_configuration_restore_with_the_identity_only() {
         "{err}"
     );
 }
+
+#[test]
+fn list_shows_the_targets_this_installation_runs_and_the_fleet_on_request() {
+    let env = Env::new();
+    shop(&env);
+    let web = env.json(&["backup", "web"])["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The same installation, now running another target only: web's
+    // backup stays in the store and the catalog.
+    std::fs::write(
+        env.path("cairn.toml"),
+        "[[target]]\nname = \"api\"\n\
+         [[target.component]]\nname = \"config\"\nkind = \"file\"\npath = \"srv/app.toml\"\n",
+    )
+    .unwrap();
+    let api = env.json(&["backup", "api"])["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ids = |args: &[&str]| -> Vec<String> {
+        env.json(args)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&["list"]), [api.as_str()]);
+    assert_eq!(
+        ids(&["list", "--all-targets"]),
+        [api.as_str(), web.as_str()]
+    );
+    assert_eq!(ids(&["list", "--target", "web"]), [web.as_str()]);
+    let text = env.ok(&["list", "--all-targets"]);
+    assert!(text.contains(&web) && text.contains("web"), "{text}");
+}

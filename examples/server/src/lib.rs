@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod fleet;
 pub mod ids;
 pub mod metrics;
 pub mod routes;
@@ -57,6 +58,9 @@ pub struct AppState {
     /// Counters for `/metrics`; give the same to the vault's builder
     /// ([`cairn::VaultBuilder::observe`]) so that they count its jobs.
     pub metrics: Arc<Metrics>,
+    /// When every target of the store was last followed
+    /// (`GET /v1/backups?all_targets=true`).
+    pub fleet: Arc<fleet::Fleet>,
 }
 
 /// Settings of the HTTP layer.

@@ -370,6 +370,11 @@ pub struct BackupQuery {
     pub created_before: Option<String>,
     /// Include soft-deleted backups.
     pub include_deleted: Option<bool>,
+    /// The fleet view: backups of every target of the store, also those
+    /// this server does not run (followed from the store first, at most
+    /// every 30 s). Without it, the targets this server runs, or the one
+    /// `target` names.
+    pub all_targets: Option<bool>,
     /// 1..=1000, default 50.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,

@@ -88,6 +88,7 @@ impl Server {
             base_url: base.clone(),
             max_upload,
             metrics,
+            fleet: Arc::default(),
         };
         let tokens = Tokens(vec![
             token("reader", READ, Scope::Read),
@@ -1274,5 +1275,91 @@ async fn an_incremental_backup_shows_its_chain_and_downloads_whole() {
             .contains("incremental"),
         "{body}"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_view_lists_every_target_of_the_store_on_request() {
+    let server = Server::start(None, 1 << 30).await;
+    let (_, job) = server
+        .post("/v1/targets/svc/backups", WRITE, json!({}))
+        .await;
+    let ours = server.finish(&job).await["result"]["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another host of the fleet (same store, key and origin) runs a target
+    // this server does not, and pins its backup.
+    let other = tempfile::tempdir().unwrap();
+    let pem = std::fs::read_to_string(server.tmp.path().join("key.pem")).unwrap();
+    std::fs::create_dir_all(other.path().join("web")).unwrap();
+    std::fs::write(other.path().join("web/index.html"), b"<p>hi</p>").unwrap();
+    let host = Vault::builder()
+        .store(server.tmp.path().join("store").to_str().unwrap())
+        .catalog(other.path().join("catalog.db"))
+        .signing_key(SigningKey::from_pkcs8_pem(&pem).unwrap())
+        .origin(OriginId::parse("org_api").unwrap())
+        .target(
+            TargetConfig::new(TargetName::parse("web").unwrap()).component(ComponentSpec::dir(
+                ComponentName::parse("site").unwrap(),
+                other.path().join("web"),
+            )),
+        )
+        .open()
+        .await
+        .unwrap();
+    let job = host
+        .backup("web", cairn::BackupRequest::new())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    let theirs = job.result.unwrap().backup_id().unwrap().to_owned();
+    host.pin(&theirs).await.unwrap();
+    host.shutdown(Duration::from_secs(5)).await;
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // By default: the targets this server runs, even once it holds more.
+    let (status, page) = server.get("/v1/backups").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(ids(&page), [ours.as_str()]);
+    let (_, page) = server.get("/v1/backups?all_targets=true").await;
+    assert_eq!(ids(&page), [theirs.as_str(), ours.as_str()], "{page}");
+    assert_eq!(page["items"][0]["target"], "web");
+    assert_eq!(page["items"][0]["pinned"], true, "the other host's pin");
+    let (_, page) = server.get("/v1/backups").await;
+    assert_eq!(ids(&page), [ours.as_str()], "followed, still not listed");
+    let (_, page) = server.get("/v1/backups?target=web").await;
+    assert_eq!(ids(&page), [theirs.as_str()], "a target named is listed");
+    let (_, page) = server.get("/v1/backups?all_targets=true&target=svc").await;
+    assert_eq!(ids(&page), [ours.as_str()]);
+    let (status, record) = server.get(&format!("/v1/backups/{theirs}")).await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    let (status, _) = server.get(&format!("/v1/backups/{theirs}/manifest")).await;
+    assert_eq!(status, StatusCode::OK, "inspected like any other");
+
+    // Read-only here: restoring it in place is refused before a job.
+    let (status, err) = server
+        .post(
+            &format!("/v1/backups/{theirs}/restore"),
+            ADMIN,
+            json!({"confirm": true}),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("web"),
+        "names the target it belongs to: {err}"
+    );
+    let (status, err) = server.get("/v1/backups?all_targets=maybe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     server.stop().await;
 }

@@ -65,7 +65,10 @@ pub async fn create_backup(
     Ok(accepted(&state.vault.backup(&target, req).await?))
 }
 
-/// Backups, newest first, a page at a time.
+/// Backups, newest first, a page at a time: those of the targets this
+/// server runs, or with `all_targets` those of every target of the store
+/// (a fleet of hosts sharing it; restoring one of another target in place
+/// stays refused).
 #[utoipa::path(get, path = "/v1/backups", tag = "backups", params(BackupQuery),
     responses((status = 200, body = BackupPage), (status = 400, body = ErrorBody)),
     security(("bearer" = ["backups:read"])))]
@@ -81,7 +84,10 @@ pub async fn list_backups(
             })
             .transpose()
     };
+    let all_targets = q.all_targets.unwrap_or(false);
     let filter = BackupFilter {
+        targets: (!all_targets && q.target.is_none())
+            .then(|| state.vault.targets().into_iter().map(|t| t.name).collect()),
         target: q
             .target
             .as_deref()
@@ -114,6 +120,10 @@ pub async fn list_backups(
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit: 1 to 1000"));
+    }
+    // The next pages of one listing do not follow the store again.
+    if all_targets && cursor.is_none() {
+        state.fleet.follow(&state.vault).await?;
     }
     let page = state.vault.list(filter, limit as usize, cursor).await?;
     Ok(Json(BackupPage {
