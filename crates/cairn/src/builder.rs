@@ -239,7 +239,9 @@ impl VaultBuilder {
     /// crash matters most: `backup:sealed` (a backup's seal is published, the
     /// backup not yet recorded), `restore:rename` (before each rename of an
     /// in-place restore), `restore:applied` (every rename done and the
-    /// journal committed, the job's end not yet recorded). A test kills its
+    /// journal committed, the job's end not yet recorded),
+    /// `prune:purge-recorded` (a purge is in the store's state log, the
+    /// backup's objects not yet removed). A test kills its
     /// own process there.
     #[doc(hidden)]
     #[must_use]

@@ -149,6 +149,7 @@ pub(crate) async fn apply(
                 // pins it while its objects go; a crash between leaves
                 // objects no catalog records again (`docs/storage.md`).
                 if matches!(written, Ok(true)) {
+                    inner.checkpoint("prune:purge-recorded");
                     inner.store.delete_backup(&record.target, &id).await?;
                 }
                 written
