@@ -82,6 +82,7 @@ mod chain;
 mod codec;
 mod decode;
 mod error;
+mod export;
 mod frames;
 mod fswriter;
 mod ingest;
@@ -95,6 +96,7 @@ mod seek;
 mod segments;
 mod source;
 mod spill;
+mod subtree;
 mod tar;
 mod unpack;
 mod verify;
@@ -103,6 +105,7 @@ mod zstd_frames;
 
 pub use crate::codec::{Footer, Format, MAX_FOOTER_LEN, detect};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::export::write_tar_tree;
 pub use crate::ingest::{IngestOptions, Ingested, ingest};
 pub use crate::options::{
     DEFAULT_FRAME_SIZE, DEFAULT_SEGMENT_SIZE, Limits, MAX_FRAME_SIZE, MIN_FRAME_SIZE, NoProgress,

@@ -176,6 +176,11 @@ impl<R: Read> ArchiveReader<R> {
     ) -> Result<Staged> {
         // Every entry and the manifest are authenticated: the archive's own digest
         // would cost a third of the CPU of an unpack for nothing.
+        if opts.subtree.is_some() {
+            return Err(Error::invalid(
+                "a single file or folder is unpacked from a seekable archive",
+            ));
+        }
         self.decoder.stop_hashing();
         let staging = staging_dir(staging_parent, opts)?;
         let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::options::ReadOptions;
 use crate::pages::page_path;
 use crate::reader::{ArchiveReader, Layout, Verified, check_seal_against, parent_of};
+use crate::subtree::Subtree;
 use crate::tar::{TarReader, padded, read_small};
 use crate::unpack::{Extractor, Staged, UnpackOptions, UnpackStats, staging_dir};
 use crate::verify::{
@@ -334,12 +335,26 @@ impl<S: RangeRead> SeekableArchive<S> {
         let sel = Selection::new(opts.components.as_deref());
         let staging = staging_dir(staging_parent, opts)?;
         let mut x = Extractor::new(staging.path().to_owned(), opts.owner())?;
+        let mut sub = opts.subtree.as_ref().map(Subtree::new);
         let read = match &self.manifest {
             AnyManifest::V1(m) => {
                 let m = m.manifest();
                 sel.check_against(|c| m.component(c).is_some())?;
+                if let Some(s) = &mut sub {
+                    m.entries.iter().for_each(|e| s.note(e));
+                    if !m.entries.iter().any(|e| s.holds(e.path.as_bytes())) {
+                        return Err(Error::invalid(format!(
+                            "the archive has no entry {}",
+                            s.shown()
+                        )));
+                    }
+                }
                 let wanted: Vec<usize> = (0..m.entries.len())
                     .filter(|&i| sel.wants(&m.entries[i].path))
+                    .filter(|&i| {
+                        sub.as_ref()
+                            .is_none_or(|s| s.wants(m.entries[i].path.as_bytes()))
+                    })
                     .collect();
                 runs(&wanted)
                     .into_iter()
@@ -348,7 +363,10 @@ impl<S: RangeRead> SeekableArchive<S> {
             AnyManifest::V2(r) => {
                 let root = r.manifest().clone();
                 sel.check_against(|c| root.component(c).is_some())?;
-                self.unpack_pages(&root, &sel, &mut x)
+                match &mut sub {
+                    None => self.unpack_pages(&root, &sel, &mut x),
+                    Some(s) => self.unpack_subtree(&root, s, &mut x),
+                }
             }
         };
         read.map_err(|e| x.refusal_or(e))?;
@@ -408,6 +426,24 @@ impl<S: RangeRead> SeekableArchive<S> {
             self.read_run(run, None)?;
         }
         Ok(())
+    }
+
+    /// The entry at `path`, if the archive has one (a format 2 archive
+    /// reads the pages of its component, each checked against the root).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Verification`] for a page that is not the one the root
+    /// names; [`Error::Io`] reading.
+    pub fn entry(&mut self, path: &EntryPath) -> Result<Option<Entry>> {
+        if let Some(m) = self.v1() {
+            return Ok(m.find(path).map(|i| m.entries[i].clone()));
+        }
+        let root = self.root()?.clone();
+        Ok(self
+            .find_v2(&root, path)?
+            .map(|pe| pe.to_entry(&root))
+            .transpose()?)
     }
 
     /// Streams one file's content to `out` and returns its length. Hard links are
@@ -829,6 +865,55 @@ impl<S: RangeRead> SeekableArchive<S> {
             }
         }
         links.finish()?;
+        Ok(())
+    }
+
+    /// Unpacks a subtree of a format 2 archive: its component's pages are
+    /// read once to find the hard links that reach out of it, then again,
+    /// each page's wanted entries a run at a time.
+    fn unpack_subtree(&mut self, root: &Root, sub: &mut Subtree, x: &mut Extractor) -> Result<()> {
+        let wanted: Vec<usize> = (0..root.pages.len())
+            .filter(|&i| root.pages[i].component.as_str().as_bytes() == sub.component())
+            .collect();
+        let mut checker = PageChecker::new(root);
+        for &i in &wanted {
+            let page = self.fetch_page(i)?;
+            checker.page_at(i, &page)?;
+            for pe in &page.entries {
+                sub.note(&pe.to_entry(root)?);
+            }
+        }
+        let mut links = checker.finish_partial()?;
+        let (mut next, mut found) = (0, false);
+        for &i in &wanted {
+            let page = self.fetch_page(i)?;
+            let keep: Vec<usize> = (0..page.entries.len())
+                .filter(|&k| sub.wants(page.entries[k].path.as_bytes()))
+                .collect();
+            found |= keep
+                .iter()
+                .any(|&k| sub.holds(page.entries[k].path.as_bytes()));
+            for run in runs(&keep) {
+                self.read_page_entries(root, &page.entries[run], To::Extract(x), Own::Read)?;
+            }
+            if !links.is_empty() {
+                links.skip(
+                    root.pages[next..i]
+                        .iter()
+                        .map(|p| u64::from(p.entries))
+                        .sum(),
+                );
+                links.page(&page);
+                next = i + 1;
+            }
+        }
+        links.finish()?;
+        if !found {
+            return Err(Error::invalid(format!(
+                "the archive has no entry {}",
+                sub.shown()
+            )));
+        }
         Ok(())
     }
 

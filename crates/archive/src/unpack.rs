@@ -278,6 +278,11 @@ pub struct UnpackOptions {
     /// The staging directory's name prefix (default `.cairn-staging-`): a
     /// caller that must find it again after a crash names it after its job.
     pub staging_prefix: Option<String>,
+    /// Only this entry and what is under it (a single file or folder), at
+    /// its own path: the folders above it come too, and the file of a hard
+    /// link in it whose file is elsewhere. Only a [`crate::SeekableArchive`]
+    /// unpacks a subtree; the stream reader refuses it.
+    pub subtree: Option<EntryPath>,
 }
 
 impl UnpackOptions {
@@ -290,6 +295,13 @@ impl UnpackOptions {
     /// Sets the owner policy.
     pub fn restore_owner(mut self, restore: bool) -> Self {
         self.restore_owner = Some(restore);
+        self
+    }
+
+    /// Unpacks only `path` and what is under it (see
+    /// [`UnpackOptions::subtree`]).
+    pub fn subtree(mut self, path: EntryPath) -> Self {
+        self.subtree = Some(path);
         self
     }
 

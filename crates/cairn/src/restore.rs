@@ -34,6 +34,10 @@ pub struct RestoreRequest {
     /// instead of in place; no origin check, no confirmation needed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<PathBuf>,
+    /// Only this file or folder (`component/relative/path`, see
+    /// [`crate::parse_path`]) and the folders above it, into `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Only report what would be created, replaced and deleted.
     pub dry_run: bool,
     /// Restore a backup from another origin or target anyway.
@@ -69,6 +73,13 @@ impl RestoreRequest {
     #[must_use]
     pub fn to(mut self, dir: impl Into<PathBuf>) -> Self {
         self.to = Some(dir.into());
+        self
+    }
+
+    /// Restores only the file or folder at `path` (with [`RestoreRequest::to`]).
+    #[must_use]
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
         self
     }
 
@@ -146,6 +157,21 @@ impl Vault {
             return Err(Error::Invalid(format!(
                 "restoring {id} replaces the data of target {target}: confirm it"
             )));
+        }
+        if let Some(p) = &req.path {
+            if req.to.is_none() || req.dry_run {
+                return Err(Error::Invalid(format!(
+                    "path {p}: a single file or folder is restored into a folder of its own (to)"
+                )));
+            }
+            let component = String::from_utf8_lossy(crate::parse_path(p)?.first()).into_owned();
+            if req.include.iter().any(|n| n.as_str() != component) {
+                return Err(Error::Invalid(format!(
+                    "path {p} is in component {component}, not in those included"
+                )));
+            }
+            // Not found is refused now, from the authenticated manifest.
+            self.entry(id, p).await?;
         }
         // The catalog lists the backup's components: a name it lacks is
         // refused now rather than by the job (the manifest, read by the
@@ -355,7 +381,14 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Fa
         if let Some(e) = foreign(&inner, &manifest, &target, &req) {
             return Err(e.into());
         }
-        let selected = select(&manifest, &req.include)?;
+        let subtree = req.path.as_deref().map(crate::parse_path).transpose()?;
+        let selected = match &subtree {
+            Some(p) => vec![
+                ComponentName::parse(&String::from_utf8_lossy(p.first()))
+                    .map_err(|e| Error::Invalid(format!("path {p}: {e}")))?,
+            ],
+            None => select(&manifest, &req.include)?,
+        };
         let total: u64 = manifest
             .components()
             .iter()
@@ -375,8 +408,11 @@ async fn run(inner: Arc<Inner>, ctx: JobCtx, plan: Plan) -> Result<JobResult, Fa
         };
         // Staging folders are named after the job, and noted before they
         // exist: crash recovery finds them whenever the process dies.
-        let staging =
+        let mut staging =
             UnpackOptions::default().staging_prefix(cairn_source::staging_prefix(&job_id));
+        if let Some(p) = subtree {
+            staging = staging.subtree(p);
+        }
         if let Some(to) = &req.to {
             let parent = parent_of(to)?;
             std::fs::create_dir_all(&parent)

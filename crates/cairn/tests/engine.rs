@@ -3132,3 +3132,192 @@ on_every_store!(
     killed_mid_purge_s3_emulator,
     killed_mid_purge_azurite
 );
+
+/// The largest regular file under `dir`, as (path relative to `dir`, bytes).
+fn largest_file(dir: &Path) -> (String, Vec<u8>) {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for e in walkdir::WalkDir::new(dir) {
+        let e = e.unwrap();
+        if e.file_type().is_file() && !e.path_is_symlink() {
+            let len = e.metadata().unwrap().len();
+            if best.as_ref().is_none_or(|(l, _)| len > *l) {
+                best = Some((len, e.path().to_owned()));
+            }
+        }
+    }
+    let (_, p) = best.unwrap();
+    let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().to_owned();
+    (rel, std::fs::read(&p).unwrap())
+}
+
+/// Single files and folders out of a full and an incremental backup: the
+/// bytes as saved (data from the parent's archive for an unchanged file),
+/// a folder as a tar.zst GNU tar extracts, a restore of one path into a
+/// folder; a path not in the backup is not found, a malformed one
+/// refused; a damaged archive gives no byte and leaves nothing behind.
+async fn files_out_of_any_backup(store: &str, opts: StoreOptions) {
+    let svc = Service::new();
+    let ahead: cairn::Clock = Arc::new(|| Timestamp::now() + SignedDuration::from_mins(10));
+    let vault = builder(&svc, store, opts.clone(), SigningKey::from_seed(&[51; 32]))
+        .clock(ahead)
+        .open()
+        .await
+        .unwrap();
+    let data = svc.root.join("data");
+    let (rel, saved) = largest_file(&data);
+    let full = backed_up(&vault, BackupRequest::new()).await;
+    std::fs::write(svc.root.join("app.toml"), "port = 9090\n").unwrap();
+    let inc = backed_up(&vault, BackupRequest::new()).await;
+    assert_eq!(vault.get(&inc).await.unwrap().depth(), 1, "incremental");
+    std::fs::write(data.join(&rel), b"changed since").unwrap();
+
+    for id in [&full, &inc] {
+        let path = format!("data/{rel}");
+        let entry = vault.entry(id, &path).await.unwrap();
+        assert_eq!(entry.kind, cairn::EntryKind::File);
+        assert_eq!(entry.size, saved.len() as u64);
+        let x = vault.extract(id, &format!("/{path}")).await.unwrap();
+        assert!(!x.is_dir());
+        assert_eq!(std::fs::read(x.path()).unwrap(), saved, "{id}");
+        assert_eq!(x.size(), saved.len() as u64);
+        assert!(x.path().starts_with(svc.state()), "in the scratch space");
+        let there = x.path();
+        drop(x);
+        assert!(!there.exists(), "removed when dropped");
+    }
+    let config = vault.extract(&inc, "config/app.toml").await.unwrap();
+    assert_eq!(std::fs::read(config.path()).unwrap(), b"port = 9090\n");
+    drop(config);
+
+    // A folder: a tar.zst whose tree GNU tar extracts as saved.
+    require_tool("tar");
+    let folder = vault.extract(&inc, "data").await.unwrap();
+    assert!(folder.is_dir());
+    let tarball = folder.write_tar_zst(Vec::new()).unwrap();
+    let out = svc.tmp.path().join("untarred");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(svc.tmp.path().join("data.tar.zst"), &tarball).unwrap();
+    let ok = Command::new("tar")
+        .args(["--zstd", "--warning=no-timestamp", "-xf"])
+        .arg(svc.tmp.path().join("data.tar.zst"))
+        .arg("-C")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(std::fs::read(out.join("data").join(&rel)).unwrap(), saved);
+    let src = svc.tmp.path().join("saved-data");
+    let job = restore_to(&vault, &full, &src).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_trees_equal(&src.join("data"), &out.join("data"), false);
+    drop(folder);
+
+    // A restore of one path into a folder: that path, at its own place,
+    // exactly as saved (modes and times to the nanosecond).
+    let sub = rel.split('/').next().unwrap().to_owned();
+    let into = svc.tmp.path().join("one-path");
+    let job = vault
+        .restore(
+            &inc,
+            RestoreRequest::new().path(format!("data/{sub}")).to(&into),
+        )
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    if sub == rel {
+        assert_eq!(std::fs::read(into.join("data").join(&sub)).unwrap(), saved);
+    } else {
+        assert_trees_equal(
+            &src.join("data").join(&sub),
+            &into.join("data").join(&sub),
+            false,
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(into.join("data")).unwrap().count(),
+        1,
+        "only the path asked for"
+    );
+    assert!(!into.join("config").exists() && !into.join("db").exists());
+
+    // Refusals, by what is wrong.
+    let err = vault.extract(&inc, "data/no/such/file").await.unwrap_err();
+    assert_eq!(err.code(), "not_found", "{err}");
+    assert!(err.to_string().contains("data/no/such/file"), "{err}");
+    let err = vault
+        .entry(&inc, "data/../../etc/passwd")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid", "{err}");
+    let err = vault.extract("bkp_nope", "data").await.unwrap_err();
+    assert_eq!(err.code(), "not_found", "{err}");
+    let err = vault
+        .restore(
+            &inc,
+            RestoreRequest::new()
+                .path("data/nope")
+                .to(svc.tmp.path().join("x")),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_found", "{err}");
+    let err = vault
+        .restore(&inc, RestoreRequest::new().path("data").confirm())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid", "{err}");
+    assert!(err.to_string().contains("folder of its own"), "{err}");
+    let scratch = svc.state().join("scratch");
+    let leftovers = |d: &Path| std::fs::read_dir(d).map(Iterator::count).unwrap_or(0);
+    assert_eq!(leftovers(&scratch), 0, "nothing left in the scratch space");
+    vault.shutdown(Duration::from_secs(5)).await;
+}
+
+on_every_store!(
+    files_out_of_any_backup,
+    files_out_of_any_backup_local,
+    files_out_of_any_backup_s3_emulator,
+    files_out_of_any_backup_azurite
+);
+
+/// A damaged archive gives no byte of the file it damaged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_file_never_comes_out() {
+    let svc = Service::new();
+    let big = noise(3 << 20, 77);
+    std::fs::write(svc.root.join("data/big.bin"), &big).unwrap();
+    let store = local_store(&svc);
+    let vault = builder(
+        &svc,
+        &store,
+        StoreOptions::default(),
+        SigningKey::from_seed(&[52; 32]),
+    )
+    .open()
+    .await
+    .unwrap();
+    let id = backed_up(&vault, BackupRequest::new()).await;
+    let record = vault.get(&id).await.unwrap();
+    let archive = Path::new(&store).join(record.archive_key.as_deref().unwrap());
+    let mut bytes = std::fs::read(&archive).unwrap();
+    // The 3 MiB of noise are most of the archive: its middle is in them.
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&archive, &bytes).unwrap();
+    let err = vault.extract(&id, "data/big.bin").await.unwrap_err();
+    assert!(
+        ["verification_failed", "corrupt"].contains(&err.code()),
+        "{err}"
+    );
+    let scratch = svc.state().join("scratch");
+    assert_eq!(
+        std::fs::read_dir(&scratch)
+            .map(Iterator::count)
+            .unwrap_or(0),
+        0,
+        "nothing left behind"
+    );
+    vault.shutdown(Duration::from_secs(5)).await;
+}

@@ -214,3 +214,111 @@ fn open_through_seal_checks_size() {
     assert_eq!(err.kind(), ErrorKind::Verification);
     assert!(err.to_string().contains("seal says"), "{err}");
 }
+
+/// A single file or folder out of an archive, format 1 and 2: what is under
+/// it, the folders above it, a hard link's file from elsewhere; nothing else.
+#[test]
+fn a_subtree_unpacks_alone_at_its_own_path() {
+    let src = tempfile::tempdir().unwrap();
+    let d = src.path();
+    std::fs::create_dir_all(d.join("a/b/deep")).unwrap();
+    std::fs::create_dir_all(d.join("a/b-c")).unwrap();
+    std::fs::create_dir_all(d.join("other")).unwrap();
+    std::fs::write(d.join("a/b/x.txt"), b"x").unwrap();
+    std::fs::write(d.join("a/b/deep/y.bin"), noise(300_000, 4)).unwrap();
+    std::fs::write(d.join("a/b-c/z.txt"), b"z").unwrap();
+    std::fs::write(d.join("a/top.txt"), b"top").unwrap();
+    std::fs::write(d.join("other/f.txt"), b"shared").unwrap();
+    std::fs::hard_link(d.join("other/f.txt"), d.join("a/b/link.txt")).unwrap();
+    std::os::unix::fs::symlink("x.txt", d.join("a/b/sym")).unwrap();
+    for format in [1, 2] {
+        let done = pack_dir(d, opts(Codec::Zstd, 64 * 1024, 2).format(format));
+        let out = tempfile::tempdir().unwrap();
+        let path = |p: &str| EntryPath::parse(p.as_bytes()).unwrap();
+        let names = |root: &std::path::Path| {
+            let mut names: Vec<_> = walkdir::WalkDir::new(root)
+                .min_depth(1)
+                .into_iter()
+                .map(|e| {
+                    e.unwrap()
+                        .path()
+                        .strip_prefix(root)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        let staged = seekable(&done.inner)
+            .unpack_to_staging(
+                out.path(),
+                &UnpackOptions::default().subtree(path("data/a/b")),
+            )
+            .unwrap();
+        let root = staged.path().join("data");
+        assert_trees_equal(&d.join("a/b"), &root.join("a/b"), false);
+        assert_eq!(
+            names(&root),
+            [
+                "a",
+                "a/b",
+                "a/b/deep",
+                "a/b/deep/y.bin",
+                "a/b/link.txt",
+                "a/b/sym",
+                "a/b/x.txt"
+            ],
+            "format {format}"
+        );
+        drop(staged);
+
+        // A hard link whose file is elsewhere (archived first, at a/b)
+        // brings that file.
+        let staged = seekable(&done.inner)
+            .unpack_to_staging(
+                out.path(),
+                &UnpackOptions::default().subtree(path("data/other")),
+            )
+            .unwrap();
+        let root = staged.path().join("data");
+        assert_eq!(
+            names(&root),
+            ["a", "a/b", "a/b/link.txt", "other", "other/f.txt"],
+            "format {format}"
+        );
+        assert_eq!(std::fs::read(root.join("other/f.txt")).unwrap(), b"shared");
+        drop(staged);
+
+        // One file, at its own path.
+        let staged = seekable(&done.inner)
+            .unpack_to_staging(
+                out.path(),
+                &UnpackOptions::default().subtree(path("data/a/b/deep/y.bin")),
+            )
+            .unwrap();
+        assert_eq!(
+            std::fs::read(staged.path().join("data/a/b/deep/y.bin")).unwrap(),
+            std::fs::read(d.join("a/b/deep/y.bin")).unwrap()
+        );
+        assert!(!staged.path().join("data/a/b/x.txt").exists());
+        drop(staged);
+
+        let err = seekable(&done.inner)
+            .unpack_to_staging(
+                out.path(),
+                &UnpackOptions::default().subtree(path("data/a/nope")),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("no entry data/a/nope"), "{err}");
+        assert!(staging_leftovers(out.path()).is_empty());
+        let mut a = seekable(&done.inner);
+        assert_eq!(
+            a.entry(&path("data/a/b/x.txt")).unwrap().unwrap().size,
+            1,
+            "format {format}"
+        );
+        assert!(a.entry(&path("data/a/nope")).unwrap().is_none());
+    }
+}
