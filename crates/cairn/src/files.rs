@@ -15,6 +15,10 @@ use cairn_manifest::{Entry, EntryKind, EntryPath};
 use crate::error::{Error, task};
 use crate::vault::{Inner, Vault};
 
+/// The name of a single file's unpack in the scratch space starts with
+/// this and its process id: crash recovery removes those of dead processes.
+pub(crate) const EXTRACT_PREFIX: &str = ".cairn-extract-";
+
 /// A path of a backup as `component/relative/path`: leading and trailing
 /// slashes are ignored; empty, `.` and `..` parts are refused.
 ///
@@ -181,7 +185,7 @@ impl Vault {
                 &UnpackOptions::default()
                     .subtree(path)
                     .restore_owner(false)
-                    .staging_prefix(".cairn-extract-"),
+                    .staging_prefix(format!("{EXTRACT_PREFIX}{}-", std::process::id())),
             )?;
             Ok(Extracted {
                 staged,

@@ -244,8 +244,9 @@ fn lock_recovery(state_dir: &Path) -> Result<std::fs::File, Error> {
 }
 
 /// Removes what the scratch folder holds for jobs that no longer run:
-/// `scratch/<job id>/` folders of jobs not in `live`, and snapshot folders
-/// of earlier versions (`.cairn-snapshot-*`) when no job runs at all.
+/// `scratch/<job id>/` folders of jobs not in `live`, snapshot folders
+/// of earlier versions (`.cairn-snapshot-*`) when no job runs at all, and
+/// single-file unpacks of processes that are gone.
 fn sweep_scratch(
     scratch: &Path,
     live: &std::collections::HashSet<String>,
@@ -258,8 +259,15 @@ fn sweep_scratch(
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        // A single file's unpack (`Vault::extract`) is named after its
+        // process: `.cairn-extract-<pid>-…`.
+        let extract_of_dead = name
+            .strip_prefix(crate::files::EXTRACT_PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(pid, _)| pid_is_gone(pid));
         let stale = (name.starts_with("job_") && !live.contains(&name))
-            || (name.starts_with(".cairn-snapshot-") && live.is_empty());
+            || (name.starts_with(".cairn-snapshot-") && live.is_empty())
+            || extract_of_dead;
         if !stale {
             continue;
         }
@@ -303,16 +311,21 @@ fn owner_is_gone(
         return true;
     }
     match owner.rsplit_once(' ') {
-        Some((h, pid)) if h == host => pid
-            .parse::<i32>()
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .is_none_or(|pid| {
-                matches!(
-                    rustix::process::test_kill_process(pid),
-                    Err(e) if e == rustix::io::Errno::SRCH
-                )
-            }),
+        Some((h, pid)) if h == host => pid_is_gone(pid),
         _ => false,
     }
+}
+
+/// Whether no process of this host has the id `pid` (text; malformed is
+/// gone).
+fn pid_is_gone(pid: &str) -> bool {
+    pid.parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_none_or(|pid| {
+            matches!(
+                rustix::process::test_kill_process(pid),
+                Err(e) if e == rustix::io::Errno::SRCH
+            )
+        })
 }

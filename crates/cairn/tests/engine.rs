@@ -3320,4 +3320,22 @@ async fn a_damaged_file_never_comes_out() {
         "nothing left behind"
     );
     vault.shutdown(Duration::from_secs(5)).await;
+    // What a process killed while it unpacked a file left is removed when
+    // the vault opens again; a live process's unpack is not.
+    let dead = scratch.join(".cairn-extract-99999999-abc");
+    let live = scratch.join(format!(".cairn-extract-{}-abc", std::process::id()));
+    for d in [&dead, &live] {
+        std::fs::create_dir_all(d.join("data")).unwrap();
+    }
+    let vault = builder(
+        &svc,
+        &store,
+        StoreOptions::default(),
+        SigningKey::from_seed(&[52; 32]),
+    )
+    .open()
+    .await
+    .unwrap();
+    assert!(!dead.exists() && live.exists());
+    vault.shutdown(Duration::from_secs(5)).await;
 }
