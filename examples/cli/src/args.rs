@@ -95,6 +95,10 @@ pub(crate) enum Command {
         /// Unpack into this directory (must not exist or be empty) instead.
         #[arg(long)]
         to: Option<PathBuf>,
+        /// Only this file or folder (`component/relative/path`, as `cairn
+        /// show --manifest` lists it), with --to.
+        #[arg(long, requires = "to")]
+        path: Option<String>,
         /// Only list what would be created, replaced and deleted.
         #[arg(long)]
         dry_run: bool,
@@ -157,6 +161,16 @@ pub(crate) enum Command {
         label: Option<String>,
     },
     /// Copy a backup's archive to a file (a Cairn archive: GNU tar reads it).
+    /// Write one file of a backup to standard output, checked against the
+    /// signed manifest before a byte is written.
+    #[command(
+        after_help = "Examples:\n  cairn cat bkp_01J... config/app.toml\n  cairn cat bkp_01J... site/index.html > index.html"
+    )]
+    Cat {
+        id: String,
+        /// `component/relative/path`, as `cairn show --manifest` lists it.
+        path: String,
+    },
     Download {
         id: String,
         /// Where (default: ID.tar.zst, or ID.tar.zst.age for an encrypted backup).

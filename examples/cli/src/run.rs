@@ -172,8 +172,12 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
             yes,
             force,
             target,
+            path,
         } => {
             let mut req = RestoreRequest::new();
+            if let Some(p) = path {
+                req = req.path(p);
+            }
             for n in names(&include)? {
                 req = req.include(n);
             }
@@ -320,6 +324,26 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
             }
         }
         Command::Download { id, output } => download(vault, &id, output, ui).await?,
+        Command::Cat { id, path } => {
+            let file = vault.extract(&id, &path).await?;
+            if file.is_dir() {
+                return Err(Fail::new(
+                    Kind::Usage,
+                    format!(
+                        "{path} is a folder: restore it with cairn restore {id} --path {path} --to DIR"
+                    ),
+                ));
+            }
+            let copied = tokio::task::spawn_blocking(move || {
+                let mut from = std::fs::File::open(file.path())?;
+                let mut out = std::io::stdout().lock();
+                std::io::copy(&mut from, &mut out)?;
+                std::io::Write::flush(&mut out)
+            })
+            .await
+            .map_err(|e| Fail::new(Kind::Other, e.to_string()))?;
+            copied.map_err(|e| Fail::new(Kind::Other, format!("writing the file: {e}")))?;
+        }
         Command::Url { id, ttl } => {
             let ttl = config::duration("--ttl", &ttl)?;
             let url = vault.download_url(&id, ttl).await?;

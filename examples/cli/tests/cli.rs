@@ -935,3 +935,50 @@ fn list_shows_the_targets_this_installation_runs_and_the_fleet_on_request() {
     let text = env.ok(&["list", "--all-targets"]);
     assert!(text.contains(&web) && text.contains("web"), "{text}");
 }
+
+#[test]
+fn cat_and_restore_path_take_single_files_out_of_a_backup() {
+    let env = Env::new();
+    shop(&env);
+    let id = env.json(&["backup", "web"])["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(env.path("srv/app.toml"), "port = 2\n").unwrap();
+    assert_eq!(env.ok(&["cat", &id, "config/app.toml"]), "port = 1\n");
+    assert_eq!(env.ok(&["cat", &id, "/site/index.html"]), "<h1>v1</h1>");
+    let err = env.fails(&["cat", &id, "site/nope.html"], 3);
+    assert!(err.contains("site/nope.html"), "{err}");
+    let err = env.fails(&["cat", &id, "site"], 2);
+    assert!(err.contains("is a folder"), "{err}");
+    env.fails(&["cat", &id, "site/../../etc/passwd"], 2);
+
+    let out = env.path("one");
+    env.ok(&["restore", &id, "--path", "site", "--to", s(&out)]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("site/index.html")).unwrap(),
+        "<h1>v1</h1>"
+    );
+    assert!(!out.join("config").exists() && !out.join("db").exists());
+    let err = env.fails(
+        &[
+            "restore",
+            &id,
+            "--path",
+            "site/nope",
+            "--to",
+            s(&env.path("two")),
+        ],
+        3,
+    );
+    assert!(err.contains("site/nope"), "{err}");
+    assert!(!env.path("two").exists());
+    // --path goes with --to.
+    let out = env.run(&["restore", &id, "--path", "site"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(env.path("srv/app.toml")).unwrap(),
+        "port = 2\n",
+        "nothing restored in place"
+    );
+}

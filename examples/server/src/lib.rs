@@ -158,6 +158,7 @@ pub fn app(state: AppState, tokens: Tokens, limits: &HttpLimits) -> Router {
     let streams = group(
         OpenApiRouter::new()
             .routes(routes!(routes::archive::get_archive))
+            .routes(routes!(routes::files::get_file))
             .routes(routes!(routes::upload::upload)),
         &[Layer::Auth],
     )

@@ -1363,3 +1363,85 @@ async fn the_fleet_view_lists_every_target_of_the_store_on_request() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_or_a_folder_comes_out_of_a_backup_verified() {
+    let server = Server::start(None, 1 << 30).await;
+    let (_, job) = server
+        .post("/v1/targets/svc/backups", WRITE, json!({}))
+        .await;
+    let id = server.finish(&job).await["result"]["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data = server.data();
+    let file = walkdir::WalkDir::new(&data)
+        .into_iter()
+        .map(Result::unwrap)
+        .find(|e| e.file_type().is_file() && e.metadata().unwrap().len() > 20)
+        .unwrap();
+    let saved = std::fs::read(file.path()).unwrap();
+    let rel = file.path().strip_prefix(&data).unwrap().to_str().unwrap();
+    let get = |path: &str, token: &'static str, range: Option<&'static str>| {
+        let mut req = server
+            .req(
+                reqwest::Method::GET,
+                &format!("/v1/backups/{id}/files"),
+                token,
+            )
+            .query(&[("path", path)]);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        req.send()
+    };
+    let path = format!("data/{rel}");
+    let res = get(&path, WRITE, None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["accept-ranges"], "bytes");
+    assert_eq!(res.bytes().await.unwrap(), saved);
+    let res = get(&path, WRITE, Some("bytes=5-14")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 5-14/{}", saved.len()).as_str()
+    );
+    assert_eq!(res.bytes().await.unwrap(), saved[5..15]);
+    let res = get(&path, WRITE, Some("bytes=99999999-")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    // A folder: a tar.zst of its subtree, as saved.
+    let res = get("data", WRITE, None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/zstd");
+    let tarball = res.bytes().await.unwrap();
+    let out = server.tmp.path().join("folder");
+    std::fs::create_dir_all(&out).unwrap();
+    let raw = zstd::decode_all(&tarball[..]).unwrap();
+    tar::Archive::new(&raw[..]).unpack(&out).unwrap();
+    assert_eq!(std::fs::read(out.join("data").join(rel)).unwrap(), saved);
+
+    // Refusals, each by what is wrong.
+    let code = |res: reqwest::Response| async move {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        (status, body["error"]["code"].as_str().unwrap().to_owned())
+    };
+    let (status, c) = code(get("data/no/such", WRITE, None).await.unwrap()).await;
+    assert_eq!((status, c.as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, _) = code(get("data/../../etc/passwd", WRITE, None).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = code(get(&path, READ, None).await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "data needs a write token");
+    let res = server
+        .req(
+            reqwest::Method::GET,
+            "/v1/backups/bkp_01M8T52VMXMY14VNSVSVDYVFX4/files?path=data",
+            WRITE,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    server.stop().await;
+}

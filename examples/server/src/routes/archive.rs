@@ -24,7 +24,7 @@ use crate::views::DownloadView;
 /// A `Range: bytes=...` header's one range, within `size`; `None` for
 /// anything else (several ranges, other units, malformed, outside the
 /// object), which is answered 416.
-fn parse_range(value: &str, size: u64) -> Option<Range<u64>> {
+pub(super) fn parse_range(value: &str, size: u64) -> Option<Range<u64>> {
     let (a, b) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
     let number = |t: &str| {
         (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
@@ -43,10 +43,23 @@ fn parse_range(value: &str, size: u64) -> Option<Range<u64>> {
     (range.start < range.end).then_some(range)
 }
 
-fn insert(res: &mut Response, name: header::HeaderName, value: &str) {
+pub(super) fn insert(res: &mut Response, name: header::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         res.headers_mut().insert(name, v);
     }
+}
+
+/// The 416 answer to a `Range` that is not one range within `what`'s
+/// `size` bytes.
+pub(super) fn unsatisfiable(what: &str, size: u64) -> Response {
+    let mut res = ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "range_not_satisfiable",
+        format!("Range: one range bytes=START-END within {what}'s {size} bytes"),
+    )
+    .into_response();
+    insert(&mut res, header::CONTENT_RANGE, &format!("bytes */{size}"));
+    res
 }
 
 /// Serves an archive, whole or a byte range.
@@ -70,16 +83,7 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
         None => None,
         Some(r) => match r.to_str().ok().and_then(|r| parse_range(r, size)) {
             Some(range) => Some(range),
-            None => {
-                let mut res = ApiError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
-                    format!("Range: one range bytes=START-END within the archive's {size} bytes"),
-                )
-                .into_response();
-                insert(&mut res, header::CONTENT_RANGE, &format!("bytes */{size}"));
-                return Ok(res);
-            }
+            None => return Ok(unsatisfiable("the archive", size)),
         },
     };
     let partial = range.is_some();

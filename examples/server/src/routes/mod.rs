@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod backups;
+pub mod files;
 pub mod jobs;
 pub mod restore;
 pub mod targets;
