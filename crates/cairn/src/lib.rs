@@ -142,7 +142,7 @@ pub use crate::vault::Vault;
 pub use crate::verify::{FileVerification, VerifyRequest};
 
 // What an embedder names, reads and matches, from the crates below.
-pub use cairn_catalog::{BackupFilter, BackupRecord, Cursor, Page, Verification};
+pub use cairn_catalog::{BackupFilter, BackupRecord, Cursor, Page, TargetSummary, Verification};
 /// Encryption at rest (`docs/encryption.md`): age recipients a target
 /// encrypts to, and the identities that open its backups.
 pub use cairn_crypt::{

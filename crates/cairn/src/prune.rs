@@ -74,6 +74,26 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// What retention would decide for `target` under `policy` now, with
+    /// every host's pins and deletes followed first: a preview of a policy
+    /// before it is set ([`Vault::set_retention`]). Nothing is changed and
+    /// no job runs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown target; store and catalog errors.
+    pub async fn preview_retention(
+        &self,
+        target: &str,
+        policy: cairn_retention::Policy,
+    ) -> Result<PruneReport, Error> {
+        let mut config = self.inner.target(target)?;
+        config.retention = policy;
+        apply(&self.inner, &config, true).await
+    }
+}
+
 /// Plans retention for a target and, unless `dry_run`, applies the plan.
 /// Backups in use by a job are never touched.
 pub(crate) async fn apply(

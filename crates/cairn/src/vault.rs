@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_catalog::{BackupFilter, BackupRecord, Catalog, Cursor, Page};
+use cairn_catalog::{BackupFilter, BackupRecord, Catalog, Cursor, Page, TargetSummary};
 use cairn_integrity::{PublicKey, SigningKey};
 use cairn_job::{Job, JobState, RestoreStatus};
 use cairn_manifest::{BackupId, OriginId, TargetName};
@@ -270,6 +270,18 @@ impl Vault {
         self.inner
             .blocking(move |c| c.list_backups(&filter, limit, cursor.as_ref()))
             .await
+    }
+
+    /// What the catalog holds of each target with live backups (also
+    /// those this vault follows without running them): counts, stored
+    /// bytes, the newest ready backup, the newest backup's status, the
+    /// last verification's outcome. One catalog query.
+    ///
+    /// # Errors
+    ///
+    /// Catalog errors.
+    pub async fn summaries(&self) -> Result<Vec<TargetSummary>, Error> {
+        self.inner.blocking(|c| c.target_summaries()).await
     }
 
     /// One backup's record.

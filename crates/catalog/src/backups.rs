@@ -270,6 +270,26 @@ impl BackupRecord {
     }
 }
 
+/// What a catalog holds of one target's live (not soft-deleted) backups,
+/// for an overview ([`Catalog::target_summaries`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TargetSummary {
+    /// The target.
+    pub target: TargetName,
+    /// Its live backups, of any status.
+    pub backups: u64,
+    /// What they hold in the store (their archives' sizes).
+    pub stored_bytes: u64,
+    /// When its newest ready backup was made.
+    pub last_ready: Option<Timestamp>,
+    /// The status of its newest backup (as stored: `creating`, `uploading`,
+    /// `ready`, `failed`).
+    pub last_status: Option<BackupStatus>,
+    /// Whether the most recent verification of one of its backups passed.
+    pub last_verification_ok: Option<bool>,
+}
+
 /// Which backups to list. Every field narrows the list; the default lists
 /// every live backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -886,6 +906,44 @@ impl Catalog {
             out.push(target);
         }
         Ok(out)
+    }
+
+    /// One [`TargetSummary`] per target with live backups, by name: one
+    /// query, whatever the number of backups.
+    ///
+    /// # Errors
+    ///
+    /// SQLite failures: [`ErrorKind::Busy`] when another process holds the write lock past the
+    /// busy timeout, [`ErrorKind::Corrupt`] for a damaged file or a record that does not
+    /// decode, [`ErrorKind::Other`] otherwise.
+    pub fn target_summaries(&self) -> Result<Vec<TargetSummary>, Error> {
+        let conn = self.conn();
+        let read = || -> rusqlite::Result<Vec<TargetSummary>> {
+            let mut stmt = conn.prepare_cached(
+                "SELECT b.target, count(*), coalesce(sum(b.archive_size), 0),
+                    max(CASE WHEN b.status = 'ready' THEN b.created_at END),
+                    (SELECT n.status FROM backups n WHERE n.target = b.target
+                        AND n.deleted_at IS NULL ORDER BY n.created_at DESC, n.id DESC LIMIT 1),
+                    (SELECT v.verify_ok FROM backups v WHERE v.target = b.target
+                        AND v.verified_at IS NOT NULL ORDER BY v.verified_at DESC LIMIT 1)
+                 FROM backups b WHERE b.deleted_at IS NULL GROUP BY b.target ORDER BY b.target",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                let name: String = row.get(0)?;
+                let target = TargetName::parse(&name).map_err(|e| bad(0, e.to_string()))?;
+                let status: Option<String> = row.get(4)?;
+                Ok(TargetSummary {
+                    target,
+                    backups: opt_u64(row.get(1)?).unwrap_or(0),
+                    stored_bytes: opt_u64(row.get(2)?).unwrap_or(0),
+                    last_ready: row.get::<_, Option<i64>>(3)?.map(from_nanos),
+                    last_status: status.as_deref().and_then(BackupStatus::parse),
+                    last_verification_ok: row.get::<_, Option<i64>>(5)?.map(|v| v != 0),
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(|e| self.err("summing up the targets", e))
     }
 
     /// Every backup record of a target (including soft-deleted ones), newest

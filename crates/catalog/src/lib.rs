@@ -34,7 +34,9 @@ use std::sync::{Mutex, MutexGuard};
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 
-pub use backups::{BackupFilter, BackupRecord, BackupStatus, Cursor, MAX_PAGE, Page, Verification};
+pub use backups::{
+    BackupFilter, BackupRecord, BackupStatus, Cursor, MAX_PAGE, Page, TargetSummary, Verification,
+};
 pub use jobs::{JobCreated, UnfinishedJob};
 pub use schedules::TargetSettings;
 pub use shared::StateChange;

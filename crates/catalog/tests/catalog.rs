@@ -234,6 +234,19 @@ fn backups_round_trip_filter_and_change() {
         message: "3 entries".to_owned(),
     };
     catalog.record_verification(&b.id, &v).unwrap();
+    // The overview: per target, one query.
+    let sums = catalog.target_summaries().unwrap();
+    let names: Vec<_> = sums.iter().map(|s| s.target.to_string()).collect();
+    assert_eq!(names, ["app", "db"]);
+    assert_eq!(sums[0].backups, 2);
+    assert_eq!(sums[0].last_ready, Some(t(20)), "the newest ready one");
+    assert_eq!(sums[0].last_status, Some(BackupStatus::Ready));
+    assert_eq!(sums[0].last_verification_ok, Some(true));
+    assert_eq!(sums[1].last_status, Some(BackupStatus::Failed));
+    assert_eq!(
+        (sums[1].last_ready, sums[1].last_verification_ok),
+        (None, None)
+    );
     catalog
         .set_status(&c.id, BackupStatus::Ready, None)
         .unwrap();
