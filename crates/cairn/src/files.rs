@@ -134,6 +134,52 @@ impl Vault {
         found.ok_or_else(|| missing(id, &path))
     }
 
+    /// The entries directly in the folder at `path` of backup `id` (see
+    /// [`parse_path`]; a component's name is its root folder), in archive
+    /// order, from the authenticated manifest. For a browser of a backup.
+    ///
+    /// # Errors
+    ///
+    /// As [`Vault::entry`]; [`Error::Invalid`] when `path` is not a folder.
+    pub async fn list_folder(&self, id: &str, path: &str) -> Result<Vec<Entry>, Error> {
+        let path = parse_path(path)?;
+        let record = readable(&self.inner, id).await?;
+        let (archive, _, _) =
+            crate::verify::open_chain(&self.inner, &record, ReadOptions::default()).await?;
+        let shown = id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut archive = archive;
+            // A file component has no root folder entry: its name lists
+            // its file.
+            let component = !path.as_bytes().contains(&b'/');
+            match archive.entry(&path)? {
+                Some(f) if f.kind != EntryKind::Dir => {
+                    return Err(Error::Invalid(format!(
+                        "{path} of backup {shown} is not a folder"
+                    )));
+                }
+                None if !component => return Err(missing(&shown, &path)),
+                _ => {}
+            }
+            let prefix = [path.as_bytes(), b"/"].concat();
+            let mut children = Vec::new();
+            archive.for_each_entry(|e| {
+                if let Some(rest) = e.path.as_bytes().strip_prefix(prefix.as_slice())
+                    && !rest.contains(&b'/')
+                {
+                    children.push(e.clone());
+                }
+                Ok(())
+            })?;
+            if children.is_empty() && component && archive.entry(&path)?.is_none() {
+                return Err(missing(&shown, &path));
+            }
+            Ok(children)
+        })
+        .await
+        .map_err(task)?
+    }
+
     /// Unpacks the file or folder at `path` of backup `id` alone into the
     /// scratch space, every byte checked against the signed manifest (a
     /// hard link's file comes with it; a folder's files each checked).

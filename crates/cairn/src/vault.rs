@@ -281,7 +281,7 @@ impl Vault {
     ///
     /// Catalog errors.
     pub async fn summaries(&self) -> Result<Vec<TargetSummary>, Error> {
-        self.inner.blocking(|c| c.target_summaries()).await
+        self.inner.blocking(Catalog::target_summaries).await
     }
 
     /// One backup's record.

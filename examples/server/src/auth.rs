@@ -8,13 +8,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::dashboard::Sessions;
 use crate::error::ApiError;
 
 /// What a route needs.
@@ -130,9 +131,13 @@ pub fn new_token() -> Result<(String, String), String> {
 }
 
 /// Checks the bearer token of a request against the scope its route needs
-/// (`axum::middleware::from_fn_with_state`).
+/// (`axum::middleware::from_fn_with_state`). A `GET` or `HEAD` without a
+/// bearer token may come from the dashboard instead: its session cookie
+/// (`SameSite=Strict`, so never sent by another site) stands for the
+/// token it was exchanged for. Nothing that changes state is accepted on a
+/// cookie: the dashboard's own forms carry a CSRF token for that.
 pub async fn require(
-    State((tokens, scope)): State<(Arc<Tokens>, Scope)>,
+    State((tokens, scope, sessions)): State<(Arc<Tokens>, Scope, Arc<Sessions>)>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -145,7 +150,15 @@ pub async fn require(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(token) = presented.and_then(|p| tokens.find(p)) else {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    let who = match presented {
+        Some(p) => tokens.find(p).map(|t| (t.name.clone(), t.scope)),
+        None if safe => sessions
+            .from_headers(req.headers())
+            .map(|v| (v.name, v.scope)),
+        None => None,
+    };
+    let Some((name, held)) = who else {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -153,15 +166,11 @@ pub async fn require(
         )
         .into_response();
     };
-    if token.scope < scope {
-        return ApiError::forbidden(format!(
-            "token {} lacks the scope {}",
-            token.name,
-            scope.as_str()
-        ))
-        .into_response();
+    if held < scope {
+        return ApiError::forbidden(format!("token {name} lacks the scope {}", scope.as_str()))
+            .into_response();
     }
-    tracing::debug!(token = %token.name, "authenticated");
+    tracing::debug!(token = %name, "authenticated");
     next.run(req).await
 }
 

@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod dashboard;
 pub mod error;
 pub mod fleet;
 pub mod ids;
@@ -61,6 +62,8 @@ pub struct AppState {
     /// When every target of the store was last followed
     /// (`GET /v1/backups?all_targets=true`).
     pub fleet: Arc<fleet::Fleet>,
+    /// The dashboard's login sessions (`dashboard::session`).
+    pub sessions: Arc<dashboard::Sessions>,
 }
 
 /// Settings of the HTTP layer.
@@ -113,8 +116,12 @@ impl utoipa::Modify for BearerAuth {
 /// The router and its OpenAPI document.
 pub fn app(state: AppState, tokens: Tokens, limits: &HttpLimits) -> Router {
     let tokens = Arc::new(tokens);
-    let guard =
-        |scope: Scope| middleware::from_fn_with_state((Arc::clone(&tokens), scope), auth::require);
+    let guard = |scope: Scope| {
+        middleware::from_fn_with_state(
+            (Arc::clone(&tokens), scope, Arc::clone(&state.sessions)),
+            auth::require,
+        )
+    };
     let timeout = TimeoutLayer::with_status_code(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         limits.request_timeout,
@@ -208,6 +215,7 @@ pub fn app(state: AppState, tokens: Tokens, limits: &HttpLimits) -> Router {
                 }
             }),
         )
+        .merge(dashboard::router(state.clone(), Arc::clone(&tokens)))
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(limits.max_json))
         .layer(middleware::from_fn_with_state(

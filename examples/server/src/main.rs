@@ -171,6 +171,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         max_upload: server.max_upload_bytes.unwrap_or(16 << 30),
         metrics,
         fleet: Arc::default(),
+        sessions: Arc::default(),
     };
     let scheduler = tokio::spawn(state.vault.clone().run_scheduler(Duration::from_secs(30)));
     tracing::info!(%local, targets = settings.targets.len(), auth = tokens.enabled(), "listening");

@@ -89,6 +89,7 @@ impl Server {
             max_upload,
             metrics,
             fleet: Arc::default(),
+            sessions: Arc::default(),
         };
         let tokens = Tokens(vec![
             token("reader", READ, Scope::Read),
