@@ -3,7 +3,8 @@
 //! (`request_id` at the top, or inside `error`). Error responses that are not
 //! JSON (axum's rejections: bad JSON, wrong method, ...) become the error
 //! document here, so that clients see one shape. A response marked
-//! [`Verbatim`] (the OpenAPI document) keeps its body as it is.
+//! [`Verbatim`] (the OpenAPI document, the dashboard's pages, its error
+//! pages included) keeps its body as it is.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -74,7 +75,7 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     let is_json = content_type.starts_with("application/json");
     let is_error = parts.status.is_client_error() || parts.status.is_server_error();
     let verbatim = parts.extensions.get::<Verbatim>().is_some();
-    if (!is_json || verbatim) && !is_error {
+    if verbatim || (!is_json && !is_error) {
         return Response::from_parts(parts, body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_REWRITE).await else {

@@ -266,9 +266,9 @@ pub async fn overview(vault: &Vault, viewer: &Viewer) -> PageResult {
                 }
             }
             h2 { "Targets" }
+            p.muted { "Health: red when the last backup or verification failed, or when no good backup is younger than two schedule intervals." }
             div.scroll {
                 table {
-                    caption.muted { "Health: red when the last backup or verification failed, or when no good backup is younger than two schedule intervals." }
                     thead { tr {
                         th scope="col" { "Target" } th scope="col" { "Health" }
                         th scope="col" { "Schedule" } th.num scope="col" { "Backups" }
@@ -282,7 +282,7 @@ pub async fn overview(vault: &Vault, viewer: &Viewer) -> PageResult {
                                 td { span.badge.(h.class) { (h.text) } }
                                 td {
                                     @match schedule {
-                                        Some(s) if s.enabled => { "every " (s.every_seconds.map_or("—".to_owned(), |e| format!("{e} s"))) }
+                                        Some(s) if s.enabled => { (s.every_seconds.map_or("manual only".to_owned(), |e| format!("every {e} s"))) }
                                         Some(_) => span.warn { "disabled" },
                                         None => span.muted { "followed (another host runs it)" },
                                     }
