@@ -4,7 +4,11 @@
 #      the first page, a filtered page, and a page 90k rows deep (cursor);
 #   2. polling one job's status from 200 concurrent connections while that
 #      job, a backup of a SCALE MiB (default 2048) mixed dataset, runs; the
-#      same backup without the load is timed first, for comparison.
+#      same backup without the load is timed first, for comparison;
+#   3. the dashboard with FLEET_TARGETS (default 1000) targets holding
+#      BACKUPS backups in the catalog: the overview and a target's first
+#      page, server time (time to first byte on loopback) of 20 requests
+#      each, median and slowest; the issue's budget is 300 ms.
 #
 #   scripts/bench-server.sh
 #
@@ -118,11 +122,45 @@ still=$(api "$url/v1/jobs/$job" | field 'd["state"]')
 loaded=$(job_seconds "$job")
 stop_server || true
 
+# 3. The dashboard over a fleet: FLEET_TARGETS targets in the catalog.
+FLEET_TARGETS=${FLEET_TARGETS:-1000}
+rm -rf "$BASE/fleet"
+mkdir -p "$BASE/fleet"
+cp "$BASE/home/cairn.toml" "$BASE/fleet/cairn.toml"
+"$BIN/seed-catalog" "$BASE/fleet/catalog.db" node "$BACKUPS" "$FLEET_TARGETS"
+start_server "$BIN/cairn-server" "$BASE/fleet/cairn.toml" "$BASE/fleet" "$BASE/fleet.log"
+url="http://$addr"
+cookie=$(curl -s -i -X POST --data-urlencode "token=$token" "$url/login" |
+  sed -n 's/^set-cookie: \(cairn_session=[0-9a-f]*\).*/\1/p')
+[ -n "$cookie" ] || { echo "the dashboard login failed" >&2; exit 1; }
+# page NAME PATH: 20 requests; the median and slowest time to first byte.
+page() {
+  local name=$1 path=$2 times
+  curl -s -o /dev/null -b "$cookie" "$url$path" # warm
+  times=$(for _ in $(seq 1 20); do
+    curl -s -o /dev/null -b "$cookie" -w '%{http_code} %{time_connect} %{time_starttransfer} %{size_download}\n' "$url$path"
+  done)
+  local bad size
+  bad=$(echo "$times" | awk '$1 != 200 { n++ } END { print n + 0 }')
+  size=$(echo "$times" | awk 'END { print $4 }')
+  echo "$times" | awk '{ printf "%.1f\n", ($3 - $2) * 1000 }' | sort -n | awk -v name="$name" \
+    -v size="$size" -v bad="$bad" '{ t[NR] = $1 }
+    END { printf "%-44s %8.1f %8.1f %9d %7d\n", name, t[int((NR + 1) / 2)], t[NR], size, bad }' \
+    >>"$BASE/pages"
+}
+: >"$BASE/pages"
+page "overview ($FLEET_TARGETS targets)" "/"
+page "a target's first page (node-1)" "/targets/node-1"
+page "jobs" "/jobs"
+stop_server || true
+
 printf '\n%-44s %6s %10s %9s %9s %7s\n' load conns req/s p50 p99 errors
 cat "$results"
 printf '\nbackup of %s MiB: %.1f s alone (%.0f MB/s), %.1f s under the polling load (%.0f MB/s)\n' \
   "$SCALE" "$quiet" "$(awk -v b="$bytes" -v s="$quiet" 'BEGIN {print b/s/1e6}')" \
   "$loaded" "$(awk -v b="$bytes" -v s="$loaded" 'BEGIN {print b/s/1e6}')"
+printf '\n%-44s %8s %8s %9s %7s\n' "dashboard page (server time, ms)" median slowest bytes errors
+cat "$BASE/pages"
 if [ "$still" != running ]; then
   echo "warning: the backup had ended ($still) before the polling load did; raise SCALE" >&2
 fi

@@ -1446,3 +1446,123 @@ async fn a_file_or_a_folder_comes_out_of_a_backup_verified() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_logs_in_checks_csrf_and_keeps_to_scopes() {
+    let server = Server::start(None, 1 << 30).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("{}{p}", server.base);
+    let res = http.get(url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/login");
+    let login = |token: &'static str| {
+        let http = http.clone();
+        let at = url("/login");
+        async move {
+            let res = http
+                .post(at)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let cookie = res
+                .headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, cookie)
+        }
+    };
+    let (status, cookie) = login("cairn_wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(cookie.is_none());
+    let (status, cookie) = login(ADMIN).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = |path: &str, session: &str| http.get(url(path)).header("cookie", session).send();
+    let res = page("/", &session).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = res.text().await.unwrap();
+    assert!(body.contains("href=\"/targets/svc\"") && body.contains("Back up now"));
+    let csrf = |body: &str| {
+        let at = body.find("name=\"csrf\" value=\"").unwrap() + 19;
+        body[at..at + 64].to_owned()
+    };
+    let token = csrf(&body);
+    let post = |path: &str, session: &str, fields: Vec<(&str, String)>| {
+        http.post(url(path))
+            .header("cookie", session)
+            .form(&fields)
+            .send()
+    };
+    // A post without the CSRF token, or with a wrong one, changes nothing.
+    for fields in [vec![], vec![("csrf", "0".repeat(64))]] {
+        let res = post("/targets/svc/backup", &session, fields).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(res.text().await.unwrap().contains("CSRF"));
+    }
+    assert!(
+        server
+            .state
+            .vault
+            .jobs(None, &[], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let res = post(
+        "/targets/svc/backup",
+        &session,
+        vec![("csrf", token.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let job = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(job.starts_with("/jobs/job_"), "{job}");
+    // The cookie reads the API; it changes nothing there.
+    let res = page("/v1/backups", &session).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = http
+        .post(url("/v1/targets/svc/backups"))
+        .header("cookie", &session)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // A read session: no controls, and its posts are refused.
+    let (_, reader) = login(READ).await;
+    let reader = reader.unwrap().split(';').next().unwrap().to_owned();
+    let body = page("/", &reader).await.unwrap().text().await.unwrap();
+    assert!(!body.contains("Back up now"));
+    let res = post("/targets/svc/backup", &reader, vec![("csrf", csrf(&body))])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("lacks the scope"));
+
+    // Logged out: the session is gone.
+    let res = post("/logout", &session, vec![("csrf", token)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = page("/", &session).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    server.stop().await;
+}
