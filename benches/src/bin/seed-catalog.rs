@@ -1,7 +1,9 @@
 //! Fills a catalog with synthetic backup records, for the benchmarks that
 //! list many backups (scripts/bench-server.sh).
 //!
-//!   seed-catalog CATALOG TARGET COUNT [TARGETS]
+//! ```text
+//! seed-catalog CATALOG TARGET COUNT [TARGETS]
+//! ```
 //!
 //! The catalog is created if missing; the target's records are replaced.
 //! With TARGETS, COUNT backups are spread over that many targets named

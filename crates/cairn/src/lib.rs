@@ -11,7 +11,9 @@
 //! [`Vault::pin`], [`Vault::restore_status`] and [`Vault::schedule`] answer
 //! at once. An archive leaves through [`Vault::open_archive`] (a stream,
 //! whole or a byte range) or [`Vault::download_url`]; a copy kept elsewhere
-//! is checked with [`Vault::verify_file`]. [`Vault::run_scheduler`] makes
+//! is checked with [`Vault::verify_file`]; one file or folder of any backup
+//! comes out verified through [`Vault::extract`] ([`Vault::entry`] and
+//! [`Vault::list_folder`] read its manifest). [`Vault::run_scheduler`] makes
 //! the automatic backups, a [`JobObserver`] given to the builder hears every
 //! job start and end (metrics), and [`Vault::shutdown`] lets running jobs
 //! finish, or cancels them, before a process exits.

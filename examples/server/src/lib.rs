@@ -6,7 +6,8 @@
 //! graceful shutdown that lets running jobs finish within a grace period
 //! ([`cairn::Vault::shutdown`]). The automatic backups are the engine's
 //! ([`cairn::Vault::run_scheduler`]); [`metrics::Metrics`] counts every job
-//! of the vault as its observer.
+//! of the vault as its observer. [`dashboard`] serves the web dashboard at
+//! `/` on the same listener (`docs/dashboard.md`).
 //!
 //! The OpenAPI document at `/v1/openapi.json` is generated from the handlers'
 //! annotations (utoipa), completed by [`schema`] with what derives cannot say

@@ -229,12 +229,49 @@ async fn logout(State(dash): State<Dash>, headers: HeaderMap, Form(form): Form<F
     Answer(res)
 }
 
-async fn overview(State(dash): State<Dash>, headers: HeaderMap) -> Answer {
-    let viewer = viewer_or_login!(dash, headers);
-    match pages::overview(&dash.app.vault, &viewer).await {
+/// A page for its viewer, or what went wrong.
+fn shown(viewer: &Viewer, rendered: Result<Markup, ApiError>) -> Answer {
+    match rendered {
         Ok(m) => page(m),
+        Err(e) => failed(Some(viewer), e),
+    }
+}
+
+/// A form's action: the poster checked ([`poster`]), then `act`, whose
+/// answer is where to go next.
+async fn act<F, Fut>(
+    dash: &Dash,
+    headers: &HeaderMap,
+    form: &Fields,
+    scope: Scope,
+    act: F,
+) -> Answer
+where
+    F: FnOnce(Viewer) -> Fut,
+    Fut: Future<Output = Result<Next, ApiError>>,
+{
+    let viewer = match poster(dash, headers, form, scope) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
+    };
+    match act(viewer.clone()).await {
+        Ok(Next::To(location)) => to(&location),
+        Ok(Next::Show(m)) => page(m),
         Err(e) => failed(Some(&viewer), e),
     }
+}
+
+/// Where an action leads.
+enum Next {
+    /// Another page.
+    To(String),
+    /// A page rendered now (a preview).
+    Show(Markup),
+}
+
+async fn overview(State(dash): State<Dash>, headers: HeaderMap) -> Answer {
+    let viewer = viewer_or_login!(dash, headers);
+    shown(&viewer, pages::overview(&dash.app.vault, &viewer).await)
 }
 
 async fn target(
@@ -244,10 +281,10 @@ async fn target(
     Query(q): Query<Fields>,
 ) -> Answer {
     let viewer = viewer_or_login!(dash, headers);
-    match pages::target(&dash.app.vault, &viewer, &target, &q, None).await {
-        Ok(m) => page(m),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    shown(
+        &viewer,
+        pages::target(&dash.app.vault, &viewer, &target, &q, None).await,
+    )
 }
 
 async fn start_backup(
@@ -256,19 +293,15 @@ async fn start_backup(
     Path(target): Path<String>,
     Form(form): Form<Fields>,
 ) -> Answer {
-    let viewer = match poster(&dash, &headers, &form, Scope::Write) {
-        Ok(v) => v,
-        Err(a) => return *a,
-    };
-    match dash
-        .app
-        .vault
-        .backup(&target, cairn::BackupRequest::new())
-        .await
-    {
-        Ok(job) => to(&format!("/jobs/{}", job.id())),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    act(&dash, &headers, &form, Scope::Write, |_| async {
+        let job = dash
+            .app
+            .vault
+            .backup(&target, cairn::BackupRequest::new())
+            .await?;
+        Ok(Next::To(format!("/jobs/{}", job.id())))
+    })
+    .await
 }
 
 async fn retention(
@@ -277,38 +310,25 @@ async fn retention(
     Path(target): Path<String>,
     Form(form): Form<Fields>,
 ) -> Answer {
-    let viewer = match poster(&dash, &headers, &form, Scope::Admin) {
-        Ok(v) => v,
-        Err(a) => return *a,
-    };
-    let text = form.get("policy").map_or("", String::as_str);
-    let policy = match cairn::Policy::from_json_str(text) {
-        Ok(p) => p,
-        Err(e) => return failed(Some(&viewer), ApiError::invalid(format!("retention: {e}"))),
-    };
-    let vault = &dash.app.vault;
-    if form.get("action").map(String::as_str) == Some("save") {
-        if let Err(e) = vault.set_retention(&target, policy).await {
-            return failed(Some(&viewer), e);
+    let (vault, text) = (
+        &dash.app.vault,
+        form.get("policy").map_or("", String::as_str),
+    );
+    let save = form.get("action").map(String::as_str) == Some("save");
+    let target = &target;
+    act(&dash, &headers, &form, Scope::Admin, |viewer| async move {
+        let policy = cairn::Policy::from_json_str(text)
+            .map_err(|e| ApiError::invalid(format!("retention: {e}")))?;
+        if save {
+            vault.set_retention(target, policy).await?;
+            return Ok(Next::To(format!("/targets/{target}#retention")));
         }
-        return to(&format!("/targets/{target}#retention"));
-    }
-    let preview = match vault.preview_retention(&target, policy).await {
-        Ok(p) => p,
-        Err(e) => return failed(Some(&viewer), e),
-    };
-    match pages::target(
-        vault,
-        &viewer,
-        &target,
-        &HashMap::new(),
-        Some((text, &preview)),
-    )
+        let preview = vault.preview_retention(target, policy).await?;
+        let none = HashMap::new();
+        let shown = pages::target(vault, &viewer, target, &none, Some((text, &preview))).await?;
+        Ok(Next::Show(shown))
+    })
     .await
-    {
-        Ok(m) => page(m),
-        Err(e) => failed(Some(&viewer), e),
-    }
 }
 
 async fn schedule(
@@ -317,15 +337,12 @@ async fn schedule(
     Path(target): Path<String>,
     Form(form): Form<Fields>,
 ) -> Answer {
-    let viewer = match poster(&dash, &headers, &form, Scope::Admin) {
-        Ok(v) => v,
-        Err(a) => return *a,
-    };
     let enable = form.get("enabled").map(String::as_str) == Some("true");
-    match dash.app.vault.schedule(&target, enable).await {
-        Ok(_) => to(&format!("/targets/{target}")),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    act(&dash, &headers, &form, Scope::Admin, |_| async {
+        dash.app.vault.schedule(&target, enable).await?;
+        Ok(Next::To(format!("/targets/{target}")))
+    })
+    .await
 }
 
 async fn backup(
@@ -336,10 +353,10 @@ async fn backup(
 ) -> Answer {
     let viewer = viewer_or_login!(dash, headers);
     let path = q.get("path").map(String::as_str).unwrap_or_default();
-    match pages::backup(&dash.app.vault, &viewer, &id, path).await {
-        Ok(m) => page(m),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    shown(
+        &viewer,
+        pages::backup(&dash.app.vault, &viewer, &id, path).await,
+    )
 }
 
 async fn pin(
@@ -348,20 +365,17 @@ async fn pin(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Answer {
-    let viewer = match poster(&dash, &headers, &form, Scope::Admin) {
-        Ok(v) => v,
-        Err(a) => return *a,
-    };
-    let vault = &dash.app.vault;
-    let done = if form.get("pinned").map(String::as_str) == Some("true") {
-        vault.pin(&id).await
-    } else {
-        vault.unpin(&id).await
-    };
-    match done {
-        Ok(_) => to(&format!("/backups/{id}")),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    let pinned = form.get("pinned").map(String::as_str) == Some("true");
+    act(&dash, &headers, &form, Scope::Admin, |_| async {
+        let vault = &dash.app.vault;
+        if pinned {
+            vault.pin(&id).await?;
+        } else {
+            vault.unpin(&id).await?;
+        }
+        Ok(Next::To(format!("/backups/{id}")))
+    })
+    .await
 }
 
 async fn delete(
@@ -370,14 +384,11 @@ async fn delete(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Answer {
-    let viewer = match poster(&dash, &headers, &form, Scope::Admin) {
-        Ok(v) => v,
-        Err(a) => return *a,
-    };
-    match dash.app.vault.delete(&id).await {
-        Ok(r) => to(&format!("/targets/{}", r.target)),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    act(&dash, &headers, &form, Scope::Admin, |_| async {
+        let r = dash.app.vault.delete(&id).await?;
+        Ok(Next::To(format!("/targets/{}", r.target)))
+    })
+    .await
 }
 
 async fn verify(
@@ -386,24 +397,20 @@ async fn verify(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Answer {
-    let viewer = match poster(&dash, &headers, &form, Scope::Write) {
-        Ok(v) => v,
-        Err(a) => return *a,
-    };
     let tier = match form.get("tier").map(String::as_str) {
         Some("quick") => cairn::VerifyTier::Quick,
         Some("sample") => cairn::VerifyTier::Sample,
         _ => cairn::VerifyTier::Full,
     };
-    match dash
-        .app
-        .vault
-        .verify(&id, cairn::VerifyRequest::new(tier))
-        .await
-    {
-        Ok(job) => to(&format!("/jobs/{}", job.id())),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    act(&dash, &headers, &form, Scope::Write, |_| async {
+        let job = dash
+            .app
+            .vault
+            .verify(&id, cairn::VerifyRequest::new(tier))
+            .await?;
+        Ok(Next::To(format!("/jobs/{}", job.id())))
+    })
+    .await
 }
 
 async fn restore_preview(
@@ -412,22 +419,18 @@ async fn restore_preview(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Answer {
-    let viewer = match poster(&dash, &headers, &form, Scope::Admin) {
-        Ok(v) => v,
-        Err(a) => return *a,
-    };
-    let vault = &dash.app.vault;
-    let job = match vault
-        .restore(&id, cairn::RestoreRequest::new().dry_run())
-        .await
-    {
-        Ok(job) => job.wait().await,
-        Err(e) => return failed(Some(&viewer), e),
-    };
-    match pages::restore_preview(vault, &viewer, &id, &job).await {
-        Ok(m) => page(m),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    let (vault, id) = (&dash.app.vault, &id);
+    act(&dash, &headers, &form, Scope::Admin, |viewer| async move {
+        let job = vault
+            .restore(id, cairn::RestoreRequest::new().dry_run())
+            .await?
+            .wait()
+            .await;
+        Ok(Next::Show(
+            pages::restore_preview(vault, &viewer, id, &job).await?,
+        ))
+    })
+    .await
 }
 
 async fn restore(
@@ -436,46 +439,30 @@ async fn restore(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Answer {
-    let viewer = match poster(&dash, &headers, &form, Scope::Admin) {
-        Ok(v) => v,
-        Err(a) => return *a,
-    };
-    let vault = &dash.app.vault;
-    let record = match vault.get(&id).await {
-        Ok(r) => r,
-        Err(e) => return failed(Some(&viewer), e),
-    };
-    let typed = form.get("confirm").map_or("", |t| t.trim());
-    if typed != record.target.as_str() {
-        return failed(
-            Some(&viewer),
-            ApiError::bad_request(format!(
+    let typed = form.get("confirm").map_or("", |t| t.trim()).to_owned();
+    let (vault, id) = (&dash.app.vault, &id);
+    act(&dash, &headers, &form, Scope::Admin, |_| async move {
+        let record = vault.get(id).await?;
+        if typed != record.target.as_str() {
+            return Err(ApiError::bad_request(format!(
                 "type the target's name, {}, to confirm the restore",
                 record.target
-            )),
-        );
-    }
-    match vault
-        .restore(&id, cairn::RestoreRequest::new().confirm())
-        .await
-    {
-        Ok(job) => to(&format!("/jobs/{}", job.id())),
-        Err(e) => failed(Some(&viewer), e),
-    }
+            )));
+        }
+        let job = vault
+            .restore(id, cairn::RestoreRequest::new().confirm())
+            .await?;
+        Ok(Next::To(format!("/jobs/{}", job.id())))
+    })
+    .await
 }
 
 async fn jobs(State(dash): State<Dash>, headers: HeaderMap) -> Answer {
     let viewer = viewer_or_login!(dash, headers);
-    match pages::jobs(&dash.app.vault, &viewer).await {
-        Ok(m) => page(m),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    shown(&viewer, pages::jobs(&dash.app.vault, &viewer).await)
 }
 
 async fn job(State(dash): State<Dash>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
     let viewer = viewer_or_login!(dash, headers);
-    match pages::job(&dash.app.vault, &viewer, &id).await {
-        Ok(m) => page(m),
-        Err(e) => failed(Some(&viewer), e),
-    }
+    shown(&viewer, pages::job(&dash.app.vault, &viewer, &id).await)
 }

@@ -112,6 +112,13 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
             );
         }
     }
+    download_headers(&mut res, &format!("{id}.{extension}"), sha256.as_deref());
+    Ok(res)
+}
+
+/// The headers of a download of bytes: `application/octet-stream`, byte
+/// ranges accepted, its file name, and its SHA-256 as the `ETag` when known.
+pub(super) fn download_headers(res: &mut Response, filename: &str, sha256: Option<&str>) {
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -119,14 +126,13 @@ async fn serve_archive(state: &AppState, id: &str, headers: &HeaderMap) -> ApiRe
     res.headers_mut()
         .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     insert(
-        &mut res,
+        res,
         header::CONTENT_DISPOSITION,
-        &format!("attachment; filename=\"{id}.{extension}\""),
+        &format!("attachment; filename=\"{filename}\""),
     );
     if let Some(sha) = sha256 {
-        insert(&mut res, header::ETAG, &format!("\"{sha}\""));
+        insert(res, header::ETAG, &format!("\"{sha}\""));
     }
-    Ok(res)
 }
 
 /// The archive's bytes, streamed from the store (`Range` supported).

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::ApiResult;
-use super::archive::{insert, parse_range, unsatisfiable};
+use super::archive::{download_headers, insert, parse_range, unsatisfiable};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::schema::RangeHeader;
@@ -144,19 +144,6 @@ pub async fn get_file(
             ),
         );
     }
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    res.headers_mut()
-        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    insert(
-        &mut res,
-        header::CONTENT_DISPOSITION,
-        &format!("attachment; filename=\"{name}\""),
-    );
-    if let Some(sha) = sha256 {
-        insert(&mut res, header::ETAG, &format!("\"{sha}\""));
-    }
+    download_headers(&mut res, &name, sha256.as_deref());
     Ok(res)
 }
