@@ -9,8 +9,8 @@ Run by scripts/browser-test.sh, which starts the server and passes:
 Each step asserts what an operator would see; any failure exits non-zero.
 """
 
-import hashlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -29,6 +29,7 @@ DATA = os.environ["CAIRN_DATA"]
 SHOTS = os.environ["CAIRN_SHOTS"]
 os.makedirs(SHOTS, exist_ok=True)
 downloads = tempfile.mkdtemp(prefix="cairn-downloads-")
+profile = tempfile.mkdtemp(prefix="cairn-chromium-")
 
 opts = webdriver.ChromeOptions()
 opts.binary_location = "/usr/bin/chromium"
@@ -43,7 +44,7 @@ for flag in (
     "--disable-component-update",
     "--disable-sync",
     "--window-size=1280,1000",
-    "--user-data-dir=" + tempfile.mkdtemp(prefix="cairn-chromium-"),
+    "--user-data-dir=" + profile,
 ):
     opts.add_argument(flag)
 opts.add_experimental_option(
@@ -237,3 +238,5 @@ except Exception:
     raise
 finally:
     driver.quit()
+    shutil.rmtree(downloads, ignore_errors=True)
+    shutil.rmtree(profile, ignore_errors=True)
