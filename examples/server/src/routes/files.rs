@@ -59,8 +59,7 @@ const CHUNK: usize = 256 * 1024;
         (status = 200, description = "The file, or a folder as a tar.zst",
             content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/zstd"))),
         (status = 206, description = "A range of the file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, description = "A malformed path", body = ErrorBody),
-        (status = 404, description = "No such backup, or no such path in it", body = ErrorBody),
+        (status = 404, description = "No such backup, or no such path in it (a malformed path, with `..` or empty or over-long parts, is in none)", body = ErrorBody),
         (status = 416, description = "A range that is not within the file", body = ErrorBody),
         (status = 422, description = "A symbolic link (it has no content), a backup not ready or deleted, or one that failed verification: nothing of it is sent", body = ErrorBody)),
     security(("bearer" = ["backups:write"])))]
@@ -70,7 +69,10 @@ pub async fn get_file(
     Query(q): Query<FileQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    cairn::parse_path(&q.path).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A malformed path (`..`, empty or over-long parts) is one no backup
+    // holds: not found, with the reason.
+    cairn::parse_path(&q.path)
+        .map_err(|e| ApiError::not_found(format!("{e}: no backup holds such a path")))?;
     let x = state.vault.extract(&id, &q.path).await?;
     let name = safe_name(&x.name());
     if x.is_dir() {
