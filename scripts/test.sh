@@ -6,8 +6,8 @@
 # Formatting, lints (warnings are errors), the dependency rules, documentation,
 # every test of the workspace (unit, integration, doc tests, examples built,
 # benches run once in test mode), the REST server checked against its OpenAPI
-# document by schemathesis, the dashboard driven in headless Chromium, and the
-# fuzz properties as a bounded smoke run.
+# document by schemathesis, the dashboard driven in headless Chromium and
+# Firefox, and the fuzz properties as a bounded smoke run.
 # External tools the interop tests need are installed first when missing, and the
 # storage emulators (moto for S3, Azurite for Azure) are installed and started on
 # loopback, then stopped at the end unless they were already running. With
@@ -54,7 +54,7 @@ cargo test --workspace --benches --locked
 step "API conformance (schemathesis against the running server)"
 scripts/api-conformance.sh
 
-step "the dashboard in a real browser (chromium over WebDriver)"
+step "the dashboard in real browsers (chromium and firefox over WebDriver)"
 scripts/browser-test.sh
 
 step "fuzz properties (smoke run on stable)"

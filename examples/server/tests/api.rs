@@ -1500,6 +1500,9 @@ async fn the_dashboard_logs_in_checks_csrf_and_keeps_to_scopes() {
             .unwrap()
             .starts_with("text/html")
     );
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"));
     let body = res.text().await.unwrap();
     assert!(body.contains("href=\"/targets/svc\"") && body.contains("Back up now"));
     let csrf = |body: &str| {

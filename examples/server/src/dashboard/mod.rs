@@ -62,9 +62,26 @@ impl IntoResponse for Answer {
 
 fn html(status: StatusCode, markup: Markup) -> Answer {
     let mut res = (status, markup).into_response();
+    let h = res.headers_mut();
     // Pages show live state: never from a cache.
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Only this server's own script, styles and forms; never in a frame of
+    // another site (no clickjacking of the restore button).
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     // A page, not an API error body to rewrite.
     res.extensions_mut().insert(crate::ids::Verbatim);
     Answer(res)

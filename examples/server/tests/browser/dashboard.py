@@ -1,7 +1,9 @@
-"""The dashboard in a real headless Chromium, driven over WebDriver
-(chromedriver) with selenium, against a running cairn-server.
+"""The dashboard in a real headless browser, Chromium (chromedriver) or
+Firefox (geckodriver), driven over WebDriver with selenium, against a
+running cairn-server.
 
 Run by scripts/browser-test.sh, which starts the server and passes:
+  CAIRN_BROWSER  chromium (default) or firefox
   CAIRN_BASE     http://127.0.0.1:PORT
   CAIRN_ADMIN    an admin token      CAIRN_READER  a read-only token
   CAIRN_DATA     the target svc's folder `data` on disk
@@ -18,6 +20,7 @@ import time
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.firefox.service import Service as FirefoxService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -31,30 +34,65 @@ os.makedirs(SHOTS, exist_ok=True)
 downloads = tempfile.mkdtemp(prefix="cairn-downloads-")
 profile = tempfile.mkdtemp(prefix="cairn-chromium-")
 
-opts = webdriver.ChromeOptions()
-opts.binary_location = "/usr/bin/chromium"
-for flag in (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1000",
-    "--user-data-dir=" + profile,
-):
-    opts.add_argument(flag)
-opts.add_experimental_option(
-    "prefs",
-    {"download.default_directory": downloads, "download.prompt_for_download": False},
-)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-driver.execute_cdp_cmd(
-    "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads}
-)
+BROWSER = os.environ.get("CAIRN_BROWSER", "chromium")
+
+
+def chromium():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+        "--user-data-dir=" + profile,
+    ):
+        opts.add_argument(flag)
+    opts.add_experimental_option(
+        "prefs",
+        {"download.default_directory": downloads, "download.prompt_for_download": False},
+    )
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    d.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads}
+    )
+    return d
+
+
+def firefox():
+    opts = webdriver.FirefoxOptions()
+    opts.binary_location = "/usr/bin/firefox-esr"
+    opts.add_argument("-headless")
+    opts.add_argument("-profile")
+    opts.add_argument(profile)
+    for key, value in {
+        "browser.download.folderList": 2,
+        "browser.download.dir": downloads,
+        "browser.download.useDownloadDir": True,
+        "browser.download.always_ask_before_handling_new_types": False,
+        "browser.helperApps.neverAsk.saveToDisk": "application/octet-stream,application/zstd",
+        # A closed network: no update, telemetry or captive-portal checks.
+        "app.update.disabledForTesting": True,
+        "network.captive-portal-service.enabled": False,
+        "datareporting.policy.dataSubmissionEnabled": False,
+        "toolkit.telemetry.reportingpolicy.firstRun": False,
+    }.items():
+        opts.set_preference(key, value)
+    geckodriver = os.environ.get("CAIRN_GECKODRIVER", "geckodriver")
+    d = webdriver.Firefox(service=FirefoxService(geckodriver), options=opts)
+    d.set_window_size(1280, 1000)
+    return d
+
+
+driver = firefox() if BROWSER == "firefox" else chromium()
+SHOTS = os.path.join(SHOTS, BROWSER)
+os.makedirs(SHOTS, exist_ok=True)
 # Pages change under a wait: a vanished element is looked for again.
 wait = WebDriverWait(
     driver, 60, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
@@ -65,7 +103,7 @@ step_no = 0
 def step(what):
     global step_no
     step_no += 1
-    print(f"browser: {step_no}. {what}", flush=True)
+    print(f"browser ({BROWSER}): {step_no}. {what}", flush=True)
 
 
 def shot(name, width=1280):
@@ -230,10 +268,10 @@ try:
     assert post_from_page(f"/backups/{backup_id}/restore/preview", {"csrf": token}) == 403
     assert post_from_page(f"/backups/{backup_id}/delete", {"csrf": token}) == 403
     shot("read-only")
-    print("browser: all steps passed", flush=True)
+    print(f"browser ({BROWSER}): all steps passed", flush=True)
 except Exception:
     shot("failure")
-    print("browser: failed at step", step_no, "on", driver.current_url, file=sys.stderr)
+    print(f"browser ({BROWSER}): failed at step", step_no, "on", driver.current_url, file=sys.stderr)
     print(driver.page_source[:4000], file=sys.stderr)
     raise
 finally:
