@@ -150,11 +150,12 @@ pub fn login(error: Option<&str>) -> Markup {
     )
 }
 
-/// A running job's live bar (moved by `app.js`).
-fn progress(job: &Job) -> Markup {
+/// A running job's live bar (moved by `app.js`; `reload`: the page shows
+/// the job's result once it ends).
+fn progress(job: &Job, reload: bool) -> Markup {
     let pct = job.progress.percent;
     html! {
-        div.job data-job=(job.id) data-state=(name(&job.state)) {
+        div.job data-job=(job.id) data-state=(name(&job.state)) data-reload[reload] {
             progress max="100" value=(pct) aria-label=(format!("Progress of {} {}", name(&job.kind), job.id)) {}
             " " span data-role="text" { (name(&job.state)) " · " (name(&job.progress.phase)) " · " (pct) "%" }
         }
@@ -260,7 +261,7 @@ pub async fn overview(vault: &Vault, viewer: &Viewer) -> PageResult {
                     @for j in &running {
                         li {
                             a href=(format!("/jobs/{}", j.id)) { (name(&j.kind)) " of " (j.target) }
-                            (progress(j))
+                            (progress(j, false))
                         }
                     }
                 }
@@ -722,7 +723,7 @@ fn job_row(j: &Job) -> Markup {
             td { (name(&j.kind)) }
             td { a href=(format!("/targets/{}", enc(&j.target))) { (j.target) } }
             td {
-                @if j.state.is_terminal() { span.badge.(class) { (name(&j.state)) } } @else { (progress(j)) }
+                @if j.state.is_terminal() { span.badge.(class) { (name(&j.state)) } } @else { (progress(j, false)) }
             }
             td.wide { (when(j.created_at)) }
             td.num { (duration) }
@@ -762,7 +763,7 @@ pub async fn job(vault: &Vault, viewer: &Viewer, id: &str) -> PageResult {
         Some(viewer),
         &html! {
             p { (name(&j.kind)) " of " a href=(format!("/targets/{}", enc(&j.target))) { (j.target) } }
-            (progress(&j))
+            (progress(&j, true))
             @if let Some(e) = &j.error { p.message.error role="alert" { (e.message) } }
             @if let Some(b) = backup { p { "Backup: " a href=(format!("/backups/{b}")) { (b) } } }
             @if let Some(res) = &j.result {

@@ -22,6 +22,7 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.firefox.service import Service as FirefoxService
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -138,12 +139,21 @@ def login(token):
 
 
 def wait_job_done():
-    """On a job page: the live bar (SSE) reaches its end; returns its state."""
-    bar = css("[data-job]")
-    wait.until(lambda d: bar.get_attribute("data-state") in ("succeeded", "failed"))
-    state = bar.get_attribute("data-state")
-    value = css("[data-job] progress").get_attribute("value")
-    return state, value
+    """On a job page: the live bar (SSE) reaches its end, and the page
+    shows the result; returns the bar's state and value at the end."""
+    seen = {}
+
+    def ended(d):
+        bar = css("[data-job]")
+        state = bar.get_attribute("data-state")
+        if state in ("succeeded", "failed"):
+            seen["end"] = (state, css("[data-job] progress").get_attribute("value"))
+        return "end" in seen
+
+    wait.until(ended)
+    # The page reloads itself to show the job's result.
+    wait.until(lambda d: all_css("main details"))
+    return seen["end"]
 
 
 def post_from_page(path, fields):
@@ -173,6 +183,19 @@ try:
     wait.until(lambda d: all_css("[role=alert]"))
     assert "not one this server knows" in css("[role=alert]").text
 
+    step("log in with the keyboard alone: Tab to the token, type it, Enter")
+    driver.get(BASE + "/login")
+    body = css("body")
+    for _ in range(6):
+        if driver.switch_to.active_element.get_attribute("id") == "token":
+            break
+        body.send_keys(Keys.TAB) if _ == 0 else driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert driver.switch_to.active_element.get_attribute("id") == "token", "Tab never reached the token"
+    driver.switch_to.active_element.send_keys(ADMIN + Keys.ENTER)
+    wait.until(lambda d: h1() == "Overview")
+    driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()
+    wait.until(EC.url_contains("/login"))
+
     step("log in with the admin token; see the targets")
     login(ADMIN)
     rows = [r.text for r in all_css("tbody th[scope=row]")]
@@ -196,7 +219,6 @@ try:
     shot("job")
 
     step("open the backup, browse to a file and download it")
-    driver.refresh()
     css("main a[href^='/backups/']").click()
     wait.until(lambda d: h1().startswith("Backup "))
     backup_id = h1().split(" ", 1)[1]

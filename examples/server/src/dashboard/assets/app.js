@@ -2,7 +2,10 @@
 // (the API's /v1/jobs/{id}/events, which the session cookie opens). Pages
 // work without it; this only keeps the bars moving.
 "use strict";
+const TERMINAL = ["succeeded", "failed", "cancelled"];
 function follow(el) {
+  // A job that had ended when the page was made has nothing to follow.
+  if (TERMINAL.includes(el.dataset.state)) { return; }
   const id = el.dataset.job;
   const bar = el.querySelector("progress");
   const text = el.querySelector("[data-role=text]");
@@ -17,6 +20,8 @@ function follow(el) {
     if (ev.type === "end") {
       source.close();
       if (job.error) { text.textContent += " · " + job.error.message; }
+      // A job's own page shows its result once it has one.
+      if (el.hasAttribute("data-reload")) { setTimeout(() => location.reload(), 700); }
     }
   };
   source.addEventListener("job", show);
