@@ -242,7 +242,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// The store's errors; a lease held by someone else is not an error (`false`).
+    /// The store's errors; a lease held by someone else, or taken over by
+    /// someone else while it is freed, is not an error (`false`).
     pub async fn break_lease(
         &self,
         target: &TargetName,
@@ -261,8 +262,14 @@ impl Store {
             released: true,
             ..current
         };
-        self.write_generation(target, next, true).await?;
-        Ok(true)
+        // Another host may move the lease on (take over the lapsed lease)
+        // between the read and the write: then there is nothing left to
+        // free, and losing that race is not an error.
+        match self.write_generation(target, next, true).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::LeaseLost => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The generations present, in ascending order, with their keys.

@@ -36,6 +36,7 @@ pub async fn run(store: &Store, twin: &Store, caps: Caps) {
     leases(store, twin).await;
     if caps.atomic_create {
         lease_race(store, twin).await;
+        break_race(store, twin).await;
     }
     signed_urls(store, caps).await;
     key_validation(store).await;
@@ -395,6 +396,55 @@ async fn lease_race(store: &Store, twin: &Store) {
         .expect("read")
         .expect("present");
     assert_eq!(current.holder, winners[0]);
+}
+
+/// A crashed holder's lease freed by its host's recovery while other hosts
+/// take it over: freeing loses the race quietly (`false`), it never fails
+/// (a failure made a host unable to open again after a crash).
+async fn break_race(store: &Store, twin: &Store) {
+    let target = TargetName::parse("broken").expect("name");
+    let t0 = Timestamp::now();
+    for round in 0..6u32 {
+        let dead = format!("job_dead{round} backup - on host");
+        let at = t0 + SignedDuration::from_secs(i64::from(round) * 10);
+        let lease = store
+            .acquire_lease(&target, &dead, Duration::from_secs(2), at)
+            .await
+            .expect("the dead job's lease");
+        drop(lease);
+        // Past its expiry: anyone may take it, and its host frees it.
+        let later = at + SignedDuration::from_secs(3);
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let s = if i % 2 == 0 {
+                store.clone()
+            } else {
+                twin.clone()
+            };
+            let (target, dead) = (target.clone(), dead.clone());
+            tasks.push(tokio::spawn(async move {
+                if i % 3 == 0 {
+                    s.break_lease(&target, &dead, later).await.map(|_| None)
+                } else {
+                    s.acquire_lease(
+                        &target,
+                        &format!("taker-{i}"),
+                        Duration::from_secs(5),
+                        later,
+                    )
+                    .await
+                    .map(|l| Some(l.record().holder.clone()))
+                }
+            }));
+        }
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(_) => {}
+                Err(e) => assert_eq!(e.kind(), ErrorKind::LeaseHeld, "round {round}: {e}"),
+            }
+        }
+        // Whoever won, the next round starts from a lapsed lease.
+    }
 }
 
 async fn signed_urls(store: &Store, caps: Caps) {
