@@ -310,6 +310,47 @@ impl<S: RangeRead> SeekableArchive<S> {
         Ok(())
     }
 
+    /// Calls `f` with the entries of `component`, in archive order: a
+    /// format 2 archive fetches only that component's pages (checked as
+    /// [`SeekableArchive::for_each_entry_in`] checks them).
+    ///
+    /// # Errors
+    ///
+    /// As [`SeekableArchive::for_each_entry`].
+    pub fn for_each_entry_of(
+        &mut self,
+        component: &[u8],
+        mut f: impl FnMut(&Entry) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(m) = self.v1() {
+            return m
+                .entries
+                .iter()
+                .filter(|e| e.path.first() == component)
+                .try_for_each(f);
+        }
+        let root = self.root()?.clone();
+        // A component's pages are consecutive: its entries are one range.
+        let (mut first, mut range) = (0u64, None::<Range<u64>>);
+        for p in &root.pages {
+            let count = u64::from(p.entries);
+            if p.component.as_str().as_bytes() == component {
+                range = Some(range.map_or(first..first + count, |r| r.start..first + count));
+            }
+            first += count;
+        }
+        match range {
+            Some(r) => self.for_each_entry_in(r, |e| {
+                if e.path.first() == component {
+                    f(e)
+                } else {
+                    Ok(())
+                }
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The archive's length.
     pub fn size(&self) -> u64 {
         self.size

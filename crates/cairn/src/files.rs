@@ -163,7 +163,7 @@ impl Vault {
             }
             let prefix = [path.as_bytes(), b"/"].concat();
             let mut children = Vec::new();
-            archive.for_each_entry(|e| {
+            archive.for_each_entry_of(path.first(), |e| {
                 if let Some(rest) = e.path.as_bytes().strip_prefix(prefix.as_slice())
                     && !rest.contains(&b'/')
                 {

@@ -314,6 +314,25 @@ fn a_subtree_unpacks_alone_at_its_own_path() {
         assert!(err.to_string().contains("no entry data/a/nope"), "{err}");
         assert!(staging_leftovers(out.path()).is_empty());
         let mut a = seekable(&done.inner);
+        let (mut all, mut of) = (Vec::new(), Vec::new());
+        a.for_each_entry(|e| {
+            all.push(e.path.clone());
+            Ok(())
+        })
+        .unwrap();
+        a.for_each_entry_of(b"data", |e| {
+            of.push(e.path.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(of, all, "format {format}: one component, all of it");
+        let mut none = 0;
+        a.for_each_entry_of(b"other", |_| {
+            none += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(none, 0);
         assert_eq!(
             a.entry(&path("data/a/b/x.txt")).unwrap().unwrap().size,
             1,
@@ -321,4 +340,52 @@ fn a_subtree_unpacks_alone_at_its_own_path() {
         );
         assert!(a.entry(&path("data/a/nope")).unwrap().is_none());
     }
+}
+
+/// The entries of one component of a format 2 archive come from that
+/// component's pages only: listing a small component of a large archive
+/// reads a small part of its manifest.
+#[test]
+fn one_components_entries_read_only_its_pages() {
+    let src = tempfile::tempdir().unwrap();
+    let (big, small) = (src.path().join("big"), src.path().join("small"));
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::create_dir_all(&small).unwrap();
+    for i in 0..6_000 {
+        std::fs::write(big.join(format!("file-{i:05}.txt")), b"x").unwrap();
+    }
+    std::fs::write(small.join("only.txt"), b"small").unwrap();
+    let mut w = ArchiveWriter::new(
+        Vec::new(),
+        meta(),
+        opts(Codec::Zstd, 256 * 1024, 2).format(2),
+    )
+    .unwrap();
+    w.append_dir(&name("big"), &big, false).unwrap();
+    w.append_dir(&name("small"), &small, false).unwrap();
+    let done = w.finish(&key()).unwrap();
+    let opened = open_counting(&done.inner).into_inner().read;
+    let read_for = |component: Option<&[u8]>| {
+        let mut a = open_counting(&done.inner);
+        let mut n = 0;
+        match component {
+            Some(c) => a.for_each_entry_of(c, |_| {
+                n += 1;
+                Ok(())
+            }),
+            None => a.for_each_entry(|_| {
+                n += 1;
+                Ok(())
+            }),
+        }
+        .unwrap();
+        (n, a.into_inner().read - opened)
+    };
+    let (all, whole) = read_for(None);
+    let (small_n, small_read) = read_for(Some(b"small"));
+    assert_eq!((all, small_n), (6_003, 2));
+    assert!(
+        small_read * 10 < whole,
+        "read {small_read} bytes for the small component, {whole} for all"
+    );
 }
