@@ -115,7 +115,7 @@ pub use crate::pages::{PAGES_PREFIX, ROOT_PATH, ROOT_SIGNATURE_PATH};
 pub use crate::parent::{FileIdentity, PageSource, Parent};
 pub use crate::readahead::ReadAhead;
 pub use crate::reader::{ArchiveReader, Verified};
-pub use crate::seek::{RangeRead, SeekSource, SeekableArchive};
+pub use crate::seek::{RangeRead, SeekSource, SeekableArchive, check_range};
 pub use crate::unpack::{Staged, UnpackOptions, UnpackStats};
 pub use crate::writer::{
     ArchiveMeta, ArchiveWriter, EntryMeta, Finished, MANIFEST_PATH, SIGNATURE_PATH,

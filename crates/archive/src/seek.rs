@@ -58,6 +58,23 @@ pub trait RangeRead: Send {
     fn read_range(&mut self, range: Range<u64>) -> io::Result<Box<dyn Read + '_>>;
 }
 
+/// Refuses a `range` that is not within a source of `len` bytes, naming
+/// the source (`what`): the check every [`RangeRead`] makes first.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::InvalidInput`] for a range that ends before it starts
+/// or past the end.
+pub fn check_range(range: &Range<u64>, len: u64, what: &str) -> io::Result<()> {
+    if range.start > range.end || range.end > len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("range {range:?} outside {what} ({len} bytes)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Any `Read + Seek` (a file, a `Cursor`) as a [`RangeRead`].
 #[derive(Debug)]
 pub struct SeekSource<T>(pub T);

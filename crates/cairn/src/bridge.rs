@@ -95,12 +95,7 @@ impl RangeRead for StoreRangeReader {
     }
 
     fn read_range(&mut self, range: Range<u64>) -> io::Result<Box<dyn Read + '_>> {
-        if range.start > range.end || range.end > self.len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("range {range:?} outside {} ({} bytes)", self.key, self.len),
-            ));
-        }
+        cairn_archive::check_range(&range, self.len, &self.key)?;
         if self.file.is_none() {
             let at = |e: &dyn std::fmt::Display| io::Error::other(format!("{}: {e}", self.key));
             if let Some(path) = self.store.local_file(&self.key).map_err(|e| at(&e))? {

@@ -349,15 +349,7 @@ impl<S: RangeRead + 'static> RangeRead for Decrypted<S> {
     }
 
     fn read_range(&mut self, range: Range<u64>) -> io::Result<Box<dyn Read + '_>> {
-        if range.start > range.end || range.end > self.len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "range {range:?} outside the encrypted archive's {} bytes",
-                    self.len
-                ),
-            ));
-        }
+        cairn_archive::check_range(&range, self.len, "the encrypted archive")?;
         if range.is_empty() {
             return Ok(Box::new(io::empty()));
         }
