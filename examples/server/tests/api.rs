@@ -126,6 +126,40 @@ impl Server {
         self.tmp.path().join("svc/data")
     }
 
+    /// Another installation on this server's store, with its key: its
+    /// catalog in `dir`, `origin`, one target `(name, component)` of the
+    /// folder `data`, backed up once. Returns it and that backup's id.
+    async fn other_host(
+        &self,
+        dir: &std::path::Path,
+        origin: &str,
+        (target, component): (&str, &str),
+        data: PathBuf,
+    ) -> (Vault, String) {
+        let pem = std::fs::read_to_string(self.tmp.path().join("key.pem")).unwrap();
+        let host = Vault::builder()
+            .store(self.tmp.path().join("store").to_str().unwrap())
+            .catalog(dir.join("catalog.db"))
+            .signing_key(SigningKey::from_pkcs8_pem(&pem).unwrap())
+            .origin(OriginId::parse(origin).unwrap())
+            .target(
+                TargetConfig::new(TargetName::parse(target).unwrap()).component(
+                    ComponentSpec::dir(ComponentName::parse(component).unwrap(), data),
+                ),
+            )
+            .open()
+            .await
+            .unwrap();
+        let job = host
+            .backup(target, cairn::BackupRequest::new())
+            .await
+            .unwrap()
+            .wait()
+            .await;
+        let id = job.result.unwrap().backup_id().unwrap().to_owned();
+        (host, id)
+    }
+
     fn req(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
@@ -1124,28 +1158,14 @@ async fn records_from_the_start_foreign_backups_at_once_and_truncated_archives()
     // A backup of another installation (same key, same store, another
     // origin) is refused before any job starts.
     let other = tempfile::tempdir().unwrap();
-    let pem = std::fs::read_to_string(server.tmp.path().join("key.pem")).unwrap();
-    let foreign = Vault::builder()
-        .store(server.tmp.path().join("store").to_str().unwrap())
-        .catalog(other.path().join("catalog.db"))
-        .signing_key(SigningKey::from_pkcs8_pem(&pem).unwrap())
-        .origin(OriginId::parse("org_elsewhere").unwrap())
-        .target(
-            TargetConfig::new(TargetName::parse("svc").unwrap()).component(ComponentSpec::dir(
-                ComponentName::parse("data").unwrap(),
-                server.data(),
-            )),
+    let (foreign, theirs) = server
+        .other_host(
+            other.path(),
+            "org_elsewhere",
+            ("svc", "data"),
+            server.data(),
         )
-        .open()
-        .await
-        .unwrap();
-    let job = foreign
-        .backup("svc", cairn::BackupRequest::new())
-        .await
-        .unwrap()
-        .wait()
         .await;
-    let theirs = job.result.unwrap().backup_id().unwrap().to_owned();
     drop(foreign);
     server.state.vault.rebuild_catalog().await.unwrap();
     let jobs_before = server.get("/v1/jobs").await.1["items"]
@@ -1293,30 +1313,16 @@ async fn the_fleet_view_lists_every_target_of_the_store_on_request() {
     // Another host of the fleet (same store, key and origin) runs a target
     // this server does not, and pins its backup.
     let other = tempfile::tempdir().unwrap();
-    let pem = std::fs::read_to_string(server.tmp.path().join("key.pem")).unwrap();
     std::fs::create_dir_all(other.path().join("web")).unwrap();
     std::fs::write(other.path().join("web/index.html"), b"<p>hi</p>").unwrap();
-    let host = Vault::builder()
-        .store(server.tmp.path().join("store").to_str().unwrap())
-        .catalog(other.path().join("catalog.db"))
-        .signing_key(SigningKey::from_pkcs8_pem(&pem).unwrap())
-        .origin(OriginId::parse("org_api").unwrap())
-        .target(
-            TargetConfig::new(TargetName::parse("web").unwrap()).component(ComponentSpec::dir(
-                ComponentName::parse("site").unwrap(),
-                other.path().join("web"),
-            )),
+    let (host, theirs) = server
+        .other_host(
+            other.path(),
+            "org_api",
+            ("web", "site"),
+            other.path().join("web"),
         )
-        .open()
-        .await
-        .unwrap();
-    let job = host
-        .backup("web", cairn::BackupRequest::new())
-        .await
-        .unwrap()
-        .wait()
         .await;
-    let theirs = job.result.unwrap().backup_id().unwrap().to_owned();
     host.pin(&theirs).await.unwrap();
     host.shutdown(Duration::from_secs(5)).await;
 
