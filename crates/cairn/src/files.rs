@@ -8,8 +8,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use cairn_archive::{ReadOptions, Staged, UnpackOptions};
+use cairn_archive::{ReadOptions, SeekableArchive, Staged, UnpackOptions};
 use cairn_catalog::{BackupRecord, BackupStatus};
+
+use crate::bridge::StoredArchive;
 use cairn_manifest::{Entry, EntryKind, EntryPath};
 
 use crate::error::{Error, task};
@@ -124,9 +126,7 @@ impl Vault {
     /// ready; a failed verification as for a restore.
     pub async fn entry(&self, id: &str, path: &str) -> Result<Entry, Error> {
         let path = parse_path(path)?;
-        let record = readable(&self.inner, id).await?;
-        let (mut archive, _, _) =
-            crate::verify::open_chain(&self.inner, &record, ReadOptions::default()).await?;
+        let mut archive = open_readable(&self.inner, id).await?;
         let p = path.clone();
         let found = tokio::task::spawn_blocking(move || archive.entry(&p))
             .await
@@ -143,38 +143,34 @@ impl Vault {
     /// As [`Vault::entry`]; [`Error::Invalid`] when `path` is not a folder.
     pub async fn list_folder(&self, id: &str, path: &str) -> Result<Vec<Entry>, Error> {
         let path = parse_path(path)?;
-        let record = readable(&self.inner, id).await?;
-        let (archive, _, _) =
-            crate::verify::open_chain(&self.inner, &record, ReadOptions::default()).await?;
+        let archive = open_readable(&self.inner, id).await?;
         let shown = id.to_owned();
         tokio::task::spawn_blocking(move || {
             let mut archive = archive;
-            // A file component has no root folder entry: its name lists
-            // its file.
-            let component = !path.as_bytes().contains(&b'/');
-            match archive.entry(&path)? {
-                Some(f) if f.kind != EntryKind::Dir => {
-                    return Err(Error::Invalid(format!(
-                        "{path} of backup {shown} is not a folder"
-                    )));
-                }
-                None if !component => return Err(missing(&shown, &path)),
-                _ => {}
-            }
+            // One pass over the component's pages: the folder's own entry
+            // and its children.
             let prefix = [path.as_bytes(), b"/"].concat();
-            let mut children = Vec::new();
+            let (mut own, mut children) = (None, Vec::new());
             archive.for_each_entry_of(path.first(), |e| {
-                if let Some(rest) = e.path.as_bytes().strip_prefix(prefix.as_slice())
+                if e.path == path {
+                    own = Some(e.kind);
+                } else if let Some(rest) = e.path.as_bytes().strip_prefix(prefix.as_slice())
                     && !rest.contains(&b'/')
                 {
                     children.push(e.clone());
                 }
                 Ok(())
             })?;
-            if children.is_empty() && component && archive.entry(&path)?.is_none() {
-                return Err(missing(&shown, &path));
+            // A file component has no root folder entry: its name lists
+            // its file.
+            let component = !path.as_bytes().contains(&b'/');
+            match own {
+                Some(kind) if kind != EntryKind::Dir => Err(Error::Invalid(format!(
+                    "{path} of backup {shown} is not a folder"
+                ))),
+                None if !component || children.is_empty() => Err(missing(&shown, &path)),
+                _ => Ok(children),
             }
-            Ok(children)
         })
         .await
         .map_err(task)?
@@ -191,9 +187,7 @@ impl Vault {
     /// verification for a byte that differs.
     pub async fn extract(&self, id: &str, path: &str) -> Result<Extracted, Error> {
         let path = parse_path(path)?;
-        let record = readable(&self.inner, id).await?;
-        let (archive, _, _) =
-            crate::verify::open_chain(&self.inner, &record, ReadOptions::default()).await?;
+        let archive = open_readable(&self.inner, id).await?;
         let scratch = self.inner.scratch.clone();
         let shown = id.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -242,6 +236,13 @@ impl Vault {
         .await
         .map_err(task)?
     }
+}
+
+/// Backup `id`'s archive, its chain attached, for reading files from.
+async fn open_readable(inner: &Inner, id: &str) -> Result<SeekableArchive<StoredArchive>, Error> {
+    let record = readable(inner, id).await?;
+    let (archive, _, _) = crate::verify::open_chain(inner, &record, ReadOptions::default()).await?;
+    Ok(archive)
 }
 
 /// A backup files can be read from: ready, not deleted.

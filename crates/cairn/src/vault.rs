@@ -211,6 +211,18 @@ impl Vault {
         self.inner.target_list()
     }
 
+    /// The names of the targets this vault runs, in name order (without
+    /// copying their settings).
+    pub fn target_names(&self) -> Vec<TargetName> {
+        self.inner
+            .targets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
     /// One target, as [`Vault::targets`] gives it.
     ///
     /// # Errors
@@ -395,13 +407,7 @@ impl Vault {
     /// that does not check out (not signed by a trusted key, or not the
     /// record its key says).
     pub async fn sync(&self) -> Result<SyncReport, Error> {
-        let names: Vec<TargetName> = self
-            .inner
-            .target_list()
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
-        self.sync_targets(names).await
+        self.sync_targets(self.target_names()).await
     }
 
     /// [`Vault::sync`] for every target the store holds, including those
@@ -415,9 +421,9 @@ impl Vault {
     /// As [`Vault::sync`].
     pub async fn sync_all_targets(&self) -> Result<SyncReport, Error> {
         let mut names = self.inner.store.list_targets().await?;
-        for t in self.inner.target_list() {
-            if !names.contains(&t.name) {
-                names.push(t.name);
+        for t in self.target_names() {
+            if !names.contains(&t) {
+                names.push(t);
             }
         }
         self.sync_targets(names).await

@@ -2745,6 +2745,14 @@ fn child_store_options(store: &str) -> StoreOptions {
     }
 }
 
+/// The `N` `|`-separated fields a child test reads from `var`; `None`
+/// when it is not set (the child test run on its own does nothing).
+fn child_spec<const N: usize>(var: &str) -> Option<[String; N]> {
+    let spec = std::env::var(var).ok()?;
+    let fields: Vec<String> = spec.split('|').map(str::to_owned).collect();
+    Some(fields.try_into().unwrap_or_else(|_| panic!("{var}={spec}")))
+}
+
 /// This test binary again, running only the ignored child test `name`
 /// (which reads its instructions from the environment the caller adds).
 fn child_test(name: &str) -> Command {
@@ -2762,12 +2770,10 @@ const WALK: &str = "CAIRN_WALK";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child process of the shared-state kill test"]
 async fn shared_walker() {
-    let Ok(spec) = std::env::var(WALK) else {
+    let Some(spec) = child_spec::<6>(WALK) else {
         return;
     };
-    let [dir, root, host, seed, budget, store] = spec.split('|').collect::<Vec<_>>()[..] else {
-        panic!("{WALK}={spec}");
-    };
+    let [dir, root, host, seed, budget, store] = spec.each_ref().map(String::as_str);
     let opts = child_store_options(store);
     let vault = walk_host(
         Path::new(dir),
@@ -2892,12 +2898,10 @@ const HOLD: &str = "CAIRN_HOLD";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child process of the lease takeover test"]
 async fn lease_holder() {
-    let Ok(spec) = std::env::var(HOLD) else {
+    let Some(spec) = child_spec::<4>(HOLD) else {
         return;
     };
-    let [dir, root, id, store] = spec.split('|').collect::<Vec<_>>()[..] else {
-        panic!("{HOLD}={spec}");
-    };
+    let [dir, root, id, store] = spec.each_ref().map(String::as_str);
     let target = service_target(Path::new(root)).pre_restore(Hook::new("sleep 30"));
     let vault = walk_host_with(
         Path::new(dir),
@@ -3034,12 +3038,10 @@ const PURGE: &str = "CAIRN_PURGE";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child process of the mid-purge kill test"]
 async fn purging_host() {
-    let Ok(spec) = std::env::var(PURGE) else {
+    let Some(spec) = child_spec::<3>(PURGE) else {
         return;
     };
-    let [dir, root, store] = spec.split('|').collect::<Vec<_>>()[..] else {
-        panic!("{PURGE}={spec}");
-    };
+    let [dir, root, store] = spec.each_ref().map(String::as_str);
     let die: cairn::CrashHook = Arc::new(|at: &str| {
         if at == "prune:purge-recorded" {
             rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL)
@@ -3253,6 +3255,30 @@ async fn files_out_of_any_backup(store: &str, opts: StoreOptions) {
         "only the path asked for"
     );
     assert!(!into.join("config").exists() && !into.join("db").exists());
+
+    // A folder's entries, for a browser: those directly in it.
+    let top = vault.list_folder(&inc, "data").await.unwrap();
+    let first = format!("data/{sub}");
+    assert!(top.iter().any(|e| e.path.to_string() == first), "{top:?}");
+    assert!(
+        top.iter()
+            .all(|e| e.path.as_bytes()[5..].iter().all(|b| *b != b'/'))
+    );
+    let config = vault.list_folder(&inc, "config").await.unwrap();
+    assert_eq!(
+        config.len(),
+        1,
+        "a file component lists its file: {config:?}"
+    );
+    let err = vault
+        .list_folder(&inc, &format!("data/{rel}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid", "a file is not a folder: {err}");
+    let err = vault.list_folder(&inc, "data/no/such").await.unwrap_err();
+    assert_eq!(err.code(), "not_found", "{err}");
+    let err = vault.list_folder(&inc, "nope").await.unwrap_err();
+    assert_eq!(err.code(), "not_found", "{err}");
 
     // Refusals, by what is wrong.
     let err = vault.extract(&inc, "data/no/such/file").await.unwrap_err();

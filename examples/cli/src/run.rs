@@ -111,8 +111,7 @@ async fn with_vault(vault: &Vault, cmd: Command, ui: &Ui) -> Result<(), Fail> {
         } => {
             // The targets this installation runs, unless one is named or
             // the fleet is asked for.
-            let targets = (!all_targets && target.is_none())
-                .then(|| vault.targets().into_iter().map(|t| t.name).collect());
+            let targets = (!all_targets && target.is_none()).then(|| vault.target_names());
             let filter = BackupFilter {
                 targets,
                 target: target

@@ -215,9 +215,9 @@ pub async fn overview(vault: &Vault, viewer: &Viewer) -> PageResult {
         .collect();
     // The targets this server runs first, then those it only follows.
     let mut rows: Vec<(String, bool)> = vault
-        .targets()
+        .target_names()
         .into_iter()
-        .map(|t| (t.name.to_string(), true))
+        .map(|t| (t.to_string(), true))
         .collect();
     for s in &summaries {
         if !rows.iter().any(|(n, _)| *n == s.target.as_str()) {

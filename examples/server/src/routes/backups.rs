@@ -86,8 +86,7 @@ pub async fn list_backups(
     };
     let all_targets = q.all_targets.unwrap_or(false);
     let filter = BackupFilter {
-        targets: (!all_targets && q.target.is_none())
-            .then(|| state.vault.targets().into_iter().map(|t| t.name).collect()),
+        targets: (!all_targets && q.target.is_none()).then(|| state.vault.target_names()),
         target: q
             .target
             .as_deref()
