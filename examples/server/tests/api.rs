@@ -1547,6 +1547,42 @@ async fn the_dashboard_logs_in_checks_csrf_and_keeps_to_scopes() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let job = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(job.starts_with("/jobs/job_"), "{job}");
+    // Refused forms say why and change nothing: a restore whose
+    // confirmation does not name the target, a policy that is not one.
+    let done = server
+        .finish(&json!({"links": {"self": format!("/v1{job}")}}))
+        .await;
+    let backup = done["result"]["backup_id"].as_str().unwrap().to_owned();
+    let res = post(
+        &format!("/backups/{backup}/restore"),
+        &session,
+        vec![("csrf", token.clone()), ("confirm", "other".to_owned())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("name, svc, to confirm the restore")
+    );
+    let restores = server.state.vault.jobs(None, &[], 10).await.unwrap();
+    assert!(restores.iter().all(|j| j.kind != cairn::JobKind::Restore));
+    let res = post(
+        "/targets/svc/retention",
+        &session,
+        vec![
+            ("csrf", token.clone()),
+            ("policy", "{\"keep_last\": -1}".to_owned()),
+            ("action", "save".to_owned()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("retention:"));
+
     // The cookie reads the API; it changes nothing there.
     let res = page("/v1/backups", &session).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
